@@ -1,0 +1,40 @@
+//! Recipes: layered overlays composed into one version-locked recipe.
+//!
+//! Flow: [`source`] reads files (the only I/O) → [`catalog`] parses and validates overlays →
+//! [`resolve`] selects, merges and orders them into a [`model::Recipe`].
+
+pub mod catalog;
+pub mod criteria;
+pub mod error;
+pub mod merge;
+pub mod model;
+pub mod order;
+pub mod overlay;
+pub mod query;
+pub mod resolve;
+pub mod source;
+
+pub use catalog::Catalog;
+pub use criteria::{Criteria, CriteriaSpec, Dimension};
+pub use error::RecipeError;
+pub use model::{Component, ComponentType, Recipe};
+pub use resolve::compose;
+
+/// Load a recipe file written by `aiconform recipe` (YAML or JSON).
+pub fn load_recipe_file(path: &std::path::Path) -> Result<Recipe, RecipeError> {
+    let bytes = std::fs::read(path).map_err(|source| RecipeError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let recipe: Recipe = crate::yaml::from_slice(&bytes, &path.display().to_string())?;
+    if recipe.kind != resolve::RECIPE_KIND || recipe.api_version != overlay::API_VERSION {
+        return Err(RecipeError::Invalid {
+            origin: path.display().to_string(),
+            message: format!(
+                "not an aiconform recipe (kind `{}`, apiVersion `{}`); create one with `aiconform recipe`",
+                recipe.kind, recipe.api_version
+            ),
+        });
+    }
+    Ok(recipe)
+}
