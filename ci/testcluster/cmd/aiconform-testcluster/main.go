@@ -1,0 +1,95 @@
+// Command aiconform-testcluster runs a throw-away Kubernetes cluster with
+// simulated GPU nodes on loopback: embedded etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler (with optional gang scheduling)
+// and a node/pod simulator, all in one process. See ../../README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"aiconform.dev/testcluster/internal/cluster"
+	"aiconform.dev/testcluster/internal/profile"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("aiconform-testcluster", flag.ContinueOnError)
+	var (
+		nodes         = fs.Int("nodes", -1, "number of GPU nodes (overrides the count of the profile's first GPU pool)")
+		prof          = fs.String("profile", profile.DefaultName, fmt.Sprintf("node profile: a YAML file or a builtin name (%v)", profile.BuiltinNames()))
+		kubeconfig    = fs.String("kubeconfig", "", "where to write the admin kubeconfig (default <data-dir>/kubeconfig)")
+		dataDir       = fs.String("data-dir", "", "data directory (default: a temp dir removed on exit); etcd/ and pki/ in it are recreated on every start")
+		gang          = fs.Bool("gang", true, "enable the Coscheduling (gang) scheduler plugin")
+		noDeviceClass = fs.Bool("no-deviceclass", false, "do not create the gpu.nvidia.com DeviceClass")
+		readyFile     = fs.String("ready-file", "", "file written with the kubeconfig path once the cluster is ready (removed on exit)")
+		port          = fs.Int("port", 0, "kube-apiserver secure port on 127.0.0.1 (0: a free port)")
+		logFile       = fs.String("log-file", "", "component log file (default <data-dir>/cluster.log)")
+		verbosity     = fs.Int("v", 0, "klog verbosity of the components")
+		parentPID     = fs.Int("parent-pid", 0, "exit when this process is gone (polled every 500ms)")
+		startTimeout  = fs.Duration("start-timeout", 3*time.Minute, "give up if the cluster is not ready within this time")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "unexpected arguments: %v\n", fs.Args())
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	if *parentPID > 0 {
+		ctx = watchParent(ctx, *parentPID)
+	}
+
+	err := cluster.Run(ctx, cluster.Options{
+		Nodes:         *nodes,
+		Profile:       *prof,
+		Kubeconfig:    *kubeconfig,
+		DataDir:       *dataDir,
+		Gang:          *gang,
+		NoDeviceClass: *noDeviceClass,
+		ReadyFile:     *readyFile,
+		Port:          *port,
+		LogFile:       *logFile,
+		Verbosity:     *verbosity,
+		Stdout:        os.Stdout,
+		StartTimeout:  *startTimeout,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "aiconform-testcluster: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// watchParent cancels the returned context once pid no longer exists.
+func watchParent(ctx context.Context, pid int) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+					fmt.Fprintf(os.Stdout, "parent process %d is gone, shutting down\n", pid)
+					return
+				}
+			}
+		}
+	}()
+	return ctx
+}

@@ -1,0 +1,464 @@
+// Package cluster starts the embedded test cluster: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler (optionally with the Coscheduling
+// gang plugin) and the node/pod simulator, all in this process.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"aiconform.dev/testcluster/internal/coscheduling"
+	"aiconform.dev/testcluster/internal/pki"
+	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/sim"
+)
+
+// KubernetesVersion is the version of the embedded Kubernetes components
+// (keep in sync with go.mod and build.sh).
+const KubernetesVersion = "v1.34.4"
+
+const serviceCIDR = "10.96.0.0/16"
+
+// Options configure a cluster run.
+type Options struct {
+	Nodes         int    // GPU pool size override; <0 keeps the profile's count
+	Profile       string // file path or builtin profile name
+	Kubeconfig    string // admin kubeconfig output path (default <data-dir>/kubeconfig)
+	DataDir       string // empty: a temp dir that is removed on exit
+	Gang          bool
+	NoDeviceClass bool
+	ReadyFile     string
+	Port          int // apiserver secure port; 0 picks a free one
+	LogFile       string
+	Verbosity     int
+	Stdout        io.Writer
+	// StartTimeout bounds the time until READY.
+	StartTimeout time.Duration
+}
+
+func (o *Options) progress(format string, args ...interface{}) {
+	if o.Stdout != nil {
+		fmt.Fprintf(o.Stdout, format+"\n", args...)
+	}
+}
+
+// setupLogging sends klog, the std logger and etcd (configured separately)
+// to logFile.
+func setupLogging(logFile string, verbosity int) error {
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	log.SetOutput(f)
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for k, v := range map[string]string{
+		"logtostderr":      "false",
+		"alsologtostderr":  "false",
+		"stderrthreshold":  "FATAL",
+		"log_file":         logFile,
+		"one_output":       "true",
+		"skip_log_headers": "true",
+		"v":                strconv.Itoa(verbosity),
+	} {
+		if err := fs.Set(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run starts the cluster, reports READY, and blocks until ctx is cancelled
+// or a component fails; then it shuts everything down.
+func Run(ctx context.Context, o Options) (retErr error) {
+	start := time.Now()
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 3 * time.Minute
+	}
+
+	// --- data dir, logging, profile, PKI ---
+	dataDir := o.DataDir
+	ownDir := false
+	if dataDir == "" {
+		d, err := os.MkdirTemp("", "aiconform-testcluster-")
+		if err != nil {
+			return err
+		}
+		dataDir, ownDir = d, true
+	} else {
+		abs, err := filepath.Abs(dataDir)
+		if err != nil {
+			return err
+		}
+		dataDir = abs
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+		// Every run is a fresh cluster.
+		for _, sub := range []string{"etcd", "pki"} {
+			os.RemoveAll(filepath.Join(dataDir, sub))
+		}
+	}
+	defer func() {
+		if ownDir {
+			os.RemoveAll(dataDir)
+		}
+	}()
+	logFile := o.LogFile
+	if logFile == "" {
+		logFile = filepath.Join(dataDir, "cluster.log")
+	}
+	if err := setupLogging(logFile, o.Verbosity); err != nil {
+		return err
+	}
+	defer klog.Flush()
+
+	prof, err := profile.Load(o.Profile)
+	if err != nil {
+		return err
+	}
+	if o.Nodes >= 0 {
+		if err := prof.SetGPUNodes(o.Nodes); err != nil {
+			return err
+		}
+	}
+	_, svcNet, _ := net.ParseCIDR(serviceCIDR)
+	svcIP := make(net.IP, 4)
+	copy(svcIP, svcNet.IP.To4())
+	svcIP[3] = 1
+	certs, err := pki.Generate(filepath.Join(dataDir, "pki"), svcIP)
+	if err != nil {
+		return fmt.Errorf("generating certificates: %w", err)
+	}
+
+	listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port))
+	if err != nil {
+		return fmt.Errorf("apiserver listener: %w", err)
+	}
+	port := listener.Addr().(*net.TCPAddr).Port
+	server := fmt.Sprintf("https://127.0.0.1:%d", port)
+	adminKubeconfig := filepath.Join(dataDir, "admin.kubeconfig")
+	if err := certs.WriteKubeconfig(adminKubeconfig, server); err != nil {
+		return err
+	}
+	outKubeconfig := o.Kubeconfig
+	if outKubeconfig == "" {
+		outKubeconfig = filepath.Join(dataDir, "kubeconfig")
+	}
+	if outKubeconfig, err = filepath.Abs(outKubeconfig); err != nil {
+		return err
+	}
+	if o.ReadyFile != "" {
+		os.Remove(o.ReadyFile)
+		defer os.Remove(o.ReadyFile)
+	}
+	klog.InfoS("aiconform-testcluster starting", "version", KubernetesVersion, "dataDir", dataDir, "profile", prof.Name, "nodes", prof.TotalNodes(), "gang", o.Gang)
+
+	// --- etcd ---
+	etcd, etcdURL, err := startEtcd(filepath.Join(dataDir, "etcd"), logFile)
+	if err != nil {
+		listener.Close()
+		return err
+	}
+	defer func() {
+		etcd.Close()
+		<-etcd.Server.StopNotify()
+	}()
+	o.progress("etcd started at %s (%.1fs)", etcdURL, time.Since(start).Seconds())
+
+	// Components run under compCtx; on exit they are cancelled and awaited
+	// before etcd is closed.
+	compCtx, cancel := context.WithCancel(context.Background())
+	var running []<-chan error
+	var names []string
+	defer func() {
+		cancel()
+		deadline := time.After(30 * time.Second)
+		for i, ch := range running {
+			select {
+			case err := <-ch:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					klog.ErrorS(err, "component exited with error during shutdown", "component", names[i])
+				}
+			case <-deadline:
+				klog.InfoS("component did not stop in time", "component", names[i])
+			}
+		}
+	}()
+	failed := make(chan error, 8)
+	watch := func(name string, ch <-chan error) {
+		forward := make(chan error, 1)
+		go func() {
+			err := <-ch
+			forward <- err
+			if compCtx.Err() == nil {
+				if err == nil {
+					err = errors.New("exited")
+				}
+				failed <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+		running = append(running, forward)
+		names = append(names, name)
+	}
+
+	// --- kube-apiserver ---
+	if err := prepareFeatureGates(); err != nil {
+		listener.Close()
+		return err
+	}
+	apiArgs := []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--cert-dir=" + filepath.Join(dataDir, "pki"),
+		"--tls-cert-file=" + certs.ServingCert,
+		"--tls-private-key-file=" + certs.ServingKey,
+		"--client-ca-file=" + certs.CACert,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + certs.SAPub,
+		"--service-account-signing-key-file=" + certs.SAKey,
+		"--authorization-mode=Node,RBAC",
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--allow-privileged=true",
+		"--endpoint-reconciler-type=none",
+		"--enable-priority-and-fairness=false",
+		"--profiling=false",
+		"--storage-media-type=application/vnd.kubernetes.protobuf",
+	}
+	ch, err := runAPIServer(compCtx, apiArgs, listener)
+	if err != nil {
+		listener.Close()
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	watch("kube-apiserver", ch)
+
+	kubeBytes, err := os.ReadFile(adminKubeconfig)
+	if err != nil {
+		return err
+	}
+	restCfg, err := clientcmd.RESTConfigFromKubeConfig(kubeBytes)
+	if err != nil {
+		return err
+	}
+	restCfg.QPS, restCfg.Burst = 200, 400
+	restCfg.UserAgent = "aiconform-testcluster"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	startCtx, startCancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer startCancel()
+	step := func(what string, fn func(ctx context.Context) error) error {
+		errc := make(chan error, 1)
+		go func() { errc <- fn(startCtx) }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			return nil
+		case err := <-failed:
+			return err
+		}
+	}
+	if err := step("waiting for kube-apiserver /readyz", func(ctx context.Context) error {
+		return waitHealthy(ctx, client.CoreV1().RESTClient(), "/readyz")
+	}); err != nil {
+		return err
+	}
+	o.progress("kube-apiserver ready at %s (%.1fs)", server, time.Since(start).Seconds())
+
+	if err := step("installing PodGroup CRD", func(ctx context.Context) error {
+		return coscheduling.EnsureCRD(ctx, restCfg)
+	}); err != nil {
+		return err
+	}
+
+	// --- kube-controller-manager and kube-scheduler ---
+	kcmArgs := []string{
+		"--kubeconfig=" + adminKubeconfig,
+		"--authentication-kubeconfig=" + adminKubeconfig,
+		"--authorization-kubeconfig=" + adminKubeconfig,
+		"--secure-port=0",
+		"--leader-elect=false",
+		"--controllers=" + strings.Join(controllers, ","),
+		"--service-account-private-key-file=" + certs.SAKey,
+		"--root-ca-file=" + certs.CACert,
+		"--use-service-account-credentials=false",
+		"--cluster-name=aiconform-testcluster",
+		"--kube-api-qps=200",
+		"--kube-api-burst=400",
+		"--concurrent-gc-syncs=5",
+		"--profiling=false",
+	}
+	ch, err = runControllerManager(compCtx, kcmArgs)
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager: %w", err)
+	}
+	watch("kube-controller-manager", ch)
+
+	schedCfg := filepath.Join(dataDir, "scheduler-config.yaml")
+	if err := os.WriteFile(schedCfg, []byte(schedulerConfig(adminKubeconfig, o.Gang)), 0o644); err != nil {
+		return err
+	}
+	ch, err = runScheduler(compCtx, []string{"--config=" + schedCfg, "--secure-port=0", "--profiling=false"})
+	if err != nil {
+		return fmt.Errorf("kube-scheduler: %w", err)
+	}
+	watch("kube-scheduler", ch)
+	o.progress("kube-controller-manager and kube-scheduler started (gang=%v) (%.1fs)", o.Gang, time.Since(start).Seconds())
+
+	// --- simulator ---
+	kubeletVersion := KubernetesVersion
+	if v, err := client.Discovery().ServerVersion(); err == nil && strings.HasPrefix(v.GitVersion, "v1.") {
+		kubeletVersion = v.GitVersion
+	}
+	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	if err := step("registering nodes", simulator.RegisterNodes); err != nil {
+		return err
+	}
+	simulator.RunHeartbeats(compCtx)
+	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 4) }); err != nil {
+		return err
+	}
+	if err := step("creating DeviceClass", simulator.EnsureDeviceClass); err != nil {
+		return err
+	}
+	if err := step("publishing ResourceSlices", simulator.PublishResourceSlices); err != nil {
+		return err
+	}
+
+	if err := step("waiting for cluster readiness", func(ctx context.Context) error {
+		return waitReady(ctx, client, simulator, !o.NoDeviceClass)
+	}); err != nil {
+		return err
+	}
+
+	if err := certs.WriteKubeconfig(outKubeconfig, server); err != nil {
+		return err
+	}
+	if o.ReadyFile != "" {
+		tmp := o.ReadyFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(outKubeconfig+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, o.ReadyFile); err != nil {
+			return err
+		}
+	}
+	elapsed := time.Since(start)
+	klog.InfoS("cluster ready", "elapsed", elapsed, "kubeconfig", outKubeconfig)
+	o.progress("cluster ready in %.1fs: %d nodes (profile %s), kubernetes %s, log %s", elapsed.Seconds(), prof.TotalNodes(), prof.Name, kubeletVersion, logFile)
+	o.progress("READY kubeconfig=%s", outKubeconfig)
+
+	select {
+	case <-ctx.Done():
+		o.progress("shutting down")
+		return nil
+	case err := <-failed:
+		return err
+	}
+}
+
+// controllers run by kube-controller-manager. Node lifecycle, IPAM and cloud
+// controllers are left out: the simulator owns node health and taints.
+var controllers = []string{
+	"serviceaccount-token-controller",
+	"serviceaccount-controller",
+	"namespace-controller",
+	"garbage-collector-controller",
+	"daemonset-controller",
+	"job-controller",
+	"cronjob-controller",
+	"deployment-controller",
+	"replicaset-controller",
+	"replicationcontroller-controller",
+	"statefulset-controller",
+	"disruption-controller",
+	"resourceclaim-controller",
+	"resourcequota-controller",
+	"endpoints-controller",
+	"endpointslice-controller",
+	"pod-garbage-collector-controller",
+	"ttl-after-finished-controller",
+	"root-ca-certificate-publisher-controller",
+	"clusterrole-aggregation-controller",
+	"persistentvolume-binder-controller",
+	"persistentvolumeclaim-protection-controller",
+	"persistentvolume-protection-controller",
+	"ephemeral-volume-controller",
+}
+
+func waitHealthy(ctx context.Context, rc rest.Interface, path string) error {
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		status := 0
+		rc.Get().AbsPath(path).Do(ctx).StatusCode(&status)
+		return status == 200, nil
+	})
+}
+
+func waitReady(ctx context.Context, client kubernetes.Interface, s *sim.Simulator, deviceClass bool) error {
+	var last string
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		if want := len(s.NodeNames()); ready < want {
+			last = fmt.Sprintf("%d/%d nodes Ready", ready, want)
+			return false, nil
+		}
+		if deviceClass {
+			if _, err := client.ResourceV1().DeviceClasses().Get(ctx, sim.DeviceClassName, metav1.GetOptions{}); err != nil {
+				last = "DeviceClass: " + err.Error()
+				return false, nil
+			}
+		}
+		slices, err := client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
+		if err != nil || len(slices.Items) < s.GPUNodeCount() {
+			last = "ResourceSlices not yet published"
+			return false, nil
+		}
+		if _, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			last = "default ServiceAccount: " + err.Error()
+			return false, nil
+		}
+		if _, err := client.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{}); err != nil {
+			last = "kube-root-ca.crt: " + err.Error()
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil && last != "" {
+		return fmt.Errorf("%w (last: %s)", err, last)
+	}
+	return err
+}

@@ -1,0 +1,284 @@
+// Package sim is a tiny kubelet stand-in: it registers fake nodes from a
+// profile, keeps them Ready (status heartbeats and node Leases), moves pods
+// bound to those nodes through their lifecycle, and publishes DRA
+// ResourceSlices for the GPUs of each node.
+package sim
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	"aiconform.dev/testcluster/internal/profile"
+)
+
+const (
+	// AnnotationExitCode makes a pod terminate (Succeeded for "0", Failed
+	// otherwise) shortly after it started.
+	AnnotationExitCode = "testcluster.aiconform.dev/exit-code"
+	// AnnotationRunDuration overrides how long a pod with an exit code runs
+	// before terminating (Go duration, default 1s).
+	AnnotationRunDuration = "testcluster.aiconform.dev/run-duration"
+	// AnnotationReady "false" keeps a running pod unready.
+	AnnotationReady = "testcluster.aiconform.dev/ready"
+	// LabelPool is put on every simulated node.
+	LabelPool = "testcluster.aiconform.dev/pool"
+	// AnnotationSimulated marks simulated nodes.
+	AnnotationSimulated = "testcluster.aiconform.dev/simulated"
+
+	defaultRunDuration = time.Second
+	leaseDuration      = 40
+	leaseRenewInterval = 10 * time.Second
+	statusInterval     = 60 * time.Second
+)
+
+type node struct {
+	name  string
+	pool  *profile.Pool
+	index int // global node index
+	ip    string
+
+	mu     sync.Mutex
+	nextIP int
+}
+
+// Simulator owns the fake nodes.
+type Simulator struct {
+	client         kubernetes.Interface
+	prof           *profile.Profile
+	kubeletVersion string
+	noDeviceClass  bool
+
+	nodes map[string]*node
+	order []*node
+	boot  time.Time
+}
+
+// New creates a simulator. kubeletVersion is reported in every node's
+// nodeInfo unless the pool sets its own.
+func New(client kubernetes.Interface, prof *profile.Profile, kubeletVersion string, noDeviceClass bool) *Simulator {
+	s := &Simulator{client: client, prof: prof, kubeletVersion: kubeletVersion, noDeviceClass: noDeviceClass,
+		nodes: map[string]*node{}, boot: time.Now()}
+	idx := 0
+	for pi := range prof.Pools {
+		pl := &prof.Pools[pi]
+		for i := 0; i < pl.Count; i++ {
+			n := &node{name: pl.NodeName(i), pool: pl, index: idx, ip: nodeIP(idx)}
+			s.nodes[n.name] = n
+			s.order = append(s.order, n)
+			idx++
+		}
+	}
+	return s
+}
+
+// Node IPs and pod IPs are deliberately in 127.0.0.0/8: nothing listens
+// there, and anything the apiserver might dial (logs/exec go to the node
+// address) stays on loopback. Node i is 127.1.<i/250>.<i%250+1>, its pods get
+// addresses from 127.<16+i>.0.0/16.
+func nodeIP(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) }
+
+func (n *node) allocPodIP() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nextIP = n.nextIP%65000 + 1
+	return fmt.Sprintf("127.%d.%d.%d", 16+n.index%230, n.nextIP/250, n.nextIP%250+1)
+}
+
+func hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func uuidFrom(parts ...string) string {
+	x := hash(parts...)
+	return fmt.Sprintf("%s-%s-%s-%s-%s", x[0:8], x[8:12], x[12:16], x[16:20], x[20:32])
+}
+
+// NodeNames returns all simulated node names.
+func (s *Simulator) NodeNames() []string {
+	var out []string
+	for _, n := range s.order {
+		out = append(out, n.name)
+	}
+	return out
+}
+
+func (s *Simulator) desiredNode(n *node) *corev1.Node {
+	labels := map[string]string{}
+	for k, v := range n.pool.Labels {
+		labels[k] = v
+	}
+	arch := n.pool.Architecture()
+	labels["kubernetes.io/hostname"] = n.name
+	labels["kubernetes.io/os"] = "linux"
+	labels["kubernetes.io/arch"] = arch
+	labels["beta.kubernetes.io/os"] = "linux"
+	labels["beta.kubernetes.io/arch"] = arch
+	labels[LabelPool] = n.pool.Name
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   n.name,
+			Labels: labels,
+			Annotations: map[string]string{
+				AnnotationSimulated:                                      "true",
+				"node.alpha.kubernetes.io/ttl":                           "0",
+				"volumes.kubernetes.io/controller-managed-attach-detach": "true",
+			},
+		},
+		Spec: corev1.NodeSpec{
+			ProviderID: "aiconform-testcluster:///" + n.name,
+			Taints:     append([]corev1.Taint(nil), n.pool.Taints...),
+		},
+	}
+}
+
+func (s *Simulator) nodeStatus(n *node, old corev1.NodeStatus) corev1.NodeStatus {
+	now := metav1.Now()
+	rl := n.pool.ResourceList()
+	kv := n.pool.NodeInfo.KubeletVersion
+	if kv == "" {
+		kv = s.kubeletVersion
+	}
+	transition := metav1.NewTime(s.boot)
+	cond := func(t corev1.NodeConditionType, st corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: t, Status: st, Reason: reason, Message: msg,
+			LastHeartbeatTime: now, LastTransitionTime: transition}
+	}
+	return corev1.NodeStatus{
+		Capacity:    rl,
+		Allocatable: rl.DeepCopy(),
+		Phase:       corev1.NodeRunning,
+		Conditions: []corev1.NodeCondition{
+			cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+			cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+			cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status (aiconform-testcluster simulator)"),
+		},
+		Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: n.ip},
+			{Type: corev1.NodeHostName, Address: n.name},
+		},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		NodeInfo: corev1.NodeSystemInfo{
+			MachineID:               hash("machine", n.name)[:32],
+			SystemUUID:              uuidFrom("system", n.name),
+			BootID:                  uuidFrom("boot", n.name, s.boot.String()),
+			KernelVersion:           n.pool.NodeInfo.KernelVersion,
+			OSImage:                 n.pool.NodeInfo.OSImage,
+			ContainerRuntimeVersion: n.pool.NodeInfo.ContainerRuntimeVersion,
+			KubeletVersion:          kv,
+			OperatingSystem:         "linux",
+			Architecture:            n.pool.Architecture(),
+		},
+		Images:   old.Images,
+		Config:   old.Config,
+		Features: old.Features,
+	}
+}
+
+// RegisterNodes creates (or adopts) all nodes, sets their status Ready and
+// removes the not-ready taint the apiserver adds on creation (there is no
+// node lifecycle controller).
+func (s *Simulator) RegisterNodes(ctx context.Context) error {
+	for _, n := range s.order {
+		desired := s.desiredNode(n)
+		_, err := s.client.CoreV1().Nodes().Create(ctx, desired, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating node %s: %w", n.name, err)
+		}
+		if err := s.updateStatus(ctx, n); err != nil {
+			return err
+		}
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur.Spec.Taints = desired.Spec.Taints
+			_, err = s.client.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("setting taints of node %s: %w", n.name, err)
+		}
+		if err := s.renewLease(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Simulator) updateStatus(ctx context.Context, n *node) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status = s.nodeStatus(n, cur.Status)
+		_, err = s.client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func (s *Simulator) renewLease(ctx context.Context, n *node) error {
+	leases := s.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(time.Now())
+	l, err := leases.Get(ctx, n.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		nd, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: n.name, Namespace: corev1.NamespaceNodeLease,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: nd.Name, UID: nd.UID}}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n.name), LeaseDurationSeconds: ptr.To[int32](leaseDuration), RenewTime: &now},
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	l.Spec.RenewTime = &now
+	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	return err
+}
+
+// RunHeartbeats renews node leases and Ready heartbeats until ctx is done.
+func (s *Simulator) RunHeartbeats(ctx context.Context) {
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		for _, n := range s.order {
+			if err := s.renewLease(ctx, n); err != nil && ctx.Err() == nil {
+				klog.ErrorS(err, "renewing node lease", "node", n.name)
+			}
+		}
+	}, leaseRenewInterval)
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		for _, n := range s.order {
+			if err := s.updateStatus(ctx, n); err != nil && ctx.Err() == nil {
+				klog.ErrorS(err, "updating node status", "node", n.name)
+			}
+		}
+	}, statusInterval)
+}
