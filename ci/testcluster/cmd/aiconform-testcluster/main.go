@@ -66,7 +66,7 @@ func run(args []string) int {
 		StartTimeout:  *startTimeout,
 	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "aiconform-testcluster: %v\n", err)
+		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)
 		return 1
 	}
 	return 0

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -373,10 +374,41 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	select {
 	case <-ctx.Done():
 		o.progress("shutting down")
+		// Components (e.g. the apiserver's etcd client, whose logger writes
+		// to stderr) complain about cancelled requests while stopping; send
+		// that to the log file.
+		redirectStderr(logFile)
 		return nil
 	case err := <-failed:
 		return err
 	}
+}
+
+var savedStderr *os.File
+
+// Stderr is the process's original stderr, also after redirectStderr.
+func Stderr() *os.File {
+	if savedStderr != nil {
+		return savedStderr
+	}
+	return os.Stderr
+}
+
+func redirectStderr(logFile string) {
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	orig, err := unix.Dup(2)
+	if err != nil {
+		return
+	}
+	if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+		unix.Close(orig)
+		return
+	}
+	savedStderr = os.NewFile(uintptr(orig), "stderr")
 }
 
 // controllers run by kube-controller-manager. Node lifecycle, IPAM and cloud

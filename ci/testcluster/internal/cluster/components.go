@@ -83,7 +83,7 @@ func startEtcd(dir, logFile string) (*embed.Etcd, string, error) {
 		cfg.AdvertisePeerUrls = []url.URL{*purl}
 		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 		cfg.Logger = "zap"
-		cfg.LogLevel = "warn"
+		cfg.LogLevel = "error"
 		cfg.LogOutputs = []string{logFile}
 		cfg.UnsafeNoFsync = true // throw-away data: trade durability for speed
 		cfg.QuotaBackendBytes = 2 << 30
