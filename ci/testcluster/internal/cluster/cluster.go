@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -339,6 +340,15 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	simulator.RunHeartbeats(compCtx)
 	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 4) }); err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	if err := step("starting PodGroup status controller", func(ctx context.Context) error {
+		return coscheduling.RunStatusController(compCtx, client, dyn)
+	}); err != nil {
 		return err
 	}
 	if err := step("creating DeviceClass", simulator.EnsureDeviceClass); err != nil {
