@@ -240,25 +240,7 @@ func TestClusterE2E(t *testing.T) {
 	})
 
 	// A gang of 4 x 8 GPUs does not fit on 2 GPU nodes: nothing is bound.
-	pg := &unstructured.Unstructured{Object: map[string]interface{}{
-		"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
-		"metadata": map[string]interface{}{"name": "gang"},
-		"spec":     map[string]interface{}{"minMember": int64(4)},
-	}}
-	if _, err := tc.dyn.Resource(coscheduling.PodGroupGVR).Namespace(ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 4; i++ {
-		_, err := tc.client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gang-%d", i), Labels: map[string]string{coscheduling.PodGroupLabel: "gang"}},
-			Spec: corev1.PodSpec{Tolerations: gpuToleration(),
-				Containers: []corev1.Container{{Name: "c", Image: "busybox",
-					Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("8")}}}}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	createGang(t, tc, ns, "gang", 4, 8)
 	// Free the GPUs used above so that 2 gang members could fit.
 	for _, name := range []string{"gpu-pod", "dra-pod"} {
 		tc.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
@@ -282,4 +264,80 @@ func TestClusterE2E(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tc.dataDir, "cluster.log")); err != nil {
 		t.Errorf("expected log file in data dir: %v", err)
 	}
+}
+
+func createGang(t *testing.T, tc *testCluster, ns, name string, members, gpus int) {
+	t.Helper()
+	ctx := context.Background()
+	pg := &unstructured.Unstructured{Object: map[string]interface{}{
+		"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+		"metadata": map[string]interface{}{"name": name},
+		"spec":     map[string]interface{}{"minMember": int64(members)},
+	}}
+	if _, err := tc.dyn.Resource(coscheduling.PodGroupGVR).Namespace(ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < members; i++ {
+		_, err := tc.client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", name, i), Labels: map[string]string{coscheduling.PodGroupLabel: name}},
+			Spec: corev1.PodSpec{Tolerations: gpuToleration(),
+				Containers: []corev1.Container{{Name: "c", Image: "busybox",
+					Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse(fmt.Sprint(gpus))}}}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func countRunning(t *testing.T, tc *testCluster, ns, group string) (running, bound int) {
+	pods, err := tc.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: coscheduling.PodGroupLabel + "=" + group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "" {
+			bound++
+		}
+		if p.Status.Phase == corev1.PodRunning {
+			running++
+		}
+	}
+	return running, bound
+}
+
+// TestGangE2E: with 4 GPU nodes the 4 x 8-GPU gang runs completely; with
+// --gang=false on 2 nodes it is partially scheduled (the injected fault).
+func TestGangE2E(t *testing.T) {
+	if testing.Short() || os.Getenv("AICONFORM_TESTCLUSTER_E2E") != "1" {
+		t.Skip("set AICONFORM_TESTCLUSTER_E2E=1 to run the end-to-end cluster test")
+	}
+	t.Run("fits", func(t *testing.T) {
+		tc := startCluster(t, "--nodes", "4")
+		createGang(t, tc, "default", "train", 4, 8)
+		waitFor(t, "4 gang members Running", 60*time.Second, func(ctx context.Context) (bool, error) {
+			r, _ := countRunning(t, tc, "default", "train")
+			return r == 4, nil
+		})
+		waitFor(t, "PodGroup phase Running", 30*time.Second, func(ctx context.Context) (bool, error) {
+			pg, err := tc.dyn.Resource(coscheduling.PodGroupGVR).Namespace("default").Get(ctx, "train", metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			phase, _, _ := unstructured.NestedString(pg.Object, "status", "phase")
+			return phase == coscheduling.PhaseRunning, nil
+		})
+	})
+	t.Run("no-gang-partial", func(t *testing.T) {
+		tc := startCluster(t, "--nodes", "2", "--gang=false")
+		createGang(t, tc, "default", "train", 4, 8)
+		waitFor(t, "2 members Running", 60*time.Second, func(ctx context.Context) (bool, error) {
+			r, _ := countRunning(t, tc, "default", "train")
+			return r == 2, nil
+		})
+		time.Sleep(3 * time.Second)
+		if r, b := countRunning(t, tc, "default", "train"); r != 2 || b != 2 {
+			t.Errorf("expected exactly 2 bound+running members without gang scheduling, got running=%d bound=%d", r, b)
+		}
+	})
 }
