@@ -1,0 +1,138 @@
+//! The Argo CD deployer: an app-of-apps whose child Applications carry
+//! `argocd.argoproj.io/sync-wave` = position in the deployment order.
+
+use serde_json::{Value, json};
+
+use super::error::BundleError;
+use super::render::Planned;
+use super::{BundleOptions, RenderedText};
+use crate::recipe::model::{ComponentType, Recipe};
+
+/// Repository URL used when no `argocd_repo_url` is given.
+pub const REPO_PLACEHOLDER: &str = "https://git.example.com/REPLACE-ME/aiconform-bundle.git";
+pub const ARGOCD_NAMESPACE: &str = "argocd";
+pub const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+
+pub fn repo_url(opts: &BundleOptions) -> &str {
+    opts.argocd_repo_url.as_deref().unwrap_or(REPO_PLACEHOLDER)
+}
+
+/// `aiconform-<recipe name>` as a DNS label.
+fn app_of_apps_name(recipe: &Recipe) -> String {
+    let mut s: String = recipe
+        .metadata
+        .name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s.truncate(53);
+    let s = s.trim_matches('-');
+    if s.is_empty() {
+        "aiconform-bundle".into()
+    } else {
+        format!("aiconform-{s}")
+    }
+}
+
+fn sync_policy() -> Value {
+    json!({
+        "automated": {"prune": true, "selfHeal": true},
+        "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
+    })
+}
+
+pub(crate) fn render(
+    recipe: &Recipe,
+    opts: &BundleOptions,
+    planned: &[Planned],
+) -> Result<Vec<RenderedText>, BundleError> {
+    let repo = repo_url(opts);
+    let repo_ok = !repo.is_empty()
+        && !repo.starts_with('-')
+        && repo
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'\'' && b != b'"');
+    if !repo_ok {
+        return Err(BundleError::InvalidOption {
+            flag: "--argocd-repo-url",
+            value: repo.to_string(),
+            reason: "expected a Git repository URL".into(),
+        });
+    }
+    let mut out = Vec::new();
+    let parent = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": app_of_apps_name(recipe),
+            "namespace": ARGOCD_NAMESPACE,
+            "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+        },
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "targetRevision": "HEAD", "path": "argocd/applications"},
+            "destination": {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}},
+        },
+    });
+    out.push((
+        "argocd/app-of-apps.yaml".to_string(),
+        crate::yaml::to_string(&parent)?,
+    ));
+    for p in planned {
+        let c = &p.bc;
+        let mut sources = Vec::new();
+        match c.component_type {
+            ComponentType::Helm => {
+                let chart = c.chart.clone().unwrap_or_else(|| c.name.clone());
+                let mut helm = json!({"releaseName": c.name});
+                if let Some(values) = &c.values {
+                    helm["valueFiles"] = json!([format!("$values/{values}")]);
+                }
+                sources.push(json!({
+                    "repoURL": c.source.clone().unwrap_or_default(),
+                    "chart": chart,
+                    "targetRevision": c.version,
+                    "helm": helm,
+                }));
+                sources.push(json!({"repoURL": repo, "targetRevision": "HEAD", "ref": "values"}));
+            }
+            ComponentType::Kustomize => {
+                if let Some(k) = &c.kustomization {
+                    sources.push(json!({"repoURL": repo, "targetRevision": "HEAD", "path": k}));
+                }
+            }
+            ComponentType::Manifest => {}
+        }
+        if !c.manifests.is_empty() {
+            sources.push(json!({
+                "repoURL": repo,
+                "targetRevision": "HEAD",
+                "path": format!("{}/manifests", c.folder),
+            }));
+        }
+        let app = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {
+                "name": c.name,
+                "namespace": ARGOCD_NAMESPACE,
+                "annotations": {SYNC_WAVE: p.index.to_string()},
+                "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+            },
+            "spec": {
+                "project": "default",
+                "sources": sources,
+                "destination": {"server": IN_CLUSTER, "namespace": c.namespace},
+                "syncPolicy": sync_policy(),
+            },
+        });
+        out.push((
+            format!("argocd/applications/{}.yaml", c.folder),
+            crate::yaml::to_string(&app)?,
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,93 @@
+//! Bundles: a recipe rendered into deployable artifacts (issue 4).
+//!
+//! [`render`] is pure: recipe + [`BundleOptions`] → [`Bundle`] (files in memory). The I/O is
+//! at the edges: [`Bundle::write_to`] (temp dir beside the target, then rename),
+//! [`Bundle::to_tar_gz`] (deterministic archive) and [`verify`] (a directory against its
+//! `bundle.yaml`).
+//!
+//! Layout, components numbered in deployment order:
+//!
+//! ```text
+//! bundle.yaml            recipe digest, tool version, options, components, every file's SHA-256
+//! recipe.yaml            the recipe rendered
+//! README.md              what is in the bundle and how to deploy, verify, undeploy it
+//! checksums.sha256       `sha256sum -c` list of every file but bundle.yaml
+//! deploy.sh undeploy.sh  (helm deployer)
+//! argocd/app-of-apps.yaml, argocd/applications/NN-name.yaml   (argocd deployer)
+//! NN-name/values.yaml    chart values with node placement injected (Helm components)
+//! NN-name/manifests/*    extra manifests, applied with server-side apply
+//! NN-name/kustomize/kustomization.yaml   (Kustomize components)
+//! NN-name/README.md      what, version, source, install/uninstall, health checks
+//! NN-name/checksums.sha256
+//! ```
+
+mod argocd;
+mod error;
+mod fs;
+pub mod manifests;
+mod model;
+mod options;
+pub mod placement;
+mod readme;
+mod render;
+mod scripts;
+
+use std::collections::BTreeMap;
+
+pub use argocd::REPO_PLACEHOLDER as ARGOCD_REPO_PLACEHOLDER;
+pub use error::BundleError;
+pub use fs::{FileProblem, VerifyReport, check_bundle_path, read_manifest, verify};
+pub use model::{
+    BUNDLE_FILE, BundleComponent, BundleManifest, FileEntry, Placement, RecipeRef, recipe_digest,
+    sha256_hex,
+};
+pub use options::{
+    Deployer, TaintEffect, Toleration, TolerationOperator, parse_selector, parse_selectors,
+};
+pub use render::{HEALTH_KINDS, render};
+pub use scripts::sh_quote;
+
+/// A rendered text file: bundle path and content.
+type RenderedText = (String, String);
+
+/// How to render a bundle. `Default` gives no node placement and the Helm deployer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleOptions {
+    /// Pins system workloads (operators, controllers) to these node labels.
+    pub system_node_selector: BTreeMap<String, String>,
+    /// Pins per-GPU-node workloads (GPU Operator daemonsets, DRA kubelet plugin, ...).
+    pub accelerated_node_selector: BTreeMap<String, String>,
+    /// Lets per-GPU-node workloads onto tainted GPU nodes.
+    pub accelerated_tolerations: Vec<Toleration>,
+    pub deployer: Deployer,
+    /// Git repository the Argo CD Applications read the bundle from; a placeholder
+    /// ([`ARGOCD_REPO_PLACEHOLDER`]) when `None`. Unused by the Helm deployer.
+    pub argocd_repo_url: Option<String>,
+}
+
+/// One file of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFile {
+    pub content: Vec<u8>,
+    pub executable: bool,
+}
+
+/// A rendered bundle: relative paths (with `/`) to files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub files: BTreeMap<String, BundleFile>,
+}
+
+impl Bundle {
+    /// The parsed `bundle.yaml` of this bundle.
+    pub fn manifest(&self) -> Result<BundleManifest, BundleError> {
+        let f = self
+            .files
+            .get(BUNDLE_FILE)
+            .ok_or_else(|| BundleError::NotABundle {
+                dir: "(in memory)".into(),
+                reason: format!("no {BUNDLE_FILE}"),
+            })?;
+        Ok(crate::yaml::from_slice(&f.content, BUNDLE_FILE)?)
+    }
+}

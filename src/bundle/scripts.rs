@@ -1,0 +1,298 @@
+//! `deploy.sh` and `undeploy.sh` for the Helm deployer. Every value that reaches the shell
+//! passed validation in [`super::render`] and is quoted here as well.
+
+use std::fmt::Write as _;
+
+use super::render::Planned;
+use crate::recipe::model::ComponentType;
+
+/// Quote for POSIX shells: bare when only safe characters, else single-quoted.
+pub fn sh_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'.' | b'/' | b':' | b'=' | b'@' | b'%' | b'+' | b',' | b'-'
+                )
+        });
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// `"$here/<path>"`: bundle paths are made of safe characters (checked when rendering).
+fn here(path: &str) -> String {
+    format!("\"$here/{path}\"")
+}
+
+pub struct ScriptContext<'a> {
+    pub recipe_name: &'a str,
+    pub digest: &'a str,
+    pub tool_version: &'a str,
+}
+
+fn header(out: &mut String, ctx: &ScriptContext<'_>, what: &str, tools: &[&str]) {
+    let _ = writeln!(out, "#!/usr/bin/env bash");
+    let _ = writeln!(out, "# {what} recipe {} ({}).", ctx.recipe_name, ctx.digest);
+    let _ = writeln!(
+        out,
+        "# Rendered by aiconform {}: re-render with `aiconform bundle` rather than editing;",
+        ctx.tool_version
+    );
+    let _ = writeln!(
+        out,
+        "# `aiconform bundle verify` reports any change to the bundle."
+    );
+    let _ = writeln!(out, "#");
+    let _ = writeln!(
+        out,
+        "# Needs {} on PATH and a kubeconfig for the target cluster (KUBECONFIG or",
+        tools.join(" and ")
+    );
+    let _ = writeln!(
+        out,
+        "# ~/.kube/config). TIMEOUT (default 10m) bounds each Helm release and each wait."
+    );
+    let _ = writeln!(out, "set -euo pipefail");
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "here=\"$(cd \"$(dirname \"${{BASH_SOURCE[0]}}\")\" && pwd)\""
+    );
+    let _ = writeln!(out, "timeout=\"${{TIMEOUT:-10m}}\"");
+    let _ = writeln!(out);
+    let script = if what.starts_with("Deploy") {
+        "deploy.sh"
+    } else {
+        "undeploy.sh"
+    };
+    let _ = writeln!(out, "for tool in {}; do", tools.join(" "));
+    let _ = writeln!(out, "  if ! command -v \"$tool\" >/dev/null 2>&1; then");
+    let _ = writeln!(
+        out,
+        "    echo \"{script}: $tool is required but not on PATH; install it and re-run\" >&2"
+    );
+    let _ = writeln!(out, "    exit 1");
+    let _ = writeln!(out, "  fi");
+    let _ = writeln!(out, "done");
+}
+
+fn tools(planned: &[Planned]) -> Vec<&'static str> {
+    if planned
+        .iter()
+        .any(|p| p.bc.component_type == ComponentType::Helm)
+    {
+        vec!["helm", "kubectl"]
+    } else {
+        vec!["kubectl"]
+    }
+}
+
+fn describe(p: &Planned) -> String {
+    let c = &p.bc;
+    match c.component_type {
+        ComponentType::Helm => format!(
+            "Helm chart {} {} into namespace {}",
+            c.chart.as_deref().unwrap_or(&c.name),
+            c.version,
+            c.namespace
+        ),
+        ComponentType::Kustomize => {
+            format!("kustomization {} into namespace {}", c.version, c.namespace)
+        }
+        ComponentType::Manifest => {
+            format!("manifests {} into namespace {}", c.version, c.namespace)
+        }
+    }
+}
+
+pub fn deploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
+    let mut out = String::new();
+    let total = planned.len();
+    header(
+        &mut out,
+        ctx,
+        &format!("Deploy, in deployment order, the {total} components of"),
+        &tools(planned),
+    );
+    let needs_ns = planned
+        .iter()
+        .any(|p| p.bc.component_type != ComponentType::Helm);
+    if needs_ns {
+        out.push_str(
+            "\nensure_namespace() {\n  kubectl create namespace \"$1\" --dry-run=client -o yaml \\\n    | kubectl apply --server-side --field-manager=aiconform -f - >/dev/null\n}\n",
+        );
+    }
+    for p in planned {
+        let c = &p.bc;
+        let ns = sh_quote(&c.namespace);
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "echo {}",
+            sh_quote(&format!(
+                "==> [{}/{total}] {}: {}",
+                p.index,
+                c.name,
+                describe(p)
+            ))
+        );
+        match c.component_type {
+            ComponentType::Helm => {
+                let (chart_ref, repo) = c.helm_chart_ref();
+                let _ = writeln!(
+                    out,
+                    "helm upgrade --install {} {} \\",
+                    sh_quote(&c.name),
+                    sh_quote(&chart_ref)
+                );
+                if let Some(repo) = repo {
+                    let _ = writeln!(out, "  --repo {} \\", sh_quote(&repo));
+                }
+                let _ = writeln!(out, "  --version {} \\", sh_quote(&c.version));
+                let _ = writeln!(out, "  --namespace {ns} --create-namespace \\");
+                if let Some(values) = &c.values {
+                    let _ = writeln!(out, "  --values {} \\", here(values));
+                }
+                let _ = writeln!(out, "  --wait --timeout \"$timeout\"");
+            }
+            ComponentType::Kustomize => {
+                let _ = writeln!(out, "ensure_namespace {ns}");
+                if let Some(k) = &c.kustomization {
+                    let _ = writeln!(
+                        out,
+                        "kubectl apply --server-side --field-manager=aiconform -k {}",
+                        here(k)
+                    );
+                }
+            }
+            ComponentType::Manifest => {
+                let _ = writeln!(out, "ensure_namespace {ns}");
+            }
+        }
+        for (m, crds) in c.manifests.iter().zip(&p.manifest_crds) {
+            let _ = writeln!(
+                out,
+                "kubectl apply --server-side --field-manager=aiconform --namespace {ns} -f {}",
+                here(m)
+            );
+            for crd in crds {
+                let _ = writeln!(
+                    out,
+                    "kubectl wait --for=condition=Established --timeout \"$timeout\" {}",
+                    sh_quote(&format!("crd/{crd}"))
+                );
+            }
+        }
+        for h in &c.health_checks {
+            match h.kind.as_str() {
+                "CustomResourceDefinition" => {
+                    let _ = writeln!(
+                        out,
+                        "kubectl wait --for=condition=Established --timeout \"$timeout\" {}",
+                        sh_quote(&format!("crd/{}", h.name))
+                    );
+                }
+                kind => {
+                    let ns = h.namespace.as_deref().unwrap_or(&c.namespace);
+                    let _ = writeln!(
+                        out,
+                        "kubectl rollout status --namespace {} --timeout \"$timeout\" {}",
+                        sh_quote(ns),
+                        sh_quote(&format!("{}/{}", kind.to_ascii_lowercase(), h.name))
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "echo {}",
+        sh_quote(&format!(
+            "deploy.sh: all {total} components of recipe {} deployed",
+            ctx.recipe_name
+        ))
+    );
+    out
+}
+
+pub fn undeploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
+    let mut out = String::new();
+    let total = planned.len();
+    header(
+        &mut out,
+        ctx,
+        &format!("Undeploy, in reverse deployment order, the {total} components of"),
+        &tools(planned),
+    );
+    out.push_str(
+        "#\n# Namespaces are left in place (other workloads may use them), and so are CRDs that\n# Helm installed from a chart's crds/ folder; delete them yourself when unused.\n",
+    );
+    for p in planned.iter().rev() {
+        let c = &p.bc;
+        let ns = sh_quote(&c.namespace);
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "echo {}",
+            sh_quote(&format!("==> [{}/{total}] removing {}", p.index, c.name))
+        );
+        for m in c.manifests.iter().rev() {
+            let _ = writeln!(
+                out,
+                "kubectl delete --ignore-not-found --namespace {ns} -f {}",
+                here(m)
+            );
+        }
+        match c.component_type {
+            ComponentType::Helm => {
+                let _ = writeln!(
+                    out,
+                    "if helm status {} --namespace {ns} >/dev/null 2>&1; then",
+                    sh_quote(&c.name)
+                );
+                let _ = writeln!(
+                    out,
+                    "  helm uninstall {} --namespace {ns} --wait --timeout \"$timeout\"",
+                    sh_quote(&c.name)
+                );
+                let _ = writeln!(out, "fi");
+            }
+            ComponentType::Kustomize => {
+                if let Some(k) = &c.kustomization {
+                    let _ = writeln!(out, "kubectl delete --ignore-not-found -k {}", here(k));
+                }
+            }
+            ComponentType::Manifest => {}
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "echo {}",
+        sh_quote(&format!(
+            "undeploy.sh: all {total} components of recipe {} removed",
+            ctx.recipe_name
+        ))
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("v1.2.3"), "v1.2.3");
+        assert_eq!(sh_quote("oci://ghcr.io/x"), "oci://ghcr.io/x");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}
