@@ -1,0 +1,66 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use aiconform::output::{Format, write_target};
+use aiconform::snapshot::agent::{AgentOptions, collect};
+
+/// Collect this machine's node facts: os-release, kernel, sysctls, kernel modules and GPUs
+/// (NVML when the driver is loaded, else PCI devices in sysfs).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  aiconform agent\n  aiconform agent --output node.yaml\n  \
+    aiconform agent --sysfs-root /host/sys --proc-root /host/proc --etc-root /host/etc --format json"
+)]
+pub struct Args {
+    /// Where to write the facts; `-` is stdout
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    output: String,
+    /// Output format; defaults to JSON for *.json files, else YAML
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Root of the sysfs tree (PCI devices)
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    sysfs_root: PathBuf,
+    /// Root of the procfs tree (kernel release, sysctls, modules)
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    proc_root: PathBuf,
+    /// Directory holding os-release
+    #[arg(long, value_name = "DIR", default_value = "/etc")]
+    etc_root: PathBuf,
+    /// Do not try NVML; detect GPUs from sysfs only
+    #[arg(long)]
+    no_nvml: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let opts = AgentOptions {
+        sysfs_root: args.sysfs_root,
+        proc_root: args.proc_root,
+        etc_root: args.etc_root,
+        use_nvml: !args.no_nvml,
+    };
+    let report = collect(&opts);
+    let text = Format::resolve(args.format, &args.output)
+        .render(&report)
+        .map_err(anyhow::Error::msg)?;
+    write_target(&args.output, text.as_bytes())
+        .with_context(|| format!("cannot write {}", args.output))?;
+    if args.output != "-" {
+        let os = report
+            .os_release
+            .get("PRETTY_NAME")
+            .map(String::as_str)
+            .unwrap_or("unknown OS");
+        eprintln!(
+            "wrote {} ({os}, kernel {}, {} GPU(s) via {:?}, {} note(s))",
+            args.output,
+            report.kernel_release.as_deref().unwrap_or("unknown"),
+            report.gpu.devices.len(),
+            report.gpu.source,
+            report.notes.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

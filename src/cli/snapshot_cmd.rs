@@ -1,0 +1,107 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use aiconform::output::write_target;
+use aiconform::snapshot::job::{AgentJobOptions, DEFAULT_AGENT_IMAGE};
+use aiconform::snapshot::{self, Location, SnapshotError, TakeOptions};
+
+/// Capture cluster state (server version, nodes, GPU inventory, operators, DRA objects) and
+/// node facts from a short-lived agent Job per selected node.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  aiconform snapshot --output snapshot.yaml\n  \
+    aiconform snapshot --node-selector nvidia.com/gpu.present=true --output cm://aiconform/snapshot\n  \
+    aiconform snapshot --no-agent --output -\n\n\
+    The agent runs in a temporary namespace aiconform-snapshot-<random> that is deleted \
+    afterwards, also on failure, timeout and Ctrl-C. Nodes whose agent output cannot be read \
+    are recorded as `agent: unavailable` with the reason; their OS facts then come from the \
+    Node object."
+)]
+pub struct Args {
+    /// Kubeconfig of the cluster (default: KUBECONFIG, ~/.kube/config, in-cluster)
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Label selector choosing the nodes to snapshot, e.g. nvidia.com/gpu.present=true
+    #[arg(long, value_name = "SELECTOR")]
+    node_selector: Option<String>,
+    /// Image with the aiconform binary, run as the node agent
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_AGENT_IMAGE)]
+    agent_image: String,
+    /// Do not run the node agent; node facts come from Node objects only
+    #[arg(long)]
+    no_agent: bool,
+    /// Seconds to wait for agent pods to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    timeout: u64,
+    /// Where to write: a file, `-` for stdout, or cm://NAMESPACE/NAME for a ConfigMap
+    #[arg(short, long, value_name = "TARGET", default_value = "-")]
+    output: String,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let location = Location::parse(&args.output)?;
+    if let Some(sel) = &args.node_selector
+        && sel.trim().is_empty()
+    {
+        anyhow::bail!(
+            "--node-selector is empty; give a label selector such as nvidia.com/gpu.present=true"
+        );
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = rt.block_on(async {
+        let client = aiconform::cluster::connect(args.kubeconfig.as_deref()).await?;
+        let opts = TakeOptions {
+            node_selector: args.node_selector.clone(),
+            agent: (!args.no_agent).then(|| AgentJobOptions {
+                image: args.agent_image.clone(),
+                timeout: Duration::from_secs(args.timeout.max(1)),
+                ..AgentJobOptions::default()
+            }),
+        };
+        let progress = |line: &str| eprintln!("{line}");
+        let (snap, warnings) = snapshot::take(&client, &opts, &progress).await?;
+        let text = snapshot::render(&snap)?;
+        match &location {
+            Location::ConfigMap { namespace, name } => {
+                snapshot::save_configmap(&client, namespace, name, &text).await?;
+            }
+            other => write_target(&other.to_string(), text.as_bytes())
+                .with_context(|| format!("cannot write {other}"))?,
+        }
+        Ok::<_, anyhow::Error>((snap, warnings))
+    });
+    let (snap, warnings) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(SnapshotError::Interrupted { .. }) = e.downcast_ref::<SnapshotError>() {
+                super::report(&e);
+                return Ok(ExitCode::from(130));
+            }
+            return Err(e);
+        }
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let nodes = &snap.cluster.nodes;
+    let collected = nodes.iter().filter(|n| n.agent.report().is_some()).count();
+    let gpus: u32 = nodes.iter().map(snapshot::measure::node_gpu_count).sum();
+    eprintln!(
+        "snapshot of {} ({} node(s), {gpus} GPU(s), agent facts from {collected}/{} node(s)) written to {location}",
+        snap.cluster.server_version.git_version,
+        nodes.len(),
+        nodes.len()
+    );
+    for n in nodes {
+        if let snapshot::AgentOutcome::Unavailable { reason } = &n.agent {
+            eprintln!(
+                "  {}: agent unavailable ({reason}); using Node facts",
+                n.name
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
