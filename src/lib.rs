@@ -1,8 +1,20 @@
 //! aiconform: make GPU Kubernetes clusters reproducible and prove it.
 //!
-//! Stages, each a module: [`recipe`] (compose overlays) → bundle → deploy → runner/suites →
-//! report. Snapshot and recipe go in; bundles and reports come out.
+//! Data flows one way. Inputs: [`recipe`] (overlays composed into a recipe) and [`snapshot`]
+//! (cluster and node facts). Outputs: [`bundle`] (deployable artifacts) and [`report`]
+//! (test results). In between: [`readiness`] (constraints vs snapshot), [`deploy`],
+//! [`runner`] and [`suites`] (test cases against a [`cluster`] target), and [`server`]
+//! (the same capabilities over HTTP).
 
+pub mod bundle;
+pub mod cluster;
+pub mod deploy;
 pub mod output;
+pub mod readiness;
 pub mod recipe;
+pub mod report;
+pub mod runner;
+pub mod server;
+pub mod snapshot;
+pub mod suites;
 pub mod yaml;

@@ -1,7 +1,16 @@
 //! The command line: argument parsing and turning library errors into friendly messages.
 
+mod agent_cmd;
+mod bundle_cmd;
+mod cluster_cmd;
 mod criteria_args;
+mod deploy_cmd;
+mod progress;
 mod recipe_cmd;
+mod run_cmd;
+mod serve_cmd;
+mod snapshot_cmd;
+mod validate_cmd;
 
 use std::process::ExitCode;
 
@@ -33,51 +42,40 @@ pub enum Command {
     Recipe(recipe_cmd::RecipeArgs),
     /// Print one value of the recipe composed for the given criteria
     Query(recipe_cmd::QueryArgs),
-    /// Render a recipe into deployable artifacts (not yet available)
-    Bundle(Pending),
-    /// Apply a bundle to a cluster (not yet available)
-    Deploy(Pending),
-    /// Capture cluster state (not yet available)
-    Snapshot(Pending),
-    /// Collect node facts on this machine (not yet available)
-    Agent(Pending),
-    /// Check a cluster against a recipe (not yet available)
-    Validate(Pending),
-    /// Run test suites against a cluster (not yet available)
-    Run(Pending),
-    /// Serve the API over HTTP (not yet available)
-    Serve(Pending),
-    /// Manage the embedded test cluster (not yet available)
-    Cluster(Pending),
-}
-
-/// Arguments of a command that a later release provides.
-#[derive(Debug, clap::Args)]
-pub struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Render a recipe into deployable artifacts
+    Bundle(bundle_cmd::Args),
+    /// Apply a bundle to a cluster and wait for every component to be healthy
+    Deploy(deploy_cmd::Args),
+    /// Capture cluster state to a file or ConfigMap
+    Snapshot(snapshot_cmd::Args),
+    /// Collect node facts on this machine (what the snapshot Job runs on each node)
+    Agent(agent_cmd::Args),
+    /// Check a cluster against a recipe (readiness, deployment, conformance, performance)
+    Validate(validate_cmd::Args),
+    /// Deploy and run test suites against a target, writing reports
+    Run(run_cmd::Args),
+    /// Serve recipes, queries and bundles over HTTP
+    Serve(serve_cmd::Args),
+    /// Manage the embedded test cluster
+    Cluster(cluster_cmd::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Recipe(args) => recipe_cmd::run(args),
-        Command::Query(args) => recipe_cmd::run_query(args),
-        Command::Bundle(_)
-        | Command::Deploy(_)
-        | Command::Snapshot(_)
-        | Command::Agent(_)
-        | Command::Validate(_)
-        | Command::Run(_)
-        | Command::Serve(_)
-        | Command::Cluster(_) => {
-            let name = std::env::args().nth(1).unwrap_or_default();
-            eprintln!("aiconform {name}: not yet available in this version");
-            return ExitCode::from(2);
-        }
+        Command::Recipe(args) => recipe_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Query(args) => recipe_cmd::run_query(args).map(|()| ExitCode::SUCCESS),
+        Command::Bundle(args) => bundle_cmd::run(args),
+        Command::Deploy(args) => deploy_cmd::run(args),
+        Command::Snapshot(args) => snapshot_cmd::run(args),
+        Command::Agent(args) => agent_cmd::run(args),
+        Command::Validate(args) => validate_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Cluster(args) => cluster_cmd::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             report(&err);
             ExitCode::FAILURE

@@ -38,3 +38,6 @@ pub fn load_recipe_file(path: &std::path::Path) -> Result<Recipe, RecipeError> {
     }
     Ok(recipe)
 }
+
+#[cfg(test)]
+mod tests;

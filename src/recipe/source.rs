@@ -42,6 +42,25 @@ impl RecipeFiles {
         self.layers.push(files);
     }
 
+    /// A layer from in-memory `(relative path, content)` pairs; used by tests and the API.
+    pub fn push_memory_layer(&mut self, name: &str, files: &[(&str, &str)]) {
+        let layer = self.layers.len();
+        let files = files
+            .iter()
+            .map(|(rel, content)| {
+                (
+                    rel.to_string(),
+                    SourceFile {
+                        origin: format!("{name}:{rel}"),
+                        layer,
+                        content: content.as_bytes().to_vec(),
+                    },
+                )
+            })
+            .collect();
+        self.push_layer(files);
+    }
+
     /// Built-in recipes only.
     pub fn builtin() -> Self {
         let mut files = BTreeMap::new();

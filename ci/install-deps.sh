@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Everything aiconform's build and tests need beyond the Rust and Go toolchains.
+# Idempotent: skips what is already installed.
+set -euo pipefail
+need=()
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+command -v go >/dev/null || { echo "go toolchain is required (ci/testcluster)" >&2; exit 1; }

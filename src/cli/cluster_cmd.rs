@@ -1,0 +1,158 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster, pid_alive, terminate_pid};
+
+use super::progress::Spinner;
+
+/// Manage the embedded test cluster: a real kube-apiserver, scheduler and
+/// controller-manager with simulated GPU nodes, on loopback.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  aiconform cluster up --nodes 4\n  export KUBECONFIG=$(aiconform cluster status --kubeconfig-path)\n  aiconform cluster down"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: ClusterCommand,
+    /// Where the cluster keeps its state, kubeconfig and logs
+    #[arg(long, global = true, value_name = "DIR", env = "AICONFORM_CLUSTER_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start the cluster in the background and wait until it is ready
+    Up {
+        /// Number of simulated GPU nodes
+        #[arg(long, default_value_t = 2)]
+        nodes: u32,
+        /// Node profile: builtin name (h100-sxm, gb200) or a YAML file
+        #[arg(long)]
+        profile: Option<String>,
+        /// Start the scheduler without the gang-scheduling plugin
+        #[arg(long)]
+        no_gang: bool,
+        /// Do not create the gpu.nvidia.com DeviceClass
+        #[arg(long)]
+        no_deviceclass: bool,
+        /// Give up if not ready within this many seconds
+        #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Stop the cluster and remove its processes
+    Down,
+    /// Show whether the cluster runs, its kubeconfig and nodes (exit 1 when stopped)
+    Status {
+        /// Print only the kubeconfig path
+        #[arg(long)]
+        kubeconfig_path: bool,
+    },
+}
+
+fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("aiconform/cluster")
+}
+
+fn running_pid(dir: &std::path::Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    pid_alive(pid).then_some(pid)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let kubeconfig = dir.join("kubeconfig");
+    match args.command {
+        ClusterCommand::Up {
+            nodes,
+            profile,
+            no_gang,
+            no_deviceclass,
+            timeout,
+        } => {
+            if let Some(pid) = running_pid(&dir) {
+                eprintln!("embedded cluster already running (pid {pid})");
+                println!("{}", kubeconfig.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = EmbeddedOptions {
+                nodes: Some(nodes),
+                profile,
+                gang: !no_gang,
+                device_class: !no_deviceclass,
+                data_dir: Some(dir.clone()),
+                parent_pid: None,
+                start_timeout: Duration::from_secs(timeout),
+            };
+            let spinner = Spinner::new("starting embedded cluster");
+            let cluster = RunningCluster::start_detached(&opts, &|line| spinner.set_message(line))
+                .context("cannot start the embedded cluster")?;
+            spinner.finish();
+            std::fs::write(dir.join("pid"), cluster.pid.to_string())
+                .with_context(|| format!("cannot write {}", dir.join("pid").display()))?;
+            eprintln!(
+                "embedded cluster ready (pid {}, {nodes} GPU nodes); logs: {}",
+                cluster.pid,
+                cluster.log_file.display()
+            );
+            eprintln!(
+                "use it with: export KUBECONFIG={}",
+                cluster.kubeconfig.display()
+            );
+            println!("{}", cluster.kubeconfig.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Down => {
+            match running_pid(&dir) {
+                Some(pid) => {
+                    terminate_pid(pid, Duration::from_secs(20));
+                    eprintln!("embedded cluster stopped (pid {pid})");
+                }
+                None => eprintln!("embedded cluster is not running"),
+            }
+            let _ = std::fs::remove_file(dir.join("pid"));
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Status { kubeconfig_path } => {
+            let Some(pid) = running_pid(&dir) else {
+                eprintln!(
+                    "embedded cluster is not running (state dir {}); start it with `aiconform cluster up`",
+                    dir.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            };
+            if kubeconfig_path {
+                println!("{}", kubeconfig.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            let (version, nodes) = rt.block_on(async {
+                let client = aiconform::cluster::connect(Some(&kubeconfig)).await?;
+                let version = client.apiserver_version().await?.git_version;
+                let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+                let nodes = api.list(&Default::default()).await?.items;
+                anyhow::Ok((version, nodes))
+            })?;
+            let gpus: i64 = nodes
+                .iter()
+                .filter_map(|n| n.status.as_ref()?.capacity.as_ref()?.get("nvidia.com/gpu"))
+                .filter_map(|q| q.0.parse::<i64>().ok())
+                .sum();
+            println!("running: pid {pid}, Kubernetes {version}");
+            println!("nodes: {} ({gpus} GPUs)", nodes.len());
+            println!("kubeconfig: {}", kubeconfig.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

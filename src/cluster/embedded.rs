@@ -1,0 +1,341 @@
+//! The embedded test cluster: a real kube-apiserver, scheduler and controller-manager with
+//! embedded etcd and simulated GPU nodes, built from `ci/testcluster` (Go).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::ClusterError;
+
+pub const BINARY_NAME: &str = "aiconform-testcluster";
+/// Overrides where the binary is looked up.
+pub const BINARY_ENV: &str = "AICONFORM_TESTCLUSTER_BIN";
+
+/// How to start the embedded cluster.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// GPU nodes (overrides the profile's GPU pool size).
+    pub nodes: Option<u32>,
+    /// Profile: a YAML file or a builtin name such as `h100-sxm`.
+    pub profile: Option<String>,
+    /// Enable the gang (coscheduling) scheduler plugin.
+    pub gang: bool,
+    /// Create the `gpu.nvidia.com` DeviceClass.
+    pub device_class: bool,
+    /// Keep state here instead of a temp dir the cluster removes on exit.
+    pub data_dir: Option<PathBuf>,
+    /// Exit when this process is gone (tests pass their own pid).
+    pub parent_pid: Option<u32>,
+    pub start_timeout: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            nodes: None,
+            profile: None,
+            gang: true,
+            device_class: true,
+            data_dir: None,
+            parent_pid: None,
+            start_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Source checkout this binary was built from, when it still exists (development builds).
+fn source_root() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.join("ci/testcluster/build.sh")
+        .exists()
+        .then_some(root)
+}
+
+/// Where the binary is: `$AICONFORM_TESTCLUSTER_BIN`, beside this executable, in
+/// `target/testcluster/` of the build tree, or in the source checkout's target dir.
+pub fn locate_binary() -> Result<PathBuf, ClusterError> {
+    if let Some(p) = std::env::var_os(BINARY_ENV) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(ClusterError::BinaryMissing(format!(
+                "{BINARY_ENV}={} is not a file",
+                p.display()
+            )))
+        };
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join(BINARY_NAME));
+        // target/debug/aiconform (or target/debug/deps/test-…) → target/testcluster/
+        for up in dir.ancestors().take(3) {
+            candidates.push(up.join("testcluster").join(BINARY_NAME));
+        }
+    }
+    if let Some(root) = source_root() {
+        candidates.push(root.join("target/testcluster").join(BINARY_NAME));
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            ClusterError::BinaryMissing(format!(
+                "looked in {}; build it with ci/testcluster/build.sh (needs Go) or set {BINARY_ENV}",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Locate the binary, building it from the source checkout if it is missing.
+pub fn ensure_binary(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
+    if let Ok(p) = locate_binary() {
+        return Ok(p);
+    }
+    let Some(root) = source_root() else {
+        return locate_binary();
+    };
+    if std::env::var_os(BINARY_ENV).is_some() {
+        return locate_binary();
+    }
+    progress(
+        "building the embedded test cluster (first build downloads Kubernetes modules: several minutes)",
+    );
+    let out = Command::new("bash")
+        .arg(root.join("ci/testcluster/build.sh"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ClusterError::Build(format!("cannot run ci/testcluster/build.sh: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        return Err(ClusterError::Build(format!(
+            "ci/testcluster/build.sh exited with {}:\n{}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
+    }
+    locate_binary()
+}
+
+/// A started embedded cluster. Dropping it stops the cluster (unless detached).
+#[derive(Debug)]
+pub struct RunningCluster {
+    child: Option<Child>,
+    pub pid: u32,
+    pub kubeconfig: PathBuf,
+    pub log_file: PathBuf,
+    /// Holds the ready-file and stdout log for clusters without a data dir.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl RunningCluster {
+    /// Start and wait until the cluster reports ready. `progress` receives its status lines.
+    pub fn start(opts: &EmbeddedOptions, progress: &dyn Fn(&str)) -> Result<Self, ClusterError> {
+        let binary = ensure_binary(progress)?;
+        Self::start_with(&binary, opts, progress, false)
+    }
+
+    /// Start in its own process group so it outlives this process (`aiconform cluster up`).
+    pub fn start_detached(
+        opts: &EmbeddedOptions,
+        progress: &dyn Fn(&str),
+    ) -> Result<Self, ClusterError> {
+        let binary = ensure_binary(progress)?;
+        Self::start_with(&binary, opts, progress, true)
+    }
+
+    fn start_with(
+        binary: &Path,
+        opts: &EmbeddedOptions,
+        progress: &dyn Fn(&str),
+        detached: bool,
+    ) -> Result<Self, ClusterError> {
+        let io = |context: String| move |source| ClusterError::Io { context, source };
+        let (scratch, state_dir) = match &opts.data_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(io(format!("cannot create {}", d.display())))?;
+                (None, d.clone())
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("aiconform-cluster-")
+                    .tempdir()
+                    .map_err(io("cannot create a temp dir".into()))?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let ready_file = state_dir.join("ready");
+        let _ = std::fs::remove_file(&ready_file);
+        let stdout_log = state_dir.join("testcluster.out");
+        let out = File::create(&stdout_log)
+            .map_err(io(format!("cannot create {}", stdout_log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(io("cannot duplicate log handle".into()))?;
+
+        let mut cmd = Command::new(binary);
+        cmd.arg("--ready-file").arg(&ready_file);
+        cmd.arg(format!("--gang={}", opts.gang));
+        if !opts.device_class {
+            cmd.arg("--no-deviceclass");
+        }
+        if let Some(n) = opts.nodes {
+            cmd.arg("--nodes").arg(n.to_string());
+        }
+        if let Some(p) = &opts.profile {
+            cmd.arg("--profile").arg(p);
+        }
+        if let Some(d) = &opts.data_dir {
+            cmd.arg("--data-dir").arg(d);
+            cmd.arg("--kubeconfig").arg(d.join("kubeconfig"));
+        }
+        if let Some(pid) = opts.parent_pid {
+            cmd.arg("--parent-pid").arg(pid.to_string());
+        }
+        cmd.arg("--start-timeout")
+            .arg(format!("{}s", opts.start_timeout.as_secs()));
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        if detached {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(io(format!("cannot start {}", binary.display())))?;
+        let pid = child.id();
+        let mut running = RunningCluster {
+            child: Some(child),
+            pid,
+            kubeconfig: PathBuf::new(),
+            log_file: state_dir.join("cluster.log"),
+            _scratch: scratch,
+        };
+        let kubeconfig =
+            running.wait_ready(&ready_file, &stdout_log, opts.start_timeout, progress)?;
+        running.kubeconfig = kubeconfig;
+        if detached {
+            running.child = None;
+        }
+        Ok(running)
+    }
+
+    /// Waits for the ready file, following the cluster's progress lines. The cluster writes
+    /// the file itself once every component is ready; we check at a short interval and stop
+    /// early if the process dies.
+    fn wait_ready(
+        &mut self,
+        ready_file: &Path,
+        stdout_log: &Path,
+        timeout: Duration,
+        progress: &dyn Fn(&str),
+    ) -> Result<PathBuf, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let mut last_line = String::new();
+        loop {
+            if let Ok(content) = std::fs::read_to_string(ready_file) {
+                let path = content.trim();
+                if !path.is_empty() {
+                    return Ok(PathBuf::from(path));
+                }
+            }
+            if let Some(line) = last_nonempty_line(stdout_log)
+                && line != last_line
+            {
+                progress(&line);
+                last_line = line;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(ClusterError::NotReady {
+                    message: format!("the cluster process exited ({status})"),
+                    log_tail: tail(stdout_log, 20),
+                });
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(ClusterError::NotReady {
+                    message: format!("not ready after {}s", timeout.as_secs()),
+                    log_tail: tail(stdout_log, 20),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 20 s.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = terminate_pid(child.id(), Duration::from_secs(20));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RunningCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Send SIGTERM and wait for the process to go away; SIGKILL after `grace`.
+/// Returns true if the process was running.
+pub fn terminate_pid(pid: u32, grace: Duration) -> bool {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let pid = Pid::from_raw(pid as i32);
+    if kill(pid, Signal::SIGTERM).is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !pid_alive(pid.as_raw() as u32) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    true
+}
+
+/// True if a process with this pid exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Field 3 after the parenthesised command name is the state; Z is a zombie.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+fn last_nonempty_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,65 @@
+//! Embedded clusters for `cargo test`: one shared cluster per test binary, started on first
+//! use, plus fresh clusters for tests that inject faults.
+//!
+//! When the cluster binary cannot be found or built, [`shared`] returns the reason so tests
+//! can skip with it; with `AICONFORM_REQUIRE_CLUSTER=1` (set by `ci/test`) that is a failure.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::embedded::{EmbeddedOptions, RunningCluster};
+
+pub const REQUIRE_ENV: &str = "AICONFORM_REQUIRE_CLUSTER";
+
+/// A cluster shared by the tests of one test binary. It exits with the test process.
+pub struct SharedCluster {
+    pub kubeconfig: PathBuf,
+    _cluster: RunningCluster,
+}
+
+static SHARED: OnceLock<Result<SharedCluster, String>> = OnceLock::new();
+
+/// Options for test clusters: two GPU nodes, bound to this process's lifetime.
+pub fn test_options() -> EmbeddedOptions {
+    EmbeddedOptions {
+        nodes: Some(2),
+        parent_pid: Some(std::process::id()),
+        ..EmbeddedOptions::default()
+    }
+}
+
+/// The shared cluster, or why there is none.
+pub fn shared() -> Result<&'static SharedCluster, String> {
+    SHARED
+        .get_or_init(|| {
+            fresh(&test_options()).map(|c| SharedCluster {
+                kubeconfig: c.kubeconfig.clone(),
+                _cluster: c,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A cluster of its own, for tests that change cluster-wide state.
+pub fn fresh(opts: &EmbeddedOptions) -> Result<RunningCluster, String> {
+    RunningCluster::start(opts, &|line| eprintln!("[testcluster] {line}"))
+        .map_err(|e| e.to_string())
+}
+
+/// Skip (return None after printing why) or, when required, panic with the reason.
+pub fn shared_or_skip(test: &str) -> Option<&'static SharedCluster> {
+    match shared() {
+        Ok(c) => Some(c),
+        Err(reason) => skip(test, &reason),
+    }
+}
+
+/// Report a skipped cluster test; fatal when `AICONFORM_REQUIRE_CLUSTER=1`.
+pub fn skip<T>(test: &str, reason: &str) -> Option<T> {
+    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: embedded cluster required ({REQUIRE_ENV}=1) but unavailable: {reason}");
+    }
+    eprintln!("SKIP {test}: embedded test cluster unavailable: {reason}");
+    None
+}
