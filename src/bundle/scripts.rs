@@ -34,7 +34,14 @@ pub struct ScriptContext<'a> {
     pub tool_version: &'a str,
 }
 
-fn header(out: &mut String, ctx: &ScriptContext<'_>, what: &str, tools: &[&str]) {
+fn header(
+    out: &mut String,
+    ctx: &ScriptContext<'_>,
+    what: &str,
+    notes: &str,
+    tools: &[&str],
+    body: &str,
+) {
     let _ = writeln!(out, "#!/usr/bin/env bash");
     let _ = writeln!(out, "# {what} recipe {} ({}).", ctx.recipe_name, ctx.digest);
     let _ = writeln!(
@@ -54,30 +61,42 @@ fn header(out: &mut String, ctx: &ScriptContext<'_>, what: &str, tools: &[&str])
     );
     let _ = writeln!(
         out,
-        "# ~/.kube/config). TIMEOUT (default 10m) bounds each Helm release and each wait."
+        "# ~/.kube/config). TIMEOUT (default 10m) bounds each wait (Helm release, rollout, CRD)."
     );
+    if !notes.is_empty() {
+        let _ = writeln!(out, "#");
+        out.push_str(notes);
+    }
     let _ = writeln!(out, "set -euo pipefail");
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "here=\"$(cd \"$(dirname \"${{BASH_SOURCE[0]}}\")\" && pwd)\""
-    );
-    let _ = writeln!(out, "timeout=\"${{TIMEOUT:-10m}}\"");
+    // Only define what the body uses: shellcheck flags unused variables.
+    if body.contains("\"$here/") {
+        let _ = writeln!(
+            out,
+            "here=\"$(cd \"$(dirname \"${{BASH_SOURCE[0]}}\")\" && pwd)\""
+        );
+    }
+    if body.contains("\"$timeout\"") {
+        let _ = writeln!(out, "timeout=\"${{TIMEOUT:-10m}}\"");
+    }
     let _ = writeln!(out);
     let script = if what.starts_with("Deploy") {
         "deploy.sh"
     } else {
         "undeploy.sh"
     };
-    let _ = writeln!(out, "for tool in {}; do", tools.join(" "));
-    let _ = writeln!(out, "  if ! command -v \"$tool\" >/dev/null 2>&1; then");
+    let _ = writeln!(out, "require() {{");
+    let _ = writeln!(out, "  if ! command -v \"$1\" >/dev/null 2>&1; then");
     let _ = writeln!(
         out,
-        "    echo \"{script}: $tool is required but not on PATH; install it and re-run\" >&2"
+        "    echo \"{script}: $1 is required but not on PATH; install it and re-run\" >&2"
     );
     let _ = writeln!(out, "    exit 1");
     let _ = writeln!(out, "  fi");
-    let _ = writeln!(out, "done");
+    let _ = writeln!(out, "}}");
+    for tool in tools {
+        let _ = writeln!(out, "require {tool}");
+    }
 }
 
 fn tools(planned: &[Planned]) -> Vec<&'static str> {
@@ -112,12 +131,6 @@ fn describe(p: &Planned) -> String {
 pub fn deploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
     let mut out = String::new();
     let total = planned.len();
-    header(
-        &mut out,
-        ctx,
-        &format!("Deploy, in deployment order, the {total} components of"),
-        &tools(planned),
-    );
     let needs_ns = planned
         .iter()
         .any(|p| p.bc.component_type != ComponentType::Helm);
@@ -187,8 +200,10 @@ pub fn deploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
                 );
             }
         }
+        let waited: Vec<&String> = p.manifest_crds.iter().flatten().collect();
         for h in &c.health_checks {
             match h.kind.as_str() {
+                "CustomResourceDefinition" if waited.contains(&&h.name) => {}
                 "CustomResourceDefinition" => {
                     let _ = writeln!(
                         out,
@@ -217,21 +232,22 @@ pub fn deploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
             ctx.recipe_name
         ))
     );
-    out
+    let mut full = String::new();
+    header(
+        &mut full,
+        ctx,
+        &format!("Deploy, in deployment order, the {total} components of"),
+        "",
+        &tools(planned),
+        &out,
+    );
+    full.push_str(&out);
+    full
 }
 
 pub fn undeploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
     let mut out = String::new();
     let total = planned.len();
-    header(
-        &mut out,
-        ctx,
-        &format!("Undeploy, in reverse deployment order, the {total} components of"),
-        &tools(planned),
-    );
-    out.push_str(
-        "#\n# Namespaces are left in place (other workloads may use them), and so are CRDs that\n# Helm installed from a chart's crds/ folder; delete them yourself when unused.\n",
-    );
     for p in planned.iter().rev() {
         let c = &p.bc;
         let ns = sh_quote(&c.namespace);
@@ -279,7 +295,18 @@ pub fn undeploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
             ctx.recipe_name
         ))
     );
-    out
+    let mut full = String::new();
+    header(
+        &mut full,
+        ctx,
+        &format!("Undeploy, in reverse deployment order, the {total} components of"),
+        "# Namespaces are left in place (other workloads may use them), and so are CRDs that\n\
+         # Helm installed from a chart's crds/ folder; delete them yourself when unused.\n",
+        &tools(planned),
+        &out,
+    );
+    full.push_str(&out);
+    full
 }
 
 #[cfg(test)]
