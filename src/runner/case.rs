@@ -1,0 +1,201 @@
+//! What a test case is, what it gets, and what it returns. Suites (`src/suites/`) implement
+//! cases against this interface; the runner (`src/runner/`) selects, executes and reports them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::recipe::Recipe;
+use crate::snapshot::model::Snapshot;
+
+/// Validation phases, in the order a full run executes them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Readiness,
+    Deployment,
+    Conformance,
+    Performance,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::Readiness,
+        Phase::Deployment,
+        Phase::Conformance,
+        Phase::Performance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Readiness => "readiness",
+            Phase::Deployment => "deployment",
+            Phase::Conformance => "conformance",
+            Phase::Performance => "performance",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A case as selected from a suite definition: `suites/<suite>.yaml` entry + defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseSpec {
+    /// `<suite>/<case>`, e.g. `conformance/dra-support`; what filters match against.
+    pub id: String,
+    pub suite: String,
+    /// Implementation name looked up in the registry (usually the case name).
+    pub name: String,
+    pub phase: Phase,
+    pub description: String,
+    /// Parameters from the suite file, overlaid with the recipe's `validation` values.
+    pub params: serde_json::Value,
+    pub timeout: Duration,
+    /// Extra attempts for cases declared flaky; a pass after a retry is reported as flaky.
+    pub retries: u32,
+    pub flaky: bool,
+    /// Whether the case needs its own namespace (created before, deleted after).
+    pub needs_namespace: bool,
+}
+
+/// Everything a case may use. Cluster-facing cases get a client and, if asked for, a
+/// namespace of their own that the runner removes afterwards whatever happens.
+#[derive(Clone)]
+pub struct CaseContext {
+    pub spec: Arc<CaseSpec>,
+    pub client: Option<kube::Client>,
+    pub recipe: Arc<Recipe>,
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// The case's namespace when `needs_namespace`.
+    pub namespace: Option<String>,
+    /// Performance data a case wants in the performance report.
+    pub metrics: MetricsSink,
+}
+
+impl CaseContext {
+    /// The client, or a skip explaining that this case needs a cluster.
+    pub fn require_client(&self) -> Result<&kube::Client, Outcome> {
+        self.client.as_ref().ok_or_else(|| {
+            Outcome::skipped(
+                "no cluster target: this case needs --kubeconfig or the embedded cluster",
+            )
+        })
+    }
+
+    pub fn param<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.spec
+            .params
+            .get(key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    Passed {
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
+    /// Could not be evaluated on this target; `reason` says exactly why.
+    Skipped {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn passed(message: impl Into<String>) -> Self {
+        Outcome::Passed {
+            message: message.into(),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Outcome::Failed {
+            message: message.into(),
+        }
+    }
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Outcome::Skipped {
+            reason: reason.into(),
+        }
+    }
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed { .. })
+    }
+}
+
+/// The async body of a case. Errors are unexpected faults (API errors, bugs); the runner
+/// reports them as failures with the message. Expected negative results are `Outcome::Failed`.
+pub type CaseFn = fn(CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>>;
+
+/// A named series for the performance report, e.g. NCCL bus bandwidth by message size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    pub case_id: String,
+    pub name: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub points: Vec<(f64, f64)>,
+    /// Pass threshold drawn on plots, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+}
+
+/// Scalar measurements and series collected during a run (shared by all cases).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSink {
+    inner: Arc<Mutex<MetricsData>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsData {
+    /// case id -> metric name -> value
+    pub values: BTreeMap<String, BTreeMap<String, f64>>,
+    pub series: Vec<Series>,
+}
+
+impl MetricsSink {
+    pub fn record(&self, case_id: &str, name: &str, value: f64) {
+        let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        d.values
+            .entry(case_id.to_string())
+            .or_default()
+            .insert(name.to_string(), value);
+    }
+
+    pub fn series(&self, series: Series) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .series
+            .push(series);
+    }
+
+    pub fn snapshot(&self) -> MetricsData {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
