@@ -128,15 +128,25 @@ impl std::fmt::Display for Location {
 
 /// Parse and check a snapshot document.
 pub fn parse(text: &str, origin: &str) -> Result<Snapshot, SnapshotError> {
-    let snap: Snapshot = crate::yaml::from_str(text, origin)?;
-    if snap.kind != model::SNAPSHOT_KIND || snap.api_version != model::API_VERSION {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Header {
+        #[serde(default)]
+        kind: String,
+        #[serde(default)]
+        api_version: String,
+    }
+    // Check the kind first so a recipe passed by mistake gets a clear message rather than
+    // "missing field".
+    let header: Header = crate::yaml::from_str(text, origin)?;
+    if header.kind != model::SNAPSHOT_KIND || header.api_version != model::API_VERSION {
         return Err(SnapshotError::NotASnapshot {
             origin: origin.into(),
-            kind: snap.kind,
-            api_version: snap.api_version,
+            kind: header.kind,
+            api_version: header.api_version,
         });
     }
-    Ok(snap)
+    Ok(crate::yaml::from_str(text, origin)?)
 }
 
 pub fn load_file(path: &Path) -> Result<Snapshot, SnapshotError> {

@@ -1,0 +1,171 @@
+//! `aiconform validate --phase readiness`: exit codes, table and JSON output.
+
+use std::path::{Path, PathBuf};
+
+use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
+use assert_cmd::Command;
+use predicates::str::contains;
+
+fn snapshot_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/h100-eks.yaml")
+}
+
+/// Write a recipe with these constraints; returns (dir guard, path).
+fn recipe(constraints: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let r = Recipe {
+        api_version: "aiconform.dev/v1alpha1".into(),
+        kind: "Recipe".into(),
+        metadata: RecipeMetadata {
+            name: "test".into(),
+            tool_version: "0.1.0".into(),
+            applied_overlays: vec!["base".into()],
+            value_count: 0,
+        },
+        criteria: Default::default(),
+        constraints: constraints
+            .iter()
+            .map(|(n, v)| Constraint {
+                name: n.to_string(),
+                value: v.to_string(),
+                source: "base".into(),
+            })
+            .collect(),
+        deployment_order: vec![],
+        components: vec![],
+        validation: serde_json::Value::Null,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
+    (dir, path)
+}
+
+fn validate(recipe: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .arg("validate")
+        .arg("--recipe")
+        .arg(recipe)
+        .arg("--snapshot")
+        .arg(snapshot_fixture())
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn passing_recipe_exits_zero() {
+    let (_d, r) = recipe(&[
+        ("K8s.server.version", ">= 1.32, < 1.36"),
+        ("OS.release.ID", "ubuntu"),
+        ("OS.release.VERSION_ID", "24.04"),
+        ("OS.kernel.release", ">= 6.8"),
+        ("GPU.device.model", "*H100*"),
+        ("GPU.driver.version", ">= 580.95.05"),
+        ("K8s.node.gpuCount", ">= 2"),
+        ("Operator.gpu-operator.version", ">= v25.10.0"),
+    ]);
+    validate(&r, &[])
+        .code(0)
+        .stdout(contains("CONSTRAINT"))
+        .stdout(contains("8 passed, 0 failed, 0 missing"));
+}
+
+#[test]
+fn one_old_node_fails_the_constraint() {
+    let (_d, r) = recipe(&[
+        ("OS.kernel.release", ">= 6.8.0-1010"),
+        ("OS.release.ID", "ubuntu"),
+    ]);
+    validate(&r, &[])
+        .code(1)
+        .stdout(contains("fail"))
+        .stdout(contains("node/gpu-b (nodeInfo)"))
+        .stdout(contains("1 passed, 1 failed"));
+}
+
+#[test]
+fn missing_measurement_fails() {
+    let (_d, r) = recipe(&[("GPU.mig.mode", "disabled")]);
+    validate(&r, &[]).code(1).stdout(contains("missing"));
+}
+
+#[test]
+fn json_output() {
+    let (_d, r) = recipe(&[
+        ("K8s.server.version", ">= 1.35"),
+        ("OS.release.ID", "ubuntu"),
+    ]);
+    let out = validate(&r, &["--output", "json"])
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["phase"], "readiness");
+    assert_eq!(v["summary"]["failed"], 1);
+    assert_eq!(v["summary"]["passed"], 1);
+    assert_eq!(v["results"][0]["status"], "fail");
+    assert_eq!(v["results"][0]["actual"][0]["value"], "v1.34.2-eks-a737599");
+}
+
+#[test]
+fn no_constraints_passes() {
+    let (_d, r) = recipe(&[]);
+    validate(&r, &[]).code(0).stdout(contains("no constraints"));
+}
+
+#[test]
+fn unavailable_phase_exits_two() {
+    let (_d, r) = recipe(&[]);
+    validate(&r, &["--phase", "conformance"])
+        .code(2)
+        .stderr(contains("not yet available"));
+}
+
+#[test]
+fn bad_inputs_exit_two_with_the_file_named() {
+    let (_d, r) = recipe(&[]);
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .args([
+            "validate",
+            "--snapshot",
+            "/nonexistent/snap.yaml",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("/nonexistent/snap.yaml"));
+    // A recipe passed as the snapshot is rejected with a hint.
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .arg("validate")
+        .arg("--recipe")
+        .arg(&r)
+        .arg("--snapshot")
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("snapshot"));
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .args([
+            "validate",
+            "--recipe",
+            "/nonexistent/recipe.yaml",
+            "--snapshot",
+        ])
+        .arg(snapshot_fixture())
+        .assert()
+        .code(2)
+        .stderr(contains("/nonexistent/recipe.yaml"));
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .arg("validate")
+        .arg("--recipe")
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("--snapshot"));
+}
