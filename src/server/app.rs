@@ -275,15 +275,17 @@ async fn post_bundle(
     params(q, &[])?;
     let value = read_json(&state, &headers, body).await?;
     let (input, options) = request::bundle_request(&value)?;
-    let recipe = match input {
-        BundleInput::Criteria(c) => state.recipe(c).await?,
-        BundleInput::Recipe(r) => Arc::new(*r),
+    let options = super::bundle::options_from_json(&options)?;
+    let (recipe, client_recipe) = match input {
+        BundleInput::Criteria(c) => (state.recipe(c).await?, false),
+        BundleInput::Recipe(r) => (Arc::new(*r), true),
     };
     let name = download_name(&recipe.metadata.name);
-    let bytes =
-        tokio::task::spawn_blocking(move || super::bundle::render_tar_gz(&recipe, &options))
-            .await
-            .map_err(|e| ApiError::internal(format!("bundle task failed: {e}")))??;
+    let bytes = tokio::task::spawn_blocking(move || {
+        super::bundle::render_tar_gz(&recipe, &options, client_recipe)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("bundle task failed: {e}")))??;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}.tar.gz\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"bundle.tar.gz\""));
     Ok((

@@ -1,22 +1,261 @@
-//! `POST /v1/bundle`: adapter between the API and [`crate::bundle`].
+//! `POST /v1/bundle`: adapter between the API and [`crate::bundle`]. Maps the JSON
+//! `options` object onto [`BundleOptions`] with the same validation as the CLI flags.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use crate::bundle::{BundleError, BundleOptions, Deployer, Toleration, parse_selector};
 use crate::recipe::model::Recipe;
-
-/// Option names accepted under `options` (none until the bundle engine exposes some).
-/// Each entry is the option's name and its OpenAPI schema.
-pub const OPTION_FIELDS: &[(&str, OptionSchema)] = &[];
 
 /// Builds the OpenAPI schema of one option.
 pub type OptionSchema = fn() -> Value;
 
-/// Render `recipe` into a gzip-compressed tar archive.
-pub fn render_tar_gz(_recipe: &Recipe, _options: &Map<String, Value>) -> Result<Vec<u8>, ApiError> {
-    Err(ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "bundle rendering is not available in this build; use GET /v1/recipe and `aiconform bundle`",
-    ))
+fn selector_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "Node labels, key -> value (Kubernetes label syntax)",
+        "additionalProperties": {"type": "string"},
+    })
+}
+
+/// Option names accepted under `options`, each with its OpenAPI schema.
+pub const OPTION_FIELDS: &[(&str, OptionSchema)] = &[
+    ("systemNodeSelector", selector_schema),
+    ("acceleratedNodeSelector", selector_schema),
+    ("acceleratedTolerations", || {
+        json!({
+            "type": "array",
+            "description": "Tolerations for per-GPU-node workloads, as `key=value:Effect`, `key:Effect` or `key`",
+            "items": {"type": "string"},
+        })
+    }),
+    (
+        "deployer",
+        || json!({"type": "string", "enum": ["helm", "argocd"], "description": "Default helm"}),
+    ),
+    (
+        "argocdRepoUrl",
+        || json!({"type": "string", "description": "Git repository Argo CD Applications read the bundle from"}),
+    ),
+];
+
+fn field(name: &str) -> String {
+    format!("options.{name}")
+}
+
+fn invalid(name: &str, message: String) -> ApiError {
+    ApiError::bad_request("invalid_body", message).with_field(field(name))
+}
+
+/// Map the `options` object of a bundle request.
+pub fn options_from_json(opts: &Map<String, Value>) -> Result<BundleOptions, ApiError> {
+    let mut out = BundleOptions::default();
+    for (key, value) in opts {
+        match key.as_str() {
+            "systemNodeSelector" => {
+                out.system_node_selector = selector(key, value, "options.systemNodeSelector")?;
+            }
+            "acceleratedNodeSelector" => {
+                out.accelerated_node_selector =
+                    selector(key, value, "options.acceleratedNodeSelector")?;
+            }
+            "acceleratedTolerations" => {
+                let Value::Array(items) = value else {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "`{}` must be an array of strings like nvidia.com/gpu=present:NoSchedule",
+                            field(key)
+                        ),
+                    ));
+                };
+                out.accelerated_tolerations = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let f = format!("{}[{i}]", field(key));
+                        let Value::String(s) = item else {
+                            return Err(ApiError::bad_request(
+                                "invalid_body",
+                                format!(
+                                    "`{f}` must be a string like nvidia.com/gpu=present:NoSchedule"
+                                ),
+                            )
+                            .with_field(f));
+                        };
+                        s.parse::<Toleration>().map_err(|e| {
+                            ApiError::bad_request("invalid_body", e.to_string()).with_field(f)
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "deployer" => {
+                let Value::String(s) = value else {
+                    return Err(invalid(
+                        key,
+                        "`options.deployer` must be `helm` or `argocd`".into(),
+                    ));
+                };
+                out.deployer = s
+                    .parse::<Deployer>()
+                    .map_err(|e| invalid(key, e.to_string()))?;
+            }
+            "argocdRepoUrl" => match value {
+                Value::Null => out.argocd_repo_url = None,
+                Value::String(s) if !s.trim().is_empty() && s.len() <= 2048 => {
+                    out.argocd_repo_url = Some(s.clone());
+                }
+                _ => {
+                    return Err(invalid(
+                        key,
+                        "`options.argocdRepoUrl` must be a non-empty URL string".into(),
+                    ));
+                }
+            },
+            other => {
+                let names: Vec<&str> = OPTION_FIELDS.iter().map(|(n, _)| *n).collect();
+                let shown: String = other.chars().take(64).collect();
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!(
+                        "unknown option `{shown}`; options are: {}",
+                        names.join(", ")
+                    ),
+                )
+                .with_field(field(&shown)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn selector(
+    key: &str,
+    value: &Value,
+    flag: &'static str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let Value::Object(m) = value else {
+        return Err(invalid(
+            key,
+            format!(
+                "`{flag}` must be an object of label key -> value, e.g. {{\"nodeGroup\": \"system\"}}"
+            ),
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        let Value::String(v) = v else {
+            return Err(invalid(key, format!("`{flag}.{k}` must be a string")));
+        };
+        let (k, v) =
+            parse_selector(flag, &format!("{k}={v}")).map_err(|e| invalid(key, e.to_string()))?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Render `recipe` into a gzip-compressed tar archive. `client_recipe` says whether the
+/// recipe came in the request (a render failure is then the client's, 422) or was composed
+/// from the catalog (a failure is a data problem on the server, 500).
+pub fn render_tar_gz(
+    recipe: &Recipe,
+    options: &BundleOptions,
+    client_recipe: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let map = |e: BundleError| {
+        if client_recipe {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bundle_failed",
+                format!("cannot bundle this recipe: {e}"),
+            )
+            .with_field("recipe")
+        } else {
+            ApiError::internal(format!("cannot bundle the catalog recipe: {e}"))
+        }
+    };
+    let bundle = crate::bundle::render(recipe, options).map_err(map)?;
+    bundle
+        .to_tar_gz()
+        .map_err(|e| ApiError::internal(format!("cannot build the bundle archive: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(v: Value) -> Result<BundleOptions, ApiError> {
+        match v {
+            Value::Object(m) => options_from_json(&m),
+            _ => unreachable!("tests pass objects"),
+        }
+    }
+
+    #[test]
+    fn maps_every_option() {
+        let o = opts(json!({
+            "systemNodeSelector": {"nodeGroup": "system"},
+            "acceleratedNodeSelector": {"nvidia.com/gpu.present": "true"},
+            "acceleratedTolerations": ["nvidia.com/gpu=present:NoSchedule"],
+            "deployer": "argocd",
+            "argocdRepoUrl": "https://git.example.com/bundles.git",
+        }))
+        .unwrap();
+        assert_eq!(o.system_node_selector["nodeGroup"], "system");
+        assert_eq!(
+            o.accelerated_node_selector["nvidia.com/gpu.present"],
+            "true"
+        );
+        assert_eq!(o.accelerated_tolerations.len(), 1);
+        assert_eq!(o.deployer, Deployer::ArgoCd);
+        assert_eq!(
+            o.argocd_repo_url.as_deref(),
+            Some("https://git.example.com/bundles.git")
+        );
+        assert_eq!(opts(json!({})).unwrap(), BundleOptions::default());
+    }
+
+    #[test]
+    fn bad_options_name_the_field() {
+        for (body, f) in [
+            (json!({"deployer": "flux"}), "options.deployer"),
+            (json!({"deployer": 1}), "options.deployer"),
+            (
+                json!({"systemNodeSelector": {"a": "-x"}}),
+                "options.systemNodeSelector",
+            ),
+            (
+                json!({"systemNodeSelector": ["a=b"]}),
+                "options.systemNodeSelector",
+            ),
+            (
+                json!({"acceleratedNodeSelector": {"a": 1}}),
+                "options.acceleratedNodeSelector",
+            ),
+            (
+                json!({"acceleratedTolerations": ["k=v:Sometimes"]}),
+                "options.acceleratedTolerations[0]",
+            ),
+            (
+                json!({"acceleratedTolerations": [1]}),
+                "options.acceleratedTolerations[0]",
+            ),
+            (
+                json!({"acceleratedTolerations": "k"}),
+                "options.acceleratedTolerations",
+            ),
+            (json!({"argocdRepoUrl": ""}), "options.argocdRepoUrl"),
+            (json!({"compress": true}), "options.compress"),
+        ] {
+            let e = opts(body.clone()).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.field.as_deref()),
+                (400, Some(f)),
+                "{body}: {e}"
+            );
+        }
+    }
 }

@@ -46,7 +46,6 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("bundle_failed", 422),
     ("internal", 500),
     ("recipe_composition_failed", 500),
-    ("not_implemented", 501),
     ("overloaded", 503),
     ("not_ready", 503),
 ];

@@ -251,7 +251,7 @@ pub fn document() -> Value {
                     "responses": responses(json!({
                         "description": "The bundle as a .tar.gz archive",
                         "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
-                    }), &[400, 405, 408, 413, 415, 422, 500, 501, 503]),
+                    }), &[400, 405, 408, 413, 415, 422, 500, 503]),
                 },
             },
             "/healthz": {"get": {
