@@ -91,8 +91,12 @@ pub(crate) fn render(
                 if let Some(values) = &c.values {
                     helm["valueFiles"] = json!([format!("$values/{values}")]);
                 }
+                // Argo CD names OCI Helm repositories without the scheme (and needs a
+                // repository entry with `enableOCI: true`).
+                let source = c.source.clone().unwrap_or_default();
+                let repo_url = source.strip_prefix("oci://").unwrap_or(&source);
                 sources.push(json!({
-                    "repoURL": c.source.clone().unwrap_or_default(),
+                    "repoURL": repo_url,
                     "chart": chart,
                     "targetRevision": c.version,
                     "helm": helm,

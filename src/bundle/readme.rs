@@ -77,7 +77,8 @@ pub(crate) fn top(
                  each wave to be healthy.\n\n\
                  1. Push this directory to the Git repository `{}`{}.\n\
                  2. `kubectl apply -n argocd -f argocd/app-of-apps.yaml`\n\n\
-                 Helm components take their values from `<folder>/values.yaml` in that repository.",
+                 Helm components take their values from `<folder>/values.yaml` in that repository. \
+                 Charts from OCI registries need an Argo CD repository entry with `enableOCI: true`.",
                 super::argocd::repo_url(opts),
                 if opts.argocd_repo_url.is_none() {
                     " (a placeholder: re-render with `--argocd-repo-url URL` to name your repository)"
