@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Metrics,
     permits: Arc<Semaphore>,
     recipes: Mutex<HashMap<Criteria, Arc<Recipe>>>,
+    /// Rendered recipe documents by (criteria, is YAML); same bound as `recipes`.
+    documents: Mutex<HashMap<(Criteria, bool), Bytes>>,
     openapi: Bytes,
     draining: AtomicBool,
 }
@@ -56,6 +58,7 @@ impl AppState {
             config,
             metrics: Metrics::default(),
             recipes: Mutex::new(HashMap::new()),
+            documents: Mutex::new(HashMap::new()),
             openapi,
             draining: AtomicBool::new(false),
         })
@@ -89,11 +92,40 @@ impl AppState {
         Ok(recipe)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Criteria, Arc<Recipe>>> {
-        match self.recipes.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+    /// The recipe for `criteria` rendered as `format`, cached: the same bytes every time.
+    async fn recipe_document(
+        self: &Arc<Self>,
+        criteria: Criteria,
+        format: Format,
+    ) -> Result<Bytes, ApiError> {
+        let key = (criteria, format == Format::Yaml);
+        if let Some(hit) = lock(&self.documents).get(&key) {
+            return Ok(hit.clone());
         }
+        let recipe = self.recipe(key.0.clone()).await?;
+        let text = tokio::task::spawn_blocking(move || format.render(&*recipe))
+            .await
+            .map_err(|e| ApiError::internal(format!("rendering task failed: {e}")))?
+            .map_err(|e| ApiError::internal(format!("cannot render the recipe: {e}")))?;
+        let bytes = Bytes::from(text);
+        let mut docs = lock(&self.documents);
+        if docs.len() < 2 * RECIPE_CACHE_MAX {
+            docs.insert(key, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Criteria, Arc<Recipe>>> {
+        lock(&self.recipes)
+    }
+}
+
+/// Lock a cache. A panic while holding one cannot leave it inconsistent (each update is a
+/// single insert), so a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -212,6 +244,17 @@ async fn read_json(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     request::parse_json_body(&buf)
 }
 
+fn with_type(format: Format, bytes: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(format)),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
 fn document(format: Format, value: &impl serde::Serialize) -> Result<Response, ApiError> {
     let text = format
         .render(value)
@@ -234,8 +277,8 @@ async fn get_recipe(
     let p = params(q, RECIPE_PARAMS)?;
     let criteria = p.criteria()?;
     let format = negotiate(p.get("format"), header_str(&headers, header::ACCEPT))?;
-    let recipe = state.recipe(criteria).await?;
-    document(format, &*recipe)
+    let bytes = state.recipe_document(criteria, format).await?;
+    Ok(with_type(format, bytes))
 }
 
 async fn post_recipe(
@@ -248,8 +291,8 @@ async fn post_recipe(
     let format = negotiate(p.get("format"), header_str(&headers, header::ACCEPT))?;
     let value = read_json(&state, &headers, body).await?;
     let criteria = request::criteria_from_json(&value, "")?;
-    let recipe = state.recipe(criteria).await?;
-    document(format, &*recipe)
+    let bytes = state.recipe_document(criteria, format).await?;
+    Ok(with_type(format, bytes))
 }
 
 async fn get_query(
