@@ -205,7 +205,7 @@ clientConnection:
 leaderElection:
   leaderElect: false
 podInitialBackoffSeconds: 1
-podMaxBackoffSeconds: 5
+podMaxBackoffSeconds: 10
 profiles:
 - schedulerName: default-scheduler%s
 `, filepath.ToSlash(kubeconfig), plugins)

@@ -22,6 +22,7 @@ package coscheduling
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,13 +58,30 @@ type Coscheduling struct {
 	handle    framework.Handle
 	pgLister  cache.GenericLister
 	podLister corelisters.PodLister
+
+	mu     sync.Mutex
+	denied map[string]time.Time // "ns/name" -> PodGroup is not tried before this time
 }
 
+// DenyWindow is how long a PodGroup that could not be fully placed is not
+// retried. Without it the scheduler (which pops pods from the backoff queue
+// whenever it is idle) would reserve and release the gang in a tight loop.
+const DenyWindow = 3 * time.Second
+
+// prefilterPassed marks in the CycleState that the pod passed this plugin's
+// PreFilter, i.e. a later failure is a placement failure of the gang.
+const prefilterPassed fwk.StateKey = Name + "/prefilter-passed"
+
+type passed struct{}
+
+func (passed) Clone() fwk.StateData { return passed{} }
+
 var (
-	_ framework.PreFilterPlugin  = &Coscheduling{}
-	_ framework.PostFilterPlugin = &Coscheduling{}
-	_ framework.PermitPlugin     = &Coscheduling{}
-	_ framework.ReservePlugin    = &Coscheduling{}
+	_ framework.PreFilterPlugin   = &Coscheduling{}
+	_ framework.PostFilterPlugin  = &Coscheduling{}
+	_ framework.PermitPlugin      = &Coscheduling{}
+	_ framework.ReservePlugin     = &Coscheduling{}
+	_ framework.EnqueueExtensions = &Coscheduling{}
 )
 
 // New is the plugin factory (for app.WithPlugin).
@@ -81,10 +99,28 @@ func New(ctx context.Context, _ runtime.Object, h framework.Handle) (framework.P
 	if !cache.WaitForCacheSync(syncCtx.Done(), pgInformer.Informer().HasSynced) {
 		return nil, fmt.Errorf("coscheduling: PodGroup informer did not sync (is the %s CRD installed?)", PodGroupGVR.GroupResource())
 	}
-	return &Coscheduling{handle: h, pgLister: pgInformer.Lister(), podLister: podLister}, nil
+	return &Coscheduling{handle: h, pgLister: pgInformer.Lister(), podLister: podLister, denied: map[string]time.Time{}}, nil
 }
 
 func (c *Coscheduling) Name() string { return Name }
+
+// podGroupEventResource makes the scheduler watch PodGroups (via its dynamic
+// informer factory), so members rejected because their PodGroup did not
+// exist yet are retried as soon as it is created.
+const podGroupEventResource = fwk.EventResource("podgroups.v1alpha1.scheduling.x-k8s.io")
+
+// EventsToRegister lists the cluster events that may make a rejected member
+// schedulable: a pod added (e.g. a sibling) or removed (resources freed) or
+// relabelled, node changes, and PodGroup creation/changes. Plain pod status
+// updates (e.g. the scheduler's own PodScheduled=False conditions) are not
+// included, which keeps an unschedulable gang from being retried in a tight loop.
+func (c *Coscheduling) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
+	return []fwk.ClusterEventWithHint{
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add | fwk.Delete | fwk.UpdatePodLabel}},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeTaint | fwk.UpdateNodeLabel}},
+		{Event: fwk.ClusterEvent{Resource: podGroupEventResource, ActionType: fwk.Add | fwk.Update}},
+	}, nil
+}
 
 type podGroup struct {
 	namespace, name string
@@ -119,9 +155,16 @@ func sameGroup(a *corev1.Pod, namespace, name string) bool {
 }
 
 // PreFilter rejects members of missing or (still) too small groups.
-func (c *Coscheduling) PreFilter(ctx context.Context, _ fwk.CycleState, pod *corev1.Pod, _ []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
+func (c *Coscheduling) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, _ []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
 	if groupName(pod) == "" {
 		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	c.mu.Lock()
+	until, isDenied := c.denied[pod.Namespace+"/"+groupName(pod)]
+	c.mu.Unlock()
+	if isDenied && time.Now().Before(until) {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
+			fmt.Sprintf("PodGroup %s/%s could not be fully placed; retrying in %s", pod.Namespace, groupName(pod), time.Until(until).Round(100*time.Millisecond)))
 	}
 	pg, err := c.getPodGroup(pod)
 	if apierrors.IsNotFound(err) {
@@ -145,6 +188,7 @@ func (c *Coscheduling) PreFilter(ctx context.Context, _ fwk.CycleState, pod *cor
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
 			fmt.Sprintf("PodGroup %s/%s has %d of minMember %d pods", pg.namespace, pg.name, total, pg.minMember))
 	}
+	state.Write(prefilterPassed, passed{})
 	return nil, nil
 }
 
@@ -182,10 +226,47 @@ func (c *Coscheduling) rejectWaiting(namespace, name, msg string) {
 	})
 }
 
+// deny stops PreFilter from admitting the group for DenyWindow and then
+// moves its pending members back to the active queue, so the gang is retried
+// about every DenyWindow while it cannot fit (and at once on relevant
+// cluster events after that).
+func (c *Coscheduling) deny(namespace, name string) {
+	key := namespace + "/" + name
+	c.mu.Lock()
+	if until, ok := c.denied[key]; ok && time.Now().Before(until) {
+		c.mu.Unlock()
+		return
+	}
+	c.denied[key] = time.Now().Add(DenyWindow)
+	c.mu.Unlock()
+	time.AfterFunc(DenyWindow+50*time.Millisecond, func() {
+		c.mu.Lock()
+		delete(c.denied, key)
+		c.mu.Unlock()
+		pods, err := c.podLister.Pods(namespace).List(labels.SelectorFromSet(labels.Set{PodGroupLabel: name}))
+		if err != nil {
+			return
+		}
+		pending := map[string]*corev1.Pod{}
+		for _, p := range pods {
+			if p.Spec.NodeName == "" && p.DeletionTimestamp == nil {
+				pending[p.Namespace+"/"+p.Name] = p
+			}
+		}
+		if len(pending) > 0 {
+			c.handle.Activate(klog.Background(), pending)
+		}
+	})
+}
+
 // PostFilter: a member could not be placed. Unless the gang is already
 // complete, release every reservation of the group.
-func (c *Coscheduling) PostFilter(ctx context.Context, _ fwk.CycleState, pod *corev1.Pod, _ framework.NodeToStatusReader) (*framework.PostFilterResult, *fwk.Status) {
+func (c *Coscheduling) PostFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, _ framework.NodeToStatusReader) (*framework.PostFilterResult, *fwk.Status) {
 	if groupName(pod) == "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable)
+	}
+	if _, err := state.Read(prefilterPassed); err != nil {
+		// Rejected before placement was tried (e.g. by our own PreFilter).
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	pg, err := c.getPodGroup(pod)
@@ -196,6 +277,7 @@ func (c *Coscheduling) PostFilter(ctx context.Context, _ fwk.CycleState, pod *co
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	msg := fmt.Sprintf("PodGroup %s/%s cannot be fully placed (member %s does not fit); rejecting its waiting pods", pg.namespace, pg.name, pod.Name)
+	c.deny(pg.namespace, pg.name)
 	c.rejectWaiting(pg.namespace, pg.name, msg)
 	return nil, fwk.NewStatus(fwk.Unschedulable, msg)
 }
@@ -213,6 +295,7 @@ func (c *Coscheduling) Unreserve(_ context.Context, _ fwk.CycleState, pod *corev
 	if err != nil {
 		return
 	}
+	c.deny(pg.namespace, pg.name)
 	c.rejectWaiting(pg.namespace, pg.name, fmt.Sprintf("member %s of PodGroup %s/%s was unreserved", pod.Name, pg.namespace, pg.name))
 }
 
