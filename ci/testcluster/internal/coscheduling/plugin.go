@@ -92,7 +92,14 @@ func New(ctx context.Context, _ runtime.Object, h framework.Handle) (framework.P
 	}
 	f := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
 	pgInformer := f.ForResource(PodGroupGVR)
-	podLister := h.SharedInformerFactory().Core().V1().Pods().Lister()
+	podInformer := h.SharedInformerFactory().Core().V1().Pods()
+	// The scheduler's pod informer has no namespace index; add one so that
+	// the per-namespace listing below is indexed (and does not log a warning
+	// for every lookup). Fails harmlessly if the informer already runs.
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}); err != nil {
+		klog.V(2).InfoS("coscheduling: could not add namespace index to pod informer", "err", err)
+	}
+	podLister := podInformer.Lister()
 	f.Start(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
