@@ -1,5 +1,16 @@
 //! Case implementations, registered by name. Suite definitions (which cases, parameters,
 //! thresholds) are data in `suites/*.yaml`.
+//!
+//! Pure evaluation ([`nccl`] output parsing and thresholds, [`health`] of objects from their
+//! status) is separate from the cases that talk to the cluster ([`deployment`],
+//! [`conformance`], [`fabric`]).
+
+pub mod conformance;
+pub mod deployment;
+pub mod fabric;
+pub mod health;
+pub mod k8s;
+pub mod nccl;
 
 use crate::runner::CaseFn;
 
@@ -13,5 +24,40 @@ pub fn lookup(name: &str) -> Option<CaseFn> {
 
 /// Every implemented case, by name.
 pub fn registry() -> Vec<(&'static str, CaseFn)> {
-    Vec::new()
+    vec![
+        // deployment
+        ("component-health", deployment::component_health),
+        // conformance
+        ("dra-support", conformance::dra_support),
+        ("gang-scheduling", conformance::gang_scheduling),
+        (
+            "secure-accelerator-access",
+            conformance::secure_accelerator_access,
+        ),
+        ("accelerator-metrics", conformance::accelerator_metrics),
+        ("ai-service-metrics", conformance::ai_service_metrics),
+        ("pod-autoscaling", conformance::pod_autoscaling),
+        ("cluster-autoscaling", conformance::cluster_autoscaling),
+        ("inference-gateway", conformance::inference_gateway),
+        ("robust-controller", conformance::robust_controller),
+        // performance
+        ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),
+        ("gdr-enabled", fabric::gdr_enabled),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_names_are_unique_and_found() {
+        let names: Vec<&str> = super::registry().iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        for n in names {
+            assert!(super::lookup(n).is_some(), "{n}");
+        }
+        assert!(super::lookup("nope").is_none());
+    }
 }

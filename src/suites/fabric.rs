@@ -1,0 +1,345 @@
+//! Fabric suite: `nccl-all-reduce-bw` (bus bandwidth against recipe thresholds) and
+//! `gdr-enabled` (GPUDirect RDMA proven from `NCCL_DEBUG=INFO`).
+//!
+//! The nccl-tests output comes from, in order: `params.logFile`, the `AICONFORM_NCCL_LOG`
+//! environment variable (an existing run, evaluated offline), or a run on the cluster: a
+//! Kubeflow TrainJob across all GPU nodes when the Trainer and its MPI runtime are installed,
+//! else a Job on one GPU node. Simulated GPU nodes cannot run it: the case skips.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, LogParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::k8s::{
+    case_namespace, condition_true, crd_established, create, dynamic_api, gpu_allocatable,
+    gpu_nodes, gpu_tolerations,
+};
+use super::nccl::{self, GdrVerdict, NcclRun, Thresholds};
+use crate::runner::case::Series;
+use crate::runner::{CaseContext, Outcome};
+use crate::snapshot::cluster::is_simulated;
+
+/// Environment variable naming an existing nccl-tests output file to evaluate.
+pub const LOG_ENV: &str = "AICONFORM_NCCL_LOG";
+pub const TRAINJOB_CRD: &str = "trainjobs.trainer.kubeflow.org";
+
+pub fn nccl_all_reduce_bw(ctx: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
+    Box::pin(async move {
+        let (run, source) = match obtain_run(&ctx).await? {
+            Ok(r) => r,
+            Err(outcome) => return Ok(outcome),
+        };
+        Ok(bandwidth_outcome(&ctx, &run, &source))
+    })
+}
+
+pub fn gdr_enabled(ctx: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
+    Box::pin(async move {
+        let (run, source) = match obtain_run(&ctx).await? {
+            Ok(r) => r,
+            Err(outcome) => return Ok(outcome),
+        };
+        Ok(match nccl::check_gdr(&run) {
+            GdrVerdict::Enabled(m) => Outcome::passed(format!("{source}: {m}")),
+            GdrVerdict::Disabled(m) => Outcome::failed(format!("{source}: {m}")),
+            // Debug logging off: the run was set up so it cannot show GDR; that fails.
+            GdrVerdict::NotShown(m) if run.transport.info_lines == 0 => {
+                Outcome::failed(format!("{source}: GDR not shown: {m}"))
+            }
+            // No inter-node traffic (single node): GDR is not exercised at all.
+            GdrVerdict::NotShown(m) => Outcome::skipped(format!("{source}: {m}")),
+        })
+    })
+}
+
+/// Thresholds: flat keys in params win over `recipe.validation.nccl.allReduce`.
+pub fn thresholds(ctx: &CaseContext) -> Thresholds {
+    let recipe = ctx
+        .recipe
+        .validation
+        .pointer("/nccl/allReduce")
+        .map(Thresholds::from_json);
+    let params = Thresholds::from_json(&ctx.spec.params);
+    match recipe {
+        Some(r) => params.or(r),
+        None => params,
+    }
+}
+
+/// Evaluate a parsed run and record its bandwidth series for the performance report.
+pub fn bandwidth_outcome(ctx: &CaseContext, run: &NcclRun, source: &str) -> Outcome {
+    let t = thresholds(ctx);
+    let (figures, verdict) = nccl::check_bandwidth(run, &t);
+    let id = &ctx.spec.id;
+    if !run.rows.is_empty() {
+        for (name, pick) in [("busbw out-of-place", true), ("busbw in-place", false)] {
+            ctx.metrics.series(Series {
+                case_id: id.clone(),
+                name: format!("all_reduce_perf {name}"),
+                x_label: "message size (B)".to_string(),
+                y_label: "bus bandwidth (GB/s)".to_string(),
+                points: run
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let m = if pick { r.out_of_place } else { r.in_place };
+                        (r.size_bytes as f64, m.busbw_gbps)
+                    })
+                    .collect(),
+                threshold: t.min_large_message_bus_bandwidth_g_bps,
+            });
+        }
+    }
+    if let Some(f) = &figures {
+        ctx.metrics
+            .record(id, "avgBusBandwidthGBps", f.avg_bus_bandwidth);
+        ctx.metrics
+            .record(id, "peakBusBandwidthGBps", f.peak_bus_bandwidth);
+        if let Some(l) = f.large_message_bus_bandwidth {
+            ctx.metrics.record(id, "largeMessageBusBandwidthGBps", l);
+        }
+        ctx.metrics.record(id, "ranks", run.ranks as f64);
+    }
+    match verdict {
+        Ok(summary) => Outcome::passed(format!("{source}: {summary}")),
+        Err(problems) => Outcome::failed(format!("{source}: {}", problems.join("; "))),
+    }
+}
+
+/// The nccl-tests output to judge and where it came from, or the outcome that ends the case.
+async fn obtain_run(ctx: &CaseContext) -> anyhow::Result<Result<(NcclRun, String), Outcome>> {
+    let file = ctx
+        .param::<String>("logFile")
+        .or_else(|| std::env::var(LOG_ENV).ok().filter(|v| !v.is_empty()));
+    if let Some(path) = file {
+        return Ok(match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((nccl::parse(&text), format!("log {path}"))),
+            Err(e) => Err(Outcome::failed(format!(
+                "cannot read nccl-tests output {path}: {e}"
+            ))),
+        });
+    }
+    let client = match ctx.require_client() {
+        Ok(c) => c.clone(),
+        Err(skip) => return Ok(Err(skip)),
+    };
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let gpu = gpu_nodes(&nodes);
+    if gpu.is_empty() {
+        return Ok(Err(Outcome::failed(
+            "no GPU nodes (no nvidia.com/gpu.present label or allocatable nvidia.com/gpu): nothing to run nccl-tests on",
+        )));
+    }
+    let simulated: Vec<String> = gpu
+        .iter()
+        .filter(|n| is_simulated(n))
+        .map(|n| n.name_any())
+        .collect();
+    if !simulated.is_empty() {
+        return Ok(Err(Outcome::skipped(format!(
+            "simulated GPU nodes ({}): nccl-tests needs real GPUs and a real fabric; set params.logFile or {LOG_ENV} to evaluate an existing run",
+            simulated.join(", ")
+        ))));
+    }
+    run_on_cluster(ctx, &client, &nodes).await
+}
+
+fn nccl_settings(ctx: &CaseContext) -> (Option<String>, Vec<serde_json::Value>, u64) {
+    let validation = ctx.recipe.validation.get("nccl");
+    let image = ctx.param::<String>("image").or_else(|| {
+        validation
+            .and_then(|v| v.get("image"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    });
+    let mut env = vec![json!({"name": "NCCL_DEBUG", "value": "INFO"})];
+    if let Some(map) = validation
+        .and_then(|v| v.get("env"))
+        .and_then(|v| v.as_object())
+    {
+        for (k, v) in map {
+            let value = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            env.push(json!({"name": k, "value": value}));
+        }
+    }
+    let max_bytes = thresholds(ctx).large_message_bytes.unwrap_or(8_589_934_592);
+    (image, env, max_bytes)
+}
+
+async fn run_on_cluster(
+    ctx: &CaseContext,
+    client: &Client,
+    nodes: &[Node],
+) -> anyhow::Result<Result<(NcclRun, String), Outcome>> {
+    let (image, env, max_bytes) = nccl_settings(ctx);
+    let Some(image) = image else {
+        return Ok(Err(Outcome::failed(
+            "no nccl-tests image configured: set params.image or recipe validation.nccl.image",
+        )));
+    };
+    let alloc = gpu_allocatable(nodes);
+    let Some(gpus) = alloc.iter().map(|(_, n)| *n).max() else {
+        return Ok(Err(Outcome::failed(
+            "GPU nodes advertise no allocatable nvidia.com/gpu: nccl-tests pods cannot request GPUs",
+        )));
+    };
+    let node_count = alloc.iter().filter(|(_, n)| *n == gpus).count() as u64;
+    let ns = case_namespace(ctx)?;
+    let deadline = Instant::now() + ctx.spec.timeout;
+    let runtime = ctx
+        .param::<String>("trainingRuntime")
+        .unwrap_or_else(|| "mpi-distributed".to_string());
+    let trainer = node_count >= 2
+        && crd_established(client, TRAINJOB_CRD).await?.is_ok()
+        && dynamic_api(
+            client,
+            "trainer.kubeflow.org",
+            "v1alpha1",
+            "ClusterTrainingRuntime",
+            "clustertrainingruntimes",
+            None,
+        )
+        .get_opt(&runtime)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    let perf = format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g 1 -c 1 -n 20");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let (selector, source) = if trainer {
+        let np = node_count * gpus;
+        let tj: kube::core::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": "nccl-all-reduce"},
+            "spec": {
+                "runtimeRef": {"name": runtime},
+                "trainer": {
+                    "image": image, "numNodes": node_count,
+                    "command": ["mpirun", "--allow-run-as-root", "-np", np.to_string(), "-bind-to", "none",
+                        "-x", "NCCL_DEBUG", "sh", "-c", perf],
+                    "env": env,
+                    "resourcesPerNode": {"limits": {"nvidia.com/gpu": gpus.to_string()}}
+                }
+            }
+        }))?;
+        let api = dynamic_api(
+            client,
+            "trainer.kubeflow.org",
+            "v1alpha1",
+            "TrainJob",
+            "trainjobs",
+            Some(&ns),
+        );
+        api.create(&kube::api::PostParams::default(), &tj).await?;
+        let done = |o: Option<&kube::core::DynamicObject>| {
+            o.is_some_and(|o| condition_true(o, "Complete") || condition_true(o, "Failed"))
+        };
+        let finished = tokio::time::timeout_at(
+            deadline,
+            await_condition(api.clone(), "nccl-all-reduce", done),
+        )
+        .await;
+        match finished {
+            Err(_) => {
+                return Ok(Err(Outcome::failed(format!(
+                    "TrainJob {ns}/nccl-all-reduce ({node_count} nodes × {gpus} GPUs) did not finish within {}s",
+                    ctx.spec.timeout.as_secs()
+                ))));
+            }
+            Ok(r) => {
+                r?;
+            }
+        }
+        (
+            "jobset.sigs.k8s.io/jobset-name=nccl-all-reduce".to_string(),
+            format!(
+                "TrainJob {ns}/nccl-all-reduce ({node_count} nodes × {gpus} GPUs, runtime {runtime})"
+            ),
+        )
+    } else {
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+        let single = format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g {gpus} -c 1 -n 20");
+        create(
+            &jobs,
+            json!({
+                "metadata": {"name": "nccl-all-reduce"},
+                "spec": {"backoffLimit": 0, "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "nccl", "image": image, "command": ["sh", "-c", single],
+                        "env": env, "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}],
+                    "tolerations": gpu_tolerations()
+                }}}
+            }),
+        )
+        .await?;
+        let done = |j: Option<&Job>| {
+            j.and_then(|j| j.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"
+                    })
+                })
+        };
+        let finished = tokio::time::timeout_at(
+            deadline,
+            await_condition(jobs.clone(), "nccl-all-reduce", done),
+        )
+        .await;
+        if finished.is_err() {
+            return Ok(Err(Outcome::failed(format!(
+                "Job {ns}/nccl-all-reduce (1 node × {gpus} GPUs) did not finish within {}s",
+                ctx.spec.timeout.as_secs()
+            ))));
+        }
+        finished.ok().transpose()?;
+        (
+            "batch.kubernetes.io/job-name=nccl-all-reduce".to_string(),
+            format!(
+                "Job {ns}/nccl-all-reduce (single node × {gpus} GPUs{})",
+                if node_count >= 2 {
+                    format!(
+                        "; multi-node needs the Kubeflow Trainer with ClusterTrainingRuntime {runtime}"
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        )
+    };
+    let mut text = String::new();
+    for p in pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+    {
+        let logs = tokio::time::timeout(
+            Duration::from_secs(60),
+            pods.logs(&p.name_any(), &LogParams::default()),
+        )
+        .await;
+        if let Ok(Ok(l)) = logs {
+            text.push_str(&l);
+            text.push('\n');
+        }
+    }
+    if text.trim().is_empty() {
+        return Ok(Err(Outcome::failed(format!(
+            "{source}: no log output could be read from its pods"
+        ))));
+    }
+    Ok(Ok((nccl::parse(&text), source)))
+}

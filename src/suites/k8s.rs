@@ -1,0 +1,249 @@
+//! Small kube helpers shared by the cases: deadline-bounded watches, CRD and object lookups.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::wait::await_condition;
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::runner::CaseContext;
+
+/// Wait (watching) until `eval` says the object is good or the deadline passes.
+/// `Ok(Ok(obj))` when good; `Ok(Err(reason))` at the deadline: the object's last problem,
+/// or that it does not exist.
+pub async fn wait_object<K>(
+    api: Api<K>,
+    what: &str,
+    name: &str,
+    deadline: Instant,
+    eval: fn(&K) -> Result<String, String>,
+) -> anyhow::Result<Result<(K, String), String>>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+{
+    let cond = move |o: Option<&K>| o.is_some_and(|k| eval(k).is_ok());
+    let waited = tokio::time::timeout_at(deadline, await_condition(api.clone(), name, cond)).await;
+    if let Ok(r) = waited
+        && let Some(obj) = r?
+    {
+        let msg = eval(&obj).unwrap_or_default();
+        return Ok(Ok((obj, msg)));
+    }
+    Ok(match api.get_opt(name).await? {
+        None => Err(format!("{what} not found")),
+        Some(obj) => match eval(&obj) {
+            Ok(msg) => Ok((obj, msg)),
+            Err(e) => Err(format!("{what}: {e}")),
+        },
+    })
+}
+
+/// The CRD's problem if it is missing or not Established.
+pub async fn crd_established(client: &Client, name: &str) -> anyhow::Result<Result<(), String>> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    Ok(match api.get_opt(name).await? {
+        None => Err(format!("CRD {name} is not installed")),
+        Some(crd) => super::health::crd(&crd)
+            .map(|_| ())
+            .map_err(|e| format!("CRD {name}: {e}")),
+    })
+}
+
+/// The served API of a CRD-backed kind, for dynamic access.
+pub fn dynamic_api(
+    client: &Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// The case namespace; a runner fault if it was not provided.
+pub fn case_namespace(ctx: &CaseContext) -> anyhow::Result<String> {
+    ctx.namespace.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "case {} needs a namespace (needs_namespace) but the runner gave none",
+            ctx.spec.id
+        )
+    })
+}
+
+/// Status conditions of a dynamic object (`status.conditions[]`), as (type, status, reason, message).
+pub fn conditions(obj: &DynamicObject) -> Vec<(String, String, String, String)> {
+    obj.data
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let s = |k: &str| {
+                        c.get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    (s("type"), s("status"), s("reason"), s("message"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn condition_true(obj: &DynamicObject, type_: &str) -> bool {
+    conditions(obj)
+        .iter()
+        .any(|(t, s, _, _)| t == type_ && s == "True")
+}
+
+/// Allocatable `nvidia.com/gpu` per node (nodes with none are left out).
+pub fn gpu_allocatable(nodes: &[Node]) -> Vec<(String, u64)> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let q = n
+                .status
+                .as_ref()?
+                .allocatable
+                .as_ref()?
+                .get("nvidia.com/gpu")?;
+            let count: u64 = q.0.trim().parse().ok()?;
+            (count > 0).then(|| (n.metadata.name.clone().unwrap_or_default(), count))
+        })
+        .collect()
+}
+
+/// Nodes that have GPUs: GFD label `nvidia.com/gpu.present=true` or allocatable `nvidia.com/gpu`.
+pub fn gpu_nodes(nodes: &[Node]) -> Vec<&Node> {
+    nodes
+        .iter()
+        .filter(|n| {
+            n.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("nvidia.com/gpu.present"))
+                .is_some_and(|v| v == "true")
+                || !gpu_allocatable(std::slice::from_ref(*n)).is_empty()
+        })
+        .collect()
+}
+
+/// Pod phase summary for messages: `Pending (Unschedulable: 0/3 nodes ...)`.
+pub fn pod_state(pod: &Pod) -> String {
+    let Some(status) = pod.status.as_ref() else {
+        return "no status".to_string();
+    };
+    let phase = status.phase.clone().unwrap_or_else(|| "Unknown".into());
+    let sched = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status != "True");
+    match sched {
+        Some(c) => format!(
+            "{phase} ({}: {})",
+            c.reason.as_deref().unwrap_or("-"),
+            c.message.as_deref().unwrap_or("")
+        ),
+        None => phase,
+    }
+}
+
+pub fn pod_running_or_done(pod: &Pod) -> Result<String, String> {
+    match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Running") | Some("Succeeded") => Ok(pod_state(pod)),
+        _ => Err(pod_state(pod)),
+    }
+}
+
+pub async fn create<K>(api: &Api<K>, obj: serde_json::Value) -> anyhow::Result<K>
+where
+    K: Clone + Debug + DeserializeOwned + serde::Serialize + Resource,
+{
+    let obj: K = serde_json::from_value(obj)?;
+    Ok(api.create(&PostParams::default(), &obj).await?)
+}
+
+/// Delete everything with `selector` in the API and wait (watching) until it is gone.
+pub async fn delete_all_and_wait<K>(
+    api: &Api<K>,
+    selector: &str,
+    timeout: Duration,
+) -> anyhow::Result<()>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+    K::DynamicType: Default,
+{
+    let lp = ListParams::default().labels(selector);
+    api.delete_collection(&DeleteParams::background().grace_period(0), &lp)
+        .await?;
+    let wc = watcher::Config::default().labels(selector);
+    let gone = async {
+        let mut remaining: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut init = true;
+        let mut stream = std::pin::pin!(watcher(api.clone(), wc));
+        while let Some(ev) = stream.try_next().await? {
+            match ev {
+                watcher::Event::Init => {
+                    remaining.clear();
+                    init = true;
+                }
+                watcher::Event::InitApply(o) => {
+                    remaining.insert(o.meta().name.clone().unwrap_or_default());
+                }
+                watcher::Event::InitDone => {
+                    init = false;
+                    if remaining.is_empty() {
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                }
+                watcher::Event::Apply(_) => {}
+                watcher::Event::Delete(o) => {
+                    remaining.remove(&o.meta().name.clone().unwrap_or_default());
+                    if !init && remaining.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!(
+            "objects with {selector} still present {}s after deletion",
+            timeout.as_secs()
+        ),
+    }
+}
+
+/// Toleration for the GPU node taint (any value, NoSchedule).
+pub fn gpu_tolerations() -> serde_json::Value {
+    serde_json::json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+}
+
+/// Stream helper: the next item or `None` at the deadline.
+pub async fn next_before<S: futures::Stream + Unpin>(
+    stream: &mut S,
+    deadline: Instant,
+) -> Option<S::Item> {
+    tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .ok()
+        .flatten()
+}
