@@ -157,6 +157,19 @@ fn selector(
     Ok(out)
 }
 
+/// The request field of a bundle option the engine names by its CLI flag.
+fn option_field(flag: &str) -> String {
+    let name = match flag {
+        "--system-node-selector" => "systemNodeSelector",
+        "--accelerated-node-selector" => "acceleratedNodeSelector",
+        "--accelerated-node-toleration" => "acceleratedTolerations",
+        "--deployer" => "deployer",
+        "--argocd-repo-url" => "argocdRepoUrl",
+        _ => return "options".into(),
+    };
+    field(name)
+}
+
 /// Render `recipe` into a gzip-compressed tar archive. `client_recipe` says whether the
 /// recipe came in the request (a render failure is then the client's, 422) or was composed
 /// from the catalog (a failure is a data problem on the server, 500).
@@ -166,6 +179,10 @@ pub fn render_tar_gz(
     client_recipe: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let map = |e: BundleError| {
+        if let BundleError::InvalidOption { flag, .. } = &e {
+            return ApiError::bad_request("invalid_body", e.to_string())
+                .with_field(option_field(flag));
+        }
         if client_recipe {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -216,6 +233,23 @@ mod tests {
             Some("https://git.example.com/bundles.git")
         );
         assert_eq!(opts(json!({})).unwrap(), BundleOptions::default());
+    }
+
+    #[test]
+    fn engine_option_errors_are_400_naming_the_field() {
+        let recipe = crate::recipe::compose(
+            &crate::recipe::Catalog::load(crate::recipe::source::RecipeFiles::builtin()).unwrap(),
+            &crate::recipe::Criteria::new(),
+        )
+        .unwrap();
+        let o = opts(json!({"deployer": "argocd", "argocdRepoUrl": "\""})).unwrap();
+        let e = render_tar_gz(&recipe, &o, false).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.field.as_deref()),
+            (400, Some("options.argocdRepoUrl")),
+            "{e}"
+        );
+        assert_eq!(option_field("--unknown"), "options");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use super::error::{ERROR_CODES, ErrorResponse};
 use super::request::BUNDLE_FIELDS;
 use crate::recipe::criteria::{ANY, Dimension};
 
+/// A DNS-1123 label, as component names and namespaces must be.
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
 /// Every route and its methods. The router test checks the server and this list agree.
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/recipe", &["get", "post"]),
@@ -90,7 +93,7 @@ fn document_ok(description: &str) -> Value {
         "description": description,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Recipe"}},
-            "application/yaml": {"schema": {"type": "string"}},
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/Recipe"}},
         }
     })
 }
@@ -144,18 +147,71 @@ pub fn document() -> Value {
         "Recipe".into(),
         json!({
             "type": "object",
-            "description": "A version-locked recipe, exactly as `aiconform recipe --format json` writes it.",
+            "description": "A version-locked recipe, exactly as `aiconform recipe --format json` writes it (GET /v1/recipe). Bundling also checks what a schema cannot (dependencies, references, values); failures are 422.",
             "required": ["apiVersion", "kind", "metadata", "criteria", "constraints", "deploymentOrder", "components"],
             "properties": {
                 "apiVersion": {"type": "string", "enum": [crate::recipe::overlay::API_VERSION]},
                 "kind": {"type": "string", "enum": [crate::recipe::resolve::RECIPE_KIND]},
-                "metadata": {"type": "object"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["name", "toolVersion", "appliedOverlays", "valueCount"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,253}$"},
+                        "toolVersion": {"type": "string"},
+                        "appliedOverlays": {"type": "array", "items": {"type": "string"}},
+                        "valueCount": {"type": "integer", "minimum": 0},
+                    },
+                },
                 "criteria": {"type": "object", "additionalProperties": {"type": "string"}},
-                "constraints": {"type": "array", "items": {"type": "object"}},
+                "constraints": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["name", "value", "source"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "value": {"type": "string"},
+                        "source": {"type": "string"},
+                    },
+                }},
                 "deploymentOrder": {"type": "array", "items": {"type": "string"}},
-                "components": {"type": "array", "items": {"type": "object"}},
+                "components": {"type": "array", "items": {"$ref": "#/components/schemas/Component"}},
                 "validation": {},
             }
+        }),
+    );
+    schemas.insert(
+        "Component".into(),
+        json!({
+            "type": "object",
+            "required": ["name", "type", "version", "namespace"],
+            "properties": {
+                "name": {"type": "string", "pattern": DNS_LABEL},
+                "type": {"type": "string", "enum": ["Helm", "Kustomize", "Manifest"]},
+                "source": {"type": "string"},
+                "chart": {"type": "string"},
+                "version": {"type": "string", "pattern": "^[A-Za-z0-9._+][A-Za-z0-9._+-]{0,127}$"},
+                "namespace": {"type": "string", "pattern": DNS_LABEL},
+                "dependencyRefs": {"type": "array", "items": {"type": "string", "pattern": DNS_LABEL}},
+                "healthChecks": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["kind", "name"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": crate::bundle::HEALTH_KINDS},
+                        "name": {"type": "string"},
+                        "namespace": {"type": "string"},
+                    },
+                    "additionalProperties": false,
+                }},
+                "overlays": {"type": "array", "items": {"type": "string"}},
+                "values": {},
+                "manifests": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["name", "content"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$"},
+                        "content": {"type": "string"},
+                    },
+                }},
+            },
         }),
     );
     let option_props: Map<String, Value> = super::bundle::OPTION_FIELDS
@@ -178,6 +234,7 @@ pub fn document() -> Value {
                 "options": {"$ref": "#/components/schemas/BundleOptions"},
             },
             "additionalProperties": false,
+            "not": {"required": ["criteria", "recipe"]},
         }),
     );
     schemas.insert(
@@ -198,6 +255,7 @@ pub fn document() -> Value {
         "required": true,
         "description": "Dotted path into the recipe, e.g. components.gpu-operator.version; quote keys with dots: a.\"b.c\"",
         "schema": {"type": "string", "minLength": 1, "maxLength": super::request::MAX_SELECTOR_LEN},
+        "example": "deploymentOrder",
     }));
     query_params.push(format_param());
 
@@ -236,7 +294,7 @@ pub fn document() -> Value {
                     "parameters": query_params,
                     "responses": responses(json!({
                         "description": "The selected value (any JSON value; YAML with format=yaml)",
-                        "content": {"application/json": {"schema": {}}, "application/yaml": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": {}}, "application/yaml": {"schema": {}}},
                     }), &[400, 404, 405, 406, 408, 500, 503]),
                 },
             },

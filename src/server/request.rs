@@ -390,7 +390,7 @@ pub fn bundle_request(body: &Value) -> Result<(BundleInput, Map<String, Value>),
         }
     }
     let options = match map.get("options") {
-        None | Some(Value::Null) => Map::new(),
+        None => Map::new(),
         Some(Value::Object(o)) => o.clone(),
         Some(other) => {
             return Err(invalid_body(
@@ -399,8 +399,8 @@ pub fn bundle_request(body: &Value) -> Result<(BundleInput, Map<String, Value>),
             ));
         }
     };
-    let criteria = map.get("criteria").filter(|v| !v.is_null());
-    let recipe = map.get("recipe").filter(|v| !v.is_null());
+    let criteria = map.get("criteria");
+    let recipe = map.get("recipe");
     let input = match (criteria, recipe) {
         (Some(_), Some(_)) => {
             return Err(invalid_body(
