@@ -1,0 +1,712 @@
+//! Deploying a bundle to a cluster and waiting for component health (issue 4).
+//!
+//! [`deploy`] verifies the bundle against its `bundle.yaml`, then takes the components in
+//! deployment order: Helm charts through the `helm` CLI, manifests through server-side apply
+//! (field manager `aiconform`, kinds resolved by discovery), kustomizations built by
+//! `kubectl kustomize`. After each component it waits, with watches and a deadline, for the
+//! component's health checks. A component that fails is reported with the object and the
+//! reason; components that depend on it are skipped, the others still deployed.
+//!
+//! The decisions (health of an object, what to skip, apply order) are pure functions in
+//! [`health`] and here; the rest is I/O.
+
+pub mod health;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Scope, pinned_kind};
+use kube::runtime::wait::await_condition;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::bundle::manifests::{self, ManifestObject};
+use crate::bundle::{self, BundleComponent, BundleError};
+use crate::recipe::model::{ComponentType, HealthCheck};
+use health::HealthStatus;
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "aiconform";
+
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// How long each component may take, from its first apply to its last health check.
+    pub timeout: Duration,
+    /// Passed to `helm` (kube-rs gets its client from the caller).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            kubeconfig: None,
+        }
+    }
+}
+
+/// Why a bundle could not be deployed at all. Component failures are not errors: they are
+/// in the [`DeployReport`].
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(
+        "{report}\nrefusing to deploy a bundle that does not match its bundle.yaml; re-render it with `aiconform bundle --force`"
+    )]
+    Tampered { report: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Healthy,
+    /// What failed, naming the object and why.
+    Failed(String),
+    /// Not attempted, and why.
+    Skipped(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployReport {
+    pub recipe: String,
+    pub results: Vec<ComponentResult>,
+}
+
+impl DeployReport {
+    pub fn is_ok(&self) -> bool {
+        self.results.iter().all(|r| r.outcome == Outcome::Healthy)
+    }
+
+    pub fn count(&self, pred: impl Fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|r| pred(&r.outcome)).count()
+    }
+}
+
+impl fmt::Display for DeployReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let healthy = self.count(|o| *o == Outcome::Healthy);
+        let failed = self.count(|o| matches!(o, Outcome::Failed(_)));
+        let skipped = self.count(|o| matches!(o, Outcome::Skipped(_)));
+        write!(
+            f,
+            "deploy of recipe {}: {healthy} healthy, {failed} failed, {skipped} skipped",
+            self.recipe
+        )?;
+        for r in &self.results {
+            match &r.outcome {
+                Outcome::Healthy => {}
+                Outcome::Failed(why) => write!(f, "\n  FAILED  {}: {why}", r.name)?,
+                Outcome::Skipped(why) => write!(f, "\n  SKIPPED {}: {why}", r.name)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Progress, for display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Start {
+        index: usize,
+        total: usize,
+        name: String,
+        description: String,
+    },
+    Step {
+        index: usize,
+        total: usize,
+        name: String,
+        message: String,
+    },
+    Done {
+        index: usize,
+        total: usize,
+        result: ComponentResult,
+    },
+}
+
+/// The first dependency of `c` that is not healthy.
+pub fn blocked_by<'a>(c: &'a BundleComponent, not_healthy: &BTreeSet<String>) -> Option<&'a str> {
+    c.dependency_refs
+        .iter()
+        .find(|d| not_healthy.contains(*d))
+        .map(String::as_str)
+}
+
+/// Apply order inside a component: namespaces, then CRDs, then everything else, each group
+/// in file order.
+pub fn apply_order(objects: Vec<ManifestObject>) -> (Vec<ManifestObject>, Vec<ManifestObject>) {
+    let (first, rest): (Vec<_>, Vec<_>) = objects
+        .into_iter()
+        .partition(|o| o.is_crd() || (o.kind == "Namespace" && o.api_version == "v1"));
+    let (mut ns, crds): (Vec<_>, Vec<_>) = first.into_iter().partition(|o| o.kind == "Namespace");
+    ns.extend(crds);
+    (ns, rest)
+}
+
+/// `45s`, `5m`, `5m30s`, `1h2m`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 120 {
+        return format!("{s}s");
+    }
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+fn describe(c: &BundleComponent) -> String {
+    match c.component_type {
+        ComponentType::Helm => format!(
+            "Helm chart {} {} into {}",
+            c.chart.as_deref().unwrap_or(&c.name),
+            c.version,
+            c.namespace
+        ),
+        ComponentType::Kustomize => format!("kustomization {} into {}", c.version, c.namespace),
+        ComponentType::Manifest => format!(
+            "{} manifest file(s) {} into {}",
+            c.manifests.len(),
+            c.version,
+            c.namespace
+        ),
+    }
+}
+
+/// Deploy the bundle in `dir` with `client`. Errors only when the bundle itself is unusable;
+/// component failures are in the report.
+pub async fn deploy(
+    dir: &Path,
+    client: &Client,
+    opts: &DeployOptions,
+    progress: &dyn Fn(Event),
+) -> Result<DeployReport, DeployError> {
+    let verified = bundle::verify(dir)?;
+    if !verified.is_ok() {
+        return Err(DeployError::Tampered {
+            report: verified.to_string(),
+        });
+    }
+    let manifest = verified.manifest;
+    let total = manifest.components.len();
+    let mut not_healthy = BTreeSet::new();
+    let mut results = Vec::with_capacity(total);
+    for (i, c) in manifest.components.iter().enumerate() {
+        let index = i + 1;
+        progress(Event::Start {
+            index,
+            total,
+            name: c.name.clone(),
+            description: describe(c),
+        });
+        let started = Instant::now();
+        let outcome = match blocked_by(c, &not_healthy) {
+            Some(dep) => {
+                Outcome::Skipped(format!("depends on {dep}, which did not become healthy"))
+            }
+            None => {
+                let step = |message: String| {
+                    progress(Event::Step {
+                        index,
+                        total,
+                        name: c.name.clone(),
+                        message,
+                    })
+                };
+                let ctx = Ctx {
+                    dir,
+                    client,
+                    opts,
+                    deadline: started + opts.timeout,
+                    step: &step,
+                };
+                match deploy_component(&ctx, c).await {
+                    Ok(()) => Outcome::Healthy,
+                    Err(why) => Outcome::Failed(why),
+                }
+            }
+        };
+        if outcome != Outcome::Healthy {
+            not_healthy.insert(c.name.clone());
+        }
+        let result = ComponentResult {
+            name: c.name.clone(),
+            outcome,
+            elapsed: started.elapsed(),
+        };
+        progress(Event::Done {
+            index,
+            total,
+            result: result.clone(),
+        });
+        results.push(result);
+    }
+    Ok(DeployReport {
+        recipe: manifest.recipe.name,
+        results,
+    })
+}
+
+struct Ctx<'a> {
+    dir: &'a Path,
+    client: &'a Client,
+    opts: &'a DeployOptions,
+    deadline: Instant,
+    step: &'a dyn Fn(String),
+}
+
+impl Ctx<'_> {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        let mut p = self.dir.to_path_buf();
+        for seg in rel.split('/') {
+            p.push(seg);
+        }
+        p
+    }
+}
+
+async fn deploy_component(ctx: &Ctx<'_>, c: &BundleComponent) -> Result<(), String> {
+    let mut objects = Vec::new();
+    match c.component_type {
+        ComponentType::Helm => helm_install(ctx, c).await?,
+        ComponentType::Kustomize => {
+            ensure_namespace(ctx.client, &c.namespace).await?;
+            if let Some(k) = &c.kustomization {
+                (ctx.step)("building kustomization".into());
+                objects.extend(kustomize_build(ctx, k).await?);
+            }
+        }
+        ComponentType::Manifest => ensure_namespace(ctx.client, &c.namespace).await?,
+    }
+    for rel in &c.manifests {
+        let path = ctx.path(rel);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        objects.extend(manifests::parse(&text).map_err(|e| format!("{rel}: {e}"))?);
+    }
+    if !objects.is_empty() {
+        let (first, rest) = apply_order(objects);
+        for o in &first {
+            apply_object(ctx, o, &c.namespace).await?;
+        }
+        let crds: Vec<&ManifestObject> = first.iter().filter(|o| o.is_crd()).collect();
+        if !crds.is_empty() {
+            (ctx.step)(format!(
+                "waiting for {} CRD(s) to be Established",
+                crds.len()
+            ));
+            let api: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+            for crd in crds {
+                wait_for(
+                    ctx,
+                    api.clone(),
+                    &crd.name,
+                    format!("CustomResourceDefinition {}", crd.name),
+                    health::crd,
+                )
+                .await?;
+            }
+        }
+        for o in &rest {
+            apply_object(ctx, o, &c.namespace).await?;
+        }
+    }
+    if !c.health_checks.is_empty() {
+        (ctx.step)(format!(
+            "waiting for {} health check(s)",
+            c.health_checks.len()
+        ));
+        let waits = c.health_checks.iter().map(|h| wait_health(ctx, c, h));
+        let failures: Vec<String> = futures::future::join_all(waits)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if !failures.is_empty() {
+            return Err(failures.join("; "));
+        }
+    }
+    Ok(())
+}
+
+fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other => other.to_string(),
+    }
+}
+
+async fn ensure_namespace(client: &Client, name: &str) -> Result<(), String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("creating namespace {name}: {}", kube_message(&e)))
+}
+
+async fn apply_object(ctx: &Ctx<'_>, o: &ManifestObject, default_ns: &str) -> Result<(), String> {
+    let (group, version) = match o.api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", o.api_version.as_str()),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, &o.kind);
+    let (ar, caps) = pinned_kind(ctx.client, &gvk).await.map_err(|e| {
+        format!(
+            "{}: the cluster does not serve {} {} ({}); is the CRD installed by an earlier component?",
+            o.describe(),
+            o.api_version,
+            o.kind,
+            kube_message(&e)
+        )
+    })?;
+    let mut value: Value = o.object.clone();
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => {
+            let ns = o
+                .namespace
+                .clone()
+                .unwrap_or_else(|| default_ns.to_string());
+            if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            Api::namespaced_with(ctx.client.clone(), &ns, &ar)
+        }
+        Scope::Cluster => Api::all_with(ctx.client.clone(), &ar),
+    };
+    (ctx.step)(format!("applying {}", o.describe()));
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&value);
+    let apply = api.patch(&o.name, &params, &patch);
+    match tokio::time::timeout(ctx.remaining(), apply).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("applying {}: {}", o.describe(), kube_message(&e))),
+        Err(_) => Err(format!(
+            "applying {}: no answer before the {} timeout",
+            o.describe(),
+            human_duration(ctx.opts.timeout)
+        )),
+    }
+}
+
+async fn wait_health(ctx: &Ctx<'_>, c: &BundleComponent, h: &HealthCheck) -> Result<(), String> {
+    let ns = h.namespace.clone().unwrap_or_else(|| c.namespace.clone());
+    let label = |kind: &str| format!("{kind} {ns}/{}", h.name);
+    let client = ctx.client.clone();
+    match h.kind.as_str() {
+        "Deployment" => {
+            let api: Api<Deployment> = Api::namespaced(client, &ns);
+            wait_for(ctx, api, &h.name, label("Deployment"), health::deployment).await
+        }
+        "StatefulSet" => {
+            let api: Api<StatefulSet> = Api::namespaced(client, &ns);
+            wait_for(ctx, api, &h.name, label("StatefulSet"), health::statefulset).await
+        }
+        "DaemonSet" => {
+            let api: Api<DaemonSet> = Api::namespaced(client, &ns);
+            wait_for(ctx, api, &h.name, label("DaemonSet"), health::daemonset).await
+        }
+        "CustomResourceDefinition" => {
+            let api: Api<CustomResourceDefinition> = Api::all(client);
+            wait_for(
+                ctx,
+                api,
+                &h.name,
+                format!("CustomResourceDefinition {}", h.name),
+                health::crd,
+            )
+            .await
+        }
+        other => Err(format!(
+            "health check kind {other} is not supported (use Deployment, DaemonSet, StatefulSet or CustomResourceDefinition)"
+        )),
+    }
+}
+
+/// Watch `name` until `status` says ready or the component's deadline passes; then say what
+/// the object looks like.
+async fn wait_for<K>(
+    ctx: &Ctx<'_>,
+    api: Api<K>,
+    name: &str,
+    label: String,
+    status: fn(&K) -> HealthStatus,
+) -> Result<(), String>
+where
+    K: Clone + fmt::Debug + Send + DeserializeOwned + Resource + 'static,
+{
+    let cond = move |o: Option<&K>| o.is_some_and(|o| status(o).ready);
+    match tokio::time::timeout(ctx.remaining(), await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{label}: watch failed: {e}")),
+        Err(_) => {
+            let detail = match api.get_opt(name).await {
+                Ok(Some(o)) => status(&o).detail,
+                Ok(None) => "not found".into(),
+                Err(e) => format!("cannot read it ({})", kube_message(&e)),
+            };
+            Err(format!(
+                "{label}: {detail} after {}",
+                human_duration(ctx.opts.timeout)
+            ))
+        }
+    }
+}
+
+/// `tool` on PATH, if there.
+pub fn find_on_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| is_executable_file(p))
+}
+
+#[cfg(unix)]
+fn is_executable_file(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable_file(p: &Path) -> bool {
+    p.is_file()
+}
+
+fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
+/// Arguments of `helm upgrade --install` for `c`; pure, for tests and error messages.
+pub fn helm_args(
+    c: &BundleComponent,
+    values: Option<&Path>,
+    timeout: Duration,
+    kubeconfig: Option<&Path>,
+) -> Vec<String> {
+    let (chart_ref, repo) = c.helm_chart_ref();
+    let mut args = vec![
+        "upgrade".to_string(),
+        "--install".into(),
+        c.name.clone(),
+        chart_ref,
+    ];
+    if let Some(repo) = repo {
+        args.extend(["--repo".into(), repo]);
+    }
+    args.extend([
+        "--version".into(),
+        c.version.clone(),
+        "--namespace".into(),
+        c.namespace.clone(),
+        "--create-namespace".into(),
+    ]);
+    if let Some(v) = values {
+        args.extend(["--values".into(), v.display().to_string()]);
+    }
+    args.extend([
+        "--wait".into(),
+        "--timeout".into(),
+        format!("{}s", timeout.as_secs().max(1)),
+    ]);
+    if let Some(k) = kubeconfig {
+        args.extend(["--kubeconfig".into(), k.display().to_string()]);
+    }
+    args
+}
+
+async fn helm_install(ctx: &Ctx<'_>, c: &BundleComponent) -> Result<(), String> {
+    let chart = c.chart.as_deref().unwrap_or(&c.name);
+    let Some(helm) = find_on_path("helm") else {
+        return Err(format!(
+            "Helm chart {chart} {} cannot be installed: the `helm` CLI is not on PATH; install Helm 3 \
+             (https://helm.sh/docs/intro/install/) and re-run, or install the chart as {}/README.md shows",
+            c.version, c.folder
+        ));
+    };
+    let values = c.values.as_deref().map(|v| ctx.path(v));
+    let args = helm_args(
+        c,
+        values.as_deref(),
+        ctx.remaining(),
+        ctx.opts.kubeconfig.as_deref(),
+    );
+    (ctx.step)(format!("helm upgrade --install {} {chart}", c.name));
+    let run = tokio::process::Command::new(&helm)
+        .args(&args)
+        .kill_on_drop(true)
+        .output();
+    // helm enforces --timeout itself; the grace covers its start-up and chart download.
+    let grace = Duration::from_secs(30);
+    match tokio::time::timeout(ctx.remaining() + grace, run).await {
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => Err(format!(
+            "helm upgrade --install {} ({chart} {}) failed ({}): {}",
+            c.name,
+            c.version,
+            out.status,
+            tail(&out.stderr, 5)
+        )),
+        Ok(Err(e)) => Err(format!("cannot run {}: {e}", helm.display())),
+        Err(_) => Err(format!(
+            "helm upgrade --install {} did not finish within {}",
+            c.name,
+            human_duration(ctx.opts.timeout)
+        )),
+    }
+}
+
+async fn kustomize_build(ctx: &Ctx<'_>, rel: &str) -> Result<Vec<ManifestObject>, String> {
+    let Some(kubectl) = find_on_path("kubectl") else {
+        return Err(
+            "building the kustomization needs `kubectl` on PATH (kubectl kustomize); install it and re-run"
+                .into(),
+        );
+    };
+    let run = tokio::process::Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(ctx.path(rel))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(ctx.remaining(), run)
+        .await
+        .map_err(|_| format!("kubectl kustomize {rel} did not finish in time"))?
+        .map_err(|e| format!("cannot run {}: {e}", kubectl.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl kustomize {rel} failed: {}",
+            tail(&out.stderr, 5)
+        ));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| format!("kubectl kustomize {rel} printed invalid UTF-8"))?;
+    manifests::parse(&text).map_err(|e| format!("output of kubectl kustomize {rel}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comp(name: &str, deps: &[&str]) -> BundleComponent {
+        BundleComponent {
+            name: name.into(),
+            folder: format!("01-{name}"),
+            component_type: ComponentType::Helm,
+            source: Some("https://charts.example.com".into()),
+            chart: Some("chart".into()),
+            version: "1.0.0".into(),
+            namespace: "ns".into(),
+            dependency_refs: deps.iter().map(|d| d.to_string()).collect(),
+            values: Some("01-x/values.yaml".into()),
+            kustomization: None,
+            manifests: vec![],
+            health_checks: vec![],
+        }
+    }
+
+    #[test]
+    fn skips_dependents_of_failures() {
+        let bad: BTreeSet<String> = ["b".to_string()].into();
+        assert_eq!(blocked_by(&comp("c", &["a", "b"]), &bad), Some("b"));
+        assert_eq!(blocked_by(&comp("d", &["a"]), &bad), None);
+    }
+
+    #[test]
+    fn crds_and_namespaces_first() {
+        let objs = manifests::parse(
+            "apiVersion: demo/v1\nkind: Widget\nmetadata: {name: w}\n---\n\
+             apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.demo}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {name: ns1}\n",
+        )
+        .unwrap();
+        let (first, rest) = apply_order(objs);
+        let names = |v: &[ManifestObject]| v.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&first), ["ns1", "widgets.demo"]);
+        assert_eq!(names(&rest), ["w", "c"]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(Duration::from_secs(60)), "60s");
+        assert_eq!(human_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(human_duration(Duration::from_secs(330)), "5m30s");
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1h2m");
+    }
+
+    #[test]
+    fn helm_arguments() {
+        let args = helm_args(
+            &comp("gpu-operator", &[]),
+            Some(Path::new("/b/01-x/values.yaml")),
+            Duration::from_secs(90),
+            Some(Path::new("/k")),
+        );
+        assert_eq!(
+            args.join(" "),
+            "upgrade --install gpu-operator chart --repo https://charts.example.com --version 1.0.0 \
+             --namespace ns --create-namespace --values /b/01-x/values.yaml --wait --timeout 90s --kubeconfig /k"
+        );
+    }
+
+    #[test]
+    fn report_names_failures() {
+        let r = DeployReport {
+            recipe: "r".into(),
+            results: vec![
+                ComponentResult {
+                    name: "a".into(),
+                    outcome: Outcome::Healthy,
+                    elapsed: Duration::ZERO,
+                },
+                ComponentResult {
+                    name: "b".into(),
+                    outcome: Outcome::Failed("DaemonSet b/b: 1 of 2 pods ready after 60s".into()),
+                    elapsed: Duration::ZERO,
+                },
+                ComponentResult {
+                    name: "c".into(),
+                    outcome: Outcome::Skipped("depends on b".into()),
+                    elapsed: Duration::ZERO,
+                },
+            ],
+        };
+        assert!(!r.is_ok());
+        let text = r.to_string();
+        assert!(text.contains("1 healthy, 1 failed, 1 skipped"), "{text}");
+        assert!(
+            text.contains("FAILED  b: DaemonSet b/b: 1 of 2 pods ready after 60s"),
+            "{text}"
+        );
+        assert!(text.contains("SKIPPED c: depends on b"), "{text}");
+    }
+}
