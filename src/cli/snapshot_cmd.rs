@@ -33,6 +33,9 @@ pub struct Args {
     /// Do not run the node agent; node facts come from Node objects only
     #[arg(long)]
     no_agent: bool,
+    /// Extra annotation on agent pods, KEY=VALUE (repeatable), e.g. sidecar.istio.io/inject=false
+    #[arg(long, value_name = "KEY=VALUE")]
+    agent_pod_annotation: Vec<String>,
     /// Seconds to wait for agent pods to finish
     #[arg(long, value_name = "SECONDS", default_value_t = 180)]
     timeout: u64,
@@ -50,6 +53,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "--node-selector is empty; give a label selector such as nvidia.com/gpu.present=true"
         );
     }
+    let mut pod_annotations = std::collections::BTreeMap::new();
+    for a in &args.agent_pod_annotation {
+        match a.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                pod_annotations.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => anyhow::bail!("--agent-pod-annotation `{a}` must be KEY=VALUE"),
+        }
+    }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = rt.block_on(async {
         let client = aiconform::cluster::connect(args.kubeconfig.as_deref()).await?;
@@ -58,6 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             agent: (!args.no_agent).then(|| AgentJobOptions {
                 image: args.agent_image.clone(),
                 timeout: Duration::from_secs(args.timeout.max(1)),
+                pod_annotations: pod_annotations.clone(),
                 ..AgentJobOptions::default()
             }),
         };

@@ -406,7 +406,7 @@ fn optional<T>(what: &str, r: Result<T, kube::Error>, notes: &mut Vec<String>) -
             None
         }
         Err(e) => {
-            notes.push(format!("{what} not listed: {e}"));
+            notes.push(format!("{what} not listed: {}", super::kube_message(&e)));
             None
         }
     }
@@ -422,7 +422,7 @@ pub async fn collect(
         let what = what.to_string();
         move |e: kube::Error| SnapshotError::Api {
             what: what.clone(),
-            message: e.to_string(),
+            message: super::kube_message(&e),
         }
     };
     let version = client

@@ -42,6 +42,9 @@ pub struct AgentJobOptions {
     pub timeout: Duration,
     /// How long to wait for the namespace to be gone.
     pub cleanup_timeout: Duration,
+    /// Extra annotations on agent pods (e.g. to opt out of sidecar injection); they override
+    /// aiconform's own.
+    pub pod_annotations: BTreeMap<String, String>,
 }
 
 impl Default for AgentJobOptions {
@@ -50,6 +53,7 @@ impl Default for AgentJobOptions {
             image: DEFAULT_AGENT_IMAGE.into(),
             timeout: Duration::from_secs(180),
             cleanup_timeout: Duration::from_secs(90),
+            pod_annotations: BTreeMap::new(),
         }
     }
 }
@@ -131,6 +135,9 @@ pub fn agent_job(
     annotations.insert(NODE_ANNOTATION.into(), json!(target.node));
     if target.simulated {
         annotations.insert(SIM_EXIT_CODE.into(), json!("0"));
+    }
+    for (k, v) in &opts.pod_annotations {
+        annotations.insert(k.clone(), json!(v));
     }
     let labels = json!({
         AGENT_APP.0: AGENT_APP.1,
@@ -254,7 +261,7 @@ fn log_tail(log: &str) -> String {
 fn api_error(what: String) -> impl FnOnce(kube::Error) -> SnapshotError {
     move |e| SnapshotError::Api {
         what,
-        message: e.to_string(),
+        message: super::kube_message(&e),
     }
 }
 
@@ -396,7 +403,10 @@ async fn outcome_for(pods: &Api<Pod>, pod: &Pod) -> AgentOutcome {
     }
     match logs {
         Err(e) => AgentOutcome::Unavailable {
-            reason: format!("cannot read logs of agent pod {ns}/{name}: {e}"),
+            reason: format!(
+                "cannot read logs of agent pod {ns}/{name}: {}",
+                super::kube_message(&e)
+            ),
         },
         Ok(text) => match parse_agent_output(&text) {
             Ok(report) => AgentOutcome::Collected {
@@ -418,12 +428,22 @@ pub async fn delete_namespace(
     let uid = match api.get_opt(name).await {
         Ok(Some(ns)) => ns.metadata.uid.unwrap_or_default(),
         Ok(None) => return Ok(()),
-        Err(e) => return Err(format!("cannot check namespace {name}: {e}; {fix}")),
+        Err(e) => {
+            return Err(format!(
+                "cannot check namespace {name}: {}; {fix}",
+                super::kube_message(&e)
+            ));
+        }
     };
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(format!("cannot delete namespace {name}: {e}; {fix}")),
+        Err(e) => {
+            return Err(format!(
+                "cannot delete namespace {name}: {}; {fix}",
+                super::kube_message(&e)
+            ));
+        }
     }
     match tokio::time::timeout(
         timeout,

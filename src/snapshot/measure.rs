@@ -205,8 +205,13 @@ fn flatten_node(s: &mut Sink, node: &NodeFacts) {
             }
             s.put("GPU.device.count", g.devices.len().to_string(), &src);
             let mems: BTreeSet<u64> = g.devices.iter().filter_map(|d| d.memory_mib).collect();
-            for m in mems {
+            for m in &mems {
                 s.put("GPU.device.memoryMiB", m.to_string(), &src);
+            }
+            if mems.is_empty()
+                && let Some(m) = node.gpu.memory_mib
+            {
+                s.put("GPU.device.memoryMiB", m.to_string(), &label_src);
             }
             if let Some(v) = &g.driver_version {
                 s.put("GPU.driver.version", v, &src);

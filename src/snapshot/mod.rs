@@ -178,7 +178,7 @@ pub async fn load_configmap(
         .await
         .map_err(|e| SnapshotError::Read {
             origin: origin.clone(),
-            message: e.to_string(),
+            message: kube_message(&e),
         })?
         .ok_or_else(|| SnapshotError::Read {
             origin: origin.clone(),
@@ -229,9 +229,19 @@ pub async fn save_configmap(
         .await
         .map_err(|e| SnapshotError::Api {
             what: format!("writing {location} (does namespace {namespace} exist?)"),
-            message: e.to_string(),
+            message: kube_message(&e),
         })?;
     Ok(())
+}
+
+/// A one-line message for a Kubernetes client error (API errors without the debug dump).
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => {
+            format!("{} (HTTP {})", s.message, s.code)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Options of [`take`].

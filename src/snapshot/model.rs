@@ -100,7 +100,7 @@ pub struct GpuLabels {
     pub product: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
@@ -269,7 +269,7 @@ pub struct GpuDevice {
     pub pci_device_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
     /// `enabled`/`disabled` (NVML only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,421 @@
+//! `aiconform snapshot` and `validate --phase readiness` against the embedded test cluster.
+//! Skipped (with the reason printed) when the cluster binary is unavailable, unless
+//! AICONFORM_REQUIRE_CLUSTER=1.
+
+use std::path::Path;
+
+use aiconform::cluster::testing::shared_or_skip;
+use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
+use aiconform::snapshot::{self, AgentOutcome};
+use assert_cmd::Command;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::ListParams;
+use predicates::str::contains;
+
+fn write_recipe(dir: &Path, constraints: &[(&str, &str)]) -> std::path::PathBuf {
+    let r = Recipe {
+        api_version: "aiconform.dev/v1alpha1".into(),
+        kind: "Recipe".into(),
+        metadata: RecipeMetadata {
+            name: "cluster-test".into(),
+            tool_version: "0.1.0".into(),
+            applied_overlays: vec!["base".into()],
+            value_count: 0,
+        },
+        criteria: Default::default(),
+        constraints: constraints
+            .iter()
+            .map(|(n, v)| Constraint {
+                name: n.to_string(),
+                value: v.to_string(),
+                source: "base".into(),
+            })
+            .collect(),
+        deployment_order: vec![],
+        components: vec![],
+        validation: serde_json::Value::Null,
+    };
+    let path = dir.join("recipe.yaml");
+    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
+    path
+}
+
+/// The agent namespace a snapshot run reported on stderr.
+fn agent_namespace(stderr: &str) -> String {
+    stderr
+        .split_whitespace()
+        .find(|w| w.starts_with(snapshot::job::NAMESPACE_PREFIX))
+        .unwrap_or_else(|| panic!("no agent namespace in stderr: {stderr}"))
+        .to_string()
+}
+
+/// What is left of a snapshot run's namespace: the namespace itself and agent Jobs in it.
+async fn leftovers(kubeconfig: &Path, namespace: &str) -> Vec<String> {
+    let client = aiconform::cluster::connect(Some(kubeconfig)).await.unwrap();
+    let mut out = Vec::new();
+    if let Some(ns) = Api::<Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+        .unwrap()
+    {
+        out.push(format!(
+            "namespace {namespace} ({:?})",
+            ns.status.and_then(|s| s.phase)
+        ));
+    }
+    let jobs = Api::<Job>::all(client)
+        .list(&ListParams::default().labels("app.kubernetes.io/name=aiconform-agent"))
+        .await
+        .unwrap();
+    out.extend(
+        jobs.items
+            .into_iter()
+            .filter(|j| j.metadata.namespace.as_deref() == Some(namespace))
+            .map(|j| format!("job {}", j.metadata.name.unwrap_or_default())),
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_with_agents_then_readiness() {
+    let Some(cluster) = shared_or_skip("snapshot_with_agents_then_readiness") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.yaml");
+    let kubeconfig = cluster.kubeconfig.clone();
+    let out2 = out.clone();
+    let assert = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--timeout", "60", "--output"])
+            .arg(&out2)
+            .assert()
+    })
+    .await
+    .unwrap();
+    let assert = assert.success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("agent unavailable"), "{stderr}");
+
+    let snap = snapshot::load_file(&out).unwrap();
+    let c = &snap.cluster;
+    assert!(
+        c.server_version.git_version.starts_with("v1.34"),
+        "{:?}",
+        c.server_version
+    );
+    let gpu_nodes: Vec<_> = c
+        .nodes
+        .iter()
+        .filter(|n| n.gpu.capacity == Some(8))
+        .collect();
+    assert_eq!(
+        gpu_nodes.len(),
+        2,
+        "nodes: {:?}",
+        c.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()
+    );
+    for n in &gpu_nodes {
+        assert_eq!(n.gpu.product.as_deref(), Some("NVIDIA-H100-80GB-HBM3"));
+        assert_eq!(n.node_info.kernel_version, "6.8.0-1015-aws");
+        assert!(
+            n.taints.iter().any(|t| t.key == "nvidia.com/gpu"),
+            "{:?}",
+            n.taints
+        );
+    }
+    for n in &c.nodes {
+        // The simulator completes the pods but serves no logs: every node is recorded as
+        // unavailable with the reason, and facts fall back to the Node object.
+        match &n.agent {
+            AgentOutcome::Unavailable { reason } => {
+                assert!(reason.contains("logs"), "{}: {reason}", n.name)
+            }
+            other => panic!("{}: expected unavailable agent, got {other:?}", n.name),
+        }
+    }
+    assert!(
+        c.device_classes.iter().any(|d| d.name == "gpu.nvidia.com"),
+        "{:?}",
+        c.device_classes
+    );
+    assert_eq!(
+        c.resource_slices
+            .iter()
+            .map(|s| s.device_count)
+            .sum::<usize>(),
+        16,
+        "{:?}",
+        c.resource_slices
+    );
+    assert!(snap.metadata.agents);
+
+    let left = leftovers(&cluster.kubeconfig, &agent_namespace(&stderr)).await;
+    assert!(left.is_empty(), "snapshot left objects behind: {left:?}");
+
+    // Readiness of a small recipe against this snapshot.
+    let pass = write_recipe(
+        dir.path(),
+        &[
+            ("K8s.server.version", ">= 1.32, < 1.36"),
+            ("OS.release.ID", "ubuntu"),
+            ("OS.release.VERSION_ID", "24.04"),
+            ("OS.kernel.release", ">= 6.8"),
+            ("GPU.device.model", "*H100*"),
+            ("GPU.device.count", "8"),
+            ("GPU.driver.version", ">= 550"),
+            ("K8s.node.gpuCount", "== 2"),
+            ("DRA.deviceClass.gpu.nvidia.com", "present"),
+        ],
+    );
+    let (p, o) = (pass.clone(), out.clone());
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("validate")
+            .arg("--recipe")
+            .arg(&p)
+            .arg("--snapshot")
+            .arg(&o)
+            .assert()
+            .code(0)
+            .stdout(contains("9 passed, 0 failed, 0 missing"));
+    })
+    .await
+    .unwrap();
+    let fail = write_recipe(
+        dir.path(),
+        &[
+            ("OS.kernel.release", ">= 6.9"),
+            ("OS.sysctl.vm.max_map_count", ">= 262144"),
+        ],
+    );
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("validate")
+            .arg("--recipe")
+            .arg(&fail)
+            .arg("--snapshot")
+            .arg(&out)
+            .assert()
+            .code(1)
+            .stdout(contains("0 passed, 1 failed, 1 missing"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_to_configmap_without_agent() {
+    let Some(cluster) = shared_or_skip("snapshot_to_configmap_without_agent") else {
+        return;
+    };
+    let kubeconfig = cluster.kubeconfig.clone();
+    let kc = kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args([
+                "--no-agent",
+                "--node-selector",
+                "nvidia.com/gpu.present=true",
+                "--output",
+                "cm://default/aiconform-snapshot",
+            ])
+            .assert()
+            .success();
+    })
+    .await
+    .unwrap();
+    let client = aiconform::cluster::connect(Some(&kubeconfig))
+        .await
+        .unwrap();
+    let snap = snapshot::load_configmap(&client, "default", "aiconform-snapshot")
+        .await
+        .unwrap();
+    assert_eq!(snap.cluster.nodes.len(), 2, "selector keeps GPU nodes only");
+    assert!(
+        snap.cluster
+            .nodes
+            .iter()
+            .all(|n| n.agent == AgentOutcome::Skipped)
+    );
+    assert_eq!(snap.metadata.node_selector, "nvidia.com/gpu.present=true");
+
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        &[("K8s.node.count", "2"), ("GPU.device.count", ">= 8")],
+    );
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("validate")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--recipe")
+            .arg(&recipe)
+            .args(["--snapshot", "cm://default/aiconform-snapshot"])
+            .assert()
+            .code(0);
+    })
+    .await
+    .unwrap();
+    // Writing again replaces the ConfigMap (no "already exists").
+    let kc = cluster.kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["--no-agent", "--output", "cm://default/aiconform-snapshot"])
+            .assert()
+            .success();
+    })
+    .await
+    .unwrap();
+    let snap = snapshot::load_configmap(&client, "default", "aiconform-snapshot")
+        .await
+        .unwrap();
+    assert_eq!(snap.cluster.nodes.len(), 3, "all nodes without a selector");
+}
+
+#[test]
+fn missing_configmap_namespace_is_a_clear_error() {
+    let Some(cluster) = shared_or_skip("missing_configmap_namespace_is_a_clear_error") else {
+        return;
+    };
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .arg("snapshot")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["--no-agent", "--output", "cm://no-such-ns/snap"])
+        .assert()
+        .failure()
+        .stderr(contains("no-such-ns"));
+}
+
+/// Agent pods that never finish: the run gives up after --timeout, records every node as
+/// unavailable, and still removes everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_timeout_cleans_up() {
+    let Some(cluster) = shared_or_skip("agent_timeout_cleans_up") else {
+        return;
+    };
+    let kc = cluster.kubeconfig.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snap.yaml");
+    let out2 = out.clone();
+    let assert = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args([
+                "--timeout",
+                "3",
+                "--agent-pod-annotation",
+                "testcluster.aiconform.dev/run-duration=10m",
+                "--output",
+            ])
+            .arg(&out2)
+            .assert()
+            .success()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    let snap = snapshot::load_file(&out).unwrap();
+    for n in &snap.cluster.nodes {
+        match &n.agent {
+            AgentOutcome::Unavailable { reason } => {
+                assert!(
+                    reason.contains("did not finish within 3s"),
+                    "{}: {reason}",
+                    n.name
+                )
+            }
+            other => panic!("{}: {other:?}", n.name),
+        }
+    }
+    let left = leftovers(&cluster.kubeconfig, &agent_namespace(&stderr)).await;
+    assert!(left.is_empty(), "left behind after timeout: {left:?}");
+}
+
+/// Ctrl-C while agents run: exit 130 and nothing left behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupt_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let Some(cluster) = shared_or_skip("interrupt_cleans_up") else {
+        return;
+    };
+    let bin = assert_cmd::cargo::cargo_bin("aiconform");
+    let mut child = std::process::Command::new(bin)
+        .arg("snapshot")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args([
+            "--timeout",
+            "300",
+            "--agent-pod-annotation",
+            "testcluster.aiconform.dev/run-duration=10m",
+            "--output",
+            "/dev/null",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("snapshot should report the agent namespace");
+    let namespace = agent_namespace(&first);
+    // Let the Jobs and pods be created, then interrupt.
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &namespace);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pods.list(&ListParams::default()).await.unwrap().items.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent pods never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(status.code(), Some(130), "stderr: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
+    let left = leftovers(&cluster.kubeconfig, &namespace).await;
+    assert!(left.is_empty(), "left behind after Ctrl-C: {left:?}");
+}
