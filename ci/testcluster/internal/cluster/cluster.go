@@ -92,6 +92,13 @@ func setupLogging(logFile string, verbosity int) error {
 // or a component fails; then it shuts everything down.
 func Run(ctx context.Context, o Options) (retErr error) {
 	start := time.Now()
+	defer func() {
+		// Asked to stop while starting: a clean shutdown, not a failure.
+		if errors.Is(retErr, errStopping) {
+			o.progress("shutting down")
+			retErr = nil
+		}
+	}()
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 3 * time.Minute
 	}
@@ -105,6 +112,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 			return err
 		}
 		dataDir, ownDir = d, true
+		removeStaleTempDirs(filepath.Dir(d))
+		_ = os.WriteFile(filepath.Join(d, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
 	} else {
 		abs, err := filepath.Abs(dataDir)
 		if err != nil {
@@ -275,6 +284,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		select {
 		case err := <-errc:
 			if err != nil {
+				if ctx.Err() != nil {
+					return errStopping
+				}
 				return fmt.Errorf("%s: %w", what, err)
 			}
 			return nil
@@ -282,10 +294,24 @@ func Run(ctx context.Context, o Options) (retErr error) {
 			return err
 		}
 	}
-	if err := step("waiting for kube-apiserver /readyz", func(ctx context.Context) error {
-		return waitHealthy(ctx, client.CoreV1().RESTClient(), "/readyz")
-	}); err != nil {
+	// Wait for /readyz even if we are asked to stop meanwhile: cancelling
+	// kube-apiserver while its post-start hooks run makes it klog.Fatal
+	// (exit 255, no cleanup). The wait is bounded by the start timeout only.
+	apiCtx, apiCancel := context.WithTimeout(context.Background(), o.StartTimeout)
+	defer apiCancel()
+	errc := make(chan error, 1)
+	go func() { errc <- waitHealthy(apiCtx, client.CoreV1().RESTClient(), "/readyz") }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("waiting for kube-apiserver /readyz: %w", err)
+		}
+	case err := <-failed:
 		return err
+	}
+	if ctx.Err() != nil {
+		o.progress("shutting down")
+		return nil
 	}
 	o.progress("kube-apiserver ready at %s (%.1fs)", server, time.Since(start).Seconds())
 
@@ -393,6 +419,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 }
+
+var errStopping = errors.New("stopping")
 
 var savedStderr *os.File
 
@@ -503,4 +531,24 @@ func waitReady(ctx context.Context, client kubernetes.Interface, s *sim.Simulato
 		return fmt.Errorf("%w (last: %s)", err, last)
 	}
 	return err
+}
+
+// removeStaleTempDirs deletes temp data dirs of earlier runs that could not
+// clean up (killed with SIGKILL, or a component called klog.Fatal): their
+// "pid" file names a process that no longer exists.
+func removeStaleTempDirs(tmp string) {
+	matches, _ := filepath.Glob(filepath.Join(tmp, "aiconform-testcluster-*"))
+	for _, dir := range matches {
+		b, err := os.ReadFile(filepath.Join(dir, "pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); err == unix.ESRCH {
+			os.RemoveAll(dir)
+		}
+	}
 }
