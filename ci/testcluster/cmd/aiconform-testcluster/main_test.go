@@ -46,6 +46,26 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+func TestWatchParent(t *testing.T) {
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Skip(err)
+	}
+	ctx := watchParent(context.Background(), sleeper.Process.Pid)
+	select {
+	case <-ctx.Done():
+		t.Fatal("cancelled while parent alive")
+	case <-time.After(700 * time.Millisecond):
+	}
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	select {
+	case <-ctx.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("not cancelled after parent exit")
+	}
+}
+
 type testCluster struct {
 	cmd        *exec.Cmd
 	client     *kubernetes.Clientset
