@@ -287,3 +287,67 @@ fn unreachable_cluster_is_a_clear_error() {
         .failure()
         .stderr(contains("bundle.yaml not found"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rendered_deploy_and_undeploy_scripts_run_against_the_cluster() {
+    let test = "rendered_deploy_and_undeploy_scripts_run_against_the_cluster";
+    if aiconform::deploy::find_on_path("kubectl").is_none() {
+        eprintln!("SKIP {test}: kubectl not on PATH");
+        return;
+    }
+    let Some(cluster) = shared_or_skip(test) else {
+        return;
+    };
+    // Healthy components only, in namespaces of their own, without the cluster-wide CRD the
+    // other test uses.
+    let mut recipe = load_recipe_file(&manifest_stack()).unwrap();
+    recipe.metadata.name = "scripts".into();
+    recipe
+        .components
+        .retain(|c| ["demo-api", "gpu-agent", "demo-web"].contains(&c.name.as_str()));
+    for c in &mut recipe.components {
+        c.namespace = format!("sh-{}", c.namespace);
+        c.dependency_refs.clear();
+        c.manifests.retain(|m| m.name != "widget.yaml");
+    }
+    recipe.deployment_order = recipe.components.iter().map(|c| c.name.clone()).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    render(&write_recipe(tmp.path(), &recipe), &bundle);
+
+    let run = |script: &str| {
+        let out = std::process::Command::new("bash")
+            .arg(bundle.join(script))
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("TIMEOUT", "90s")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{script} stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let deployed = tokio::task::block_in_place(|| run("deploy.sh"));
+    assert!(
+        deployed.contains("deploy.sh: all 3 components of recipe scripts deployed"),
+        "{deployed}"
+    );
+    assert!(deployed.contains("successfully rolled out"), "{deployed}");
+
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "sh-demo-api");
+    assert!(api.get_opt("demo-api").await.unwrap().is_some());
+
+    let removed = tokio::task::block_in_place(|| run("undeploy.sh"));
+    assert!(removed.contains("removing demo-api"), "{removed}");
+    let gone = api.get_opt("demo-api").await.unwrap();
+    assert!(
+        gone.is_none() || gone.is_some_and(|d| d.metadata.deletion_timestamp.is_some()),
+        "demo-api still there after undeploy.sh"
+    );
+}
