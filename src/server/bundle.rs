@@ -38,9 +38,21 @@ pub const OPTION_FIELDS: &[(&str, OptionSchema)] = &[
     ),
     (
         "argocdRepoUrl",
-        || json!({"type": "string", "description": "Git repository Argo CD Applications read the bundle from"}),
+        || json!({"type": "string", "nullable": true, "pattern": REPO_URL_PATTERN, "maxLength": 2048, "description": "Git repository Argo CD Applications read the bundle from (argocd deployer)"}),
     ),
 ];
+
+/// What the bundle engine accepts as a repository URL, checked for every deployer so a
+/// request is valid or invalid regardless of which deployer it names.
+const REPO_URL_PATTERN: &str = "^[!#-&(-,.-~][!#-&(-~]*$";
+
+fn is_repo_url(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 2048
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'\'' && b != b'"')
+}
 
 fn field(name: &str) -> String {
     format!("options.{name}")
@@ -105,13 +117,13 @@ pub fn options_from_json(opts: &Map<String, Value>) -> Result<BundleOptions, Api
             }
             "argocdRepoUrl" => match value {
                 Value::Null => out.argocd_repo_url = None,
-                Value::String(s) if !s.trim().is_empty() && s.len() <= 2048 => {
+                Value::String(s) if is_repo_url(s) => {
                     out.argocd_repo_url = Some(s.clone());
                 }
                 _ => {
                     return Err(invalid(
                         key,
-                        "`options.argocdRepoUrl` must be a non-empty URL string".into(),
+                        "`options.argocdRepoUrl` must be a Git repository URL: printable ASCII without spaces or quotes, not starting with `-`, at most 2048 characters".into(),
                     ));
                 }
             },
@@ -242,7 +254,12 @@ mod tests {
             &crate::recipe::Criteria::new(),
         )
         .unwrap();
-        let o = opts(json!({"deployer": "argocd", "argocdRepoUrl": "\""})).unwrap();
+        // Built directly: the adapter itself would already refuse this URL.
+        let o = BundleOptions {
+            deployer: Deployer::ArgoCd,
+            argocd_repo_url: Some("\"".into()),
+            ..BundleOptions::default()
+        };
         let e = render_tar_gz(&recipe, &o, false).unwrap_err();
         assert_eq!(
             (e.status.as_u16(), e.field.as_deref()),
@@ -282,6 +299,9 @@ mod tests {
                 "options.acceleratedTolerations",
             ),
             (json!({"argocdRepoUrl": ""}), "options.argocdRepoUrl"),
+            (json!({"argocdRepoUrl": "-x"}), "options.argocdRepoUrl"),
+            (json!({"argocdRepoUrl": "a b"}), "options.argocdRepoUrl"),
+            (json!({"argocdRepoUrl": "a'b"}), "options.argocdRepoUrl"),
             (json!({"compress": true}), "options.compress"),
         ] {
             let e = opts(body.clone()).unwrap_err();

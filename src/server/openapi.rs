@@ -12,6 +12,10 @@ use crate::recipe::criteria::{ANY, Dimension};
 /// A DNS-1123 label, as component names and namespaces must be.
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 
+/// Selector syntax: dot-separated non-empty segments; `"` quotes a key containing dots.
+/// (The server also trims surrounding whitespace; the pattern documents the strict form.)
+pub const SELECTOR_PATTERN: &str = r#"^([^."\s]|"[^"]*")+(\.([^."\s]|"[^"]*")+)*$"#;
+
 /// Every route and its methods. The router test checks the server and this list agree.
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/recipe", &["get", "post"]),
@@ -23,10 +27,12 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/openapi.json", &["get"]),
 ];
 
+/// Allowed values of a criterion: the engine's list, `any`, and the empty string (which,
+/// as on the command line, also means any).
 fn criterion_enum(d: Dimension) -> Vec<Value> {
     d.allowed()
         .iter()
-        .chain(std::iter::once(&ANY))
+        .chain([&ANY, &""])
         .map(|v| Value::String((*v).to_string()))
         .collect()
 }
@@ -254,7 +260,12 @@ pub fn document() -> Value {
         "in": "query",
         "required": true,
         "description": "Dotted path into the recipe, e.g. components.gpu-operator.version; quote keys with dots: a.\"b.c\"",
-        "schema": {"type": "string", "minLength": 1, "maxLength": super::request::MAX_SELECTOR_LEN},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": super::request::MAX_SELECTOR_LEN,
+            "pattern": SELECTOR_PATTERN,
+        },
         "example": "deploymentOrder",
     }));
     query_params.push(format_param());
