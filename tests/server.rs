@@ -798,3 +798,100 @@ fn cli_rejects_bad_limits_with_a_friendly_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a valid size"), "{err}");
 }
+
+/// Start `aiconform serve` on a free port; returns the child and its base URL.
+fn spawn_serve(extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aiconform"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn aiconform serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("startup line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+fn stop_child(mut child: std::process::Child) -> std::process::ExitStatus {
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(code) = child.try_wait().expect("wait") {
+            return code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn cli_layers_data_dirs_over_the_builtin_catalog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("overlays")).unwrap();
+    std::fs::write(
+        dir.path().join("overlays/zz-server-test.yaml"),
+        "apiVersion: aiconform.dev/v1alpha1\nkind: Overlay\nname: zz-server-test\ncriteria:\n  service: kind\n",
+    )
+    .unwrap();
+    let (child, url) = spawn_serve(&["--data", &dir.path().display().to_string()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ready, recipe) = rt.block_on(async {
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let ready: Value = c
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let recipe: Value = c
+            .get(format!("{url}/v1/recipe?service=kind"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (ready, recipe)
+    });
+    assert!(stop_child(child).success());
+    assert_eq!(ready["overlays"], json!(catalog().overlays.len() + 1));
+    let applied = recipe["metadata"]["appliedOverlays"].as_array().unwrap();
+    assert!(applied.contains(&json!("zz-server-test")), "{applied:?}");
+}
+
+#[test]
+fn cli_explains_a_bad_data_dir() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiconform"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "/nonexistent/aiconform-data",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: cannot load recipe data"), "{err}");
+    assert!(err.contains("/nonexistent/aiconform-data"), "{err}");
+}
