@@ -419,3 +419,120 @@ async fn interrupt_cleans_up() {
     let left = leftovers(&cluster.kubeconfig, &namespace).await;
     assert!(left.is_empty(), "left behind after Ctrl-C: {left:?}");
 }
+
+/// Operators are found from Helm release Secret labels and workloads; the release payload
+/// (Secret data) never reaches the snapshot.
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_from_helm_labels_without_secret_data() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
+    let Some(cluster) = shared_or_skip("operators_from_helm_labels_without_secret_data") else {
+        return;
+    };
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let ns = "gpu-operator";
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "sh.helm.release.v1.gpu-operator.v2",
+            "labels": {"owner": "helm", "name": "gpu-operator", "status": "deployed", "version": "2"},
+        },
+        "type": "helm.sh/release.v1",
+        "stringData": {"release": "TOP-SECRET-PAYLOAD"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "gpu-operator",
+            "labels": {"app.kubernetes.io/version": "v25.10.1"},
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "gpu-operator"}},
+            "template": {
+                "metadata": {"labels": {"app": "gpu-operator"}},
+                "spec": {"containers": [{"name": "op", "image": "nvcr.io/nvidia/gpu-operator:v25.10.1"}]},
+            },
+        },
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+
+    let kc = cluster.kubeconfig.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["--no-agent", "--output", "-"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(output).unwrap();
+    assert!(
+        !text.contains("TOP-SECRET-PAYLOAD"),
+        "secret data leaked into the snapshot"
+    );
+    let snap = snapshot::parse(&text, "stdout").unwrap();
+    let op = &snap.cluster.operators["gpu-operator"];
+    assert_eq!(op.version.as_deref(), Some("v25.10.1"));
+    assert_eq!(op.ready, Some(true));
+    assert!(
+        op.evidence
+            .contains(&"helm:gpu-operator/gpu-operator".to_string()),
+        "{op:?}"
+    );
+    assert!(
+        op.evidence
+            .contains(&"deployment:gpu-operator/gpu-operator".to_string()),
+        "{op:?}"
+    );
+    let rel = snap
+        .cluster
+        .helm_releases
+        .iter()
+        .find(|r| r.name == "gpu-operator")
+        .expect("helm release listed");
+    assert_eq!(
+        (rel.revision.as_str(), rel.status.as_str()),
+        ("2", "deployed")
+    );
+}
+
+#[test]
+fn selector_matching_no_node_warns() {
+    let Some(cluster) = shared_or_skip("selector_matching_no_node_warns") else {
+        return;
+    };
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .arg("snapshot")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["--node-selector", "no-such-label=x", "--output", "-"])
+        .assert()
+        .success()
+        .stderr(contains("no node matches --node-selector no-such-label=x"))
+        .stdout(contains("nodes: []"));
+}

@@ -330,3 +330,27 @@ mod tests {
         assert!(!string_matches("a*c", "abbbd"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary constraint values and measurements never panic.
+        #[test]
+        fn never_panics(value in ".{0,40}", actual in ".{0,40}") {
+            if let Ok(e) = Expr::parse(&value) {
+                let _ = e.check(&actual);
+            }
+        }
+
+        /// For dotted versions, `>=` and `<` partition every pair.
+        #[test]
+        fn ge_and_lt_are_complements(a in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}", b in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}") {
+            let ge = Expr::parse(&format!(">= {b}")).unwrap().check(&a).is_ok();
+            let lt = Expr::parse(&format!("< {b}")).unwrap().check(&a).is_ok();
+            prop_assert!(ge != lt);
+        }
+    }
+}

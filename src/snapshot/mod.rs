@@ -261,6 +261,14 @@ pub async fn take(
 ) -> Result<(Snapshot, Vec<String>), SnapshotError> {
     let (mut facts, nodes) = cluster::collect(client, opts.node_selector.as_deref()).await?;
     let mut warnings = facts.notes.clone();
+    if nodes.is_empty() {
+        warnings.push(match &opts.node_selector {
+            Some(sel) => {
+                format!("no node matches --node-selector {sel}; the snapshot has no node facts")
+            }
+            None => "the cluster has no nodes; the snapshot has no node facts".into(),
+        });
+    }
     if let Some(agent_opts) = &opts.agent
         && !nodes.is_empty()
     {
