@@ -4,9 +4,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use aiconform::readiness;
+use aiconform::runner::Phase as RunnerPhase;
 use aiconform::snapshot::{self, Location};
 
-/// Validation phases. Only readiness (constraints vs a snapshot) is available so far.
+use super::run_cmd::{ExecArgs, Job, SelectArgs, Target};
+
+/// Validation phases. Readiness alone prints the constraint table; any other phase runs the
+/// suites through the test runner (as `aiconform run` does) and writes reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Phase {
     /// Recipe constraints against a snapshot
@@ -17,6 +21,20 @@ pub enum Phase {
     Conformance,
     /// Performance checks such as NCCL bandwidth
     Performance,
+    /// Every phase, in order
+    All,
+}
+
+impl Phase {
+    fn runner_phases(self) -> Vec<RunnerPhase> {
+        match self {
+            Phase::Readiness => vec![RunnerPhase::Readiness],
+            Phase::Deployment => vec![RunnerPhase::Deployment],
+            Phase::Conformance => vec![RunnerPhase::Conformance],
+            Phase::Performance => vec![RunnerPhase::Performance],
+            Phase::All => RunnerPhase::ALL.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -26,11 +44,12 @@ pub enum OutputFormat {
 }
 
 /// Check a cluster against a recipe. Exit status: 0 every check passed, 1 a check failed or a
-/// measurement is missing, 2 the check could not run (bad input, phase not available).
+/// measurement is missing, 2 the check could not run (bad input, no cluster), 130 interrupted.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  aiconform validate --recipe recipe.yaml --snapshot snapshot.yaml\n  \
-    aiconform validate --recipe recipe.yaml --snapshot cm://aiconform/snapshot --output json"
+    aiconform validate --recipe recipe.yaml --snapshot cm://aiconform/snapshot --output json\n  \
+    aiconform validate --recipe recipe.yaml --snapshot snapshot.yaml --phase all --kubeconfig ~/.kube/config"
 )]
 pub struct Args {
     /// Recipe file written by `aiconform recipe`
@@ -39,15 +58,21 @@ pub struct Args {
     /// Snapshot: a file, or cm://NAMESPACE/NAME
     #[arg(long, value_name = "SNAPSHOT")]
     snapshot: Option<String>,
-    /// Which checks to run
-    #[arg(long, value_enum, default_value_t = Phase::Readiness)]
-    phase: Phase,
+    /// Which checks to run (repeatable). Readiness alone prints the constraint table; other
+    /// phases run the suites against the cluster of --kubeconfig and write reports
+    #[arg(long, value_enum, default_values_t = [Phase::Readiness])]
+    phase: Vec<Phase>,
     /// Result format on stdout
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
-    /// Kubeconfig for reading a snapshot from a ConfigMap
+    /// Kubeconfig for reading a snapshot from a ConfigMap, and of the cluster to test for
+    /// phases other than readiness (default: KUBECONFIG or ~/.kube/config)
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    select: SelectArgs,
+    #[command(flatten)]
+    exec: ExecArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -61,11 +86,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn validate(args: Args) -> Result<ExitCode> {
-    if args.phase != Phase::Readiness {
-        anyhow::bail!(
-            "phase `{}` is not yet available in this version; use --phase readiness",
-            format!("{:?}", args.phase).to_lowercase()
-        );
+    if args.phase.iter().any(|p| *p != Phase::Readiness) {
+        return run_phases(args);
     }
     let snapshot_arg = args
         .snapshot
@@ -85,8 +107,7 @@ fn validate(args: Args) -> Result<ExitCode> {
             })?
         }
     };
-    let measurements = snapshot::measure::flatten(&snap);
-    let report = readiness::evaluate(&recipe.constraints, &measurements);
+    let report = readiness::evaluate_snapshot(&recipe.constraints, &snap);
     match args.output {
         OutputFormat::Table => {
             if report.results.is_empty() {
@@ -107,5 +128,29 @@ fn validate(args: Args) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// Phases beyond readiness: the same runner as `aiconform run`, against --kubeconfig.
+fn run_phases(args: Args) -> Result<ExitCode> {
+    if args.output != OutputFormat::Table {
+        eprintln!(
+            "note: --output applies to readiness alone; results are in {}",
+            args.exec.report_dir.display()
+        );
+    }
+    let recipe = aiconform::recipe::load_recipe_file(&args.recipe)?;
+    let mut phases: Vec<RunnerPhase> = args.phase.iter().flat_map(|p| p.runner_phases()).collect();
+    phases.sort();
+    phases.dedup();
+    super::run_cmd::execute(Job {
+        recipe,
+        phases,
+        select: args.select,
+        exec: args.exec,
+        target: Target::Kubeconfig(args.kubeconfig),
+        bundle: None,
+        snapshot: args.snapshot,
+        list: false,
     })
 }

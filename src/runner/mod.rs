@@ -1,5 +1,22 @@
 //! The test runner: phases, filters, timeouts, retries, per-case namespaces and cleanup.
+//!
+//! - [`suite`]: suite definitions (`suites/*.yaml`), built in or from `--suites-dir`.
+//! - [`plan`]: which cases run, in which order (pure).
+//! - [`policy`]: retries, phase gating, namespace names (pure).
+//! - [`exec`]: running a plan on libtest-mimic against a cluster (I/O).
+//! - [`result`]: what a run produced, rendered by [`crate::report`].
 
+pub mod builtin;
 pub mod case;
+pub mod exec;
+pub mod namespace;
+pub mod plan;
+pub mod policy;
+pub mod result;
+pub mod suite;
 
 pub use case::{CaseContext, CaseFn, CaseSpec, Outcome, Phase};
+pub use exec::{Interrupter, Resolver, RunEnv, RunOptions, Runner, default_resolver};
+pub use plan::{Plan, Selection, plan};
+pub use result::{CaseResult, RunReport, Status};
+pub use suite::SuiteSet;

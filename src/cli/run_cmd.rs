@@ -1,0 +1,417 @@
+//! `aiconform run`: plan the suites for a recipe, bring up or connect to a target, deploy a
+//! bundle if given, take a snapshot for readiness, run the cases and write reports.
+//! `aiconform validate --phase ...` shares [`execute`].
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
+use aiconform::recipe::{Recipe, compose, load_recipe_file};
+use aiconform::runner::{self, Phase, Plan, RunEnv, RunOptions, Runner, Selection, SuiteSet};
+use aiconform::snapshot::{self, Location};
+
+use super::criteria_args::CriteriaArgs;
+
+/// Where the cases run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// The embedded test cluster, started for this run and stopped after it
+    Embedded,
+    /// A kind cluster, created for this run and deleted after it (needs kind and docker/podman)
+    Kind,
+    /// The cluster of --kubeconfig (or KUBECONFIG / ~/.kube/config)
+    Kubeconfig,
+}
+
+/// Which cases: suites, globs, suite definitions.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SelectArgs {
+    /// Suite to run (repeatable; default: the recipe's validation.suites, else all)
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// Run only cases whose id (suite/case) or suite matches this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out cases whose id or suite matches this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Read suite definitions (*.yaml) from this directory instead of the built-in ones
+    #[arg(long, value_name = "DIR")]
+    pub suites_dir: Option<PathBuf>,
+}
+
+/// How to run and where to report.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// Cases run at the same time within a phase
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Directory for junit.xml, ctrf.json, performance.json and performance.html
+    #[arg(long, value_name = "DIR", default_value = "aiconform-report")]
+    pub report_dir: PathBuf,
+    /// Run later phases even when readiness or deployment failed
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+/// Arguments of `aiconform run`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 every case passed or skipped, 1 a case failed, \
+2 the run could not start (bad input, no target), 130 interrupted (Ctrl-C).\n\n\
+Examples:\n  aiconform run --recipe recipe.yaml --list\n  \
+aiconform run --recipe recipe.yaml --kubeconfig ~/.kube/config --phase conformance\n  \
+aiconform run --service eks --accelerator h100 --bundle ./bundle --include 'conformance/*' --exclude '*gang*'"
+)]
+pub struct Args {
+    /// Recipe file written by `aiconform recipe`; without it the recipe is composed from the
+    /// criteria flags
+    #[arg(long, value_name = "FILE")]
+    recipe: Option<PathBuf>,
+    #[command(flatten)]
+    criteria: CriteriaArgs,
+    /// Bundle directory (from `aiconform bundle`) to deploy before testing
+    #[arg(long, value_name = "DIR")]
+    bundle: Option<PathBuf>,
+    /// Kubeconfig of the cluster to test (implies --target kubeconfig)
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Target cluster; default: --kubeconfig when given, else the embedded test cluster
+    #[arg(long, value_enum)]
+    target: Option<TargetKind>,
+    /// Snapshot for the readiness phase: a file or cm://NAMESPACE/NAME; default: take one
+    #[arg(long, value_name = "SNAPSHOT")]
+    snapshot: Option<String>,
+    /// Phase to run (repeatable; default all: readiness, deployment, conformance, performance)
+    #[arg(long = "phase", value_enum)]
+    phases: Vec<Phase>,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Print the selected cases (id, phase, description) and exit; needs no cluster
+    #[arg(long)]
+    list: bool,
+    #[command(flatten)]
+    exec: ExecArgs,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match run_inner(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            super::report(&e);
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn has_criteria(c: &CriteriaArgs) -> bool {
+    c.service.is_some()
+        || c.accelerator.is_some()
+        || c.os.is_some()
+        || c.intent.is_some()
+        || c.platform.is_some()
+        || c.criteria.is_some()
+        || !c.data.is_empty()
+}
+
+fn run_inner(args: Args) -> Result<ExitCode> {
+    let recipe = match &args.recipe {
+        Some(path) => {
+            if has_criteria(&args.criteria) {
+                bail!(
+                    "give either --recipe FILE or criteria flags (--service, --accelerator, ...), not both"
+                );
+            }
+            load_recipe_file(path)?
+        }
+        None => {
+            let criteria = args.criteria.to_criteria()?;
+            let catalog = args.criteria.catalog()?;
+            compose(&catalog, &criteria)?
+        }
+    };
+    let target = match (args.target, &args.kubeconfig) {
+        (Some(TargetKind::Embedded | TargetKind::Kind), Some(_)) => {
+            bail!(
+                "--kubeconfig names the cluster to test; it cannot be combined with --target embedded or kind"
+            )
+        }
+        (Some(TargetKind::Embedded), None) | (None, None) => Target::Embedded,
+        (Some(TargetKind::Kind), None) => Target::Kind,
+        (Some(TargetKind::Kubeconfig) | None, k) => Target::Kubeconfig(k.clone()),
+    };
+    let job = Job {
+        recipe,
+        phases: args.phases,
+        select: args.select,
+        exec: args.exec,
+        target,
+        bundle: args.bundle,
+        snapshot: args.snapshot,
+        list: args.list,
+    };
+    execute(job)
+}
+
+/// The cluster to test.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Embedded,
+    Kind,
+    Kubeconfig(Option<PathBuf>),
+}
+
+/// Everything a run needs, from `run` or `validate`.
+pub struct Job {
+    pub recipe: Recipe,
+    /// Empty: all.
+    pub phases: Vec<Phase>,
+    pub select: SelectArgs,
+    pub exec: ExecArgs,
+    pub target: Target,
+    pub bundle: Option<PathBuf>,
+    pub snapshot: Option<String>,
+    pub list: bool,
+}
+
+fn suites(dir: Option<&Path>) -> Result<SuiteSet> {
+    Ok(match dir {
+        Some(d) => SuiteSet::from_dir(d)?,
+        None => SuiteSet::builtin()?,
+    })
+}
+
+/// Plan the job's cases (pure apart from reading --suites-dir).
+pub fn make_plan(job: &Job) -> Result<Plan> {
+    let set = suites(job.select.suites_dir.as_deref())?;
+    let sel = Selection {
+        phases: job.phases.clone(),
+        suites: job.select.suites.clone(),
+        include: job.select.include.clone(),
+        exclude: job.select.exclude.clone(),
+    };
+    Ok(runner::plan(&set, &job.recipe, &sel)?)
+}
+
+/// A kind cluster created for the run, deleted on drop.
+struct KindCluster {
+    name: String,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl KindCluster {
+    fn create() -> Result<Self> {
+        let Some(kind) = aiconform::deploy::find_on_path("kind") else {
+            bail!(
+                "--target kind needs the `kind` CLI on PATH (https://kind.sigs.k8s.io) and a container engine; `kind` was not found. Use --kubeconfig FILE or the embedded cluster (default)"
+            );
+        };
+        if !["docker", "podman", "nerdctl"]
+            .iter()
+            .any(|e| aiconform::deploy::find_on_path(e).is_some())
+        {
+            bail!(
+                "--target kind needs a container engine (docker, podman or nerdctl) on PATH; none was found. Use --kubeconfig FILE or the embedded cluster (default)"
+            );
+        }
+        let dir = tempfile::tempdir().context("cannot create a temp dir")?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        let name = format!("aiconform-{}", runner::namespace::random_suffix(6));
+        eprintln!("creating kind cluster {name} ...");
+        let status = Command::new(kind)
+            .args([
+                "create",
+                "cluster",
+                "--name",
+                &name,
+                "--wait",
+                "180s",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot run kind")?;
+        if !status.success() {
+            bail!("`kind create cluster --name {name}` failed ({status})");
+        }
+        Ok(KindCluster {
+            name,
+            kubeconfig,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for KindCluster {
+    fn drop(&mut self) {
+        if let Some(kind) = aiconform::deploy::find_on_path("kind") {
+            eprintln!("deleting kind cluster {} ...", self.name);
+            let _ = Command::new(kind)
+                .args(["delete", "cluster", "--name", &self.name])
+                .stdin(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Keeps a cluster started for the run alive until the run ends.
+enum Guard {
+    None,
+    Embedded(#[allow(dead_code)] RunningCluster),
+    Kind(#[allow(dead_code)] KindCluster),
+}
+
+/// Plan, connect, deploy, snapshot, run, report. Returns the run's exit code.
+pub fn execute(job: Job) -> Result<ExitCode> {
+    let plan = make_plan(&job)?;
+    if job.list {
+        print!("{}", runner::plan::render_list(&plan));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if plan.cases.is_empty() {
+        bail!(
+            "no cases selected for recipe `{}`: check --phase, --suite, --include and --exclude (see them with --list)",
+            job.recipe.metadata.name
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (guard, kubeconfig) = match &job.target {
+        Target::Embedded => {
+            eprintln!(
+                "starting the embedded test cluster (use --kubeconfig to test a real cluster) ..."
+            );
+            let opts = EmbeddedOptions {
+                parent_pid: Some(std::process::id()),
+                ..EmbeddedOptions::default()
+            };
+            let c = RunningCluster::start(&opts, &|line| eprintln!("  {line}"))
+                .context("cannot start the embedded test cluster")?;
+            let k = c.kubeconfig.clone();
+            (Guard::Embedded(c), Some(k))
+        }
+        Target::Kind => {
+            let c = KindCluster::create()?;
+            let k = c.kubeconfig.clone();
+            (Guard::Kind(c), Some(k))
+        }
+        Target::Kubeconfig(k) => (Guard::None, k.clone()),
+    };
+    let client = rt.block_on(aiconform::cluster::connect(kubeconfig.as_deref()))?;
+    if let Some(dir) = &job.bundle {
+        deploy_bundle(&rt, dir, &client, kubeconfig.as_deref())?;
+    }
+    let needs_snapshot = plan.cases.iter().any(|c| c.phase == Phase::Readiness);
+    let snap = if needs_snapshot {
+        Some(Arc::new(obtain_snapshot(
+            &rt,
+            job.snapshot.as_deref(),
+            &client,
+        )?))
+    } else {
+        None
+    };
+    let env = RunEnv {
+        client: Some(client),
+        recipe: Arc::new(job.recipe.clone()),
+        snapshot: snap,
+        resolver: runner::default_resolver(),
+    };
+    let opts = RunOptions {
+        parallel: usize::from(job.exec.parallel),
+        keep_going: job.exec.keep_going,
+        harness_args: None,
+        handle_ctrl_c: true,
+    };
+    let runner = Runner::new(rt.handle().clone(), env, opts);
+    let report = runner.execute(&plan);
+    let written = aiconform::report::write_all(&job.exec.report_dir, &report)?;
+    eprintln!(
+        "reports: {}",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    drop(guard);
+    if report.interrupted {
+        eprintln!("interrupted: partial reports written; unfinished cases are marked interrupted");
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn deploy_bundle(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    client: &kube::Client,
+    kubeconfig: Option<&Path>,
+) -> Result<()> {
+    use aiconform::deploy::{self, DeployOptions, Event};
+    eprintln!("deploying bundle {} ...", dir.display());
+    let opts = DeployOptions {
+        kubeconfig: kubeconfig.map(Path::to_path_buf),
+        ..DeployOptions::default()
+    };
+    let progress = |e: Event| match e {
+        Event::Start {
+            index, total, name, ..
+        } => eprintln!("  [{index}/{total}] {name}"),
+        Event::Done { result, .. } => eprintln!("    {}: {:?}", result.name, result.outcome),
+        Event::Step { .. } => {}
+    };
+    let report = rt
+        .block_on(deploy::deploy(dir, client, &opts, &progress))
+        .with_context(|| format!("cannot deploy bundle {}", dir.display()))?;
+    eprintln!("{report}");
+    if !report.is_ok() {
+        eprintln!("note: the deployment phase reports the unhealthy components");
+    }
+    Ok(())
+}
+
+fn obtain_snapshot(
+    rt: &tokio::runtime::Runtime,
+    given: Option<&str>,
+    client: &kube::Client,
+) -> Result<aiconform::snapshot::model::Snapshot> {
+    match given {
+        Some(text) => match Location::parse(text)? {
+            Location::Stdout => {
+                bail!("--snapshot - is not supported; give a file or cm://NAMESPACE/NAME")
+            }
+            Location::File(path) => Ok(snapshot::load_file(&path)?),
+            Location::ConfigMap { namespace, name } => {
+                Ok(rt.block_on(snapshot::load_configmap(client, &namespace, &name))?)
+            }
+        },
+        None => {
+            eprintln!(
+                "taking a snapshot for the readiness phase (pass --snapshot to reuse one) ..."
+            );
+            let opts = snapshot::TakeOptions {
+                node_selector: None,
+                agent: Some(Default::default()),
+            };
+            let (snap, warnings) = rt
+                .block_on(snapshot::take(client, &opts, &|line: &str| {
+                    eprintln!("  {line}")
+                }))
+                .context(
+                    "cannot take a snapshot for the readiness phase; pass --snapshot FILE or leave readiness out with --phase",
+                )?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(snap)
+        }
+    }
+}

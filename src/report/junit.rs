@@ -1,0 +1,101 @@
+//! JUnit XML as Jenkins and GitLab read it: one `<testsuite>` per suite, one `<testcase>`
+//! per case (classname = suite), failures with message and type, skips, and failed attempts
+//! of flaky cases as `<flakyFailure>` (passed) or `<rerunFailure>` (still failing).
+
+use quick_junit::{
+    FlakyOrRerun, NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
+
+use super::ReportError;
+use crate::runner::result::{CaseResult, RunReport, Status};
+
+fn failure_type(message: &str) -> &'static str {
+    if message.starts_with("timed out after") {
+        "timeout"
+    } else if message.starts_with("error:") || message.starts_with("the case panicked") {
+        "error"
+    } else {
+        "assertion"
+    }
+}
+
+fn rerun(a: &crate::runner::result::Attempt) -> TestRerun {
+    let mut r = TestRerun::new(NonSuccessKind::Failure);
+    r.set_time(a.duration)
+        .set_message(a.message.as_str())
+        .set_type(failure_type(&a.message));
+    r
+}
+
+fn test_case(r: &CaseResult) -> TestCase {
+    let earlier: Vec<TestRerun> = r
+        .attempts
+        .iter()
+        .take(r.attempts.len().saturating_sub(1))
+        .filter(|a| a.status == Status::Failed)
+        .map(rerun)
+        .collect();
+    let status = match r.status {
+        Status::Passed => TestCaseStatus::Success {
+            flaky_runs: earlier,
+        },
+        Status::Failed => {
+            let last = r.attempts.last().map(|a| a.message.as_str()).unwrap_or("");
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(r.message.as_str())
+                .set_type(failure_type(last))
+                .set_description(r.message.as_str())
+                .add_reruns(earlier)
+                .set_rerun_kind(FlakyOrRerun::Rerun);
+            s
+        }
+        Status::Skipped => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(r.message.as_str());
+            s
+        }
+        Status::Interrupted => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(r.message.as_str()).set_type("interrupted");
+            s
+        }
+    };
+    let leaf = r
+        .spec
+        .id
+        .strip_prefix(&format!("{}/", r.spec.suite))
+        .unwrap_or(&r.spec.id);
+    let mut tc = TestCase::new(leaf, status);
+    tc.set_classname(r.spec.suite.as_str()).set_time(r.duration);
+    if !r.message.is_empty() {
+        tc.set_system_out(r.message.as_str());
+    }
+    if r.is_flaky() {
+        tc.add_property(("flaky", "true"));
+    }
+    tc
+}
+
+/// The JUnit XML document.
+pub fn render(report: &RunReport) -> Result<String, ReportError> {
+    let mut out = Report::new("aiconform");
+    out.set_time(
+        report
+            .results
+            .iter()
+            .map(|r| r.duration)
+            .sum::<std::time::Duration>(),
+    );
+    for (suite, phase, results) in report.by_suite() {
+        let mut ts = TestSuite::new(suite);
+        ts.add_property(("phase", phase.as_str()));
+        ts.add_property(("recipe", report.recipe.as_str()));
+        ts.set_time(results.iter().map(|r| r.duration).sum());
+        ts.add_test_cases(results.iter().map(|r| test_case(r)));
+        out.add_test_suite(ts);
+    }
+    out.to_string().map_err(|e| ReportError::Render {
+        what: "JUnit",
+        message: e.to_string(),
+    })
+}

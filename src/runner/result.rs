@@ -1,0 +1,206 @@
+//! What a run produced: one result per planned case, plus collected metrics. Reports
+//! (`crate::report`) render this; nothing here does I/O.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::case::{CaseSpec, MetricsData, Outcome, Phase};
+
+/// Final status of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+    /// The run was interrupted (Ctrl-C) before the case finished or started.
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One execution of a case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub status: Status,
+    pub message: String,
+    #[serde(serialize_with = "ser_secs")]
+    pub duration: Duration,
+}
+
+impl Attempt {
+    pub fn from_outcome(o: &Outcome, duration: Duration) -> Self {
+        let (status, message) = match o {
+            Outcome::Passed { message } => (Status::Passed, message.clone()),
+            Outcome::Failed { message } => (Status::Failed, message.clone()),
+            Outcome::Skipped { reason } => (Status::Skipped, reason.clone()),
+        };
+        Attempt {
+            status,
+            message,
+            duration,
+        }
+    }
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The result of one planned case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub spec: Arc<CaseSpec>,
+    pub status: Status,
+    /// Final message: pass detail, failure reason, skip reason.
+    pub message: String,
+    /// Every attempt in order; empty when the case never ran (skipped by phase gating,
+    /// interrupted before it started).
+    pub attempts: Vec<Attempt>,
+    /// Total time over all attempts.
+    pub duration: Duration,
+}
+
+impl CaseResult {
+    /// A case that did not run.
+    pub fn not_run(spec: Arc<CaseSpec>, status: Status, message: impl Into<String>) -> Self {
+        CaseResult {
+            spec,
+            status,
+            message: message.into(),
+            attempts: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Build the result from its attempts: the last attempt decides the status.
+    pub fn from_attempts(spec: Arc<CaseSpec>, attempts: Vec<Attempt>) -> Self {
+        let duration = attempts.iter().map(|a| a.duration).sum();
+        let (status, mut message) = match attempts.last() {
+            Some(a) => (a.status, a.message.clone()),
+            None => (Status::Interrupted, "not run".to_string()),
+        };
+        if status == Status::Passed && attempts.len() > 1 {
+            let note = format!("flaky: passed on attempt {}", attempts.len());
+            message = if message.is_empty() {
+                note
+            } else {
+                format!("{note}; {message}")
+            };
+        } else if status == Status::Failed && attempts.len() > 1 {
+            message = format!("failed all {} attempts; last: {message}", attempts.len());
+        }
+        CaseResult {
+            spec,
+            status,
+            message,
+            attempts,
+            duration,
+        }
+    }
+
+    /// Passed only after one or more failed attempts.
+    pub fn is_flaky(&self) -> bool {
+        self.status == Status::Passed && self.attempts.len() > 1
+    }
+
+    /// Attempts after the first.
+    pub fn retries(&self) -> u32 {
+        self.attempts.len().saturating_sub(1) as u32
+    }
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub interrupted: usize,
+    pub flaky: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )?;
+        if self.flaky > 0 {
+            write!(f, " ({} flaky)", self.flaky)?;
+        }
+        if self.interrupted > 0 {
+            write!(f, ", {} interrupted", self.interrupted)?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    pub tool_version: String,
+    pub recipe: String,
+    /// Unix milliseconds; CTRF requires start and stop.
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    /// Cases in plan order.
+    pub results: Vec<CaseResult>,
+    pub metrics: MetricsData,
+    pub interrupted: bool,
+    /// Problems that did not fail a case (namespace cleanup, ...).
+    pub warnings: Vec<String>,
+}
+
+impl RunReport {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for r in &self.results {
+            match r.status {
+                Status::Passed => s.passed += 1,
+                Status::Failed => s.failed += 1,
+                Status::Skipped => s.skipped += 1,
+                Status::Interrupted => s.interrupted += 1,
+            }
+            if r.is_flaky() {
+                s.flaky += 1;
+            }
+        }
+        s
+    }
+
+    /// 0 all good, 1 a case failed, 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else if self.results.iter().any(|r| r.status == Status::Failed) {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Suites in first-appearance order with their results.
+    pub fn by_suite(&self) -> Vec<(&str, Phase, Vec<&CaseResult>)> {
+        let mut out: Vec<(&str, Phase, Vec<&CaseResult>)> = Vec::new();
+        for r in &self.results {
+            match out.iter_mut().find(|(s, _, _)| *s == r.spec.suite) {
+                Some((_, _, v)) => v.push(r),
+                None => out.push((&r.spec.suite, r.spec.phase, vec![r])),
+            }
+        }
+        out
+    }
+}
