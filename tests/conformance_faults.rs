@@ -1,0 +1,189 @@
+//! Deployment and conformance cases against the embedded cluster, healthy and with injected
+//! faults. Each fault must fail exactly the case it breaks: the full outcome vector of the
+//! relevant cases is asserted.
+//!
+//! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
+//! gang-scheduling, secure-accelerator-access.
+
+mod suites_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::resource::v1::DeviceClass;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use serde_json::json;
+
+use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
+use aiconform::cluster::testing::{fresh, shared_or_skip, skip, test_options};
+use aiconform::runner::case::{MetricsSink, Outcome};
+use suites_support::{connect, deploy_components, letter, message, recipe, run_case, spec};
+
+const GPU_NS: &str = "gpu-operator";
+
+async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let metrics = MetricsSink::default();
+    let specs = vec![
+        spec(
+            "component-health",
+            json!({"component": "cert-manager"}),
+            Duration::from_secs(15),
+            false,
+        ),
+        spec(
+            "component-health",
+            json!({"component": "gpu-operator"}),
+            Duration::from_secs(15),
+            false,
+        ),
+        spec("dra-support", json!({}), Duration::from_secs(60), true),
+        spec(
+            "gang-scheduling",
+            json!({"settleSeconds": 8}),
+            Duration::from_secs(90),
+            true,
+        ),
+        spec(
+            "secure-accelerator-access",
+            json!({}),
+            Duration::from_secs(60),
+            true,
+        ),
+    ];
+    let mut out = Vec::new();
+    // Sequential: gangs and GPU pods of one case must not disturb the next.
+    for s in specs {
+        out.push(run_case(Some(client), &recipe, s, prefix, &metrics).await);
+    }
+    out
+}
+
+fn letters(v: &[Outcome]) -> String {
+    v.iter().map(letter).collect()
+}
+
+async fn start_fresh(test: &str, opts: EmbeddedOptions) -> Option<RunningCluster> {
+    match tokio::task::spawn_blocking(move || fresh(&opts)).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(reason)) => skip(test, &reason),
+        Err(e) => panic!("{test}: starting the cluster panicked: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component() {
+    let test = "healthy_then_unready_daemonset";
+    let Some(cluster) = shared_or_skip(test) else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+
+    let healthy = vector(&client, "healthy").await;
+    assert_eq!(letters(&healthy), "PPPPP", "{healthy:#?}");
+    assert!(
+        message(&healthy[1]).contains("version v25.10.1 confirmed"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[2]).contains("allocated gpu.nvidia.com/"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[3]).contains("stayed entirely unbound"),
+        "{healthy:#?}"
+    );
+
+    // Fault: the device-plugin DaemonSet's new pods never become ready.
+    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), GPU_NS);
+    ds.patch(
+        "nvidia-device-plugin-daemonset",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations":
+            {"testcluster.aiconform.dev/ready": "false"}}}}})),
+    )
+    .await
+    .expect("patch DaemonSet");
+    let unready = |d: Option<&DaemonSet>| {
+        d.and_then(|d| Some((d.metadata.generation?, d.status.as_ref()?)))
+            .is_some_and(|(g, s)| {
+                s.observed_generation == Some(g) && s.number_ready < s.desired_number_scheduled
+            })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(ds.clone(), "nvidia-device-plugin-daemonset", unready),
+    )
+    .await
+    .expect("DaemonSet becomes unready")
+    .expect("watch");
+
+    let faulty = vector(&client, "unready-ds").await;
+    assert_eq!(letters(&faulty), "PFPPP", "{faulty:#?}");
+    let m = message(&faulty[1]);
+    assert!(
+        m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
+            && m.contains("pods ready"),
+        "{m}"
+    );
+    assert!(m.contains("2/3 health checks healthy"), "{m}");
+}
+
+#[tokio::test]
+async fn deleted_device_class_fails_only_dra_support() {
+    let test = "deleted_device_class_fails_only_dra_support";
+    let Some(cluster) = start_fresh(test, test_options()).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let classes: Api<DeviceClass> = Api::all(client.clone());
+    classes
+        .delete("gpu.nvidia.com", &DeleteParams::default())
+        .await
+        .expect("delete DeviceClass");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(
+            classes.clone(),
+            "gpu.nvidia.com",
+            |d: Option<&DeviceClass>| d.is_none(),
+        ),
+    )
+    .await
+    .expect("DeviceClass gone")
+    .expect("watch");
+
+    let v = vector(&client, "no-deviceclass").await;
+    assert_eq!(letters(&v), "PPFPP", "{v:#?}");
+    assert!(
+        message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
+        "{v:#?}"
+    );
+}
+
+#[tokio::test]
+async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
+    let test = "cluster_without_gang_plugin_fails_only_gang_scheduling";
+    let opts = EmbeddedOptions {
+        gang: false,
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+
+    let v = vector(&client, "no-gang").await;
+    assert_eq!(letters(&v), "PPPFP", "{v:#?}");
+    let m = message(&v[3]);
+    assert!(
+        m.contains("partial placement") && m.contains("of 3 members bound"),
+        "{m}"
+    );
+}

@@ -1,0 +1,340 @@
+//! Case implementations end to end: fabric cases on nccl-tests fixtures (no cluster), and the
+//! read-only deployment / conformance cases on the embedded cluster.
+
+mod suites_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use aiconform::cluster::testing::shared_or_skip;
+use aiconform::runner::case::{MetricsSink, Outcome};
+use suites_support::{connect, deploy_components, letter, message, recipe, run_case, spec};
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/nccl/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn offline(case: &str, file: &str, metrics: &MetricsSink) -> Outcome {
+    let recipe = Arc::new(recipe("gpu-operator"));
+    let s = spec(
+        case,
+        json!({"logFile": fixture(file)}),
+        Duration::from_secs(5),
+        true,
+    );
+    run_case(None, &recipe, s, "offline", metrics).await
+}
+
+#[tokio::test]
+async fn nccl_bandwidth_from_logs_against_recipe_thresholds() {
+    let metrics = MetricsSink::default();
+    let ok = offline("nccl-all-reduce-bw", "h100-8gpu-nvlink.txt", &metrics).await;
+    assert!(
+        matches!(&ok, Outcome::Passed { message } if message.contains("avg busbw 147.19 GB/s (min 100)")
+            && message.contains("477.98 GB/s (min 420)")),
+        "{ok:?}"
+    );
+    let data = metrics.snapshot();
+    let values = &data.values["performance/nccl-all-reduce-bw"];
+    assert_eq!(values["avgBusBandwidthGBps"], 147.19);
+    assert_eq!(values["largeMessageBusBandwidthGBps"], 477.98);
+    assert_eq!(values["ranks"], 8.0);
+    assert_eq!(data.series.len(), 2);
+    let s = &data.series[0];
+    assert_eq!(s.points.len(), 31);
+    assert_eq!(s.points[30], (8_589_934_592.0, 477.98));
+    assert_eq!(s.threshold, Some(420.0));
+
+    // The IB run (2 nodes over IB) does not reach the single-node NVLink floor of the recipe.
+    let slow = offline(
+        "nccl-all-reduce-bw",
+        "h100-2node-ib-no-gdr.txt",
+        &MetricsSink::default(),
+    )
+    .await;
+    assert!(
+        matches!(&slow, Outcome::Failed { message } if message.contains("below the minimum 420")),
+        "{slow:?}"
+    );
+    let truncated = offline(
+        "nccl-all-reduce-bw",
+        "h100-8gpu-truncated.txt",
+        &MetricsSink::default(),
+    )
+    .await;
+    assert!(
+        matches!(&truncated, Outcome::Failed { message } if message.contains("output truncated")),
+        "{truncated:?}"
+    );
+    let wrong = offline(
+        "nccl-all-reduce-bw",
+        "h100-8gpu-wrong.txt",
+        &MetricsSink::default(),
+    )
+    .await;
+    assert!(
+        matches!(&wrong, Outcome::Failed { message } if message.contains("#wrong > 0")
+            && message.contains("out of bounds values: 1048578")),
+        "{wrong:?}"
+    );
+    let missing = offline(
+        "nccl-all-reduce-bw",
+        "does-not-exist.txt",
+        &MetricsSink::default(),
+    )
+    .await;
+    assert!(
+        matches!(&missing, Outcome::Failed { message } if message.contains("cannot read nccl-tests output")),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn gdr_from_nccl_debug_logs() {
+    let m = MetricsSink::default();
+    let mut got = Vec::new();
+    for f in [
+        "h100-2node-ib-gdr.txt",
+        "h100-2node-efa.txt",
+        "h100-2node-ib-no-gdr.txt",
+        "h100-8gpu-nvlink.txt",
+    ] {
+        got.push(offline("gdr-enabled", f, &m).await);
+    }
+    let letters: String = got.iter().map(letter).collect();
+    assert_eq!(letters, "PPFF", "{got:#?}");
+    assert!(message(&got[1]).contains("AWS Libfabric"));
+    assert!(message(&got[2]).contains("32 of 32 network channels"));
+    assert!(message(&got[3]).contains("NCCL_DEBUG=INFO"));
+}
+
+/// Sources in order: no log and no cluster → skip; the env var; the embedded cluster's
+/// simulated nodes → skip. One test, because it sets a process-wide variable.
+#[tokio::test]
+async fn fabric_sources_env_var_and_simulated_nodes() {
+    let recipe = Arc::new(recipe("gpu-operator"));
+    let m = MetricsSink::default();
+    let s = || spec("gdr-enabled", json!({}), Duration::from_secs(30), true);
+    let none = run_case(None, &recipe, s(), "src", &m).await;
+    assert!(
+        matches!(&none, Outcome::Skipped { reason } if reason.contains("no cluster target")),
+        "{none:?}"
+    );
+
+    // SAFETY: no other test in this binary reads AICONFORM_NCCL_LOG.
+    unsafe {
+        std::env::set_var(
+            aiconform::suites::fabric::LOG_ENV,
+            fixture("h100-2node-ib-gdr.txt"),
+        )
+    };
+    let from_env = run_case(None, &recipe, s(), "src", &m).await;
+    unsafe { std::env::remove_var(aiconform::suites::fabric::LOG_ENV) };
+    assert!(
+        matches!(&from_env, Outcome::Passed { message } if message.contains("h100-2node-ib-gdr.txt")),
+        "{from_env:?}"
+    );
+
+    let Some(cluster) = shared_or_skip("fabric_sources_env_var_and_simulated_nodes") else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    for case in ["nccl-all-reduce-bw", "gdr-enabled"] {
+        let sp = spec(case, json!({}), Duration::from_secs(30), true);
+        let o = run_case(Some(&client), &recipe, sp, "sim", &m).await;
+        assert!(
+            matches!(&o, Outcome::Skipped { reason } if reason.starts_with("simulated GPU nodes (") && reason.contains("gpu-0")),
+            "{case}: {o:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_only_cases_on_the_embedded_cluster() {
+    let Some(cluster) = shared_or_skip("read_only_cases_on_the_embedded_cluster") else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, "gpu-operator").await;
+    let m = MetricsSink::default();
+    let recipe = Arc::new(recipe("gpu-operator"));
+    let quick = Duration::from_secs(5);
+
+    // A recipe pinning another cert-manager version than the one running.
+    let mut newer = (*recipe).clone();
+    if let Some(c) = newer
+        .components
+        .iter_mut()
+        .find(|c| c.name == "cert-manager")
+    {
+        c.version = "v1.18.0".to_string();
+    }
+    // A component whose objects are not deployed.
+    let mut absent = (*recipe).clone();
+    absent.components.push(
+        serde_json::from_value(json!({"name": "kai-scheduler", "type": "Helm", "version": "v0.13.0",
+            "namespace": "kai-scheduler", "healthChecks": [{"kind": "Deployment", "name": "kai-operator"}]}))
+        .expect("component"),
+    );
+    let ch = |c: &str| spec("component-health", json!({"component": c}), quick, false);
+    let cases = vec![
+        run_case(Some(&client), &recipe, ch("cert-manager"), "ro", &m).await,
+        run_case(
+            Some(&client),
+            &Arc::new(newer),
+            ch("cert-manager"),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &Arc::new(absent),
+            ch("kai-scheduler"),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(Some(&client), &recipe, ch("network-operator"), "ro", &m).await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("accelerator-metrics", json!({}), quick, false),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("ai-service-metrics", json!({}), quick, false),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("pod-autoscaling", json!({}), quick, true),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("cluster-autoscaling", json!({}), quick, false),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("inference-gateway", json!({}), quick, true),
+            "ro",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("robust-controller", json!({}), quick, false),
+            "ro",
+            &m,
+        )
+        .await,
+    ];
+    let letters: String = cases.iter().map(letter).collect();
+    assert_eq!(letters, "PFFSFFFFFP", "{cases:#?}");
+    let msg = |i: usize| message(&cases[i]).to_string();
+    assert!(
+        msg(0).contains("version v1.17.2 confirmed by Deployment cert-manager/cert-manager"),
+        "{}",
+        msg(0)
+    );
+    assert!(
+        msg(1).contains("version mismatch")
+            && msg(1).contains("cert-manager-v1.17.2")
+            && msg(1).contains("v1.18.0"),
+        "{}",
+        msg(1)
+    );
+    assert!(
+        msg(2).contains("Deployment kai-scheduler/kai-operator not found"),
+        "{}",
+        msg(2)
+    );
+    assert!(msg(3).contains("not part of recipe"), "{}", msg(3));
+    assert!(msg(4).contains("no DCGM exporter"), "{}", msg(4));
+    assert!(
+        msg(5).contains("CRD prometheuses.monitoring.coreos.com is not installed"),
+        "{}",
+        msg(5)
+    );
+    assert!(
+        msg(6).contains("APIService v1beta1.custom.metrics.k8s.io is not registered"),
+        "{}",
+        msg(6)
+    );
+    assert!(msg(7).contains("no cluster autoscaler"), "{}", msg(7));
+    assert!(
+        msg(8).contains("CRD gateways.gateway.networking.k8s.io is not installed"),
+        "{}",
+        msg(8)
+    );
+    assert!(msg(9).contains("2 operator CRDs established"), "{}", msg(9));
+
+    // A DCGM exporter on simulated nodes: deployed, but it cannot be scraped → skip.
+    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "gpu-operator");
+    let exporter = serde_json::from_value(json!({
+        "metadata": {"name": "nvidia-dcgm-exporter"},
+        "spec": {"selector": {"matchLabels": {"app": "nvidia-dcgm-exporter"}},
+            "template": {"metadata": {"labels": {"app": "nvidia-dcgm-exporter"}},
+                "spec": {"nodeSelector": {"nvidia.com/gpu.present": "true"},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [{"name": "exporter", "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04",
+                        "ports": [{"name": "metrics", "containerPort": 9400}]}]}}}
+    }))
+    .expect("ds");
+    ds.create(&PostParams::default(), &exporter)
+        .await
+        .expect("create exporter");
+    let svc: Api<Service> = Api::namespaced(client.clone(), "gpu-operator");
+    let service = serde_json::from_value(json!({
+        "metadata": {"name": "nvidia-dcgm-exporter"},
+        "spec": {"selector": {"app": "nvidia-dcgm-exporter"}, "ports": [{"name": "gpu-metrics", "port": 9400, "targetPort": 9400}]}
+    }))
+    .expect("svc");
+    svc.create(&PostParams::default(), &service)
+        .await
+        .expect("create service");
+    // The DaemonSet needs a moment to become ready: the case itself does not wait for it,
+    // so wait here (watching) for its pods.
+    let ready =
+        |d: Option<&DaemonSet>| d.is_some_and(|d| aiconform::suites::health::daemonset(d).is_ok());
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        kube::runtime::wait::await_condition(ds.clone(), "nvidia-dcgm-exporter", ready),
+    )
+    .await
+    .expect("exporter ready")
+    .expect("watch");
+    let o = run_case(
+        Some(&client),
+        &recipe,
+        spec("accelerator-metrics", json!({}), quick, false),
+        "ro",
+        &m,
+    )
+    .await;
+    assert!(
+        matches!(&o, Outcome::Skipped { reason } if reason.contains("cannot be scraped") && reason.contains("simulated GPU nodes")),
+        "{o:?}"
+    );
+}
