@@ -575,3 +575,40 @@ fn cli_rejects_bad_options() {
         .stderr(contains("--output"));
     assert!(!out.exists());
 }
+
+// ---- properties -----------------------------------------------------------------------
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever names a hand-written recipe uses, rendering never panics, and when it
+        /// succeeds every path stays inside the bundle, under the component's own folder.
+        #[test]
+        fn rendered_paths_never_escape(
+            name in "[a-zA-Z0-9./_-]{0,12}",
+            manifest in "[a-zA-Z0-9./_ -]{0,12}",
+            namespace in "[a-z0-9./-]{0,8}",
+        ) {
+            let mut recipe = load_recipe_file(&manifest_stack()).unwrap();
+            recipe.components.truncate(1);
+            let c = &mut recipe.components[0];
+            c.name = name.clone();
+            c.namespace = namespace;
+            c.manifests[0].name = manifest;
+            if let Ok(b) = bundle::render(&recipe, &BundleOptions::default()) {
+                for path in b.files.keys() {
+                    prop_assert!(bundle::check_bundle_path(path).is_ok(), "{path}");
+                    let top_level = !path.contains('/') || path.starts_with("argocd/");
+                    prop_assert!(
+                        top_level || path.starts_with(&format!("01-{name}/")),
+                        "{path}"
+                    );
+                }
+            }
+        }
+    }
+}
