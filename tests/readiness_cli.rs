@@ -90,6 +90,17 @@ fn missing_measurement_fails() {
 }
 
 #[test]
+fn node_without_agent_facts_makes_agent_paths_missing() {
+    // gpu-b's agent was unavailable: the sysctl holds on gpu-a and system but is unverified
+    // on gpu-b, so it must not pass.
+    let (_d, r) = recipe(&[("OS.sysctl.vm.max_map_count", ">= 65530")]);
+    validate(&r, &[])
+        .code(1)
+        .stdout(contains("missing"))
+        .stdout(contains("no value from node/gpu-b"));
+}
+
+#[test]
 fn json_output() {
     let (_d, r) = recipe(&[
         ("K8s.server.version", ">= 1.35"),
@@ -115,11 +126,23 @@ fn no_constraints_passes() {
 }
 
 #[test]
-fn unavailable_phase_exits_two() {
-    let (_d, r) = recipe(&[]);
-    validate(&r, &["--phase", "conformance"])
+fn other_phase_without_a_cluster_exits_two() {
+    // Phases beyond readiness run suites against a cluster; with no kubeconfig they cannot.
+    let (d, r) = recipe(&[]);
+    Command::cargo_bin("aiconform")
+        .unwrap()
+        .env_remove("KUBECONFIG")
+        .env("HOME", d.path())
+        .arg("validate")
+        .arg("--recipe")
+        .arg(&r)
+        .arg("--snapshot")
+        .arg(snapshot_fixture())
+        .args(["--phase", "conformance", "--report-dir"])
+        .arg(d.path().join("reports"))
+        .assert()
         .code(2)
-        .stderr(contains("not yet available"));
+        .stderr(contains("kubeconfig"));
 }
 
 #[test]

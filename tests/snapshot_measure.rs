@@ -130,3 +130,22 @@ fn snapshot_round_trips_through_yaml() {
     // Deterministic: rendering twice gives the same bytes.
     assert_eq!(snapshot::render(&back).unwrap(), text);
 }
+
+#[test]
+fn expected_nodes_per_path() {
+    let snap = fixture();
+    assert_eq!(measure::expected_nodes(&snap, "K8s.server.version"), None);
+    assert_eq!(measure::expected_nodes(&snap, "K8s.node.count"), None);
+    assert_eq!(
+        measure::expected_nodes(&snap, "OS.kernel.release").unwrap(),
+        ["gpu-a", "gpu-b", "system"]
+    );
+    assert_eq!(
+        measure::expected_nodes(&snap, "GPU.driver.version").unwrap(),
+        ["gpu-a", "gpu-b"]
+    );
+    assert!(measure::source_is_node("node/gpu-a (labels)", "gpu-a"));
+    assert!(measure::source_is_node("node/gpu-a", "gpu-a"));
+    assert!(!measure::source_is_node("node/gpu-ab", "gpu-a"));
+    assert!(!measure::source_is_node("cluster", "gpu-a"));
+}

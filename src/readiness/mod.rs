@@ -3,9 +3,11 @@
 //! A constraint names a measurement path (`K8s.server.version`, `OS.kernel.release`, …; see
 //! [`crate::snapshot::measure`]) and an expression ([`expr`]). Node-level measurements carry
 //! one value per node: a constraint passes only when **every** value satisfies it, so one
-//! node on an old kernel fails the whole constraint. Nodes that have no value for a path
-//! (a CPU-only node has no `GPU.driver.version`) are not counted; a path with no value at all
-//! is `missing`, which fails readiness like a mismatch does.
+//! node on an old kernel fails the whole constraint. A node expected to report a path but
+//! lacking it (its agent failed, so no `OS.sysctl.*`) makes the constraint `missing`;
+//! CPU-only nodes are not expected to report `GPU.*`. A path with no value at all is
+//! `missing` too, which fails readiness like a mismatch does. See
+//! [`crate::snapshot::measure`] for the paths.
 
 pub mod expr;
 pub mod version;
@@ -13,7 +15,8 @@ pub mod version;
 use serde::{Deserialize, Serialize};
 
 use crate::recipe::model::Constraint;
-use crate::snapshot::measure::{Measured, Measurements};
+use crate::snapshot::Snapshot;
+use crate::snapshot::measure::{self, Measured, Measurements};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -147,6 +150,53 @@ pub fn evaluate(constraints: &[Constraint], measurements: &Measurements) -> Read
         summary,
         results,
     }
+}
+
+/// Evaluate a recipe's constraints against a snapshot, requiring node-level paths from every
+/// node expected to report them.
+pub fn evaluate_snapshot(constraints: &[Constraint], snapshot: &Snapshot) -> ReadinessReport {
+    let measurements = measure::flatten(snapshot);
+    let mut report = evaluate(constraints, &measurements);
+    for r in &mut report.results {
+        if r.status == Status::Missing || r.actual.is_empty() {
+            continue;
+        }
+        let Some(expected) = measure::expected_nodes(snapshot, &r.constraint) else {
+            continue;
+        };
+        let lacking: Vec<String> = expected
+            .iter()
+            .filter(|n| {
+                !r.actual
+                    .iter()
+                    .any(|m| measure::source_is_node(&m.source, n))
+            })
+            .map(|n| format!("node/{n}"))
+            .collect();
+        if lacking.is_empty() {
+            continue;
+        }
+        let note = format!(
+            "no value from {} (agent unavailable or fact not reported)",
+            lacking.join(", ")
+        );
+        r.detail = Some(match r.detail.take() {
+            Some(d) => format!("{d}; {note}"),
+            None => note,
+        });
+        if r.status == Status::Pass {
+            r.status = Status::Missing;
+        }
+    }
+    report.summary = Summary::default();
+    for r in &report.results {
+        match r.status {
+            Status::Pass => report.summary.passed += 1,
+            Status::Fail => report.summary.failed += 1,
+            Status::Missing => report.summary.missing += 1,
+        }
+    }
+    report
 }
 
 /// The measured values as one table cell: a single value when all nodes agree, else each

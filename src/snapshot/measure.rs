@@ -23,8 +23,10 @@
 //! | `GPU.mig.mode` (`enabled`/`disabled`), `GPU.nvlink.active` | NVML | node |
 //! | `GPU.mig.capable`, `GPU.mig.strategy` | node labels | node |
 //!
-//! Node-level values may differ across nodes; a constraint must hold for every value
-//! (every selected node that has the measurement).
+//! Node-level values may differ across nodes; a constraint must hold for every value. Nodes
+//! expected to report a node-level path ([`expected_nodes`]: every selected node for `OS.*`
+//! and `K8s.node.<per-node key>`, every GPU node for `GPU.*`) but lacking it make the
+//! constraint `missing` — an unverified node does not pass silently.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -62,6 +64,39 @@ pub fn node_gpu_count(node: &NodeFacts) -> u32 {
         return u32::try_from(r.gpu.devices.len()).unwrap_or(u32::MAX);
     }
     node.gpu.capacity.or(node.gpu.count).unwrap_or(0)
+}
+
+/// Per-node paths under `K8s.node.` (the others there are cluster-wide counts).
+const PER_NODE_K8S: &[&str] = &[
+    "K8s.node.kubeletVersion",
+    "K8s.node.containerRuntime",
+    "K8s.node.architecture",
+];
+
+/// The nodes that should each report `path`, or `None` for cluster-level paths.
+pub fn expected_nodes<'a>(snapshot: &'a Snapshot, path: &str) -> Option<Vec<&'a str>> {
+    let nodes = &snapshot.cluster.nodes;
+    if path.starts_with("OS.") || PER_NODE_K8S.contains(&path) {
+        Some(nodes.iter().map(|n| n.name.as_str()).collect())
+    } else if path.starts_with("GPU.") {
+        Some(
+            nodes
+                .iter()
+                .filter(|n| node_gpu_count(n) > 0)
+                .map(|n| n.name.as_str())
+                .collect(),
+        )
+    } else {
+        None
+    }
+}
+
+/// Whether a measurement source (`node/<name>` or `node/<name> (…)`) is that node.
+pub fn source_is_node(source: &str, node: &str) -> bool {
+    source
+        .strip_prefix("node/")
+        .and_then(|rest| rest.strip_prefix(node))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
 /// Flatten a snapshot. Values of each path are sorted by source for stable output.
