@@ -44,7 +44,8 @@ fi
 echo "fuzzing $addr (max $max_examples examples per operation, $max_time s, checks: $checks)"
 
 status=0
-NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 "$venv/bin/schemathesis" run "$addr/openapi.json" \
+NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 "$venv/bin/schemathesis" --config-file ci/fuzz-api.toml \
+  run "$addr/openapi.json" \
   --checks "$checks" \
   --max-examples "$max_examples" \
   --max-time "$max_time" \

@@ -121,7 +121,7 @@ async fn recipe_negotiation_and_post_body() {
     assert_eq!(r.text().await.unwrap(), expected_json);
     let r = s
         .client
-        .get(s.url("/v1/recipe?service=EKS&intent=training"))
+        .get(s.url("/v1/recipe?service=eks&intent=training"))
         .header("accept", "text/html;q=0.9, application/yaml")
         .send()
         .await
@@ -188,6 +188,12 @@ async fn bad_input_is_a_400_naming_the_field() {
             "invalid_criterion",
             Some("accelerator"),
             &["h100", "gb200", "any"],
+        ),
+        (
+            "/v1/recipe?service=EKS",
+            "invalid_criterion",
+            Some("service"),
+            &["did you mean `eks`?"],
         ),
         (
             "/v1/recipe?os=windows",

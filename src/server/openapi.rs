@@ -14,7 +14,7 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 
 /// Selector syntax: dot-separated non-empty segments; `"` quotes a key containing dots.
 /// (The server also trims surrounding whitespace; the pattern documents the strict form.)
-pub const SELECTOR_PATTERN: &str = r#"^([^."\s]|"[^"]*")+(\.([^."\s]|"[^"]*")+)*$"#;
+pub const SELECTOR_PATTERN: &str = r#"^([^."\s]|"[^"]+")+(\.([^."\s]|"[^"]+")+)*$"#;
 
 /// Every route and its methods. The router test checks the server and this list agree.
 pub const ROUTES: &[(&str, &[&str])] = &[
@@ -45,7 +45,7 @@ fn criteria_params() -> Vec<Value> {
                 "name": d.key(),
                 "in": "query",
                 "required": false,
-                "description": format!("{} criterion; omitted or `any` leaves it open", d.key()),
+                "description": format!("{} criterion, exactly as listed (lowercase); omitted, empty or `any` leaves it open", d.key()),
                 "schema": {"type": "string", "enum": criterion_enum(*d)},
             })
         })
@@ -129,7 +129,7 @@ pub fn document() -> Value {
         "Criteria".into(),
         json!({
             "type": "object",
-            "description": "Recipe criteria; an omitted, null or `any` dimension is left open.",
+            "description": "Recipe criteria, values exactly as listed (lowercase); an omitted, null, empty or `any` dimension is left open.",
             "properties": criteria_props,
             "additionalProperties": false,
         }),

@@ -84,7 +84,7 @@ impl Params {
         let mut c = Criteria::new();
         for d in Dimension::ALL {
             if let Some(v) = self.get(d.key()) {
-                c.set(d, v)?;
+                set_exact(&mut c, d, v, d.key())?;
             }
         }
         Ok(c)
@@ -139,9 +139,7 @@ pub fn criteria_from_json(body: &Value, prefix: &str) -> Result<Criteria, ApiErr
         match value {
             Value::Null => {}
             Value::String(s) => {
-                c.set(d, s).map_err(|e| {
-                    ApiError::bad_request("invalid_criterion", e.to_string()).with_field(&field)
-                })?;
+                set_exact(&mut c, d, s, &field)?;
             }
             other => {
                 return Err(ApiError::bad_request(
@@ -157,6 +155,33 @@ pub fn criteria_from_json(body: &Value, prefix: &str) -> Result<Criteria, ApiErr
         }
     }
     Ok(c)
+}
+
+/// Set a criterion from API input. Unlike the command line, the API takes values exactly
+/// as documented (lowercase, no surrounding spaces; `any` or empty for open), so what the
+/// OpenAPI document allows and what the server accepts are the same set.
+fn set_exact(c: &mut Criteria, d: Dimension, value: &str, field: &str) -> Result<(), ApiError> {
+    let normal = value.trim().to_ascii_lowercase();
+    if normal != value {
+        let hint =
+            if d.allowed().contains(&normal.as_str()) || normal == crate::recipe::criteria::ANY {
+                format!("; did you mean `{normal}`?")
+            } else {
+                String::new()
+            };
+        return Err(ApiError::bad_request(
+            "invalid_criterion",
+            format!(
+                "{} `{}` must be written exactly as one of: {} (lowercase, no spaces){hint}",
+                d.key(),
+                truncate(value),
+                allowed_values(d)
+            ),
+        )
+        .with_field(field));
+    }
+    c.set(d, value)
+        .map_err(|e| ApiError::bad_request("invalid_criterion", e.to_string()).with_field(field))
 }
 
 fn dimension_keys() -> String {
@@ -504,7 +529,7 @@ mod tests {
 
     #[test]
     fn params_criteria_name_the_dimension() {
-        let p = Params::parse(pairs(&[("service", "EKS"), ("os", "any")]), RECIPE_PARAMS).unwrap();
+        let p = Params::parse(pairs(&[("service", "eks"), ("os", "any")]), RECIPE_PARAMS).unwrap();
         let c = p.criteria().unwrap();
         assert_eq!(c.get(Dimension::Service), Some("eks"));
         assert_eq!(c.get(Dimension::Os), None);
@@ -516,6 +541,29 @@ mod tests {
             ("invalid_criterion", Some("accelerator"))
         );
         assert!(e.message.contains("h100, gb200"), "{}", e.message);
+    }
+
+    #[test]
+    fn criteria_must_be_written_exactly() {
+        for v in ["EKS", " eks", "eks\t", "\t"] {
+            let p = Params::parse(pairs(&[("service", v)]), RECIPE_PARAMS).unwrap();
+            let e = p.criteria().unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                ("invalid_criterion", Some("service")),
+                "{v:?}"
+            );
+        }
+        let e = Params::parse(pairs(&[("service", "EKS")]), RECIPE_PARAMS)
+            .unwrap()
+            .criteria()
+            .unwrap_err();
+        assert!(e.message.contains("did you mean `eks`?"), "{}", e.message);
+        let e = criteria_from_json(&json!({"criteria": {"os": "Ubuntu"}}), "").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("criteria.os"));
+        // Empty still means any.
+        let p = Params::parse(pairs(&[("service", "")]), RECIPE_PARAMS).unwrap();
+        assert!(p.criteria().unwrap().is_empty());
     }
 
     #[test]
