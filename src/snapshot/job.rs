@@ -7,6 +7,14 @@
 //! `/etc/os-release`, runs as nobody with all capabilities dropped, and tolerates every taint
 //! (GPU nodes are usually tainted). Because of the hostPath mounts the namespace is labelled
 //! `pod-security.kubernetes.io/enforce=privileged`.
+//!
+//! The pod does not use the host network or UTS namespace (least privilege), so the agent's
+//! `net.*` sysctls and hostname are those of the pod's namespaces; kernel, modules, `vm.*`,
+//! `kernel.*`, `fs.*` sysctls, os-release and PCI devices are the host's.
+//!
+//! If the process is killed hard (SIGKILL) the namespace remains; it is labelled
+//! `app.kubernetes.io/managed-by=aiconform,aiconform.dev/purpose=snapshot` and its Jobs
+//! expire by `ttlSecondsAfterFinished`.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -313,7 +321,8 @@ async fn run_in_namespace(
         .map_err(api_error(format!("creating ServiceAccount in {namespace}")))?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    // Start watching before creating Jobs so no pod transition is missed.
+    // The watcher starts with a full list when first polled, so pods that changed phase
+    // before that are still seen.
     let selector = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
     let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
