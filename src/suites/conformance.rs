@@ -63,7 +63,7 @@ fn image(ctx: &CaseContext) -> String {
 }
 
 fn deadline(ctx: &CaseContext) -> Instant {
-    Instant::now() + ctx.spec.timeout
+    super::k8s::case_deadline(ctx)
 }
 
 fn secs(d: Duration) -> u64 {
@@ -648,12 +648,17 @@ async fn accelerator_metrics_impl(ctx: CaseContext, client: Client) -> anyhow::R
         }
         (ds, Some(svc)) => (ds, svc),
     };
-    if let Some(ds) = &ds
-        && let Err(e) = health::daemonset(ds)
+    if ds.is_some()
+        && let Err(e) = wait_object(
+            Api::<DaemonSet>::namespaced(client.clone(), &ns),
+            &format!("DaemonSet {ns}/{name}"),
+            &name,
+            deadline(&ctx),
+            health::daemonset,
+        )
+        .await?
     {
-        return Ok(Outcome::failed(format!(
-            "DCGM exporter DaemonSet {ns}/{name} is not ready: {e}"
-        )));
+        return Ok(Outcome::failed(format!("DCGM exporter not ready: {e}")));
     }
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())

@@ -165,7 +165,7 @@ async fn run(ctx: CaseContext) -> anyhow::Result<Outcome> {
         Ok(c) => c.clone(),
         Err(skip) => return Ok(skip),
     };
-    let deadline = Instant::now() + ctx.spec.timeout;
+    let deadline = super::k8s::case_deadline(&ctx);
     let checks = component.health_checks.iter().map(|hc| {
         let client = client.clone();
         let component = &component;

@@ -15,7 +15,6 @@ use kube::api::{Api, ListParams, LogParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use tokio::time::Instant;
 
 use super::k8s::{
     case_namespace, condition_true, crd_established, create, dynamic_api, gpu_allocatable,
@@ -198,7 +197,7 @@ async fn run_on_cluster(
     };
     let node_count = alloc.iter().filter(|(_, n)| *n == gpus).count() as u64;
     let ns = case_namespace(ctx)?;
-    let deadline = Instant::now() + ctx.spec.timeout;
+    let deadline = super::k8s::case_deadline(ctx);
     let runtime = ctx
         .param::<String>("trainingRuntime")
         .unwrap_or_else(|| "mpi-distributed".to_string());

@@ -16,6 +16,14 @@ use tokio::time::Instant;
 
 use crate::runner::CaseContext;
 
+/// When a case's own waits end: before the runner's timeout (which would only say "timed
+/// out"), leaving a margin of a tenth of the timeout (at most 15 s) to report the precise reason.
+pub fn case_deadline(ctx: &CaseContext) -> Instant {
+    let t = ctx.spec.timeout;
+    let margin = (t / 10).min(Duration::from_secs(15));
+    Instant::now() + t.saturating_sub(margin)
+}
+
 /// Wait (watching) until `eval` says the object is good or the deadline passes.
 /// `Ok(Ok(obj))` when good; `Ok(Err(reason))` at the deadline: the object's last problem,
 /// or that it does not exist.
