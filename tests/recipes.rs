@@ -1,0 +1,263 @@
+//! The built-in recipe data: every shipped combination composes, renders deterministically,
+//! respects dependencies, and the rendered recipes are pinned by snapshots.
+
+use std::collections::BTreeSet;
+
+use aiconform::recipe::criteria::{Criteria, Dimension};
+use aiconform::recipe::source::RecipeFiles;
+use aiconform::recipe::{Catalog, Recipe, compose};
+use proptest::prelude::*;
+
+fn catalog() -> Catalog {
+    Catalog::load(RecipeFiles::builtin()).expect("built-in recipes load")
+}
+
+fn criteria(service: &str, accelerator: &str, os: &str, intent: &str, platform: &str) -> Criteria {
+    Criteria::new()
+        .with(Dimension::Service, service)
+        .and_then(|c| c.with(Dimension::Accelerator, accelerator))
+        .and_then(|c| c.with(Dimension::Os, os))
+        .and_then(|c| c.with(Dimension::Intent, intent))
+        .and_then(|c| c.with(Dimension::Platform, platform))
+        .expect("valid criteria")
+}
+
+/// The combinations the README promises.
+const SHIPPED: &[[&str; 5]] = &[
+    ["eks", "h100", "ubuntu", "training", "kubeflow"],
+    ["eks", "gb200", "ubuntu", "training", "kubeflow"],
+    ["eks", "h100", "ubuntu", "inference", "dynamo"],
+    ["eks", "b200", "ubuntu", "inference", "dynamo"],
+    ["gke", "h100", "cos", "training", "kubeflow"],
+    ["gke", "b200", "cos", "inference", "dynamo"],
+    ["gke", "gb200", "cos", "training", "kubeflow"],
+    ["aks", "h100", "ubuntu", "training", "kubeflow"],
+    ["aks", "b200", "ubuntu", "inference", "dynamo"],
+    ["kind", "any", "any", "any", "any"],
+    ["kind", "h100", "ubuntu", "training", "kubeflow"],
+    ["eks", "any", "any", "any", "any"],
+    ["any", "any", "any", "any", "any"],
+];
+
+fn render(c: &Criteria) -> String {
+    let recipe = compose(&catalog(), c).unwrap_or_else(|e| panic!("{c}: {e}"));
+    aiconform::yaml::to_string(&recipe).expect("serializes")
+}
+
+fn assert_dependencies_first(recipe: &Recipe) {
+    let position = |name: &str| recipe.deployment_order.iter().position(|n| n == name);
+    for c in &recipe.components {
+        let at = position(&c.name).expect("component is ordered");
+        for dep in &c.dependency_refs {
+            let dep_at =
+                position(dep).unwrap_or_else(|| panic!("{} depends on missing {dep}", c.name));
+            assert!(
+                dep_at < at,
+                "{} deploys before its dependency {dep}",
+                c.name
+            );
+        }
+    }
+    let order: Vec<&str> = recipe.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        order, recipe.deployment_order,
+        "components are listed in deployment order"
+    );
+}
+
+#[test]
+fn every_shipped_combination_composes() {
+    let catalog = catalog();
+    for [s, a, o, i, p] in SHIPPED {
+        let c = criteria(s, a, o, i, p);
+        let recipe = compose(&catalog, &c).unwrap_or_else(|e| panic!("{c}: {e}"));
+        assert!(!recipe.components.is_empty(), "{c}");
+        assert_eq!(recipe.metadata.applied_overlays[0], "base", "{c}");
+        assert_dependencies_first(&recipe);
+    }
+}
+
+#[test]
+fn fully_specialized_recipe_is_rich() {
+    let recipe = compose(
+        &catalog(),
+        &criteria("eks", "h100", "ubuntu", "training", "kubeflow"),
+    )
+    .unwrap();
+    assert!(
+        recipe.components.len() >= 12,
+        "{} components",
+        recipe.components.len()
+    );
+    assert!(
+        recipe.metadata.value_count >= 200,
+        "{} values",
+        recipe.metadata.value_count
+    );
+    for name in [
+        "cert-manager",
+        "gpu-operator",
+        "nvidia-dra-driver-gpu",
+        "kubeflow-trainer",
+    ] {
+        assert!(recipe.component(name).is_some(), "missing {name}");
+    }
+    // Every component is version-locked.
+    for c in &recipe.components {
+        assert!(
+            !c.version.is_empty() && c.version != "latest",
+            "{} is not pinned",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn training_and_inference_differ_in_components_and_values() {
+    let catalog = catalog();
+    let train = compose(
+        &catalog,
+        &criteria("eks", "h100", "ubuntu", "training", "kubeflow"),
+    )
+    .unwrap();
+    let infer = compose(
+        &catalog,
+        &criteria("eks", "h100", "ubuntu", "inference", "dynamo"),
+    )
+    .unwrap();
+    let names = |r: &Recipe| {
+        r.components
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    let (t, i) = (names(&train), names(&infer));
+    let swapped = t.symmetric_difference(&i).count();
+    assert!(
+        swapped >= 4,
+        "only {swapped} components differ: {t:?} vs {i:?}"
+    );
+    let gpu_t = &train.component("gpu-operator").unwrap().values;
+    let gpu_i = &infer.component("gpu-operator").unwrap().values;
+    assert_ne!(gpu_t, gpu_i, "gpu-operator values differ between intents");
+}
+
+#[test]
+fn query_reads_the_driver_version() {
+    let recipe = compose(
+        &catalog(),
+        &criteria("eks", "h100", "ubuntu", "training", "kubeflow"),
+    )
+    .unwrap();
+    let v =
+        aiconform::recipe::query::select(&recipe, "components.gpu-operator.values.driver.version")
+            .unwrap();
+    assert!(v.as_str().is_some_and(|s| s.starts_with("5")), "{v}");
+}
+
+#[test]
+fn snapshot_eks_h100_ubuntu_training_kubeflow() {
+    insta::assert_snapshot!(render(&criteria(
+        "eks", "h100", "ubuntu", "training", "kubeflow"
+    )));
+}
+
+#[test]
+fn snapshot_eks_h100_ubuntu_inference_dynamo() {
+    insta::assert_snapshot!(render(&criteria(
+        "eks",
+        "h100",
+        "ubuntu",
+        "inference",
+        "dynamo"
+    )));
+}
+
+#[test]
+fn snapshot_gke_gb200_cos_training_kubeflow() {
+    insta::assert_snapshot!(render(&criteria(
+        "gke", "gb200", "cos", "training", "kubeflow"
+    )));
+}
+
+#[test]
+fn snapshot_aks_b200_ubuntu_inference_dynamo() {
+    insta::assert_snapshot!(render(&criteria(
+        "aks",
+        "b200",
+        "ubuntu",
+        "inference",
+        "dynamo"
+    )));
+}
+
+#[test]
+fn snapshot_kind_generic() {
+    insta::assert_snapshot!(render(&criteria("kind", "any", "any", "any", "any")));
+}
+
+fn dimension_value(d: Dimension) -> impl Strategy<Value = String> {
+    let mut values: Vec<String> = d.allowed().iter().map(|s| s.to_string()).collect();
+    values.push("any".into());
+    proptest::sample::select(values)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any valid query renders byte-identically twice (from freshly loaded catalogs) and
+    /// orders every component after its dependencies.
+    #[test]
+    fn rendering_is_deterministic_and_ordered(
+        s in dimension_value(Dimension::Service),
+        a in dimension_value(Dimension::Accelerator),
+        o in dimension_value(Dimension::Os),
+        i in dimension_value(Dimension::Intent),
+        p in dimension_value(Dimension::Platform),
+    ) {
+        let c = criteria(&s, &a, &o, &i, &p);
+        let first = compose(&catalog(), &c);
+        let second = compose(&catalog(), &c);
+        match (first, second) {
+            (Ok(r1), Ok(r2)) => {
+                let y1 = aiconform::yaml::to_string(&r1).unwrap();
+                let y2 = aiconform::yaml::to_string(&r2).unwrap();
+                prop_assert_eq!(&y1, &y2);
+                let j1 = serde_json::to_string(&r1).unwrap();
+                prop_assert_eq!(j1, serde_json::to_string(&r2).unwrap());
+                assert_dependencies_first(&r1);
+                // The YAML reads back to the same recipe.
+                let back: Recipe = aiconform::yaml::from_str(&y1, "rendered").unwrap();
+                prop_assert_eq!(back, r1);
+            }
+            (Err(e1), Err(e2)) => prop_assert_eq!(e1.to_string(), e2.to_string()),
+            (a, b) => prop_assert!(false, "nondeterministic: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random DAGs: the order contains every node once and respects every edge, whatever
+    /// the insertion order.
+    #[test]
+    fn ordering_respects_random_dags(edges in proptest::collection::vec((0usize..12, 0usize..12), 0..40)) {
+        use std::collections::BTreeMap;
+        let mut deps: BTreeMap<String, Vec<String>> = (0..12).map(|i| (format!("c{i:02}"), Vec::new())).collect();
+        for (a, b) in edges {
+            // Only edges from higher to lower index, so the graph is acyclic.
+            if a > b {
+                deps.get_mut(&format!("c{a:02}")).unwrap().push(format!("c{b:02}"));
+            }
+        }
+        let order = aiconform::recipe::order::deployment_order(&deps).unwrap();
+        prop_assert_eq!(order.len(), 12);
+        for (node, ds) in &deps {
+            let at = order.iter().position(|n| n == node).unwrap();
+            for d in ds {
+                prop_assert!(order.iter().position(|n| n == d).unwrap() < at);
+            }
+        }
+    }
+}
