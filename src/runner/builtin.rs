@@ -52,10 +52,10 @@ fn check_constraint(ctx: &CaseContext) -> Outcome {
             Outcome::passed(format!("{} {} (actual {actual})", r.constraint, r.expected))
         }
         _ => Outcome::failed(format!(
-            "{} {}: {} (expected {}, actual {actual}; set by overlay `{}`)",
+            "{} {}: {} (expected {}; set by overlay `{}`)",
             r.constraint,
             r.status.as_str(),
-            r.detail.unwrap_or_default(),
+            r.detail.unwrap_or_else(|| format!("actual {actual}")),
             r.expected,
             r.source
         )),
