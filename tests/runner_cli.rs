@@ -1,0 +1,417 @@
+//! `aiconform run` and `validate --phase ...` through the binary: listing, selection, exit
+//! codes, reports, and Ctrl-C (exit 130, partial reports, namespaces deleted).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aiconform::cluster::testing::shared_or_skip;
+use aiconform::recipe::model::{Component, ComponentType, Constraint, Recipe, RecipeMetadata};
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn snapshot_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/h100-eks.yaml")
+}
+
+/// A recipe with two components and these constraints; returns (dir guard, path).
+fn recipe(constraints: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let comp = |name: &str| Component {
+        name: name.into(),
+        component_type: ComponentType::Helm,
+        source: None,
+        chart: None,
+        version: "v1.0.0".into(),
+        namespace: name.into(),
+        dependency_refs: vec![],
+        health_checks: vec![],
+        overlays: vec![],
+        values: serde_json::json!({"adminPassword": "s3cr3t-value"}),
+        manifests: vec![],
+    };
+    let r = Recipe {
+        api_version: "aiconform.dev/v1alpha1".into(),
+        kind: "Recipe".into(),
+        metadata: RecipeMetadata {
+            name: "cli-test".into(),
+            tool_version: "0.1.0".into(),
+            applied_overlays: vec!["base".into()],
+            value_count: 1,
+        },
+        criteria: Default::default(),
+        constraints: constraints
+            .iter()
+            .map(|(n, v)| Constraint {
+                name: n.to_string(),
+                value: v.to_string(),
+                source: "base".into(),
+            })
+            .collect(),
+        deployment_order: vec!["cert-manager".into(), "gpu-operator".into()],
+        components: vec![comp("cert-manager"), comp("gpu-operator")],
+        validation: serde_json::Value::Null,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
+    (dir, path)
+}
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("aiconform").unwrap();
+    c.env_remove("KUBECONFIG");
+    c
+}
+
+#[test]
+fn list_prints_every_case_in_phase_order_without_a_cluster() {
+    let (_d, r) = recipe(&[("K8s.server.version", ">= 1.32")]);
+    let out = bin()
+        .args(["run", "--list", "--recipe"])
+        .arg(&r)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids[0], "readiness/K8s.server.version");
+    assert_eq!(ids[1], "deployment/cert-manager");
+    assert_eq!(ids[2], "deployment/gpu-operator");
+    assert_eq!(ids[3], "conformance/dra-support");
+    assert!(ids.contains(&"fabric/nccl-all-reduce-bw"));
+    assert!(text.ends_with("14 cases\n"), "{text}");
+    let gang = text
+        .lines()
+        .find(|l| l.starts_with("conformance/gang-scheduling "))
+        .unwrap();
+    let cols: Vec<&str> = gang.split_whitespace().collect();
+    assert_eq!(cols[1], "conformance", "{gang}");
+    assert_eq!(cols[2], "An", "description follows: {gang}");
+    assert!(!text.contains("s3cr3t"), "component values never printed");
+}
+
+#[test]
+fn list_with_phase_suite_and_globs() {
+    let (_d, r) = recipe(&[]);
+    bin()
+        .args([
+            "run",
+            "--list",
+            "--phase",
+            "conformance",
+            "--exclude",
+            "*gang*",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(0)
+        .stdout(contains("8 cases\n"))
+        .stdout(contains("gang").not());
+    bin()
+        .args([
+            "run",
+            "--list",
+            "--suite",
+            "fabric",
+            "--include",
+            "*/gdr-*",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(0)
+        .stdout(contains("fabric/gdr-enabled"))
+        .stdout(contains("1 cases\n"));
+}
+
+#[test]
+fn bad_input_exits_2_with_the_reason() {
+    let (d, r) = recipe(&[]);
+    bin()
+        .args(["run", "--suite", "nope", "--list", "--recipe"])
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("unknown suite `nope`"));
+    bin()
+        .args(["run", "--include", "nothing-matches", "--recipe"])
+        .arg(&r)
+        .args(["--kubeconfig", "/nonexistent"])
+        .assert()
+        .code(2)
+        .stderr(contains("no cases selected"));
+    bin()
+        .args([
+            "run",
+            "--phase",
+            "conformance",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("cannot read kubeconfig /nonexistent/kubeconfig"));
+    let suites = d.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    std::fs::write(
+        suites.join("mine.yaml"),
+        "name: mine\nphase: conformance\ncases:\n  - name: a\n    timeout: soon\n",
+    )
+    .unwrap();
+    bin()
+        .args(["run", "--list", "--suites-dir"])
+        .arg(&suites)
+        .arg("--recipe")
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("mine.yaml:5:"))
+        .stderr(contains("write it like 90s"));
+    bin()
+        .args([
+            "run",
+            "--list",
+            "--kubeconfig",
+            "x",
+            "--target",
+            "embedded",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("cannot be combined"));
+}
+
+#[test]
+fn kind_target_without_kind_says_why() {
+    if aiconform::deploy::find_on_path("kind").is_some() {
+        eprintln!("SKIP: kind is installed here");
+        return;
+    }
+    let (_d, r) = recipe(&[]);
+    bin()
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--phase",
+            "conformance",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("--target kind needs the `kind` CLI on PATH"));
+}
+
+#[test]
+fn validate_other_phases_need_a_reachable_cluster() {
+    let (_d, r) = recipe(&[]);
+    bin()
+        .args([
+            "validate",
+            "--phase",
+            "conformance",
+            "--kubeconfig",
+            "/nonexistent/kc",
+            "--recipe",
+        ])
+        .arg(&r)
+        .assert()
+        .code(2)
+        .stderr(contains("cannot read kubeconfig /nonexistent/kc"));
+}
+
+/// Count elements named `name` in an XML document.
+fn count(xml: &str, name: &str) -> usize {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut n = 0;
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
+                if e.name().as_ref() == name.as_bytes() =>
+            {
+                n += 1
+            }
+            quick_xml::events::Event::Eof => return n,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn readiness_run_exit_codes_and_reports() {
+    let Some(cluster) = shared_or_skip("readiness_run_exit_codes_and_reports") else {
+        return;
+    };
+    let (d, pass) = recipe(&[
+        ("K8s.server.version", ">= 1.32"),
+        ("OS.release.ID", "ubuntu"),
+    ]);
+    let reports = d.path().join("out");
+    bin()
+        .args(["run", "--phase", "readiness", "--recipe"])
+        .arg(&pass)
+        .arg("--snapshot")
+        .arg(snapshot_fixture())
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--report-dir")
+        .arg(&reports)
+        .assert()
+        .code(0)
+        .stdout(contains("aiconform: 2 passed, 0 failed, 0 skipped"));
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert_eq!(count(&junit, "testcase"), 2);
+    assert_eq!(count(&junit, "failure"), 0);
+
+    let (d, fail) = recipe(&[
+        ("K8s.server.version", ">= 1.99"),
+        ("OS.release.ID", "ubuntu"),
+    ]);
+    let reports = d.path().join("out");
+    bin()
+        .args([
+            "validate",
+            "--phase",
+            "all",
+            "--keep-going",
+            "--include",
+            "readiness",
+            "--recipe",
+        ])
+        .arg(&fail)
+        .arg("--snapshot")
+        .arg(snapshot_fixture())
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--report-dir")
+        .arg(&reports)
+        .assert()
+        .code(1)
+        .stdout(contains("aiconform: 1 passed, 1 failed, 0 skipped"));
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert_eq!(count(&junit, "failure"), 1);
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("ctrf.json")).unwrap()).unwrap();
+    assert_eq!(ctrf["results"]["summary"]["failed"], 1);
+    for f in [
+        "junit.xml",
+        "ctrf.json",
+        "performance.json",
+        "performance.html",
+    ] {
+        let text = std::fs::read_to_string(reports.join(f)).unwrap();
+        assert!(!text.contains("s3cr3t"), "{f} leaks a component value");
+    }
+}
+
+#[test]
+fn ctrl_c_exits_130_writes_partial_reports_and_deletes_namespaces() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let Some(cluster) = shared_or_skip("ctrl_c_exits_130") else {
+        return;
+    };
+    let (d, r) = recipe(&[]);
+    let suites = d.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    // A case that waits a long time in its namespace, then one that never starts.
+    std::fs::write(
+        suites.join("slow.yaml"),
+        "name: slow\nphase: conformance\ncases:\n  - name: waits\n    implementation: gang-scheduling\n    needsNamespace: true\n    timeout: 10m\n    params: {settleSeconds: 600}\n  - name: never\n    implementation: cluster-autoscaling\n",
+    )
+    .unwrap();
+    let reports = d.path().join("out");
+    let exe = assert_cmd::cargo::cargo_bin("aiconform");
+    let mut child = std::process::Command::new(exe)
+        .args(["run", "--suites-dir"])
+        .arg(&suites)
+        .arg("--recipe")
+        .arg(&r)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--report-dir")
+        .arg(&reports)
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.starts_with("== conformance"))
+    {
+        assert!(Instant::now() < deadline, "no progress: {lines:?}");
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    // Let the case create its namespace and start waiting.
+    std::thread::sleep(Duration::from_secs(4));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130));
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+        lines.push(l);
+    }
+    let all = lines.join("\n");
+    assert!(all.contains("2 interrupted"), "{all}");
+
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("ctrf.json")).unwrap()).unwrap();
+    let tests = ctrf["results"]["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 2);
+    assert!(tests.iter().all(|t| t["status"] == "other"), "{tests:?}");
+    assert_eq!(ctrf["results"]["environment"]["extra"]["interrupted"], true);
+
+    // Every namespace this case got is deleted (gone or terminating).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+            .await
+            .unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        let list = api
+            .list(&kube::api::ListParams::default().labels("aiconform.dev/case=slow_waits"))
+            .await
+            .unwrap();
+        for ns in list.items {
+            assert!(
+                ns.metadata.deletion_timestamp.is_some(),
+                "{:?} not deleted",
+                ns.metadata.name
+            );
+        }
+    });
+}
