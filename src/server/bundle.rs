@@ -13,11 +13,16 @@ use crate::recipe::model::Recipe;
 /// Builds the OpenAPI schema of one option.
 pub type OptionSchema = fn() -> Value;
 
+/// A Kubernetes label value (may be empty).
+const LABEL_VALUE: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+/// `key[=value][:Effect]`, key a qualified name `[prefix/]name`.
+const TOLERATION: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)?(:(NoSchedule|PreferNoSchedule|NoExecute))?$";
+
 fn selector_schema() -> Value {
     json!({
         "type": "object",
-        "description": "Node labels, key -> value (Kubernetes label syntax)",
-        "additionalProperties": {"type": "string"},
+        "description": "Node labels, key -> value (Kubernetes label syntax; keys are qualified names such as nodeGroup or example.com/pool)",
+        "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
     })
 }
 
@@ -29,7 +34,7 @@ pub const OPTION_FIELDS: &[(&str, OptionSchema)] = &[
         json!({
             "type": "array",
             "description": "Tolerations for per-GPU-node workloads, as `key=value:Effect`, `key:Effect` or `key`",
-            "items": {"type": "string"},
+            "items": {"type": "string", "pattern": TOLERATION},
         })
     }),
     (
@@ -267,6 +272,26 @@ mod tests {
             "{e}"
         );
         assert_eq!(option_field("--unknown"), "options");
+    }
+
+    #[test]
+    fn documented_patterns_match_the_engine() {
+        // What the engine accepts must match the documented toleration pattern and back;
+        // checked on samples since the crate has no regex engine.
+        for ok in [
+            "nvidia.com/gpu=present:NoSchedule",
+            "dedicated:NoExecute",
+            "dedicated",
+            "k=",
+            "a.b/c_d=e-f",
+        ] {
+            assert!(ok.parse::<Toleration>().is_ok(), "{ok}");
+        }
+        for bad in ["", "=v", "k=v:Sometimes", "Bad_Prefix/k=v", "-k"] {
+            assert!(bad.parse::<Toleration>().is_err(), "{bad}");
+        }
+        assert!(TOLERATION.starts_with('^') && TOLERATION.ends_with('$'));
+        assert!(LABEL_VALUE.starts_with('^') && LABEL_VALUE.ends_with('$'));
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub const QUERY_PARAMS: &[&str] = &[
 /// Query parameters accepted by `POST /v1/recipe`.
 pub const FORMAT_ONLY: &[&str] = &["format"];
 
-/// Longest selector accepted; real ones are well under 200 characters.
+/// Longest selector accepted, in characters (as the OpenAPI `maxLength` counts); real ones
+/// are well under 200.
 pub const MAX_SELECTOR_LEN: usize = 1024;
 
 /// Query parameters after validation: each name at most once, all names known.
@@ -270,10 +271,10 @@ pub fn check_selector(selector: Option<&str>) -> Result<String, ApiError> {
         )
         .with_field("selector"));
     };
-    if sel.len() > MAX_SELECTOR_LEN {
+    let chars = sel.chars().count();
+    if chars > MAX_SELECTOR_LEN {
         return Err(bad(format!(
-            "selector is {} bytes; at most {MAX_SELECTOR_LEN} are accepted",
-            sel.len()
+            "selector is {chars} characters; at most {MAX_SELECTOR_LEN} are accepted"
         )));
     }
     let mut segments = Vec::new();
@@ -611,6 +612,8 @@ mod tests {
         }
         assert_eq!(check_selector(None).unwrap_err().code, "invalid_parameter");
         assert!(check_selector(Some(&"a".repeat(MAX_SELECTOR_LEN + 1))).is_err());
+        // The limit counts characters, not bytes.
+        assert!(check_selector(Some(&"é".repeat(MAX_SELECTOR_LEN))).is_ok());
     }
 
     #[test]
