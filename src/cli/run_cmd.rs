@@ -330,6 +330,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         keep_going: job.exec.keep_going,
         harness_args: None,
         handle_ctrl_c: true,
+        ignored_phases: Vec::new(),
     };
     let runner = Runner::new(rt.handle().clone(), env, opts);
     let report = runner.execute(&plan);

@@ -49,6 +49,10 @@ pub struct RunOptions {
     pub harness_args: Option<Arguments>,
     /// Stop on Ctrl-C (clean up, mark unfinished cases). Off in unit tests.
     pub handle_ctrl_c: bool,
+    /// Phases whose trials are marked ignored: libtest-mimic runs them only with
+    /// `--ignored` / `--include-ignored` (the cargo test harness uses this for cluster phases);
+    /// cases it does not run are left out of the report.
+    pub ignored_phases: Vec<super::case::Phase>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +62,7 @@ impl Default for RunOptions {
             keep_going: false,
             harness_args: None,
             handle_ctrl_c: false,
+            ignored_phases: Vec::new(),
         }
     }
 }
@@ -196,6 +201,7 @@ impl Runner {
                     let shared = self.shared.clone();
                     let handle = self.handle.clone();
                     let store = store.clone();
+                    let ignored = self.opts.ignored_phases.contains(&spec.phase);
                     Trial::ignorable_test(spec.id.clone(), move || {
                         let r = handle.block_on(run_case(shared, spec));
                         let completion = completion(&r);
@@ -205,6 +211,7 @@ impl Runner {
                             .insert(r.spec.id.clone(), r);
                         completion
                     })
+                    .with_ignored_flag(ignored)
                 })
                 .collect();
             let _conclusion = libtest_mimic::run(&args, trials);
