@@ -338,3 +338,246 @@ async fn read_only_cases_on_the_embedded_cluster() {
         "{o:?}"
     );
 }
+
+/// Stand-ins for the operators the conformance cases look for (CRDs, objects with the status
+/// a controller would write, a fake Gateway controller): the cases pass on them, and fail with
+/// the precise reason where the stand-in cannot serve (APIService, webhook without endpoints).
+/// A fresh cluster: the CRDs and webhooks are cluster-wide.
+#[tokio::test]
+async fn stand_in_operators_pass_and_unserved_apis_fail_precisely() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    use kube::runtime::wait::{await_condition, conditions};
+    use suites_support::{crd, create_or_exists, ensure_namespace, scoped_crd};
+
+    let test = "stand_in_operators_pass_and_unserved_apis_fail_precisely";
+    let opts = aiconform::cluster::testing::test_options();
+    let cluster = match tokio::task::spawn_blocking(move || {
+        aiconform::cluster::testing::fresh(&opts)
+    })
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(reason)) => {
+            let _: Option<()> = aiconform::cluster::testing::skip(test, &reason);
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, "gpu-operator").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let gw = "gateway.networking.k8s.io";
+    for (def, name) in [
+        (
+            crd("monitoring.coreos.com", "Prometheus", "prometheuses"),
+            "prometheuses.monitoring.coreos.com",
+        ),
+        (
+            crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+            "servicemonitors.monitoring.coreos.com",
+        ),
+        (
+            scoped_crd(gw, "GatewayClass", "gatewayclasses", "Cluster"),
+            "gatewayclasses.gateway.networking.k8s.io",
+        ),
+        (
+            crd(gw, "Gateway", "gateways"),
+            "gateways.gateway.networking.k8s.io",
+        ),
+        (
+            crd(gw, "HTTPRoute", "httproutes"),
+            "httproutes.gateway.networking.k8s.io",
+        ),
+    ] {
+        create_or_exists(&crds, def).await;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established")
+        .expect("watch");
+    }
+    ensure_namespace(&client, "monitoring").await;
+    let dyn_api = |group: &str, kind: &str, plural: &str, ns: Option<&str>| {
+        let ar = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk(group, "v1", kind),
+            plural,
+        );
+        match ns {
+            Some(ns) => Api::<kube::core::DynamicObject>::namespaced_with(client.clone(), ns, &ar),
+            None => Api::<kube::core::DynamicObject>::all_with(client.clone(), &ar),
+        }
+    };
+    let obj = |v: serde_json::Value| -> kube::core::DynamicObject {
+        serde_json::from_value(v).expect("object")
+    };
+    dyn_api("monitoring.coreos.com", "Prometheus", "prometheuses", Some("monitoring"))
+        .create(&PostParams::default(), &obj(json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+            "metadata": {"name": "k8s"}, "spec": {"replicas": 1},
+            "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}})))
+        .await
+        .expect("prometheus");
+    dyn_api(gw, "GatewayClass", "gatewayclasses", None)
+        .create(&PostParams::default(), &obj(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": "kgateway"}, "spec": {"controllerName": "kgateway.dev/kgateway"},
+            "status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}})))
+        .await
+        .expect("gatewayclass");
+    let autoscaler: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+    create_or_exists(&autoscaler, json!({
+        "metadata": {"name": "cluster-autoscaler"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "cluster-autoscaler"}},
+            "template": {"metadata": {"labels": {"app": "cluster-autoscaler"}},
+                "spec": {"containers": [{"name": "ca", "image": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.34.0"}]}}}
+    }))
+    .await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            autoscaler.clone(),
+            "cluster-autoscaler",
+            conditions::is_deployment_completed(),
+        ),
+    )
+    .await
+    .expect("autoscaler ready")
+    .expect("watch");
+    // An aggregated metrics API whose backing Service has no endpoints.
+    let apis: Api<APIService> = Api::all(client.clone());
+    create_or_exists(&apis, json!({
+        "metadata": {"name": "v1beta1.custom.metrics.k8s.io"},
+        "spec": {"group": "custom.metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": true,
+            "groupPriorityMinimum": 100, "versionPriority": 100,
+            "service": {"namespace": "monitoring", "name": "prometheus-adapter", "port": 443}}
+    }))
+    .await;
+    // A webhook of a recipe component (cert-manager) whose Service has no endpoints; it only
+    // matches a resource nobody creates, and failures are ignored.
+    let hooks: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    create_or_exists(&hooks, json!({
+        "metadata": {"name": "cert-manager-webhook"},
+        "webhooks": [{"name": "webhook.cert-manager.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "clientConfig": {"service": {"namespace": "cert-manager", "name": "cert-manager-webhook", "path": "/validate"}},
+            "rules": [{"apiGroups": ["cert-manager.io"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["certificates"]}]}]
+    }))
+    .await;
+
+    // A fake Gateway controller: accepts every Gateway of class kgateway.
+    let gateways = dyn_api(gw, "Gateway", "gateways", None);
+    let controller = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            use futures::TryStreamExt;
+            let stream =
+                kube::runtime::watcher(gateways, kube::runtime::watcher::Config::default());
+            let mut stream = std::pin::pin!(stream);
+            while let Ok(Some(ev)) = stream.try_next().await {
+                if let kube::runtime::watcher::Event::Apply(g)
+                | kube::runtime::watcher::Event::InitApply(g) = ev
+                {
+                    let ns = g.metadata.namespace.clone().unwrap_or_default();
+                    let name = g.metadata.name.clone().unwrap_or_default();
+                    if g.data.pointer("/status/conditions").is_some() {
+                        continue;
+                    }
+                    let ar = kube::core::ApiResource::from_gvk_with_plural(
+                        &kube::core::GroupVersionKind::gvk(
+                            "gateway.networking.k8s.io",
+                            "v1",
+                            "Gateway",
+                        ),
+                        "gateways",
+                    );
+                    let api =
+                        Api::<kube::core::DynamicObject>::namespaced_with(client.clone(), &ns, &ar);
+                    let _ = api
+                        .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({
+                            "status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}})))
+                        .await;
+                }
+            }
+        })
+    };
+
+    let recipe = Arc::new(recipe("gpu-operator"));
+    let m = MetricsSink::default();
+    let t = Duration::from_secs(20);
+    let cases = vec![
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("ai-service-metrics", json!({}), t, false),
+            "stand-in",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("cluster-autoscaling", json!({}), t, false),
+            "stand-in",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("inference-gateway", json!({}), t, true),
+            "stand-in",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("pod-autoscaling", json!({}), t, true),
+            "stand-in",
+            &m,
+        )
+        .await,
+        run_case(
+            Some(&client),
+            &recipe,
+            spec("robust-controller", json!({}), t, false),
+            "stand-in",
+            &m,
+        )
+        .await,
+    ];
+    controller.abort();
+    let letters: String = cases.iter().map(letter).collect();
+    assert_eq!(letters, "PPPFF", "{cases:#?}");
+    let msg = |i: usize| message(&cases[i]).to_string();
+    assert!(
+        msg(0).contains("Prometheus available: monitoring/k8s"),
+        "{}",
+        msg(0)
+    );
+    assert!(
+        msg(1).contains("Deployment kube-system/cluster-autoscaler"),
+        "{}",
+        msg(1)
+    );
+    assert!(
+        msg(2).contains("GatewayClass kgateway accepted") && msg(2).contains("/inference Accepted"),
+        "{}",
+        msg(2)
+    );
+    assert!(
+        msg(3).contains("APIService v1beta1.custom.metrics.k8s.io: Available=False"),
+        "{}",
+        msg(3)
+    );
+    assert!(
+        msg(4).contains("webhook Service cert-manager/cert-manager-webhook has no ready endpoints"),
+        "{}",
+        msg(4)
+    );
+}

@@ -290,7 +290,7 @@ async fn gang_scheduling_impl(ctx: CaseContext, client: Client) -> anyhow::Resul
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => observe(&mut obs, &p),
                 _ => {}
             }
-            if !obs.bound.is_empty() {
+            if obs.bound.len() as u64 == members {
                 break;
             }
         }

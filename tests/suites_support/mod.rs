@@ -60,7 +60,7 @@ pub async fn ensure_namespace(client: &Client, name: &str) {
     }
 }
 
-async fn create_or_exists<K>(api: &Api<K>, v: Value)
+pub async fn create_or_exists<K>(api: &Api<K>, v: Value)
 where
     K: Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize + kube::Resource,
 {
@@ -72,10 +72,21 @@ where
     }
 }
 
-fn crd(group: &str, kind: &str, plural: &str) -> Value {
+pub fn crd(group: &str, kind: &str, plural: &str) -> Value {
+    scoped_crd(group, kind, plural, "Namespaced")
+}
+
+/// A schemaless CRD (status is part of the object: no status subresource).
+pub fn scoped_crd(group: &str, kind: &str, plural: &str, scope: &str) -> Value {
+    // Groups under k8s.io need the approval annotation (the real Gateway API CRDs carry it).
+    let annotations = if group.ends_with(".k8s.io") {
+        json!({"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/3328"})
+    } else {
+        json!({})
+    };
     json!({
-        "metadata": {"name": format!("{plural}.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
+        "metadata": {"name": format!("{plural}.{group}"), "annotations": annotations},
+        "spec": {"group": group, "scope": scope,
             "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
             "versions": [{"name": "v1", "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
