@@ -189,6 +189,7 @@ pub fn version_evidence(
     let expected = &component.version;
     if let Some(label) = meta.labels.as_ref().and_then(|l| l.get("helm.sh/chart"))
         && let Some(v) = label.strip_prefix(chart).and_then(|r| r.strip_prefix('-'))
+        && strip_v(v).starts_with(|c: char| c.is_ascii_digit())
     {
         return if version_matches(expected, v) {
             VersionEvidence::Matches(format!("{object}: chart {label}"))
@@ -334,6 +335,13 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+        // A subchart whose name extends the chart's is not evidence either way.
+        let sub: ObjectMeta =
+            from(json!({"labels": {"helm.sh/chart": "gpu-operator-extras-1.0.0"}}));
+        assert_eq!(
+            version_evidence(&component("v25.10.1"), "x", &sub, &[]),
+            VersionEvidence::NotObservable
+        );
         let none = ObjectMeta::default();
         let images = vec![
             "busybox:1.36".to_string(),
