@@ -153,29 +153,95 @@ async fn obtain_run(ctx: &CaseContext) -> anyhow::Result<Result<(NcclRun, String
     run_on_cluster(ctx, &client, &nodes).await
 }
 
-fn nccl_settings(ctx: &CaseContext) -> (Option<String>, Vec<serde_json::Value>, u64) {
-    let validation = ctx.recipe.validation.get("nccl");
-    let image = ctx.param::<String>("image").or_else(|| {
-        validation
-            .and_then(|v| v.get("image"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    });
-    let mut env = vec![json!({"name": "NCCL_DEBUG", "value": "INFO"})];
-    if let Some(map) = validation
+/// Environment of the nccl-tests containers: `NCCL_DEBUG=INFO` (the GDR evidence) and the
+/// recipe's `validation.nccl.env` (fabric settings such as `FI_PROVIDER`), which cannot turn
+/// debug output off.
+pub fn nccl_env(nccl_validation: Option<&serde_json::Value>) -> Vec<(String, String)> {
+    let mut env = vec![("NCCL_DEBUG".to_string(), "INFO".to_string())];
+    if let Some(map) = nccl_validation
         .and_then(|v| v.get("env"))
         .and_then(|v| v.as_object())
     {
         for (k, v) in map {
+            if k == "NCCL_DEBUG" {
+                continue;
+            }
             let value = v
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| v.to_string());
-            env.push(json!({"name": k, "value": value}));
+            env.push((k.clone(), value));
         }
     }
-    let max_bytes = thresholds(ctx).large_message_bytes.unwrap_or(8_589_934_592);
-    (image, env, max_bytes)
+    env
+}
+
+fn env_json(env: &[(String, String)]) -> serde_json::Value {
+    env.iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect()
+}
+
+/// A single-node Job: one pod with all `gpus` of a node, one process driving them (`-g`).
+pub fn job_manifest(
+    image: &str,
+    env: &[(String, String)],
+    gpus: u64,
+    max_bytes: u64,
+) -> serde_json::Value {
+    let cmd = format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g {gpus} -c 1 -n 20");
+    json!({
+        "metadata": {"name": "nccl-all-reduce"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "nccl", "image": image, "command": ["sh", "-c", cmd],
+                "env": env_json(env), "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}],
+            "tolerations": gpu_tolerations()
+        }}}
+    })
+}
+
+/// A multi-node TrainJob on an MPI runtime: one rank per GPU (`-np nodes×gpus`, `-g 1`), the
+/// environment exported to every rank with `-x`.
+pub fn trainjob_manifest(
+    image: &str,
+    env: &[(String, String)],
+    nodes: u64,
+    gpus: u64,
+    max_bytes: u64,
+    runtime: &str,
+) -> serde_json::Value {
+    let mut command: Vec<String> = [
+        "mpirun",
+        "--allow-run-as-root",
+        "-np",
+        &(nodes * gpus).to_string(),
+        "-bind-to",
+        "none",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (k, _) in env {
+        command.push("-x".to_string());
+        command.push(k.clone());
+    }
+    command.extend(
+        format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g 1 -c 1 -n 20")
+            .split(' ')
+            .map(str::to_string),
+    );
+    json!({
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "nccl-all-reduce"},
+        "spec": {
+            "runtimeRef": {"name": runtime},
+            "trainer": {
+                "image": image, "numNodes": nodes, "command": command, "env": env_json(env),
+                "resourcesPerNode": {"limits": {"nvidia.com/gpu": gpus.to_string()}}
+            }
+        }
+    })
 }
 
 async fn run_on_cluster(
@@ -183,7 +249,15 @@ async fn run_on_cluster(
     client: &Client,
     nodes: &[Node],
 ) -> anyhow::Result<Result<(NcclRun, String), Outcome>> {
-    let (image, env, max_bytes) = nccl_settings(ctx);
+    let validation = ctx.recipe.validation.get("nccl");
+    let image = ctx.param::<String>("image").or_else(|| {
+        validation
+            .and_then(|v| v.get("image"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    });
+    let env = nccl_env(validation);
+    let max_bytes = thresholds(ctx).large_message_bytes.unwrap_or(8_589_934_592);
     let Some(image) = image else {
         return Ok(Err(Outcome::failed(
             "no nccl-tests image configured: set params.image or recipe validation.nccl.image",
@@ -216,24 +290,11 @@ async fn run_on_cluster(
         .ok()
         .flatten()
         .is_some();
-    let perf = format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g 1 -c 1 -n 20");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let (selector, source) = if trainer {
-        let np = node_count * gpus;
-        let tj: kube::core::DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
-            "metadata": {"name": "nccl-all-reduce"},
-            "spec": {
-                "runtimeRef": {"name": runtime},
-                "trainer": {
-                    "image": image, "numNodes": node_count,
-                    "command": ["mpirun", "--allow-run-as-root", "-np", np.to_string(), "-bind-to", "none",
-                        "-x", "NCCL_DEBUG", "sh", "-c", perf],
-                    "env": env,
-                    "resourcesPerNode": {"limits": {"nvidia.com/gpu": gpus.to_string()}}
-                }
-            }
-        }))?;
+        let tj: kube::core::DynamicObject = serde_json::from_value(trainjob_manifest(
+            &image, &env, node_count, gpus, max_bytes, &runtime,
+        ))?;
         let api = dynamic_api(
             client,
             "trainer.kubeflow.org",
@@ -270,20 +331,7 @@ async fn run_on_cluster(
         )
     } else {
         let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-        let single = format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g {gpus} -c 1 -n 20");
-        create(
-            &jobs,
-            json!({
-                "metadata": {"name": "nccl-all-reduce"},
-                "spec": {"backoffLimit": 0, "template": {"spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "nccl", "image": image, "command": ["sh", "-c", single],
-                        "env": env, "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}],
-                    "tolerations": gpu_tolerations()
-                }}}
-            }),
-        )
-        .await?;
+        create(&jobs, job_manifest(&image, &env, gpus, max_bytes)).await?;
         let done = |j: Option<&Job>| {
             j.and_then(|j| j.status.as_ref())
                 .and_then(|s| s.conditions.as_ref())
@@ -341,4 +389,61 @@ async fn run_on_cluster(
         ))));
     }
     Ok(Ok((nccl::parse(&text), source)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_keeps_debug_info_and_adds_recipe_fabric_settings() {
+        let v =
+            json!({"env": {"FI_PROVIDER": "efa", "NCCL_DEBUG": "WARN", "NCCL_BUFFSIZE": 8388608}});
+        let env = nccl_env(Some(&v));
+        assert_eq!(env[0], ("NCCL_DEBUG".to_string(), "INFO".to_string()));
+        assert!(env.contains(&("FI_PROVIDER".to_string(), "efa".to_string())));
+        assert!(env.contains(&("NCCL_BUFFSIZE".to_string(), "8388608".to_string())));
+        assert_eq!(env.iter().filter(|(k, _)| k == "NCCL_DEBUG").count(), 1);
+        assert_eq!(nccl_env(None).len(), 1);
+    }
+
+    #[test]
+    fn job_and_trainjob_request_whole_nodes() {
+        let env = vec![
+            ("NCCL_DEBUG".to_string(), "INFO".to_string()),
+            ("FI_PROVIDER".to_string(), "efa".to_string()),
+        ];
+        let job: Job =
+            serde_json::from_value(job_manifest("img:1", &env, 8, 1 << 33)).expect("a valid Job");
+        let pod = job.spec.and_then(|s| s.template.spec).expect("pod spec");
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .map(|l| l["nvidia.com/gpu"].0.clone()),
+            Some("8".to_string())
+        );
+        assert!(
+            c.command
+                .as_ref()
+                .is_some_and(|cmd| cmd[2].contains("-g 8") && cmd[2].contains("-e 8589934592"))
+        );
+        assert_eq!(c.env.as_ref().map(Vec::len), Some(2));
+
+        let tj = trainjob_manifest("img:1", &env, 2, 8, 1 << 33, "mpi-distributed");
+        assert_eq!(tj["spec"]["trainer"]["numNodes"], 2);
+        assert_eq!(tj["spec"]["runtimeRef"]["name"], "mpi-distributed");
+        let cmd: Vec<&str> = tj["spec"]["trainer"]["command"]
+            .as_array()
+            .expect("command")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let np = cmd.iter().position(|a| *a == "-np").expect("-np");
+        assert_eq!(cmd[np + 1], "16");
+        assert!(cmd.windows(2).any(|w| w == ["-x", "FI_PROVIDER"]));
+        assert!(cmd.windows(2).any(|w| w == ["-g", "1"]));
+        assert_eq!(cmd.last(), Some(&"20"));
+    }
 }
