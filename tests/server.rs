@@ -633,7 +633,7 @@ async fn bundle_is_a_tar_gz_with_values_per_component() {
         .post(s.url("/v1/bundle"))
         .json(
             &json!({"criteria": {"service": "eks", "accelerator": "h100", "intent": "training"},
-                      "options": {"systemNodeSelector": {"nodeGroup": "system"}}}),
+                      "options": {"systemNodeSelector": ["nodeGroup=system"]}}),
         )
         .send()
         .await
@@ -682,7 +682,7 @@ async fn bundle_is_a_tar_gz_with_values_per_component() {
         .client
         .post(s.url("/v1/bundle"))
         .json(&json!({"recipe": serde_json::to_value(&recipe).unwrap(),
-                      "options": {"systemNodeSelector": {"nodeGroup": "system"}}}))
+                      "options": {"systemNodeSelector": ["nodeGroup=system"]}}))
         .send()
         .await
         .unwrap();

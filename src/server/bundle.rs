@@ -7,22 +7,23 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use crate::bundle::{BundleError, BundleOptions, Deployer, Toleration, parse_selector};
+use crate::bundle::{BundleError, BundleOptions, Deployer, Toleration, parse_selectors};
 use crate::recipe::model::Recipe;
 
 /// Builds the OpenAPI schema of one option.
 pub type OptionSchema = fn() -> Value;
 
-/// A Kubernetes label value (may be empty).
-const LABEL_VALUE: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+/// `key=value`, key a qualified name `[prefix/]name`, value a label value.
+const SELECTOR_ITEM: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
 /// `key[=value][:Effect]`, key a qualified name `[prefix/]name`.
 const TOLERATION: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)?(:(NoSchedule|PreferNoSchedule|NoExecute))?$";
 
 fn selector_schema() -> Value {
     json!({
-        "type": "object",
-        "description": "Node labels, key -> value (Kubernetes label syntax; keys are qualified names such as nodeGroup or example.com/pool)",
-        "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
+        "type": "array",
+        "description": "Node labels as `key=value` (Kubernetes label syntax), each key once; the CLI's --*-node-selector syntax",
+        "items": {"type": "string", "pattern": SELECTOR_ITEM},
+        "uniqueItems": true,
     })
 }
 
@@ -154,24 +155,27 @@ fn selector(
     value: &Value,
     flag: &'static str,
 ) -> Result<BTreeMap<String, String>, ApiError> {
-    let Value::Object(m) = value else {
+    let Value::Array(items) = value else {
         return Err(invalid(
             key,
             format!(
-                "`{flag}` must be an object of label key -> value, e.g. {{\"nodeGroup\": \"system\"}}"
+                "`{flag}` must be an array of `key=value` strings, e.g. [\"nodeGroup=system\"]"
             ),
         ));
     };
-    let mut out = BTreeMap::new();
-    for (k, v) in m {
-        let Value::String(v) = v else {
-            return Err(invalid(key, format!("`{flag}.{k}` must be a string")));
+    let mut args = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(s) = item else {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("`{flag}[{i}]` must be a `key=value` string"),
+            )
+            .with_field(format!("{flag}[{i}]")));
         };
-        let (k, v) =
-            parse_selector(flag, &format!("{k}={v}")).map_err(|e| invalid(key, e.to_string()))?;
-        out.insert(k, v);
+        args.push(s.clone());
     }
-    Ok(out)
+    // The CLI's parser: same syntax, same messages, a repeated key is an error.
+    parse_selectors(flag, &args).map_err(|e| invalid(key, e.to_string()))
 }
 
 /// The request field of a bundle option the engine names by its CLI flag.
@@ -231,8 +235,8 @@ mod tests {
     #[test]
     fn maps_every_option() {
         let o = opts(json!({
-            "systemNodeSelector": {"nodeGroup": "system"},
-            "acceleratedNodeSelector": {"nvidia.com/gpu.present": "true"},
+            "systemNodeSelector": ["nodeGroup=system"],
+            "acceleratedNodeSelector": ["nvidia.com/gpu.present=true"],
             "acceleratedTolerations": ["nvidia.com/gpu=present:NoSchedule"],
             "deployer": "argocd",
             "argocdRepoUrl": "https://git.example.com/bundles.git",
@@ -291,7 +295,7 @@ mod tests {
             assert!(bad.parse::<Toleration>().is_err(), "{bad}");
         }
         assert!(TOLERATION.starts_with('^') && TOLERATION.ends_with('$'));
-        assert!(LABEL_VALUE.starts_with('^') && LABEL_VALUE.ends_with('$'));
+        assert!(SELECTOR_ITEM.starts_with('^') && SELECTOR_ITEM.ends_with('$'));
     }
 
     #[test]
@@ -300,16 +304,20 @@ mod tests {
             (json!({"deployer": "flux"}), "options.deployer"),
             (json!({"deployer": 1}), "options.deployer"),
             (
-                json!({"systemNodeSelector": {"a": "-x"}}),
+                json!({"systemNodeSelector": ["a=-x"]}),
                 "options.systemNodeSelector",
             ),
             (
-                json!({"systemNodeSelector": ["a=b"]}),
+                json!({"systemNodeSelector": {"a": "b"}}),
                 "options.systemNodeSelector",
             ),
             (
-                json!({"acceleratedNodeSelector": {"a": 1}}),
-                "options.acceleratedNodeSelector",
+                json!({"systemNodeSelector": ["a=b", "a=c"]}),
+                "options.systemNodeSelector",
+            ),
+            (
+                json!({"acceleratedNodeSelector": [1]}),
+                "options.acceleratedNodeSelector[0]",
             ),
             (
                 json!({"acceleratedTolerations": ["k=v:Sometimes"]}),

@@ -280,7 +280,9 @@ pub fn check_selector(selector: Option<&str>) -> Result<String, ApiError> {
     let mut segments = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
-    for ch in sel.trim().chars() {
+    // No trimming here: the engine trims, and any selector it then cannot resolve is a
+    // 404 (not found), never a malformed-input 400 for input the documented pattern allows.
+    for ch in sel.chars() {
         match ch {
             '"' => quoted = !quoted,
             '.' if !quoted => segments.push(std::mem::take(&mut cur)),
