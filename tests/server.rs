@@ -705,6 +705,24 @@ async fn bundle_is_a_tar_gz_with_values_per_component() {
         (code.as_str(), field.as_deref()),
         ("invalid_recipe", Some("recipe.components[0].name"))
     );
+    // Well-formed but semantically wrong (a component twice): the bundler's 422.
+    let mut dup = serde_json::to_value(&recipe).unwrap();
+    let first = dup["components"][0].clone();
+    dup["components"].as_array_mut().unwrap().push(first);
+    let r = s
+        .client
+        .post(s.url("/v1/bundle"))
+        .json(&json!({"recipe": dup}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let (code, field, msg) = error_of(r).await;
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("bundle_failed", Some("recipe"))
+    );
+    assert!(msg.contains("twice"), "{msg}");
     s.stop().await;
 }
 

@@ -465,7 +465,8 @@ pub fn recipe_from_json(v: &Value) -> Result<Recipe, ApiError> {
             ),
         ));
     }
-    let mut names = BTreeSet::new();
+    // Shape only; semantic problems (duplicate components, unknown dependencies, ...) are
+    // the bundle engine's to report, as 422.
     for (i, c) in recipe.components.iter().enumerate() {
         let field = format!("recipe.components[{i}].name");
         if !is_dns_label(&c.name) {
@@ -475,12 +476,6 @@ pub fn recipe_from_json(v: &Value) -> Result<Recipe, ApiError> {
                     "component name `{}` must be lowercase letters, digits and '-' (at most 63)",
                     truncate(&c.name)
                 ),
-            ));
-        }
-        if !names.insert(c.name.as_str()) {
-            return Err(bad(
-                &field,
-                format!("component `{}` is listed twice", c.name),
             ));
         }
         for (j, m) in c.manifests.iter().enumerate() {
