@@ -165,7 +165,7 @@ pub fn document() -> Value {
                         "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,253}$"},
                         "toolVersion": {"type": "string"},
                         "appliedOverlays": {"type": "array", "items": {"type": "string"}},
-                        "valueCount": {"type": "integer", "minimum": 0},
+                        "valueCount": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
                     },
                 },
                 "criteria": {"type": "object", "additionalProperties": {"type": "string"}},
