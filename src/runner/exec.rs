@@ -19,6 +19,9 @@ use super::result::{Attempt, CaseResult, RunReport, Status};
 use crate::recipe::Recipe;
 use crate::snapshot::model::Snapshot;
 
+/// How long one namespace deletion (or the final sweep) may take before it is reported.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Finds the implementation of a case by its registered name.
 pub type Resolver = Arc<dyn Fn(&str) -> Option<CaseFn> + Send + Sync>;
 
@@ -157,9 +160,17 @@ impl Runner {
             self.handle.spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
                     eprintln!(
-                        "\ninterrupted: stopping running cases and deleting their namespaces"
+                        "\ninterrupted: stopping running cases and deleting their namespaces (Ctrl-C again to quit at once)"
                     );
                     tx.send_replace(true);
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        eprintln!(
+                            "interrupted twice: quitting without cleanup; delete leftovers with kubectl delete ns -l {}={}",
+                            namespace::MANAGED_BY_LABEL,
+                            namespace::MANAGED_BY
+                        );
+                        std::process::exit(130);
+                    }
                 }
             })
         });
@@ -226,10 +237,14 @@ impl Runner {
             results.extend(phase_results);
         }
         if let Some(client) = &self.shared.env.client {
-            match self
-                .handle
-                .block_on(namespace::sweep(client, &self.shared.run_id))
-            {
+            let sweep = self.handle.block_on(async {
+                tokio::time::timeout(
+                    CLEANUP_TIMEOUT,
+                    namespace::sweep(client, &self.shared.run_id),
+                )
+                .await
+            });
+            match sweep.unwrap_or_else(|_| Err(kube::Error::Service("timed out".into()))) {
                 Ok(left) if !left.is_empty() => self.shared.warn(format!(
                     "deleted namespaces left behind by cases: {}",
                     left.join(", ")
@@ -379,7 +394,9 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn) -> Attemp
         }
     };
     if let (Some(name), Some(client)) = (&ns, &shared.env.client)
-        && let Err(e) = namespace::delete(client, name).await
+        && let Err(e) = tokio::time::timeout(CLEANUP_TIMEOUT, namespace::delete(client, name))
+            .await
+            .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())))
     {
         shared.warn(format!(
             "could not delete namespace {name} of {}: {e}",
