@@ -465,6 +465,12 @@ pub fn recipe_from_json(v: &Value) -> Result<Recipe, ApiError> {
             ),
         ));
     }
+    if recipe.metadata.value_count > u32::MAX as usize {
+        return Err(bad(
+            "recipe.metadata.valueCount",
+            format!("`valueCount` must be at most {}", u32::MAX),
+        ));
+    }
     // Shape only; semantic problems (duplicate components, unknown dependencies, ...) are
     // the bundle engine's to report, as 422.
     for (i, c) in recipe.components.iter().enumerate() {
@@ -657,6 +663,13 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("recipes"));
         let e = bundle_request(&json!({"options": 1})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("options"));
+        let e = bundle_request(&json!({"recipe": {
+            "apiVersion": API_VERSION, "kind": RECIPE_KIND, "criteria": {}, "constraints": [],
+            "deploymentOrder": [], "components": [],
+            "metadata": {"name": "x", "toolVersion": "0", "appliedOverlays": [], "valueCount": 4_294_967_296u64}
+        }}))
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("recipe.metadata.valueCount"));
         let e = bundle_request(&json!({"recipe": {"kind": "Recipe"}})).unwrap_err();
         assert_eq!(
             (e.code, e.field.as_deref()),
