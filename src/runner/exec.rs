@@ -175,6 +175,8 @@ impl Runner {
             })
         });
         let args = self.args();
+        // `--list` output is parsed by tools (cargo nextest): print nothing of our own.
+        let chatty = !args.list;
         let mut results: Vec<CaseResult> = Vec::new();
         let mut gate: Option<String> = None;
         for phase in plan.phases() {
@@ -185,7 +187,9 @@ impl Runner {
                 .cloned()
                 .collect();
             if let Some(reason) = &gate {
-                println!("\nskipping {phase} ({} cases): {reason}", cases.len());
+                if chatty {
+                    println!("\nskipping {phase} ({} cases): {reason}", cases.len());
+                }
                 results.extend(
                     cases
                         .into_iter()
@@ -203,7 +207,9 @@ impl Runner {
                 }));
                 continue;
             }
-            println!("\n== {phase}: {} cases ==", cases.len());
+            if chatty {
+                println!("\n== {phase}: {} cases ==", cases.len());
+            }
             let store: Arc<Mutex<BTreeMap<String, CaseResult>>> = Arc::default();
             let trials: Vec<Trial> = cases
                 .iter()
@@ -280,7 +286,9 @@ impl Runner {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
-        println!("\naiconform: {}", report.summary());
+        if chatty {
+            println!("\naiconform: {}", report.summary());
+        }
         report
     }
 }
