@@ -86,7 +86,7 @@ pub struct Args {
     #[arg(long, value_name = "SNAPSHOT")]
     snapshot: Option<String>,
     /// Phase to run (repeatable; default all: readiness, deployment, conformance, performance)
-    #[arg(long = "phase", value_enum)]
+    #[arg(long = "phase", value_enum, value_name = "PHASE")]
     phases: Vec<Phase>,
     #[command(flatten)]
     select: SelectArgs,
