@@ -137,6 +137,7 @@ fn main() -> ExitCode {
         } else {
             cluster_phases
         },
+        console_log: None,
     };
     let env_ = RunEnv {
         client,

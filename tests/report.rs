@@ -331,6 +331,13 @@ fn fixture_run() -> RunReport {
     };
     let opts = RunOptions {
         keep_going: true,
+        // Keep the nested run's `test result:` lines out of this binary's output.
+        console_log: Some(
+            std::env::temp_dir()
+                .join(format!("aiconform-report-test-{}.log", std::process::id()))
+                .display()
+                .to_string(),
+        ),
         ..Default::default()
     };
     normalize(Runner::new(rt.handle().clone(), env, opts).execute(&p))

@@ -199,6 +199,7 @@ fn run_with(
     rt: &tokio::runtime::Runtime,
 ) -> RunReport {
     let p = plan(set, &recipe(), sel).unwrap();
+    let opts = quiet(opts);
     let env = RunEnv {
         client,
         recipe: Arc::new(recipe()),
@@ -210,6 +211,17 @@ fn run_with(
         let _ = cell.set(runner.interrupter());
     }
     runner.execute(&p)
+}
+
+/// Progress of the nested runs goes to a file: their `test result:` lines must not mix
+/// with this test binary's own output.
+fn quiet(opts: RunOptions) -> RunOptions {
+    let log =
+        std::env::temp_dir().join(format!("aiconform-runner-test-{}.log", std::process::id()));
+    RunOptions {
+        console_log: Some(log.display().to_string()),
+        ..opts
+    }
 }
 
 fn run(set: &SuiteSet, opts: RunOptions) -> RunReport {

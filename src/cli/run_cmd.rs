@@ -331,6 +331,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         harness_args: None,
         handle_ctrl_c: true,
         ignored_phases: Vec::new(),
+        console_log: None,
     };
     let runner = Runner::new(rt.handle().clone(), env, opts);
     let report = runner.execute(&plan);

@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// `--ignored` / `--include-ignored` (the cargo test harness uses this for cluster phases);
     /// cases it does not run are left out of the report.
     pub ignored_phases: Vec<super::case::Phase>,
+    /// Write libtest-mimic's per-case progress to this file instead of stdout. In-process
+    /// tests use it so their own test output carries no nested `test result:` lines.
+    pub console_log: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +69,7 @@ impl Default for RunOptions {
             harness_args: None,
             handle_ctrl_c: false,
             ignored_phases: Vec::new(),
+            console_log: None,
         }
     }
 }
@@ -145,10 +149,14 @@ impl Runner {
     }
 
     fn args(&self) -> Arguments {
-        self.opts.harness_args.clone().unwrap_or_else(|| Arguments {
+        let mut args = self.opts.harness_args.clone().unwrap_or_else(|| Arguments {
             test_threads: Some(self.opts.parallel.max(1)),
             ..Arguments::default()
-        })
+        });
+        if self.opts.console_log.is_some() {
+            args.logfile.clone_from(&self.opts.console_log);
+        }
+        args
     }
 
     /// Run every case of the plan, phase by phase, and collect the results. Prints
