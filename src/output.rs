@@ -5,11 +5,13 @@ use std::path::Path;
 
 /// Write `bytes` to `path` via a temp file in the same directory and a rename, so readers
 /// never see a half-written file and a failure leaves the old file (or nothing) in place.
+/// Missing parent directories are created.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
