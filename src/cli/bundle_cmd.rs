@@ -5,7 +5,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 
 use aiconform::bundle::{self, BundleOptions, Deployer, Toleration};
-use aiconform::recipe::{compose, load_recipe_file};
 
 use super::criteria_args::CriteriaArgs;
 
@@ -101,16 +100,6 @@ fn options(args: &RenderArgs) -> Result<BundleOptions> {
     })
 }
 
-fn has_criteria(c: &CriteriaArgs) -> bool {
-    c.service.is_some()
-        || c.accelerator.is_some()
-        || c.os.is_some()
-        || c.intent.is_some()
-        || c.platform.is_some()
-        || c.criteria.is_some()
-        || !c.data.is_empty()
-}
-
 fn render(args: RenderArgs) -> Result<ExitCode> {
     let Some(output) = args.output.clone() else {
         bail!(
@@ -118,21 +107,7 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         );
     };
     let opts = options(&args)?;
-    let recipe = match &args.recipe {
-        Some(path) => {
-            if has_criteria(&args.criteria) {
-                bail!(
-                    "give either --recipe FILE or criteria flags (--service, --accelerator, ...), not both"
-                );
-            }
-            load_recipe_file(path)?
-        }
-        None => {
-            let criteria = args.criteria.to_criteria()?;
-            let catalog = args.criteria.catalog()?;
-            compose(&catalog, &criteria)?
-        }
-    };
+    let recipe = args.criteria.recipe(args.recipe.as_deref())?;
     let rendered = bundle::render(&recipe, &opts).with_context(|| {
         format!(
             "cannot render a bundle of recipe `{}`",

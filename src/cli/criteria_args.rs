@@ -5,7 +5,7 @@ use clap::Args;
 
 use aiconform::recipe::criteria::{CriteriaSpec, Dimension};
 use aiconform::recipe::source::RecipeFiles;
-use aiconform::recipe::{Catalog, Criteria};
+use aiconform::recipe::{Catalog, Criteria, Recipe, compose, load_recipe_file};
 
 /// Criteria and recipe sources shared by `recipe`, `query` and `bundle`.
 #[derive(Debug, Args, Clone, Default)]
@@ -69,6 +69,33 @@ impl CriteriaArgs {
             }
         }
         Ok(criteria)
+    }
+
+    /// True when any criteria flag (or --criteria / --data) was given.
+    pub fn is_given(&self) -> bool {
+        self.service.is_some()
+            || self.accelerator.is_some()
+            || self.os.is_some()
+            || self.intent.is_some()
+            || self.platform.is_some()
+            || self.criteria.is_some()
+            || !self.data.is_empty()
+    }
+
+    /// The recipe of `--recipe FILE`, or the one composed from the criteria flags; both at
+    /// once is an error.
+    pub fn recipe(&self, recipe_file: Option<&std::path::Path>) -> Result<Recipe> {
+        match recipe_file {
+            Some(path) => {
+                if self.is_given() {
+                    anyhow::bail!(
+                        "give either --recipe FILE or criteria flags (--service, --accelerator, ...), not both"
+                    );
+                }
+                Ok(load_recipe_file(path)?)
+            }
+            None => Ok(compose(&self.catalog()?, &self.to_criteria()?)?),
+        }
     }
 
     pub fn catalog(&self) -> Result<Catalog> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
-use aiconform::recipe::{Recipe, compose, load_recipe_file};
+use aiconform::recipe::Recipe;
 use aiconform::runner::{self, Phase, Plan, RunEnv, RunOptions, Runner, Selection, SuiteSet};
 use aiconform::snapshot::{self, Location};
 
@@ -107,32 +107,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn has_criteria(c: &CriteriaArgs) -> bool {
-    c.service.is_some()
-        || c.accelerator.is_some()
-        || c.os.is_some()
-        || c.intent.is_some()
-        || c.platform.is_some()
-        || c.criteria.is_some()
-        || !c.data.is_empty()
-}
-
 fn run_inner(args: Args) -> Result<ExitCode> {
-    let recipe = match &args.recipe {
-        Some(path) => {
-            if has_criteria(&args.criteria) {
-                bail!(
-                    "give either --recipe FILE or criteria flags (--service, --accelerator, ...), not both"
-                );
-            }
-            load_recipe_file(path)?
-        }
-        None => {
-            let criteria = args.criteria.to_criteria()?;
-            let catalog = args.criteria.catalog()?;
-            compose(&catalog, &criteria)?
-        }
-    };
+    let recipe = args.criteria.recipe(args.recipe.as_deref())?;
     let target = match (args.target, &args.kubeconfig) {
         (Some(TargetKind::Embedded | TargetKind::Kind), Some(_)) => {
             bail!(
