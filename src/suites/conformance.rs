@@ -20,9 +20,9 @@ use tokio::time::Instant;
 
 use super::health;
 use super::k8s::{
-    case_namespace, condition_true, conditions, crd_established, create, delete_all_and_wait,
-    dynamic_api, gpu_allocatable, gpu_tolerations, next_before, pod_running_or_done, pod_state,
-    wait_object,
+    case_namespace, condition_true, conditions, crd_established, crd_problems, create,
+    delete_all_and_wait, dynamic_api, gpu_allocatable, gpu_tolerations, next_before,
+    pod_running_or_done, pod_state, wait_object,
 };
 use crate::runner::{CaseContext, Outcome};
 use crate::snapshot::cluster::is_simulated;
@@ -720,15 +720,14 @@ async fn accelerator_metrics_impl(ctx: CaseContext, client: Client) -> anyhow::R
 
 async fn ai_service_metrics_impl(ctx: CaseContext, client: Client) -> anyhow::Result<Outcome> {
     let _ = &ctx;
-    let mut missing = Vec::new();
-    for crd in [
-        "prometheuses.monitoring.coreos.com",
-        "servicemonitors.monitoring.coreos.com",
-    ] {
-        if let Err(e) = crd_established(&client, crd).await? {
-            missing.push(e);
-        }
-    }
+    let missing = crd_problems(
+        &client,
+        &[
+            "prometheuses.monitoring.coreos.com",
+            "servicemonitors.monitoring.coreos.com",
+        ],
+    )
+    .await?;
     if !missing.is_empty() {
         return Ok(Outcome::failed(format!(
             "no Prometheus operator for service metrics: {}",
@@ -938,16 +937,15 @@ async fn cluster_autoscaling_impl(ctx: CaseContext, client: Client) -> anyhow::R
 // inference-gateway
 
 async fn inference_gateway_impl(ctx: CaseContext, client: Client) -> anyhow::Result<Outcome> {
-    let mut missing = Vec::new();
-    for crd in [
-        "gatewayclasses.gateway.networking.k8s.io",
-        "gateways.gateway.networking.k8s.io",
-        "httproutes.gateway.networking.k8s.io",
-    ] {
-        if let Err(e) = crd_established(&client, crd).await? {
-            missing.push(e);
-        }
-    }
+    let missing = crd_problems(
+        &client,
+        &[
+            "gatewayclasses.gateway.networking.k8s.io",
+            "gateways.gateway.networking.k8s.io",
+            "httproutes.gateway.networking.k8s.io",
+        ],
+    )
+    .await?;
     if !missing.is_empty() {
         return Ok(Outcome::failed(format!(
             "Gateway API is not installed: {}",
@@ -1066,12 +1064,7 @@ async fn robust_controller_impl(ctx: CaseContext, client: Client) -> anyhow::Res
             ctx.recipe.metadata.name
         )));
     }
-    let mut problems = Vec::new();
-    for crd in &crds {
-        if let Err(e) = crd_established(&client, crd).await? {
-            problems.push(e);
-        }
-    }
+    let mut problems = crd_problems(&client, &crds).await?;
     let namespaces: BTreeSet<String> = ctx
         .recipe
         .components

@@ -65,6 +65,20 @@ pub async fn crd_established(client: &Client, name: &str) -> anyhow::Result<Resu
     })
 }
 
+/// The problems of every CRD in `names` that is missing or not Established, in order.
+pub async fn crd_problems<S: AsRef<str>>(
+    client: &Client,
+    names: &[S],
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for name in names {
+        if let Err(e) = crd_established(client, name.as_ref()).await? {
+            problems.push(e);
+        }
+    }
+    Ok(problems)
+}
+
 /// The served API of a CRD-backed kind, for dynamic access.
 pub fn dynamic_api(
     client: &Client,
