@@ -280,3 +280,45 @@ async fn without_gang_plugin_a_gang_is_partially_placed() {
         "without the plugin the default scheduler places what fits"
     );
 }
+
+#[test]
+fn cluster_up_status_down_cli() {
+    if let Err(reason) = testing::shared() {
+        let _ = skip::<()>("cluster_up_status_down_cli", &reason);
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let cli = || {
+        let mut c = assert_cmd::Command::cargo_bin("aiconform").unwrap();
+        c.env("AICONFORM_CLUSTER_DIR", state.path());
+        c
+    };
+    let up = cli()
+        .args(["cluster", "up", "--nodes", "1"])
+        .assert()
+        .success();
+    let kubeconfig = String::from_utf8(up.get_output().stdout.clone()).unwrap();
+    assert_eq!(
+        kubeconfig.trim(),
+        state.path().join("kubeconfig").display().to_string()
+    );
+    let pid: u32 = std::fs::read_to_string(state.path().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(aiconform::cluster::embedded::pid_alive(pid));
+
+    let status = cli().args(["cluster", "status"]).assert().success();
+    let out = String::from_utf8(status.get_output().stdout.clone()).unwrap();
+    assert!(out.contains("nodes: 2 (8 GPUs)"), "{out}");
+
+    cli().args(["cluster", "down"]).assert().success();
+    assert!(
+        !aiconform::cluster::embedded::pid_alive(pid),
+        "cluster process is gone"
+    );
+    let stopped = cli().args(["cluster", "status"]).assert().failure();
+    let err = String::from_utf8(stopped.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("not running"), "{err}");
+}
