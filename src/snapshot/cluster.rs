@@ -354,39 +354,32 @@ fn deployment_workload(d: &Deployment) -> Workload {
         .as_ref()
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
-    Workload {
-        kind: "deployment",
-        namespace: d.metadata.namespace.clone().unwrap_or_default(),
-        name: d.metadata.name.clone().unwrap_or_default(),
-        labels: d.metadata.labels.clone().unwrap_or_default(),
-        images: d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .map(|p| {
-                p.containers
-                    .iter()
-                    .filter_map(|c| c.image.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        ready: have >= want,
-    }
+    let template = d.spec.as_ref().map(|s| &s.template);
+    workload("deployment", &d.metadata, template, have >= want)
 }
 
 fn daemonset_workload(d: &DaemonSet) -> Workload {
     let status = d.status.as_ref();
     let desired = status.map_or(0, |s| s.desired_number_scheduled);
     let ready = status.map_or(0, |s| s.number_ready);
+    let template = d.spec.as_ref().map(|s| &s.template);
+    workload("daemonset", &d.metadata, template, ready >= desired)
+}
+
+/// The facts shared by every workload kind: identity, labels and container images.
+fn workload(
+    kind: &'static str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+    ready: bool,
+) -> Workload {
     Workload {
-        kind: "daemonset",
-        namespace: d.metadata.namespace.clone().unwrap_or_default(),
-        name: d.metadata.name.clone().unwrap_or_default(),
-        labels: d.metadata.labels.clone().unwrap_or_default(),
-        images: d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        images: template
+            .and_then(|t| t.spec.as_ref())
             .map(|p| {
                 p.containers
                     .iter()
@@ -394,7 +387,7 @@ fn daemonset_workload(d: &DaemonSet) -> Workload {
                     .collect()
             })
             .unwrap_or_default(),
-        ready: ready >= desired,
+        ready,
     }
 }
 
