@@ -29,16 +29,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     /// How long each component may take to become healthy, e.g. 90s, 5m, 1h
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = aiconform::runner::suite::parse_duration)]
     timeout: Duration,
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = aiconform::runner::suite::parse_duration(s)?;
-    if d.is_zero() {
-        return Err("the timeout must be more than zero".into());
-    }
-    Ok(d)
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
