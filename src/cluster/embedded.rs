@@ -97,15 +97,14 @@ pub fn locate_binary() -> Result<PathBuf, ClusterError> {
 
 /// Locate the binary, building it from the source checkout if it is missing.
 pub fn ensure_binary(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
-    if let Ok(p) = locate_binary() {
-        return Ok(p);
-    }
-    let Some(root) = source_root() else {
-        return locate_binary();
+    let missing = match locate_binary() {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
     };
-    if std::env::var_os(BINARY_ENV).is_some() {
-        return locate_binary();
-    }
+    // Only a source checkout can build it, and an explicit override is never replaced.
+    let Some(root) = source_root().filter(|_| std::env::var_os(BINARY_ENV).is_none()) else {
+        return Err(missing);
+    };
     progress(
         "building the embedded test cluster (first build downloads Kubernetes modules: several minutes)",
     );
