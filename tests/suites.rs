@@ -20,7 +20,14 @@ fn fixture(name: &str) -> String {
 }
 
 async fn offline(case: &str, file: &str, metrics: &MetricsSink) -> Outcome {
-    let recipe = Arc::new(recipe("gpu-operator"));
+    offline_on(case, file, "infiniband-gdr", metrics).await
+}
+
+/// Evaluate a fixture with the test recipe, its `validation.nccl.fabric` set to `fabric`.
+async fn offline_on(case: &str, file: &str, fabric: &str, metrics: &MetricsSink) -> Outcome {
+    let mut r = recipe("gpu-operator");
+    r.validation["nccl"]["fabric"] = json!(fabric);
+    let recipe = Arc::new(r);
     let s = spec(
         case,
         json!({"logFile": fixture(file)}),
@@ -36,7 +43,7 @@ async fn nccl_bandwidth_from_logs_against_recipe_thresholds() {
     let ok = offline("nccl-all-reduce-bw", "h100-8gpu-nvlink.txt", &metrics).await;
     assert!(
         matches!(&ok, Outcome::Passed { message } if message.contains("avg busbw 147.19 GB/s (min 100)")
-            && message.contains("477.98 GB/s (min 420)")),
+            && message.contains("busbw 477.98 GB/s at 8589934592 B (singleNode run, default algorithm) >= floor 420 GB/s")),
         "{ok:?}"
     );
     let data = metrics.snapshot();
@@ -44,6 +51,9 @@ async fn nccl_bandwidth_from_logs_against_recipe_thresholds() {
     assert_eq!(values["avgBusBandwidthGBps"], 147.19);
     assert_eq!(values["largeMessageBusBandwidthGBps"], 477.98);
     assert_eq!(values["ranks"], 8.0);
+    assert_eq!(values["nodes"], 1.0);
+    assert_eq!(values["floorBusBandwidthGBps"], 420.0);
+    assert_eq!(values["floorIsEstimate"], 0.0);
     assert_eq!(data.series.len(), 2);
     let s = &data.series[0];
     assert_eq!(s.points.len(), 31);
@@ -58,7 +68,7 @@ async fn nccl_bandwidth_from_logs_against_recipe_thresholds() {
     )
     .await;
     assert!(
-        matches!(&slow, Outcome::Failed { message } if message.contains("below the minimum 420")),
+        matches!(&slow, Outcome::Failed { message } if message.contains("below the floor 420")),
         "{slow:?}"
     );
     let truncated = offline(
@@ -95,22 +105,35 @@ async fn nccl_bandwidth_from_logs_against_recipe_thresholds() {
 }
 
 #[tokio::test]
-async fn gdr_from_nccl_debug_logs() {
+async fn transports_from_nccl_debug_logs_against_the_recipe_fabric() {
     let m = MetricsSink::default();
     let mut got = Vec::new();
-    for f in [
-        "h100-2node-ib-gdr.txt",
-        "h100-2node-efa.txt",
-        "h100-2node-ib-no-gdr.txt",
-        "h100-8gpu-nvlink.txt",
+    for (f, fabric) in [
+        ("h100-2node-ib-gdr.txt", "infiniband-gdr"),
+        ("h100-2node-efa.txt", "efa"),
+        ("gke-a3mega-2node-tcpxo.txt", "tcpxo"),
+        ("coreweave-gb200-nvl72.txt", "mnnvl"),
+        ("azure-ndh100v5-1node-nvls.txt", "nvlink"),
+        ("h100-2node-ib-no-gdr.txt", "infiniband-gdr"),
+        ("h100-2node-efa.txt", "infiniband-gdr"),
+        ("gke-a3mega-2node-socket.txt", "tcpxo"),
+        ("h100-8gpu-shm-fallback-2.11.txt", "nvlink"),
+        ("h100-8gpu-nvlink.txt", "nvlink"),
+        ("azure-ndh100v5-1node-nvls.txt", "infiniband-gdr"),
     ] {
-        got.push(offline("gdr-enabled", f, &m).await);
+        got.push(offline_on("gdr-enabled", f, fabric, &m).await);
     }
     let letters: String = got.iter().map(letter).collect();
-    assert_eq!(letters, "PPFF", "{got:#?}");
+    assert_eq!(letters, "PPPPPFFFFFS", "{got:#?}");
     assert!(message(&got[1]).contains("AWS Libfabric"));
-    assert!(message(&got[2]).contains("32 of 32 network channels"));
-    assert!(message(&got[3]).contains("NCCL_DEBUG=INFO"));
+    assert!(message(&got[2]).contains("Using network FasTrak`"));
+    assert!(message(&got[3]).contains("via P2P/MNNVL`"));
+    assert!(message(&got[5]).contains("32 of 32 network channels lack GDRDMA"));
+    assert!(message(&got[6]).contains("Using network AWS Libfabric`"));
+    assert!(message(&got[7]).contains("Using network Socket`"));
+    assert!(message(&got[8]).contains("via SHM/direct/direct`"));
+    assert!(message(&got[9]).contains("NCCL_DEBUG=INFO"));
+    assert!(message(&got[10]).contains("not exercised on one node"));
 }
 
 /// Sources in order: no log and no cluster → skip; the env var; the embedded cluster's

@@ -20,7 +20,7 @@ use super::k8s::{
     case_namespace, condition_true, crd_established, create, dynamic_api, gpu_allocatable,
     gpu_nodes, gpu_tolerations,
 };
-use super::nccl::{self, GdrVerdict, NcclRun, Thresholds};
+use super::nccl::{self, Expectation, Fabric, Floors, NcclLog, Thresholds, TransportVerdict};
 use crate::runner::case::Series;
 use crate::runner::{CaseContext, Outcome};
 use crate::snapshot::cluster::is_simulated;
@@ -31,57 +31,99 @@ pub const TRAINJOB_CRD: &str = "trainjobs.trainer.kubeflow.org";
 
 pub fn nccl_all_reduce_bw(ctx: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
     Box::pin(async move {
-        let (run, source) = match obtain_run(&ctx).await? {
+        let (log, source) = match obtain_run(&ctx).await? {
             Ok(r) => r,
             Err(outcome) => return Ok(outcome),
         };
-        Ok(bandwidth_outcome(&ctx, &run, &source))
+        Ok(bandwidth_outcome(&ctx, &log, &source))
     })
 }
 
+/// The transports NCCL used are the recipe's fabric (GPUDirect RDMA over IB/RoCE, EFA,
+/// TCPXO, MNNVL, NVLink/NVLS), with no socket or SHM fallback.
 pub fn gdr_enabled(ctx: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
     Box::pin(async move {
-        let (run, source) = match obtain_run(&ctx).await? {
+        let exp = match expectation(&ctx) {
+            Ok(e) => e,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        let (log, source) = match obtain_run(&ctx).await? {
             Ok(r) => r,
             Err(outcome) => return Ok(outcome),
         };
-        Ok(match nccl::check_gdr(&run) {
-            GdrVerdict::Enabled(m) => Outcome::passed(format!("{source}: {m}")),
-            GdrVerdict::Disabled(m) => Outcome::failed(format!("{source}: {m}")),
-            // Debug logging off: the run was set up so it cannot show GDR; that fails.
-            GdrVerdict::NotShown(m) if run.transport.info_lines == 0 => {
-                Outcome::failed(format!("{source}: GDR not shown: {m}"))
+        Ok(match log.judge_transport(&exp) {
+            TransportVerdict::Pass(m) => Outcome::passed(format!("{source}: {m}")),
+            TransportVerdict::Fail(m) => Outcome::failed(format!("{source}: {m}")),
+            // Debug logging off: the run was set up so it cannot show the transports.
+            TransportVerdict::NotShown(m) if log.transport.info_lines == 0 => {
+                Outcome::failed(format!("{source}: transports not shown: {m}"))
             }
-            // No inter-node traffic (single node): GDR is not exercised at all.
-            GdrVerdict::NotShown(m) => Outcome::skipped(format!("{source}: {m}")),
+            // The network was not exercised (one node) or its lines were filtered out.
+            TransportVerdict::NotShown(m) => Outcome::skipped(format!("{source}: {m}")),
         })
     })
 }
 
-/// Thresholds: flat keys in params win over `recipe.validation.nccl.allReduce`.
-pub fn thresholds(ctx: &CaseContext) -> Thresholds {
-    let recipe = ctx
-        .recipe
-        .validation
-        .pointer("/nccl/allReduce")
-        .map(Thresholds::from_json);
-    let params = Thresholds::from_json(&ctx.spec.params);
-    match recipe {
-        Some(r) => params.or(r),
-        None => params,
-    }
+/// What the recipe's fabric promises (`validation.nccl.fabric`, else its criteria).
+pub fn expectation(ctx: &CaseContext) -> Result<Expectation, String> {
+    Expectation::for_recipe(&ctx.recipe.criteria, ctx.recipe.validation.get("nccl"))
+        .map_err(|e| format!("recipe {}: {e}", ctx.recipe.metadata.name))
 }
 
-/// Evaluate a parsed run and record its bandwidth series for the performance report.
-pub fn bandwidth_outcome(ctx: &CaseContext, run: &NcclRun, source: &str) -> Outcome {
-    let t = thresholds(ctx);
-    let (figures, verdict) = nccl::check_bandwidth(run, &t);
+/// Thresholds: flat keys in params win over `recipe.validation.nccl.allReduce`.
+pub fn thresholds(ctx: &CaseContext) -> Result<Thresholds, String> {
+    let recipe = ctx.recipe.validation.pointer("/nccl/allReduce");
+    let params = Thresholds::from_json(&ctx.spec.params)?;
+    let Some(recipe) = recipe else {
+        return Ok(params);
+    };
+    let recipe = Thresholds::from_json(recipe)?;
+    Ok(Thresholds {
+        min_avg_bus_bandwidth_g_bps: params
+            .min_avg_bus_bandwidth_g_bps
+            .or(recipe.min_avg_bus_bandwidth_g_bps),
+        min_large_message_bus_bandwidth_g_bps: params
+            .min_large_message_bus_bandwidth_g_bps
+            .or(recipe.min_large_message_bus_bandwidth_g_bps),
+        large_message_bytes: params.large_message_bytes.or(recipe.large_message_bytes),
+        floors: if params.floors == Floors::default() {
+            recipe.floors
+        } else {
+            params.floors
+        },
+    })
+}
+
+/// Evaluate a parsed log and record its bandwidth series, floor and anchor for the
+/// performance report.
+pub fn bandwidth_outcome(ctx: &CaseContext, log: &NcclLog, source: &str) -> Outcome {
+    let t = match thresholds(ctx) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failed(e),
+    };
+    let report = log.check_bandwidth(&t);
     let id = &ctx.spec.id;
-    if !run.rows.is_empty() {
+    let floor = report.reference.floor.as_ref().map(|f| f.busbw_gbps);
+    for (i, run) in log
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.rows.is_empty())
+    {
+        let label = if log.runs.len() > 1 {
+            format!(
+                " (run {}: {} .. {} B)",
+                i + 1,
+                run.min_bytes.unwrap_or(0),
+                run.max_bytes.unwrap_or(0)
+            )
+        } else {
+            String::new()
+        };
         for (name, pick) in [("busbw out-of-place", true), ("busbw in-place", false)] {
             ctx.metrics.series(Series {
                 case_id: id.clone(),
-                name: format!("all_reduce_perf {name}"),
+                name: format!("all_reduce_perf {name}{label}"),
                 x_label: "message size (B)".to_string(),
                 y_label: "bus bandwidth (GB/s)".to_string(),
                 points: run
@@ -92,11 +134,11 @@ pub fn bandwidth_outcome(ctx: &CaseContext, run: &NcclRun, source: &str) -> Outc
                         (r.size_bytes as f64, m.busbw_gbps)
                     })
                     .collect(),
-                threshold: t.min_large_message_bus_bandwidth_g_bps,
+                threshold: floor,
             });
         }
     }
-    if let Some(f) = &figures {
+    if let Some(f) = &report.figures {
         ctx.metrics
             .record(id, "avgBusBandwidthGBps", f.avg_bus_bandwidth);
         ctx.metrics
@@ -104,16 +146,35 @@ pub fn bandwidth_outcome(ctx: &CaseContext, run: &NcclRun, source: &str) -> Outc
         if let Some(l) = f.large_message_bus_bandwidth {
             ctx.metrics.record(id, "largeMessageBusBandwidthGBps", l);
         }
-        ctx.metrics.record(id, "ranks", run.ranks as f64);
+        ctx.metrics.record(
+            id,
+            "ranks",
+            log.runs.iter().map(|r| r.ranks).max().unwrap_or(0) as f64,
+        );
+        ctx.metrics.record(id, "nodes", log.hosts() as f64);
     }
-    match verdict {
+    for (key, figure) in [
+        ("floor", &report.reference.floor),
+        ("anchor", &report.reference.anchor),
+    ] {
+        if let Some(f) = figure {
+            ctx.metrics
+                .record(id, &format!("{key}BusBandwidthGBps"), f.busbw_gbps);
+            ctx.metrics.record(
+                id,
+                &format!("{key}IsEstimate"),
+                f64::from(u8::from(f.estimate)),
+            );
+        }
+    }
+    match report.verdict {
         Ok(summary) => Outcome::passed(format!("{source}: {summary}")),
         Err(problems) => Outcome::failed(format!("{source}: {}", problems.join("; "))),
     }
 }
 
 /// The nccl-tests output to judge and where it came from, or the outcome that ends the case.
-async fn obtain_run(ctx: &CaseContext) -> anyhow::Result<Result<(NcclRun, String), Outcome>> {
+async fn obtain_run(ctx: &CaseContext) -> anyhow::Result<Result<(NcclLog, String), Outcome>> {
     let file = ctx
         .param::<String>("logFile")
         .or_else(|| std::env::var(LOG_ENV).ok().filter(|v| !v.is_empty()));
@@ -184,25 +245,49 @@ fn store_run(key: &str, text: &str, source: &str) {
     runs.push((key.to_string(), text.to_string(), source.to_string()));
 }
 
-/// Environment of the nccl-tests containers: `NCCL_DEBUG=INFO` (the GDR evidence) and the
-/// recipe's `validation.nccl.env` (fabric settings such as `FI_PROVIDER`), which cannot turn
-/// debug output off.
-pub fn nccl_env(nccl_validation: Option<&serde_json::Value>) -> Vec<(String, String)> {
+/// NCCL debug subsystems the transport check reads: INIT (network, channels, NVLS, comm),
+/// ENV (`NCCL_ALGO set by environment`), NET (GDR, plugins) and GRAPH (NVLink type).
+pub const DEBUG_SUBSYS: [&str; 4] = ["INIT", "ENV", "NET", "GRAPH"];
+
+/// Environment of the nccl-tests ranks: the recipe's `validation.nccl.env` (fabric settings
+/// such as `FI_PROVIDER`), then `NCCL_DEBUG=INFO` with at least [`DEBUG_SUBSYS`], and
+/// `NCCL_ALGO=Ring` when the run checks a NIC fabric across nodes (on 2 nodes NCCL's Tree
+/// exceeds the NIC line rate, so only Ring measures the network).
+pub fn nccl_env(
+    nccl_validation: Option<&serde_json::Value>,
+    fabric: Fabric,
+    nodes: u64,
+) -> Vec<(String, String)> {
+    let force_ring = nodes >= 2 && fabric.uses_nic();
     let mut env = vec![("NCCL_DEBUG".to_string(), "INFO".to_string())];
+    let mut subsys: Vec<String> = DEBUG_SUBSYS.iter().map(|s| s.to_string()).collect();
     if let Some(map) = nccl_validation
         .and_then(|v| v.get("env"))
         .and_then(|v| v.as_object())
     {
         for (k, v) in map {
-            if k == "NCCL_DEBUG" {
-                continue;
-            }
             let value = v
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| v.to_string());
-            env.push((k.clone(), value));
+            match k.as_str() {
+                "NCCL_DEBUG" => continue,
+                "NCCL_ALGO" if force_ring => continue,
+                "NCCL_DEBUG_SUBSYS" => {
+                    for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        if !subsys.iter().any(|have| have.eq_ignore_ascii_case(s)) {
+                            subsys.push(s.to_string());
+                        }
+                    }
+                    continue;
+                }
+                _ => env.push((k.clone(), value)),
+            }
         }
+    }
+    env.insert(1, ("NCCL_DEBUG_SUBSYS".to_string(), subsys.join(",")));
+    if force_ring {
+        env.push(("NCCL_ALGO".to_string(), "Ring".to_string()));
     }
     env
 }
@@ -213,19 +298,35 @@ fn env_json(env: &[(String, String)]) -> serde_json::Value {
         .collect()
 }
 
+/// The two all_reduce_perf runs: a sweep 8 B .. `large` for the plot, then `large` ..
+/// 2×`large` (`-b 8G -e 16G`) for the floor. Each prints `# all_reduce_perf exit status N`;
+/// the script exits with the first non-zero status.
+pub fn launch_script(prefix: &str, gpus_per_process: u64, large: u64) -> String {
+    let run = |b: u64, e: u64| {
+        format!(
+            "{prefix}all_reduce_perf -b {b} -e {e} -f 2 -g {gpus_per_process} -c 1 -n 20; rc=$?; echo \"# all_reduce_perf exit status $rc\"; [ \"$status\" -ne 0 ] || status=$rc"
+        )
+    };
+    format!(
+        "status=0\n{}\n{}\nexit $status\n",
+        run(8, large),
+        run(large, large.saturating_mul(2))
+    )
+}
+
 /// A single-node Job: one pod with all `gpus` of a node, one process driving them (`-g`).
 pub fn job_manifest(
     image: &str,
     env: &[(String, String)],
     gpus: u64,
-    max_bytes: u64,
+    large: u64,
 ) -> serde_json::Value {
-    let cmd = format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g {gpus} -c 1 -n 20");
     json!({
         "metadata": {"name": "nccl-all-reduce"},
         "spec": {"backoffLimit": 0, "template": {"spec": {
             "restartPolicy": "Never",
-            "containers": [{"name": "nccl", "image": image, "command": ["sh", "-c", cmd],
+            "containers": [{"name": "nccl", "image": image,
+                "command": ["sh", "-c", launch_script("", gpus, large)],
                 "env": env_json(env), "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}],
             "tolerations": gpu_tolerations()
         }}}
@@ -239,36 +340,26 @@ pub fn trainjob_manifest(
     env: &[(String, String)],
     nodes: u64,
     gpus: u64,
-    max_bytes: u64,
+    large: u64,
     runtime: &str,
 ) -> serde_json::Value {
-    let mut command: Vec<String> = [
-        "mpirun",
-        "--allow-run-as-root",
-        "-np",
-        &(nodes * gpus).to_string(),
-        "-bind-to",
-        "none",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for (k, _) in env {
-        command.push("-x".to_string());
-        command.push(k.clone());
-    }
-    command.extend(
-        format!("all_reduce_perf -b 8 -e {max_bytes} -f 2 -g 1 -c 1 -n 20")
-            .split(' ')
-            .map(str::to_string),
+    let mut mpirun = format!(
+        "mpirun --allow-run-as-root -np {} -bind-to none",
+        nodes * gpus
     );
+    for (k, _) in env {
+        mpirun.push_str(&format!(" -x {k}"));
+    }
+    mpirun.push(' ');
     json!({
         "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
         "metadata": {"name": "nccl-all-reduce"},
         "spec": {
             "runtimeRef": {"name": runtime},
             "trainer": {
-                "image": image, "numNodes": nodes, "command": command, "env": env_json(env),
+                "image": image, "numNodes": nodes,
+                "command": ["sh", "-c", launch_script(&mpirun, 1, large)],
+                "env": env_json(env),
                 "resourcesPerNode": {"limits": {"nvidia.com/gpu": gpus.to_string()}}
             }
         }
@@ -287,8 +378,14 @@ async fn run_on_cluster(
             .and_then(|v| v.as_str())
             .map(str::to_string)
     });
-    let env = nccl_env(validation);
-    let max_bytes = thresholds(ctx).large_message_bytes.unwrap_or(8_589_934_592);
+    let fabric = match expectation(ctx) {
+        Ok(e) => e.fabric,
+        Err(e) => return Ok(Err(Outcome::failed(e))),
+    };
+    let large = match thresholds(ctx) {
+        Ok(t) => t.large_message_bytes.unwrap_or(8_589_934_592),
+        Err(e) => return Ok(Err(Outcome::failed(e))),
+    };
     let Some(image) = image else {
         return Ok(Err(Outcome::failed(
             "no nccl-tests image configured: set params.image or recipe validation.nccl.image",
@@ -322,9 +419,10 @@ async fn run_on_cluster(
         .flatten()
         .is_some();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let env = nccl_env(validation, fabric, if trainer { node_count } else { 1 });
     let (selector, source) = if trainer {
         let tj: kube::core::DynamicObject = serde_json::from_value(trainjob_manifest(
-            &image, &env, node_count, gpus, max_bytes, &runtime,
+            &image, &env, node_count, gpus, large, &runtime,
         ))?;
         let api = dynamic_api(
             client,
@@ -362,7 +460,7 @@ async fn run_on_cluster(
         )
     } else {
         let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-        create(&jobs, job_manifest(&image, &env, gpus, max_bytes)).await?;
+        create(&jobs, job_manifest(&image, &env, gpus, large)).await?;
         let done = |j: Option<&Job>| {
             j.and_then(|j| j.status.as_ref())
                 .and_then(|s| s.conditions.as_ref())
@@ -413,6 +511,10 @@ async fn run_on_cluster(
             text.push_str(&l);
             text.push('\n');
         }
+        for line in container_exits(&p) {
+            text.push_str(&line);
+            text.push('\n');
+        }
     }
     if text.trim().is_empty() {
         return Ok(Err(Outcome::failed(format!(
@@ -420,6 +522,34 @@ async fn run_on_cluster(
         ))));
     }
     Ok(Ok((text, source)))
+}
+
+/// `# container exit status N (pod P, container C)` for every container that terminated
+/// with a non-zero code: a launcher that died without printing is still a failure.
+fn container_exits(pod: &Pod) -> Vec<String> {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref());
+    statuses
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let t = c.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| {
+                format!(
+                    "# container exit status {} (pod {}, container {}{})",
+                    t.exit_code,
+                    pod.name_any(),
+                    c.name,
+                    t.reason
+                        .as_ref()
+                        .map(|r| format!(", {r}"))
+                        .unwrap_or_default()
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -438,24 +568,73 @@ mod tests {
         assert_eq!(cached_run("test-a"), None);
     }
 
+    fn get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
     #[test]
-    fn env_keeps_debug_info_and_adds_recipe_fabric_settings() {
-        let v =
-            json!({"env": {"FI_PROVIDER": "efa", "NCCL_DEBUG": "WARN", "NCCL_BUFFSIZE": 8388608}});
-        let env = nccl_env(Some(&v));
+    fn env_keeps_debug_info_and_forces_ring_across_nodes_on_nic_fabrics() {
+        let v = json!({"env": {"FI_PROVIDER": "efa", "NCCL_DEBUG": "WARN", "NCCL_BUFFSIZE": 8388608,
+            "NCCL_DEBUG_SUBSYS": "TUNING,net", "NCCL_ALGO": "Ring,Tree"}});
+        let env = nccl_env(Some(&v), Fabric::Efa, 2);
         assert_eq!(env[0], ("NCCL_DEBUG".to_string(), "INFO".to_string()));
-        assert!(env.contains(&("FI_PROVIDER".to_string(), "efa".to_string())));
-        assert!(env.contains(&("NCCL_BUFFSIZE".to_string(), "8388608".to_string())));
-        assert_eq!(env.iter().filter(|(k, _)| k == "NCCL_DEBUG").count(), 1);
-        assert_eq!(nccl_env(None).len(), 1);
+        assert_eq!(
+            get(&env, "NCCL_DEBUG_SUBSYS"),
+            Some("INIT,ENV,NET,GRAPH,TUNING")
+        );
+        assert_eq!(get(&env, "FI_PROVIDER"), Some("efa"));
+        assert_eq!(get(&env, "NCCL_BUFFSIZE"), Some("8388608"));
+        assert_eq!(get(&env, "NCCL_ALGO"), Some("Ring"));
+        for k in ["NCCL_DEBUG", "NCCL_ALGO", "NCCL_DEBUG_SUBSYS"] {
+            assert_eq!(env.iter().filter(|(n, _)| n == k).count(), 1, "{k}");
+        }
+        // One node, or a fabric that is not a NIC (MNNVL): NCCL keeps its own algorithm.
+        assert_eq!(
+            get(&nccl_env(Some(&v), Fabric::Efa, 1), "NCCL_ALGO"),
+            Some("Ring,Tree")
+        );
+        assert_eq!(get(&nccl_env(None, Fabric::Mnnvl, 18), "NCCL_ALGO"), None);
+        assert_eq!(
+            get(&nccl_env(None, Fabric::Tcpxo, 2), "NCCL_ALGO"),
+            Some("Ring")
+        );
+        assert_eq!(nccl_env(None, Fabric::NvlinkOnly, 1).len(), 2);
+    }
+
+    #[test]
+    fn launch_script_runs_the_sweep_then_the_large_message_run() {
+        let script = launch_script("mpirun -np 16 ", 1, 8_589_934_592);
+        let lines: Vec<&str> = script.lines().collect();
+        assert_eq!(lines[0], "status=0");
+        assert!(
+            lines[1].starts_with("mpirun -np 16 all_reduce_perf -b 8 -e 8589934592 -f 2 -g 1"),
+            "{script}"
+        );
+        assert!(
+            lines[2].starts_with(
+                "mpirun -np 16 all_reduce_perf -b 8589934592 -e 17179869184 -f 2 -g 1"
+            ),
+            "{script}"
+        );
+        assert!(lines[1].contains("echo \"# all_reduce_perf exit status $rc\""));
+        assert_eq!(lines[3], "exit $status");
+        // The status line is what the parser reads as a launcher failure.
+        let f = nccl::table::launch_failure("# all_reduce_perf exit status 7").expect("failure");
+        assert_eq!(f.exit_code, Some(7));
+        assert!(nccl::table::launch_failure("# all_reduce_perf exit status 0").is_none());
+        let f = nccl::table::launch_failure(
+            "# container exit status 137 (pod l-0, container launcher, OOMKilled)",
+        );
+        assert_eq!(f.and_then(|f| f.exit_code), Some(137));
     }
 
     #[test]
     fn job_and_trainjob_request_whole_nodes() {
-        let env = vec![
-            ("NCCL_DEBUG".to_string(), "INFO".to_string()),
-            ("FI_PROVIDER".to_string(), "efa".to_string()),
-        ];
+        let env = nccl_env(
+            Some(&json!({"env": {"FI_PROVIDER": "efa"}})),
+            Fabric::Efa,
+            2,
+        );
         let job: Job =
             serde_json::from_value(job_manifest("img:1", &env, 8, 1 << 33)).expect("a valid Job");
         let pod = job.spec.and_then(|s| s.template.spec).expect("pod spec");
@@ -467,26 +646,58 @@ mod tests {
                 .map(|l| l["nvidia.com/gpu"].0.clone()),
             Some("8".to_string())
         );
+        let cmd = c.command.clone().unwrap_or_default();
+        assert_eq!(&cmd[..2], ["sh", "-c"]);
         assert!(
-            c.command
-                .as_ref()
-                .is_some_and(|cmd| cmd[2].contains("-g 8") && cmd[2].contains("-e 8589934592"))
+            cmd[2].contains("all_reduce_perf -b 8 -e 8589934592 -f 2 -g 8"),
+            "{cmd:?}"
         );
-        assert_eq!(c.env.as_ref().map(Vec::len), Some(2));
+        assert!(
+            cmd[2].contains("all_reduce_perf -b 8589934592 -e 17179869184 -f 2 -g 8"),
+            "{cmd:?}"
+        );
+        assert_eq!(c.env.as_ref().map(Vec::len), Some(env.len()));
 
         let tj = trainjob_manifest("img:1", &env, 2, 8, 1 << 33, "mpi-distributed");
         assert_eq!(tj["spec"]["trainer"]["numNodes"], 2);
         assert_eq!(tj["spec"]["runtimeRef"]["name"], "mpi-distributed");
-        let cmd: Vec<&str> = tj["spec"]["trainer"]["command"]
+        let script = tj["spec"]["trainer"]["command"][2]
+            .as_str()
+            .expect("script");
+        assert!(script.contains("mpirun --allow-run-as-root -np 16 -bind-to none -x NCCL_DEBUG -x NCCL_DEBUG_SUBSYS -x FI_PROVIDER -x NCCL_ALGO all_reduce_perf -b 8589934592 -e 17179869184 -f 2 -g 1"), "{script}");
+        let names: Vec<&str> = tj["spec"]["trainer"]["env"]
             .as_array()
-            .expect("command")
+            .expect("env")
             .iter()
-            .filter_map(|v| v.as_str())
+            .filter_map(|e| e["name"].as_str())
             .collect();
-        let np = cmd.iter().position(|a| *a == "-np").expect("-np");
-        assert_eq!(cmd[np + 1], "16");
-        assert!(cmd.windows(2).any(|w| w == ["-x", "FI_PROVIDER"]));
-        assert!(cmd.windows(2).any(|w| w == ["-g", "1"]));
-        assert_eq!(cmd.last(), Some(&"20"));
+        assert_eq!(
+            names,
+            [
+                "NCCL_DEBUG",
+                "NCCL_DEBUG_SUBSYS",
+                "FI_PROVIDER",
+                "NCCL_ALGO"
+            ]
+        );
+        assert_eq!(tj["spec"]["trainer"]["env"][3]["value"], "Ring");
+    }
+
+    #[test]
+    fn non_zero_container_exits_become_failure_lines() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "launcher-0"},
+            "status": {"containerStatuses": [
+                {"name": "launcher", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 7, "reason": "Error"}}},
+                {"name": "side", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0}}}]}}))
+        .expect("pod");
+        let lines = container_exits(&pod);
+        assert_eq!(
+            lines,
+            ["# container exit status 7 (pod launcher-0, container launcher, Error)"]
+        );
+        let log = nccl::parse(&lines.join("\n"));
+        assert_eq!(log.failures[0].exit_code, Some(7));
     }
 }
