@@ -261,3 +261,156 @@ proptest! {
         }
     }
 }
+
+/// The fabric and the large-message floors every shipped training combination carries.
+#[test]
+fn training_recipes_carry_their_fabric_and_floors() {
+    use aiconform::suites::nccl::{Algo, Expectation, Fabric, Scope, Thresholds};
+    let catalog = catalog();
+    // (service, accelerator, fabric, multi-node floor default/ring, single-node default floor)
+    let table = [
+        ("eks", "h100", Fabric::Efa, 300.0, 300.0, 460.0),
+        ("eks", "b200", Fabric::Efa, 300.0, 300.0, 750.0),
+        ("eks", "gb200", Fabric::Mnnvl, 500.0, 500.0, 610.0),
+        ("gke", "h100", Fabric::Tcpxo, 250.0, 160.0, 460.0),
+        ("gke", "b200", Fabric::RoceGdr, 300.0, 300.0, 750.0),
+        ("gke", "gb200", Fabric::Mnnvl, 500.0, 500.0, 610.0),
+        ("aks", "h100", Fabric::InfinibandGdr, 300.0, 300.0, 460.0),
+        ("aks", "b200", Fabric::InfinibandGdr, 300.0, 300.0, 750.0),
+        ("aks", "gb200", Fabric::Mnnvl, 500.0, 500.0, 610.0),
+    ];
+    for (service, accelerator, fabric, multi, multi_ring, single) in table {
+        let c = criteria(service, accelerator, "any", "training", "any");
+        let recipe = compose(&catalog, &c).unwrap_or_else(|e| panic!("{c}: {e}"));
+        let nccl = recipe.validation.get("nccl");
+        let exp = Expectation::for_recipe(&recipe.criteria, nccl).expect("expectation");
+        assert_eq!(exp.fabric, fabric, "{c}");
+        assert!(exp.nvlink, "{c}: HGX / NVL72 GPUs are NVLink-connected");
+        assert_eq!(
+            exp.nvls,
+            service != "gke" || accelerator != "h100",
+            "{c}: A3 Mega runs with NVLS off"
+        );
+        let t =
+            Thresholds::from_json(&recipe.validation["nccl"]["allReduce"]).expect("floors parse");
+        assert_eq!(t.large_message_bytes, Some(8_589_934_592), "{c}");
+        assert_eq!(
+            t.min_large_message_bus_bandwidth_g_bps, None,
+            "{c}: floors, not a flat minimum"
+        );
+        for (scope, algo, want) in [
+            (Scope::MultiNode, Algo::Default, multi),
+            (Scope::MultiNode, Algo::Ring, multi_ring),
+            (Scope::SingleNode, Algo::Default, single),
+        ] {
+            let r = t.reference(scope, algo);
+            let floor = r
+                .floor
+                .unwrap_or_else(|| panic!("{c}: no {scope:?} {algo:?} floor"));
+            assert_eq!(floor.busbw_gbps, want, "{c}: {scope:?} {algo:?}");
+            assert!(!floor.source.is_empty(), "{c}");
+            let anchor = r
+                .anchor
+                .unwrap_or_else(|| panic!("{c}: no {scope:?} {algo:?} anchor"));
+            assert!(
+                anchor.busbw_gbps >= floor.busbw_gbps,
+                "{c}: anchor below floor"
+            );
+            assert!(!anchor.source.is_empty(), "{c}");
+        }
+    }
+}
+
+/// The public-figure fixtures judged with the recipe of their platform: fabric and floor.
+#[test]
+fn public_fixtures_pass_their_platform_recipe_and_faults_fail() {
+    use aiconform::suites::nccl::{Expectation, Thresholds, TransportVerdict, parse};
+    let catalog = catalog();
+    let cases = [
+        (
+            "aws-p5-2node-efa.txt",
+            ["eks", "h100", "ubuntu", "training", "kubeflow"],
+            true,
+            true,
+        ),
+        (
+            "gke-a3mega-2node-tcpxo.txt",
+            ["gke", "h100", "cos", "training", "kubeflow"],
+            true,
+            true,
+        ),
+        (
+            "azure-ndh100v5-1node-nvls.txt",
+            ["aks", "h100", "ubuntu", "inference", "dynamo"],
+            true,
+            true,
+        ),
+        (
+            "coreweave-gb200-nvl72.txt",
+            ["gke", "gb200", "cos", "training", "kubeflow"],
+            true,
+            true,
+        ),
+        (
+            "gke-a3mega-2node-socket.txt",
+            ["gke", "h100", "cos", "training", "kubeflow"],
+            false,
+            false,
+        ),
+        (
+            "h100-2node-ib-no-gdr.txt",
+            ["aks", "h100", "ubuntu", "training", "kubeflow"],
+            false,
+            false,
+        ),
+        (
+            "h100-8gpu-shm-fallback-2.11.txt",
+            ["aks", "h100", "ubuntu", "inference", "dynamo"],
+            false,
+            false,
+        ),
+        (
+            "h100-8gpu-no-nvls.txt",
+            ["aks", "h100", "ubuntu", "inference", "dynamo"],
+            false,
+            true,
+        ),
+        (
+            "h100-2node-ib-exit7.txt",
+            ["aks", "h100", "ubuntu", "training", "kubeflow"],
+            true,
+            false,
+        ),
+    ];
+    for (file, [s, a, o, i, p], transport_ok, bandwidth_ok) in cases {
+        let c = criteria(s, a, o, i, p);
+        let recipe = compose(&catalog, &c).unwrap();
+        let path = format!("{}/fixtures/nccl/{file}", env!("CARGO_MANIFEST_DIR"));
+        let log = parse(&std::fs::read_to_string(&path).expect("fixture"));
+        let exp = Expectation::for_recipe(&recipe.criteria, recipe.validation.get("nccl")).unwrap();
+        let verdict = log.judge_transport(&exp);
+        assert_eq!(
+            matches!(verdict, TransportVerdict::Pass(_)),
+            transport_ok,
+            "{file} on {c}: {verdict:?}"
+        );
+        if !transport_ok {
+            assert!(
+                matches!(&verdict, TransportVerdict::Fail(m) if m.contains('`')),
+                "{file}: {verdict:?}"
+            );
+        }
+        let t = Thresholds::from_json(&recipe.validation["nccl"]["allReduce"]).unwrap();
+        let report = log.check_bandwidth(&t);
+        assert_eq!(
+            report.verdict.is_ok(),
+            bandwidth_ok,
+            "{file} on {c}: {:?}",
+            report.verdict
+        );
+        assert!(
+            report.reference.floor.is_some() && report.reference.anchor.is_some(),
+            "{file}"
+        );
+    }
+}
