@@ -276,7 +276,7 @@ fn fixture_recipe() -> Recipe {
         ],
         deployment_order: vec![],
         components: vec![],
-        validation: serde_json::json!({"nccl": {"allReduce": {
+        validation: serde_json::json!({"nccl": {"fabric": "infiniband-gdr", "allReduce": {
             "minAvgBusBandwidthGBps": 100,
             "minLargeMessageBusBandwidthGBps": 420,
             "largeMessageBytes": 8589934592u64
@@ -412,7 +412,7 @@ fn write_all_creates_the_directory_and_every_file() {
             .unwrap();
     assert_eq!(perf, synthetic().metrics, "performance.json round-trips");
     let html = std::fs::read_to_string(out.join("performance.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("threshold 420"));
+    assert!(html.contains("<svg") && html.contains("floor 420"));
     // A file where the directory should be: a clear error, no panic.
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();

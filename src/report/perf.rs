@@ -1,7 +1,8 @@
 //! The performance report: `performance.json` (the collected [`MetricsData`]) and
-//! `performance.html`, a self-contained page (inline CSS and SVG, no scripts) with one plot
-//! per series — e.g. NCCL bus bandwidth against message size with the pass threshold — and
-//! a table of scalar metrics.
+//! `performance.html`, a self-contained page (inline CSS and SVG, no scripts) with the
+//! measured bus bandwidth against its floor and anchor, one plot per series — e.g. NCCL bus
+//! bandwidth against message size with the floor and anchor lines — and a table of scalar
+//! metrics.
 
 use std::fmt::Write as _;
 
@@ -80,9 +81,27 @@ fn nice_step(max: f64, ticks: f64) -> f64 {
     nice * mag
 }
 
-/// One series as an inline SVG. X is log2 when every x is positive and the range spans more
-/// than 16x (message sizes), linear otherwise; Y is linear from 0.
+/// One series as an inline SVG with its floor line.
 pub fn svg_plot(s: &Series) -> String {
+    svg_plot_with(s, None)
+}
+
+/// A dashed horizontal reference line with a label at the right end.
+fn hline(svg: &mut String, class: &str, y: f64, color: &str, label: &str) {
+    let _ = write!(
+        svg,
+        r##"<line class="{class}" x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="{color}" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" font-size="11" fill="{color}" text-anchor="end">{}</text>"##,
+        W - RIGHT,
+        W - RIGHT - 4.0,
+        y - 4.0,
+        escape(label)
+    );
+}
+
+/// One series as an inline SVG, with the floor (`threshold`) and an optional anchor line.
+/// X is log2 when every x is positive and the range spans more than 16x (message sizes),
+/// linear otherwise; Y is linear from 0.
+pub fn svg_plot_with(s: &Series, anchor: Option<f64>) -> String {
     let mut pts: Vec<(f64, f64)> = s
         .points
         .iter()
@@ -126,7 +145,12 @@ pub fn svg_plot(s: &Series) -> String {
         }
     };
     let ymax_data = pts.iter().map(|p| p.1).fold(0.0, f64::max);
-    let ymax_raw = ymax_data.max(s.threshold.unwrap_or(0.0)).max(1e-9) * 1.1;
+    let anchor = anchor.filter(|a| a.is_finite());
+    let ymax_raw = ymax_data
+        .max(s.threshold.filter(|t| t.is_finite()).unwrap_or(0.0))
+        .max(anchor.unwrap_or(0.0))
+        .max(1e-9)
+        * 1.1;
     let step = nice_step(ymax_raw, 5.0);
     let ymax = (ymax_raw / step).ceil() * step;
     let fy = |y: f64| -> f64 { TOP + ph - (y.max(0.0) / ymax) * ph };
@@ -185,16 +209,23 @@ pub fn svg_plot(s: &Series) -> String {
         TOP + ph / 2.0,
         escape(&s.y_label)
     );
-    // Threshold.
+    // Floor and anchor.
     if let Some(t) = s.threshold.filter(|t| t.is_finite()) {
-        let py = fy(t);
-        let _ = write!(
-            svg,
-            r##"<line class="threshold" x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#c0392b" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" font-size="11" fill="#c0392b" text-anchor="end">threshold {}</text>"##,
-            LEFT + pw,
-            LEFT + pw - 4.0,
-            py - 4.0,
-            num(t)
+        hline(
+            &mut svg,
+            "threshold",
+            fy(t),
+            "#c0392b",
+            &format!("floor {}", num(t)),
+        );
+    }
+    if let Some(a) = anchor {
+        hline(
+            &mut svg,
+            "anchor",
+            fy(a),
+            "#1e7e34",
+            &format!("anchor {}", num(a)),
         );
     }
     // Data.
@@ -225,6 +256,82 @@ const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sa
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}\
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .passed{color:#1e7e34}.failed{color:#c0392b}.skipped,.interrupted{color:#777}figure{margin:1.5rem 0}";
+
+/// A case's large-message bus bandwidth with the floor and anchor it was judged against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloorRow {
+    pub case_id: String,
+    pub nodes: Option<f64>,
+    pub measured: Option<f64>,
+    pub floor: Option<(f64, bool)>,
+    pub anchor: Option<(f64, bool)>,
+}
+
+/// Cases that recorded a floor or a large-message figure, in case order.
+pub fn floor_rows(m: &MetricsData) -> Vec<FloorRow> {
+    m.values
+        .iter()
+        .filter(|(_, v)| {
+            v.contains_key("floorBusBandwidthGBps")
+                || v.contains_key("largeMessageBusBandwidthGBps")
+        })
+        .map(|(case, v)| {
+            let fig = |k: &str| {
+                v.get(&format!("{k}BusBandwidthGBps")).map(|x| {
+                    (
+                        *x,
+                        v.get(&format!("{k}IsEstimate")).is_some_and(|e| *e != 0.0),
+                    )
+                })
+            };
+            FloorRow {
+                case_id: case.clone(),
+                nodes: v.get("nodes").copied(),
+                measured: v.get("largeMessageBusBandwidthGBps").copied(),
+                floor: fig("floor"),
+                anchor: fig("anchor"),
+            }
+        })
+        .collect()
+}
+
+fn figure_cell(f: Option<(f64, bool)>) -> String {
+    match f {
+        Some((v, true)) => format!("{} (estimate)", num(v)),
+        Some((v, false)) => num(v),
+        None => "—".to_string(),
+    }
+}
+
+/// The "measured against floor and anchor" table.
+fn floors_table(rows: &[FloorRow]) -> String {
+    let mut h = String::from(
+        "<h2>Bus bandwidth against floor and anchor</h2>\n<p>Lowest out-of-place busbw at or above the large-message size, against the recipe's floor and the published (or derived) anchor for this accelerator and fabric; sources are in the case messages.</p>\n<table class=\"floors\">\n<tr><th>Case</th><th>Nodes</th><th>Measured (GB/s)</th><th>Floor (GB/s)</th><th>Anchor (GB/s)</th><th>Of anchor</th></tr>\n",
+    );
+    for r in rows {
+        let class = match (r.measured, r.floor) {
+            (Some(m), Some((f, _))) if m >= f => "passed",
+            (_, Some(_)) => "failed",
+            _ => "skipped",
+        };
+        let of_anchor = match (r.measured, r.anchor) {
+            (Some(m), Some((a, _))) if a > 0.0 => format!("{}%", num((100.0 * m / a).round())),
+            _ => "—".to_string(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num {class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&r.case_id),
+            r.nodes.map(num).unwrap_or_else(|| "—".to_string()),
+            r.measured.map(num).unwrap_or_else(|| "—".to_string()),
+            figure_cell(r.floor),
+            figure_cell(r.anchor),
+            of_anchor
+        );
+    }
+    h.push_str("</table>\n");
+    h
+}
 
 /// The self-contained HTML page.
 pub fn render_html(report: &RunReport) -> String {
@@ -261,16 +368,25 @@ pub fn render_html(report: &RunReport) -> String {
         }
         h.push_str("</table>\n");
     }
+    let floors = floor_rows(m);
+    if !floors.is_empty() {
+        h.push_str(&floors_table(&floors));
+    }
     if m.series.is_empty() && m.values.is_empty() {
         h.push_str("<p>No performance data was collected in this run.</p>\n");
     }
     for s in &m.series {
+        let anchor = m
+            .values
+            .get(&s.case_id)
+            .and_then(|v| v.get("anchorBusBandwidthGBps"))
+            .copied();
         let _ = writeln!(
             h,
             "<figure>\n<figcaption><strong>{}</strong> ({})</figcaption>\n{}\n</figure>",
             escape(&s.name),
             escape(&s.case_id),
-            svg_plot(s)
+            svg_plot_with(s, anchor)
         );
     }
     if !m.values.is_empty() {
@@ -334,7 +450,7 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("aria-label=\"all_reduce bus bandwidth &lt;8 GPUs&gt;\""));
         assert!(svg.contains("class=\"threshold\""));
-        assert!(svg.contains("threshold 420"));
+        assert!(svg.contains("floor 420"));
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains(">8 GiB<"), "log axis labels in bytes");
         // Points are inside the plot area.
@@ -405,5 +521,70 @@ mod tests {
             };
             assert_eq!(count, allowed, "{forbidden}");
         }
+    }
+
+    #[test]
+    fn anchor_line_sits_above_the_floor() {
+        let svg = svg_plot_with(&series(), Some(478.87));
+        assert!(svg.contains("class=\"anchor\"") && svg.contains("anchor 478.87"));
+        let y = |class: &str| -> f64 {
+            svg.split(&format!("class=\"{class}\" x1=\"70\" y1=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{class} line"))
+        };
+        assert!(y("anchor") < y("threshold"));
+        assert!(!svg_plot_with(&series(), Some(f64::NAN)).contains("class=\"anchor\""));
+    }
+
+    #[test]
+    fn floors_table_shows_measured_floor_anchor_and_estimates() {
+        let mut report = RunReport::default();
+        let v = report
+            .metrics
+            .values
+            .entry("performance/nccl-all-reduce-bw".into())
+            .or_default();
+        for (k, x) in [
+            ("largeMessageBusBandwidthGBps", 182.4),
+            ("floorBusBandwidthGBps", 160.0),
+            ("floorIsEstimate", 1.0),
+            ("anchorBusBandwidthGBps", 200.0),
+            ("anchorIsEstimate", 1.0),
+            ("nodes", 2.0),
+        ] {
+            v.insert(k.into(), x);
+        }
+        report
+            .metrics
+            .values
+            .entry("other/case".into())
+            .or_default()
+            .insert("latencyMs".into(), 3.0);
+        let rows = floor_rows(&report.metrics);
+        assert_eq!(
+            rows,
+            [FloorRow {
+                case_id: "performance/nccl-all-reduce-bw".into(),
+                nodes: Some(2.0),
+                measured: Some(182.4),
+                floor: Some((160.0, true)),
+                anchor: Some((200.0, true)),
+            }]
+        );
+        let h = render_html(&report);
+        assert!(h.contains("Bus bandwidth against floor and anchor"));
+        assert!(h.contains("<td class=\"num passed\">182.4</td><td class=\"num\">160 (estimate)</td><td class=\"num\">200 (estimate)</td><td class=\"num\">91%</td>"), "{h}");
+        // Below the floor the measured cell is marked failed.
+        let v = report
+            .metrics
+            .values
+            .get_mut("performance/nccl-all-reduce-bw")
+            .expect("case");
+        v.insert("largeMessageBusBandwidthGBps".into(), 4.1);
+        assert!(render_html(&report).contains("<td class=\"num failed\">4.1</td>"));
+        // No floor data: no table.
+        assert!(!render_html(&RunReport::default()).contains("against floor"));
     }
 }
