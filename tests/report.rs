@@ -278,8 +278,13 @@ fn fixture_recipe() -> Recipe {
         components: vec![],
         validation: serde_json::json!({"nccl": {"fabric": "infiniband-gdr", "allReduce": {
             "minAvgBusBandwidthGBps": 100,
-            "minLargeMessageBusBandwidthGBps": 420,
-            "largeMessageBytes": 8589934592u64
+            "largeMessageBytes": 8589934592u64,
+            "floors": {"singleNode": {"default": {
+                "floor": {"busbwGBps": 460, "estimate": false,
+                    "source": "azurehpc-health-checks ND H100 v5"},
+                "anchor": {"busbwGBps": 478.87, "estimate": false,
+                    "source": "Azure ND H100 v5, 8 GiB"}
+            }}}
         }}}),
     }
 }
