@@ -1,5 +1,7 @@
-//! Fabric suite: `nccl-all-reduce-bw` (bus bandwidth against recipe thresholds) and
-//! `gdr-enabled` (GPUDirect RDMA proven from `NCCL_DEBUG=INFO`).
+//! Fabric suite: `nccl-all-reduce-bw` (integrity, launcher exit and large-message bus
+//! bandwidth against the floor for the accelerator and fabric) and `gdr-enabled` (the
+//! transports of the recipe's fabric proven from `NCCL_DEBUG=INFO`: GPUDirect RDMA over
+//! IB/RoCE, EFA, TCPXO, MNNVL, NVLink/NVLS, no socket or SHM fallback).
 //!
 //! The nccl-tests output comes from, in order: `params.logFile`, the `AICONFORM_NCCL_LOG`
 //! environment variable (an existing run, evaluated offline), or a run on the cluster: a

@@ -4,10 +4,13 @@
 use super::*;
 use std::collections::BTreeMap;
 
-fn fixture(name: &str) -> NcclLog {
+fn text(name: &str) -> String {
     let path = format!("{}/fixtures/nccl/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    parse(&text)
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn fixture(name: &str) -> NcclLog {
+    parse(&text(name))
 }
 
 fn exp(service: &str, accelerator: &str, intent: &str) -> Expectation {
@@ -320,12 +323,7 @@ fn launcher_exit_fails_whatever_the_bandwidth() {
         "{problems:?}"
     );
     // nccl-tests 2.16 exits 1; mpirun reports it.
-    let text = std::fs::read_to_string(format!(
-        "{}/fixtures/nccl/h100-8gpu-nvlink.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
-        + "Process name: [[41210,1],0]\n  Exit code:    1\n";
+    let text = text("h100-8gpu-nvlink.txt") + "Process name: [[41210,1],0]\n  Exit code:    1\n";
     let problems = parse(&text)
         .check_bandwidth(&flat(300.0, None))
         .verdict
@@ -455,11 +453,7 @@ fn integrity_failures_win_over_bandwidth() {
 
 #[test]
 fn large_message_floor_uses_the_last_run_that_reaches_the_size() {
-    let sweep = std::fs::read_to_string(format!(
-        "{}/fixtures/nccl/h100-8gpu-nvlink.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture");
+    let sweep = text("h100-8gpu-nvlink.txt");
     let floor_run = "# nThread 1 nGpus 8 minBytes 8589934592 maxBytes 17179869184 step: 2(factor) warmup iters: 5 iters: 20 agg iters: 1 validation: 1 graph: 0\n\
 #       size         count      type   redop    root     time   algbw   busbw #wrong     time   algbw   busbw #wrong\n\
   8589934592    2147483648     float     sum      -1    31600  271.83  475.70       0    31580  272.00  476.00       0\n\
