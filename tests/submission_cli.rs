@@ -114,7 +114,7 @@ fn check_exit_codes() {
         .arg(tmp.path().join("v1.34/nothing"))
         .assert()
         .code(2)
-        .stderr(contains("PRODUCT.yaml does not exist"));
+        .stderr(contains("v1.34/nothing does not exist; give a vX.Y/<product>/ directory"));
     let dir = tmp.path().join("v1.34/acme");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(root().join("conformance/AIConformance-1.34.yaml"), dir.join("PRODUCT.yaml")).unwrap();

@@ -109,7 +109,7 @@ impl Product {
         let mut problems: Vec<String> = Vec::new();
         let mut field = |name: &str, v: Option<Spanned<String>>, kind: Kind| -> Option<String> {
             let Some(v) = v else {
-                if kind != Kind::Optional {
+                if kind.required() {
                     problems.push(format!("{name}: missing; {}", kind.hint()));
                 }
                 return None;
@@ -117,7 +117,7 @@ impl Product {
             let line = v.referenced.line();
             let value = v.value.trim().to_string();
             let problem = if value.is_empty() {
-                (kind != Kind::Optional).then(|| "is empty".to_string())
+                kind.required().then(|| "is empty".to_string())
             } else if is_placeholder(&value) {
                 Some(format!("`{value}` is a template placeholder"))
             } else {
@@ -201,6 +201,10 @@ enum Kind {
 }
 
 impl Kind {
+    fn required(self) -> bool {
+        !matches!(self, Kind::Optional | Kind::Directory)
+    }
+
     fn check(self, v: &str) -> Option<String> {
         match self {
             Kind::Text | Kind::Vendor => None,

@@ -142,10 +142,15 @@ pub fn render(
         metadata: InOrder<'a, String>,
         spec: InOrder<'a, Vec<Entry<'a>>>,
     }
-    let body = crate::yaml::to_string(&Doc {
-        metadata: InOrder(&metadata),
-        spec: InOrder(&spec),
-    })
+    // One-line scalars, as in the program's template (no folded descriptions).
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    let body = serde_saphyr::to_string_with_options(
+        &Doc {
+            metadata: InOrder(&metadata),
+            spec: InOrder(&spec),
+        },
+        options,
+    )
     .map_err(|e| SubmissionError::Render(e.to_string()))?;
     let header = format!(
         "# Kubernetes AI Conformance Checklist\n# Notes: This checklist is based on the Kubernetes AI Conformance document.\n# Written by aiconform {} from run {}; evidence files are in evidence/.\n\n",
