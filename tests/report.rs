@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use quick_xml::events::Event;
 
+use aiconform::conformance::{ConformanceRun, Version};
 use aiconform::recipe::Recipe;
 use aiconform::recipe::model::{Constraint, RecipeMetadata};
-use aiconform::conformance::{ConformanceRun, Version};
 use aiconform::report;
 use aiconform::runner::case::{MetricsData, Series};
 use aiconform::runner::result::Attempt;

@@ -18,8 +18,8 @@ use aiconform::recipe::Recipe;
 use aiconform::report;
 use aiconform::report::results::RunRecord;
 use aiconform::runner::{
-    CaseContext, CaseFn, Outcome, Phase, RunEnv, RunOptions, RunReport, Runner, Selection,
-    Status, SuiteSet, plan,
+    CaseContext, CaseFn, Outcome, Phase, RunEnv, RunOptions, RunReport, Runner, Selection, Status,
+    SuiteSet, plan,
 };
 
 fn root() -> PathBuf {
@@ -47,7 +47,12 @@ fn pass(ctx: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
 }
 
 fn fail(_: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
-    async { Ok(Outcome::failed("2 of 4 gang members Running while 2 stayed Pending: the gang started partially")) }.boxed()
+    async {
+        Ok(Outcome::failed(
+            "2 of 4 gang members Running while 2 stayed Pending: the gang started partially",
+        ))
+    }
+    .boxed()
 }
 
 /// Run the built-in conformance suite with stub cases: every case passes except `failing`.
@@ -74,7 +79,10 @@ fn stub_run(conformance: ConformanceRun, failing: Option<&'static str>) -> RunRe
     let opts = RunOptions {
         console_log: Some(
             std::env::temp_dir()
-                .join(format!("aiconform-submission-test-{}.log", std::process::id()))
+                .join(format!(
+                    "aiconform-submission-test-{}.log",
+                    std::process::id()
+                ))
                 .display()
                 .to_string(),
         ),
@@ -125,16 +133,27 @@ const ON_PREM: &str = "on-prem: the nodes are bare metal; there is no cluster au
 #[test]
 fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
     for minor in [33, 34, 35, 36] {
-        let report = stub_run(conformance(minor, &[("cluster_autoscaling", ON_PREM)]), None);
+        let report = stub_run(
+            conformance(minor, &[("cluster_autoscaling", ON_PREM)]),
+            None,
+        );
         let tmp = tempfile::tempdir().unwrap();
         let dir = write_submission(&report, tmp.path());
-        assert!(dir.ends_with(format!("v1.{minor}/acme-ai-cloud")), "{}", dir.display());
+        assert!(
+            dir.ends_with(format!("v1.{minor}/acme-ai-cloud")),
+            "{}",
+            dir.display()
+        );
         let product_yaml = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
         insta::assert_snapshot!(format!("product_v1_{minor}"), product_yaml);
         let r = check::check(&dir);
         assert!(r.passed(), "v1.{minor}: {:?}", r.problems);
         assert_eq!(r.version, Some(Version::new(1, minor)));
-        assert_eq!(r.notes.len(), 1, "the declared N/A is noted for the reviewer");
+        assert_eq!(
+            r.notes.len(),
+            1,
+            "the declared N/A is noted for the reviewer"
+        );
         assert!(r.notes[0].to_string().starts_with("spec.schedulingOrchestration[1].status: 'cluster_autoscaling' is a conditional MUST declared N/A"));
         let mut evidence: Vec<String> = std::fs::read_dir(dir.join("evidence"))
             .unwrap()
@@ -142,7 +161,7 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
             .collect();
         evidence.sort();
         let expected = match minor {
-            33 | 34 | 35 => 9,
+            33..=35 => 9,
             _ => 8,
         };
         assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
@@ -158,26 +177,45 @@ fn evidence_states_what_ran_and_was_observed() {
     let gang = std::fs::read_to_string(dir.join("evidence/gang_scheduling.md")).unwrap();
     insta::assert_snapshot!("evidence_gang_scheduling", gang);
     let na = std::fs::read_to_string(dir.join("evidence/cluster_autoscaling.md")).unwrap();
-    assert!(na.contains("**Verdict:** N/A, declared by the platform owner in the run configuration: on-prem"), "{na}");
-    assert!(na.contains("- **Observed:** declared not applicable: on-prem"), "the case did not run: {na}");
+    assert!(
+        na.contains(
+            "**Verdict:** N/A, declared by the platform owner in the run configuration: on-prem"
+        ),
+        "{na}"
+    );
+    assert!(
+        na.contains("- **Observed:** declared not applicable: on-prem"),
+        "the case did not run: {na}"
+    );
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(readme.contains("| `gang_scheduling` | MUST | Implemented | [evidence/gang_scheduling.md](evidence/gang_scheduling.md) |"), "{readme}");
-    assert!(readme.contains("| `cluster_autoscaling` | MUST (conditional) | N/A |"), "{readme}");
+    assert!(
+        readme.contains("| `cluster_autoscaling` | MUST (conditional) | N/A |"),
+        "{readme}"
+    );
 }
 
 #[test]
 fn round_trip_with_a_failed_must_is_refused_naming_it() {
-    let report = stub_run(conformance(35, &[("cluster_autoscaling", ON_PREM)]), Some("gang-scheduling"));
+    let report = stub_run(
+        conformance(35, &[("cluster_autoscaling", ON_PREM)]),
+        Some("gang-scheduling"),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let dir = write_submission(&report, tmp.path());
     let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
     assert!(text.contains("status: Not Implemented"), "{text}");
-    assert!(text.contains("the gang started partially"), "reason in notes: {text}");
+    assert!(
+        text.contains("the gang started partially"),
+        "reason in notes: {text}"
+    );
     let r = check::check(&dir);
     let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
     assert_eq!(
         problems,
-        ["spec.schedulingOrchestration[0].status: requirement 'gang_scheduling' is MUST level but status is 'Not Implemented'; it must be 'Implemented'"]
+        [
+            "spec.schedulingOrchestration[0].status: requirement 'gang_scheduling' is MUST level but status is 'Not Implemented'; it must be 'Implemented'"
+        ]
     );
 }
 
@@ -190,42 +228,90 @@ fn without_a_declaration_a_skipped_conditional_must_is_not_proven() {
     let dir = write_submission(&report, tmp.path());
     let r = check::check(&dir);
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    assert!(r.problems[0].message.contains("'cluster_autoscaling' is MUST level"));
+    assert!(
+        r.problems[0]
+            .message
+            .contains("'cluster_autoscaling' is MUST level")
+    );
 }
 
 #[test]
 fn cases_report_their_requirement_level_and_checklist_gating() {
-    let report = stub_run(conformance(36, &[("pod_autoscaling", "no HPA: the platform offers no HorizontalPodAutoscaler")]), None);
+    let report = stub_run(
+        conformance(
+            36,
+            &[(
+                "pod_autoscaling",
+                "no HPA: the platform offers no HorizontalPodAutoscaler",
+            )],
+        ),
+        None,
+    );
     let get = |id: &str| report.results.iter().find(|r| r.spec.id == id).unwrap();
     let dra = get("conformance/dra-support");
     assert_eq!(dra.status, Status::Skipped);
-    assert_eq!(dra.message, "requirement dra_support is not part of the AI conformance 1.36 checklist (it is in 1.33, 1.34, 1.35); not run");
+    assert_eq!(
+        dra.message,
+        "requirement dra_support is not part of the AI conformance 1.36 checklist (it is in 1.33, 1.34, 1.35); not run"
+    );
     assert!(dra.attempts.is_empty(), "not run");
     let hpa = get("conformance/pod-autoscaling");
     assert_eq!(hpa.status, Status::Skipped);
-    assert_eq!(hpa.message, "declared not applicable: no HPA: the platform offers no HorizontalPodAutoscaler");
+    assert_eq!(
+        hpa.message,
+        "declared not applicable: no HPA: the platform offers no HorizontalPodAutoscaler"
+    );
     assert_eq!(get("conformance/inference-gateway").status, Status::Passed);
     // JUnit properties and CTRF extra fields.
     let junit = report::junit::render(&report).unwrap();
-    assert!(junit.contains(r#"<property name="requirement" value="ai_inference"/>"#), "{junit}");
-    assert!(junit.contains(r#"<property name="requirementLevel" value="MUST (conditional)"/>"#), "{junit}");
-    assert!(junit.contains(r#"<property name="requirementLevel" value="not in 1.36"/>"#), "{junit}");
-    assert!(junit.contains(r#"<property name="aiConformance" value="1.36"/>"#), "{junit}");
-    let ctrf: serde_json::Value = serde_json::from_str(&report::ctrf::render(&report).unwrap()).unwrap();
+    assert!(
+        junit.contains(r#"<property name="requirement" value="ai_inference"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="requirementLevel" value="MUST (conditional)"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="requirementLevel" value="not in 1.36"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="aiConformance" value="1.36"/>"#),
+        "{junit}"
+    );
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&report::ctrf::render(&report).unwrap()).unwrap();
     let tests = ctrf["results"]["tests"].as_array().unwrap();
-    let gang = tests.iter().find(|t| t["name"] == "conformance/gang-scheduling").unwrap();
+    let gang = tests
+        .iter()
+        .find(|t| t["name"] == "conformance/gang-scheduling")
+        .unwrap();
     assert_eq!(gang["extra"]["requirement"], "gang_scheduling");
     assert_eq!(gang["extra"]["requirementLevel"], "MUST");
-    assert_eq!(ctrf["results"]["environment"]["extra"]["aiConformance"]["version"], "1.36");
+    assert_eq!(
+        ctrf["results"]["environment"]["extra"]["aiConformance"]["version"],
+        "1.36"
+    );
     // results.json carries the same.
     let record = RunRecord::from_report(&report);
-    let c = record.cases.iter().find(|c| c.id == "conformance/robust-controller").unwrap();
-    assert_eq!((c.requirement.as_deref(), c.level.as_deref()), (Some("robust_controller"), Some("MUST")));
+    let c = record
+        .cases
+        .iter()
+        .find(|c| c.id == "conformance/robust-controller")
+        .unwrap();
+    assert_eq!(
+        (c.requirement.as_deref(), c.level.as_deref()),
+        (Some("robust_controller"), Some("MUST"))
+    );
 }
 
 #[test]
 fn html_overview_has_one_row_per_requirement() {
-    let report = stub_run(conformance(35, &[("cluster_autoscaling", ON_PREM)]), Some("robust-controller"));
+    let report = stub_run(
+        conformance(35, &[("cluster_autoscaling", ON_PREM)]),
+        Some("robust-controller"),
+    );
     let html = report::perf::render_html(&report);
     let rows: Vec<&str> = html
         .lines()
@@ -268,28 +354,134 @@ fn edit(dir: &Path, f: impl FnOnce(String) -> String) {
 fn check_catches_each_rule() {
     type Edit = Box<dyn Fn(String) -> String>;
     let cases: Vec<(&str, Edit, &str, &str)> = vec![
-        ("missing category", Box::new(|t: String| t.replace("  operator:\n", "  operators:\n")), "spec.operator", "missing spec category: operator"),
-        ("missing requirement", Box::new(|t: String| t.replace("id: robust_controller", "id: robust_operator")), "spec.operator", "missing requirement 'robust_controller'"),
-        ("changed description", Box::new(|t: String| t.replacen("Dynamic Resource Allocation (DRA) APIs", "DRA APIs", 1)), "spec.accelerators[0].description", "differs from the published checklist"),
-        ("changed level", Box::new(|t: String| t.replacen("level: MUST", "level: SHOULD", 1)), "spec.accelerators[0].level", "must stay MUST"),
-        ("invalid status", Box::new(|t: String| t.replacen("status: Implemented", "status: Done", 1)), "spec.accelerators[0].status", "invalid status 'Done'"),
-        ("MUST not implemented", Box::new(|t: String| t.replacen("status: Implemented", "status: Partially Implemented", 1)), "spec.accelerators[0].status", "is MUST level but status is 'Partially Implemented'"),
-        ("unconditional MUST N/A", Box::new(|t: String| t.replacen("status: Implemented", "status: N/A", 1)), "spec.accelerators[0].status", "is MUST level but status is 'N/A'"),
-        ("N/A without notes", Box::new(|t: String| {
-            let i = t.find("status: N/A").unwrap();
-            let j = i + t[i..].find("notes:").unwrap();
-            let k = j + t[j..].find('\n').unwrap();
-            format!("{}notes: \"\"{}", &t[..j], &t[k..])
-        }), "spec.schedulingOrchestration[1].notes", "notes required for 'cluster_autoscaling' when status is N/A"),
-        ("missing evidence file", Box::new(|t: String| t.replacen("evidence/dra_support.md", "evidence/dra.md", 1)), "spec.accelerators[0].evidence[0]", "invalid evidence file for 'dra_support': evidence/dra.md"),
-        ("malformed evidence URL", Box::new(|t: String| t.replacen("evidence/dra_support.md", "https:///nowhere", 1)), "spec.accelerators[0].evidence[0]", "invalid evidence URL"),
-        ("missing metadata field", Box::new(|t: String| t.replace("  contactEmailAddress: conformance@acme.example\n", "")), "metadata.contactEmailAddress", "missing metadata field contactEmailAddress (or contact_email_address)"),
-        ("empty metadata field", Box::new(|t: String| t.replace("platformVersion: \"2.3\"", "platformVersion: \"\"")), "metadata.platformVersion", "is empty"),
-        ("placeholder", Box::new(|t: String| t.replace("vendorName: Acme Corporation", "vendorName: \"[Vendor Name]\"")), "metadata.vendorName", "has placeholder value: [Vendor Name]"),
-        ("non-string metadata", Box::new(|t: String| t.replace("platformVersion: \"2.3\"", "platformVersion: 2.3")), "metadata.platformVersion", "is not a string"),
-        ("k8sConformanceUrl form", Box::new(|t: String| t.replace("k8s-conformance/tree/master/v1.34", "k8s-conformance/blob/master/v1.34")), "metadata.k8sConformanceUrl", "invalid format"),
-        ("malformed metadata URL", Box::new(|t: String| t.replace("websiteUrl: https://acme.example/ai", "websiteUrl: https://")), "metadata.websiteUrl", "invalid URL"),
-        ("missing spec", Box::new(|t: String| t[..t.find("spec:").unwrap()].to_string()), "spec", "missing 'spec' section"),
+        (
+            "missing category",
+            Box::new(|t: String| t.replace("  operator:\n", "  operators:\n")),
+            "spec.operator",
+            "missing spec category: operator",
+        ),
+        (
+            "missing requirement",
+            Box::new(|t: String| t.replace("id: robust_controller", "id: robust_operator")),
+            "spec.operator",
+            "missing requirement 'robust_controller'",
+        ),
+        (
+            "changed description",
+            Box::new(|t: String| {
+                t.replacen("Dynamic Resource Allocation (DRA) APIs", "DRA APIs", 1)
+            }),
+            "spec.accelerators[0].description",
+            "differs from the published checklist",
+        ),
+        (
+            "changed level",
+            Box::new(|t: String| t.replacen("level: MUST", "level: SHOULD", 1)),
+            "spec.accelerators[0].level",
+            "must stay MUST",
+        ),
+        (
+            "invalid status",
+            Box::new(|t: String| t.replacen("status: Implemented", "status: Done", 1)),
+            "spec.accelerators[0].status",
+            "invalid status 'Done'",
+        ),
+        (
+            "MUST not implemented",
+            Box::new(|t: String| {
+                t.replacen("status: Implemented", "status: Partially Implemented", 1)
+            }),
+            "spec.accelerators[0].status",
+            "is MUST level but status is 'Partially Implemented'",
+        ),
+        (
+            "unconditional MUST N/A",
+            Box::new(|t: String| t.replacen("status: Implemented", "status: N/A", 1)),
+            "spec.accelerators[0].status",
+            "is MUST level but status is 'N/A'",
+        ),
+        (
+            "N/A without notes",
+            Box::new(|t: String| {
+                let i = t.find("status: N/A").unwrap();
+                let j = i + t[i..].find("notes:").unwrap();
+                let k = j + t[j..].find('\n').unwrap();
+                format!("{}notes: \"\"{}", &t[..j], &t[k..])
+            }),
+            "spec.schedulingOrchestration[1].notes",
+            "notes required for 'cluster_autoscaling' when status is N/A",
+        ),
+        (
+            "missing evidence file",
+            Box::new(|t: String| t.replacen("evidence/dra_support.md", "evidence/dra.md", 1)),
+            "spec.accelerators[0].evidence[0]",
+            "invalid evidence file for 'dra_support': evidence/dra.md",
+        ),
+        (
+            "malformed evidence URL",
+            Box::new(|t: String| t.replacen("evidence/dra_support.md", "https:///nowhere", 1)),
+            "spec.accelerators[0].evidence[0]",
+            "invalid evidence URL",
+        ),
+        (
+            "missing metadata field",
+            Box::new(|t: String| {
+                t.replace("  contactEmailAddress: conformance@acme.example\n", "")
+            }),
+            "metadata.contactEmailAddress",
+            "missing metadata field contactEmailAddress (or contact_email_address)",
+        ),
+        (
+            "empty metadata field",
+            Box::new(|t: String| t.replace("platformVersion: \"2.3\"", "platformVersion: \"\"")),
+            "metadata.platformVersion",
+            "is empty",
+        ),
+        (
+            "placeholder",
+            Box::new(|t: String| {
+                t.replace(
+                    "vendorName: Acme Corporation",
+                    "vendorName: \"[Vendor Name]\"",
+                )
+            }),
+            "metadata.vendorName",
+            "has placeholder value: [Vendor Name]",
+        ),
+        (
+            "non-string metadata",
+            Box::new(|t: String| t.replace("platformVersion: \"2.3\"", "platformVersion: 2.3")),
+            "metadata.platformVersion",
+            "is not a string",
+        ),
+        (
+            "k8sConformanceUrl form",
+            Box::new(|t: String| {
+                t.replace(
+                    "k8s-conformance/tree/master/v1.34",
+                    "k8s-conformance/blob/master/v1.34",
+                )
+            }),
+            "metadata.k8sConformanceUrl",
+            "invalid format",
+        ),
+        (
+            "malformed metadata URL",
+            Box::new(|t: String| {
+                t.replace(
+                    "websiteUrl: https://acme.example/ai",
+                    "websiteUrl: https://",
+                )
+            }),
+            "metadata.websiteUrl",
+            "invalid URL",
+        ),
+        (
+            "missing spec",
+            Box::new(|t: String| t[..t.find("spec:").unwrap()].to_string()),
+            "spec",
+            "missing 'spec' section",
+        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     let pristine = valid_submission(tmp.path());
@@ -299,7 +491,9 @@ fn check_catches_each_rule() {
         edit(&pristine, f);
         let r = check::check(&pristine);
         assert!(
-            r.problems.iter().any(|p| p.path == path && p.message.contains(message)),
+            r.problems
+                .iter()
+                .any(|p| p.path == path && p.message.contains(message)),
             "{rule}: expected `{path}: ...{message}...`, got {:#?}",
             r.problems
         );
@@ -317,7 +511,9 @@ fn check_catches_each_rule() {
 fn check_reads_the_version_from_the_path_and_accepts_snake_case_metadata() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = valid_submission(tmp.path());
-    edit(&dir, |t| t.replace("contactEmailAddress:", "contact_email_address:"));
+    edit(&dir, |t| {
+        t.replace("contactEmailAddress:", "contact_email_address:")
+    });
     assert!(check::check(&dir).passed());
     // A SHOULD left empty is skipped, one with evidence but no status is not.
     let moved = tmp.path().join("elsewhere/acme");
@@ -325,13 +521,19 @@ fn check_reads_the_version_from_the_path_and_accepts_snake_case_metadata() {
     std::fs::rename(&dir, &moved).unwrap();
     let r = check::check(&moved);
     assert_eq!(r.problems[0].path, "(path)");
-    assert!(r.problems[0].message.contains("cannot determine the version"));
+    assert!(
+        r.problems[0]
+            .message
+            .contains("cannot determine the version")
+    );
     let v135 = tmp.path().join("submission/v1.35/acme");
     std::fs::create_dir_all(v135.parent().unwrap()).unwrap();
     std::fs::rename(&moved, &v135).unwrap();
     let r = check::check(&v135);
     assert!(
-        r.problems.iter().any(|p| p.path == "spec.accelerators" && p.message.contains("missing requirement 'driver_runtime_management'")),
+        r.problems.iter().any(|p| p.path == "spec.accelerators"
+            && p.message
+                .contains("missing requirement 'driver_runtime_management'")),
         "a 1.34 file checked as 1.35: {:?}",
         r.problems
     );
@@ -345,13 +547,22 @@ fn should_not_run_stays_empty_and_passes() {
     let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
     let i = text.find("id: gpu_sharing").unwrap();
     let entry = &text[i..i + text[i..].find("- id:").unwrap()];
-    assert!(entry.contains("status: \"\"") && entry.contains("evidence: []") && entry.contains("notes: \"\""), "{entry}");
+    assert!(
+        entry.contains("status: \"\"")
+            && entry.contains("evidence: []")
+            && entry.contains("notes: \"\""),
+        "{entry}"
+    );
     assert!(check::check(&dir).passed());
     // With evidence but no status the program's CI refuses it.
     edit(&dir, |t| {
         let j = t.find("id: gpu_sharing").unwrap();
         let k = j + t[j..].find("evidence: []").unwrap();
-        format!("{}evidence: [https://acme.example/sharing]{}", &t[..k], &t[k + "evidence: []".len()..])
+        format!(
+            "{}evidence: [https://acme.example/sharing]{}",
+            &t[..k],
+            &t[k + "evidence: []".len()..]
+        )
     });
     let r = check::check(&dir);
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
@@ -365,14 +576,27 @@ fn write_refuses_to_overwrite_and_leaves_nothing_half_written() {
     let report_dir = tmp.path().join("report");
     report::write_all(&report_dir, &report).unwrap();
     let run = RunRecord::load(&report_dir).unwrap();
-    let sub = submission::render(submission::checklist_of(&run, &report_dir).unwrap(), &run, &product()).unwrap();
+    let sub = submission::render(
+        submission::checklist_of(&run, &report_dir).unwrap(),
+        &run,
+        &product(),
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     submission::write(&out, &sub, false).unwrap();
-    let e = submission::write(&out, &sub, false).unwrap_err().to_string();
+    let e = submission::write(&out, &sub, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already exists; pass --force"), "{e}");
     std::fs::write(out.join("v1.34/acme-ai-cloud/evidence/stale.md"), "old").unwrap();
     submission::write(&out, &sub, true).unwrap();
-    assert!(!out.join("v1.34/acme-ai-cloud/evidence/stale.md").exists(), "replaced, not merged");
-    let leftovers: Vec<_> = std::fs::read_dir(out.join("v1.34")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        !out.join("v1.34/acme-ai-cloud/evidence/stale.md").exists(),
+        "replaced, not merged"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out.join("v1.34"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers, [std::ffi::OsString::from("acme-ai-cloud")]);
 }

@@ -29,7 +29,15 @@ fn list_shows_requirement_and_level_for_the_chosen_checklist() {
     let tmp = tempfile::tempdir().unwrap();
     let recipe = write(tmp.path(), "recipe.yaml", RECIPE);
     let out = bin()
-        .args(["run", "--list", "--phase", "conformance", "--ai-conformance", "1.36", "--config"])
+        .args([
+            "run",
+            "--list",
+            "--phase",
+            "conformance",
+            "--ai-conformance",
+            "1.36",
+            "--config",
+        ])
         .arg(root().join("fixtures/conformance/run.yaml"))
         .arg("--recipe")
         .arg(&recipe)
@@ -39,18 +47,40 @@ fn list_shows_requirement_and_level_for_the_chosen_checklist() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    let line = |id: &str| text.lines().find(|l| l.starts_with(id)).unwrap().to_string();
-    assert!(line("conformance/gang-scheduling ").ends_with("[gang_scheduling: MUST in 1.36]"), "{text}");
-    assert!(line("conformance/dra-support ").ends_with("[dra_support: not in the 1.36 checklist]"), "{text}");
-    assert!(line("conformance/pod-autoscaling ").ends_with("[pod_autoscaling: MUST (conditional) in 1.36]"), "{text}");
-    assert!(line("conformance/inference-gateway ").ends_with("[ai_inference: MUST in 1.36]"), "{text}");
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line("conformance/gang-scheduling ").ends_with("[gang_scheduling: MUST in 1.36]"),
+        "{text}"
+    );
+    assert!(
+        line("conformance/dra-support ").ends_with("[dra_support: not in the 1.36 checklist]"),
+        "{text}"
+    );
+    assert!(
+        line("conformance/pod-autoscaling ")
+            .ends_with("[pod_autoscaling: MUST (conditional) in 1.36]"),
+        "{text}"
+    );
+    assert!(
+        line("conformance/inference-gateway ").ends_with("[ai_inference: MUST in 1.36]"),
+        "{text}"
+    );
 }
 
 #[test]
 fn run_configuration_errors_stop_before_any_cluster() {
     let tmp = tempfile::tempdir().unwrap();
     let recipe = write(tmp.path(), "recipe.yaml", RECIPE);
-    let config = write(tmp.path(), "run.yaml", "notApplicable:\n  gang_scheduling: we only run inference\n");
+    let config = write(
+        tmp.path(),
+        "run.yaml",
+        "notApplicable:\n  gang_scheduling: we only run inference\n",
+    );
     bin()
         .args(["run", "--list", "--ai-conformance", "1.34", "--config"])
         .arg(&config)
@@ -80,7 +110,10 @@ fn write_names_the_placeholder_field_and_the_missing_run() {
     let tmp = tempfile::tempdir().unwrap();
     let product = std::fs::read_to_string(root().join("fixtures/conformance/product.yaml"))
         .unwrap()
-        .replace("platformName: Acme AI Cloud", "platformName: \"[Platform Name]\"");
+        .replace(
+            "platformName: Acme AI Cloud",
+            "platformName: \"[Platform Name]\"",
+        );
     let product = write(tmp.path(), "product.yaml", &product);
     bin()
         .args(["submission", "write", "--report-dir"])
@@ -91,7 +124,9 @@ fn write_names_the_placeholder_field_and_the_missing_run() {
         .arg(tmp.path().join("out"))
         .assert()
         .code(1)
-        .stderr(contains("platformName: `[Platform Name]` is a template placeholder"));
+        .stderr(contains(
+            "platformName: `[Platform Name]` is a template placeholder",
+        ));
     bin()
         .args(["submission", "write", "--report-dir"])
         .arg(tmp.path().join("no-report"))
@@ -102,7 +137,9 @@ fn write_names_the_placeholder_field_and_the_missing_run() {
         .assert()
         .code(1)
         .stderr(contains("results.json"))
-        .stderr(contains("point --report-dir at the directory an `aiconform run` wrote"));
+        .stderr(contains(
+            "point --report-dir at the directory an `aiconform run` wrote",
+        ));
     assert!(!tmp.path().join("out").exists(), "nothing written");
 }
 
@@ -114,17 +151,29 @@ fn check_exit_codes() {
         .arg(tmp.path().join("v1.34/nothing"))
         .assert()
         .code(2)
-        .stderr(contains("v1.34/nothing does not exist; give a vX.Y/<product>/ directory"));
+        .stderr(contains(
+            "v1.34/nothing does not exist; give a vX.Y/<product>/ directory",
+        ));
     let dir = tmp.path().join("v1.34/acme");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(root().join("conformance/AIConformance-1.34.yaml"), dir.join("PRODUCT.yaml")).unwrap();
+    std::fs::copy(
+        root().join("conformance/AIConformance-1.34.yaml"),
+        dir.join("PRODUCT.yaml"),
+    )
+    .unwrap();
     bin()
         .args(["submission", "check"])
         .arg(&dir)
         .assert()
         .code(1)
-        .stdout(contains("problem: metadata.platformName: has placeholder value: [Platform Name]"))
-        .stdout(contains("problem: metadata.k8sConformanceUrl: missing metadata field k8sConformanceUrl"))
-        .stdout(contains("problem: spec.observability[0].status: invalid status '' for 'accelerator_metrics'"))
+        .stdout(contains(
+            "problem: metadata.platformName: has placeholder value: [Platform Name]",
+        ))
+        .stdout(contains(
+            "problem: metadata.k8sConformanceUrl: missing metadata field k8sConformanceUrl",
+        ))
+        .stdout(contains(
+            "problem: spec.observability[0].status: invalid status '' for 'accelerator_metrics'",
+        ))
         .stdout(contains("FAILED:"));
 }

@@ -306,10 +306,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
     let setup = ConformanceSetup::new(&job.exec)?;
     let plan = make_plan(&job)?;
     if job.list {
-        print!(
-            "{}",
-            runner::plan::render_list(&plan, setup.early.as_ref())
-        );
+        print!("{}", runner::plan::render_list(&plan, setup.early.as_ref()));
         return Ok(ExitCode::SUCCESS);
     }
     if plan.cases.is_empty() {

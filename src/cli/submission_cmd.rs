@@ -92,7 +92,9 @@ fn write(a: WriteArgs) -> Result<ExitCode> {
     let run = RunRecord::load(&a.report_dir)?;
     let checklist = submission::checklist_of(&run, &a.report_dir)?;
     if run.interrupted {
-        eprintln!("warning: the run was interrupted; requirements it did not finish are not proven");
+        eprintln!(
+            "warning: the run was interrupted; requirements it did not finish are not proven"
+        );
     }
     let sub = submission::render(checklist, &run, &product)?;
     let dir = submission::write(&a.output, &sub, a.force)

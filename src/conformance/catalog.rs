@@ -242,7 +242,11 @@ mod tests {
         assert_eq!(ids(v(35), Level::Must), with_dra);
         assert_eq!(
             ids(v(35), Level::Should),
-            ["driver_runtime_management", "gpu_sharing", "virtualized_accelerator"]
+            [
+                "driver_runtime_management",
+                "gpu_sharing",
+                "virtualized_accelerator"
+            ]
         );
         assert_eq!(ids(v(36), Level::Must), musts);
         assert_eq!(
@@ -273,7 +277,10 @@ mod tests {
             let r = c.get("gang_scheduling").unwrap();
             assert_eq!(r.category, "schedulingOrchestration");
             assert!(!r.may_be_not_applicable());
-            assert_eq!(c.get("pod_autoscaling").unwrap().level_label(), "MUST (conditional)");
+            assert_eq!(
+                c.get("pod_autoscaling").unwrap().level_label(),
+                "MUST (conditional)"
+            );
         }
     }
 

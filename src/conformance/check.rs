@@ -23,7 +23,12 @@ use super::catalog::{self, Level};
 use super::product::{is_k8s_conformance_url, is_placeholder, url_problem};
 use super::version::Version;
 
-const STATUSES: [&str; 4] = ["Implemented", "Not Implemented", "Partially Implemented", "N/A"];
+const STATUSES: [&str; 4] = [
+    "Implemented",
+    "Not Implemented",
+    "Partially Implemented",
+    "N/A",
+];
 
 /// Metadata fields the CI knows, in the template's order, and whether each is required.
 const METADATA: [(&str, &str, bool); 11] = [
@@ -255,7 +260,10 @@ fn check_spec(
             else {
                 f.problem(
                     &cat_path,
-                    format!("missing requirement '{}' in category '{}'", req.id, cat.name),
+                    format!(
+                        "missing requirement '{}' in category '{}'",
+                        req.id, cat.name
+                    ),
                 );
                 continue;
             };
@@ -362,8 +370,14 @@ mod tests {
 
     #[test]
     fn version_comes_from_the_directory() {
-        assert_eq!(version_in_path(Path::new("out/v1.34/acme/PRODUCT.yaml")), Some((1, 34)));
-        assert_eq!(version_in_path(Path::new("v1.35/x/PRODUCT.yaml")), Some((1, 35)));
+        assert_eq!(
+            version_in_path(Path::new("out/v1.34/acme/PRODUCT.yaml")),
+            Some((1, 34))
+        );
+        assert_eq!(
+            version_in_path(Path::new("v1.35/x/PRODUCT.yaml")),
+            Some((1, 35))
+        );
         assert_eq!(version_in_path(Path::new("out/acme/PRODUCT.yaml")), None);
         assert_eq!(version_in_path(Path::new("v1.34")), None);
     }

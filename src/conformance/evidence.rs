@@ -43,7 +43,9 @@ pub fn run_table(run: &RunRecord) -> String {
         ("recipe", run.recipe.clone()),
         (
             "cluster Kubernetes version",
-            run.cluster_version.clone().unwrap_or_else(|| "unknown".into()),
+            run.cluster_version
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
         ),
         ("AI conformance checklist", checklist),
         ("run started", timestamp(run.started_ms)),
@@ -62,7 +64,9 @@ fn case_section(out: &mut String, c: &CaseRecord) {
         c.id,
         c.status.as_str(),
         seconds(c.duration_seconds),
-        format_duration(std::time::Duration::from_secs_f64(c.timeout_seconds.max(0.001)))
+        format_duration(std::time::Duration::from_secs_f64(
+            c.timeout_seconds.max(0.001)
+        ))
     );
     if !c.description.is_empty() {
         let _ = writeln!(out, "- **What ran:** {}", cell(&c.description));
@@ -113,9 +117,9 @@ pub fn render(v: &RequirementVerdict<'_>, run: &RunRecord) -> String {
     let verdict = match &v.verdict {
         Verdict::Implemented => "Implemented: every case proving it passed.".to_string(),
         Verdict::NotImplemented(why) => format!("Not Implemented: {why}"),
-        Verdict::NotApplicable(reason) => format!(
-            "N/A, declared by the platform owner in the run configuration: {reason}"
-        ),
+        Verdict::NotApplicable(reason) => {
+            format!("N/A, declared by the platform owner in the run configuration: {reason}")
+        }
         Verdict::NotRun(why) => format!("Not proven by this run: {why}"),
     };
     let _ = writeln!(out, "**Verdict:** {}\n", cell(&verdict));

@@ -139,8 +139,16 @@ impl Product {
         let documentation_url = field("documentationUrl", raw.documentation_url, Kind::Url);
         let product_logo_url = field("productLogoUrl", raw.product_logo_url, Kind::Url);
         let description = field("description", raw.description, Kind::Text);
-        let contact = field("contactEmailAddress", raw.contact_email_address, Kind::Email);
-        let k8s = field("k8sConformanceUrl", raw.k8s_conformance_url, Kind::K8sConformance);
+        let contact = field(
+            "contactEmailAddress",
+            raw.contact_email_address,
+            Kind::Email,
+        );
+        let k8s = field(
+            "k8sConformanceUrl",
+            raw.k8s_conformance_url,
+            Kind::K8sConformance,
+        );
         let directory = field("directory", raw.directory, Kind::Directory);
         let directory = directory.or_else(|| platform_name.as_deref().map(slug));
         if let Some(d) = &directory
@@ -163,23 +171,30 @@ impl Product {
             k8s,
             directory,
         ) {
-            (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g), Some(h), Some(i), Some(j))
-                if problems.is_empty() =>
-            {
-                Ok(Product {
-                    platform_name: a,
-                    platform_version: b,
-                    vendor_name: c,
-                    website_url: d,
-                    repo_url,
-                    documentation_url: e,
-                    product_logo_url: f,
-                    description: g,
-                    contact_email_address: h,
-                    k8s_conformance_url: i,
-                    directory: j,
-                })
-            }
+            (
+                Some(a),
+                Some(b),
+                Some(c),
+                Some(d),
+                Some(e),
+                Some(f),
+                Some(g),
+                Some(h),
+                Some(i),
+                Some(j),
+            ) if problems.is_empty() => Ok(Product {
+                platform_name: a,
+                platform_version: b,
+                vendor_name: c,
+                website_url: d,
+                repo_url,
+                documentation_url: e,
+                product_logo_url: f,
+                description: g,
+                contact_email_address: h,
+                k8s_conformance_url: i,
+                directory: j,
+            }),
             _ => Err(ProductError::Invalid {
                 origin: origin.to_string(),
                 problems,
@@ -217,8 +232,7 @@ impl Kind {
             }
             Kind::K8sConformance => (!is_k8s_conformance_url(v))
                 .then(|| format!("`{v}` is not a cncf/k8s-conformance submission URL")),
-            Kind::Directory => (slug(v) != v)
-                .then(|| format!("`{v}` is not a directory name")),
+            Kind::Directory => (slug(v) != v).then(|| format!("`{v}` is not a directory name")),
         }
     }
 
@@ -326,14 +340,30 @@ mod tests {
             .replace("tree/master/v1.34", "blob/master/v1.34")
             .replace("https://acme.example/logo.svg", "logo.svg");
         let e = Product::parse(&text, "p.yaml").unwrap_err().to_string();
-        assert!(e.contains("p.yaml:3: vendorName: `[Vendor Name]` is a template placeholder"), "{e}");
-        assert!(e.contains("p.yaml:8: contactEmailAddress: `nobody` is not an email address"), "{e}");
-        assert!(e.contains("k8sConformanceUrl: `https://github.com/cncf/k8s-conformance/blob"), "{e}");
-        assert!(e.contains("p.yaml:6: productLogoUrl: `logo.svg` is not an http(s) URL"), "{e}");
-        let e = Product::parse("platformName: x\n", "p.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("p.yaml:3: vendorName: `[Vendor Name]` is a template placeholder"),
+            "{e}"
+        );
+        assert!(
+            e.contains("p.yaml:8: contactEmailAddress: `nobody` is not an email address"),
+            "{e}"
+        );
+        assert!(
+            e.contains("k8sConformanceUrl: `https://github.com/cncf/k8s-conformance/blob"),
+            "{e}"
+        );
+        assert!(
+            e.contains("p.yaml:6: productLogoUrl: `logo.svg` is not an http(s) URL"),
+            "{e}"
+        );
+        let e = Product::parse("platformName: x\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("platformVersion: missing"), "{e}");
         assert!(e.contains("k8sConformanceUrl: missing"), "{e}");
-        let e = Product::parse("platformNam: x\n", "p.yaml").unwrap_err().to_string();
+        let e = Product::parse("platformNam: x\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("platformNam"), "{e}");
     }
 

@@ -102,7 +102,10 @@ impl RunConfig {
                     format!("notApplicable: `{id}` is not a CNCF AI conformance requirement id"),
                     &format!(
                         "use one of {}",
-                        catalog::known_ids().into_iter().collect::<Vec<_>>().join(", ")
+                        catalog::known_ids()
+                            .into_iter()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -209,25 +212,52 @@ mod tests {
         )
         .unwrap();
         let e = c.not_applicable_for(v(34)).unwrap_err().to_string();
-        assert!(e.starts_with("run.yaml:3: notApplicable: `gang_scheduling` is an unconditional MUST"), "{e}");
+        assert!(
+            e.starts_with("run.yaml:3: notApplicable: `gang_scheduling` is an unconditional MUST"),
+            "{e}"
+        );
         assert!(e.contains("cluster_autoscaling, pod_autoscaling"), "{e}");
         // dra_support is a SHOULD in 1.33 (may be declared), a MUST in 1.34, absent in 1.36.
         let c = RunConfig::parse("notApplicable:\n  dra_support: x\n", "run.yaml").unwrap();
         assert!(c.not_applicable_for(v(33)).is_ok());
-        assert!(c.not_applicable_for(v(34)).unwrap_err().to_string().contains("unconditional MUST"));
+        assert!(
+            c.not_applicable_for(v(34))
+                .unwrap_err()
+                .to_string()
+                .contains("unconditional MUST")
+        );
         let e = c.not_applicable_for(v(36)).unwrap_err().to_string();
-        assert!(e.contains("not a requirement of the AI conformance 1.36 checklist (it is in 1.33, 1.34, 1.35)"), "{e}");
+        assert!(
+            e.contains(
+                "not a requirement of the AI conformance 1.36 checklist (it is in 1.33, 1.34, 1.35)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn malformed_files() {
-        let e = RunConfig::parse("notApplicable:\n  autoscaling: x\n", "r.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("r.yaml:2:") && e.contains("use one of accelerator_metrics"), "{e}");
-        let e = RunConfig::parse("notApplicable:\n  pod_autoscaling: \"  \"\n", "r.yaml").unwrap_err().to_string();
+        let e = RunConfig::parse("notApplicable:\n  autoscaling: x\n", "r.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("r.yaml:2:") && e.contains("use one of accelerator_metrics"),
+            "{e}"
+        );
+        let e = RunConfig::parse("notApplicable:\n  pod_autoscaling: \"  \"\n", "r.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no reason"), "{e}");
-        let e = RunConfig::parse("aiConformance: \"1.31\"\n", "r.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("r.yaml:1: aiConformance: Kubernetes 1.31 has no"), "{e}");
-        let e = RunConfig::parse("notApplicabel: {}\n", "r.yaml").unwrap_err().to_string();
+        let e = RunConfig::parse("aiConformance: \"1.31\"\n", "r.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("r.yaml:1: aiConformance: Kubernetes 1.31 has no"),
+            "{e}"
+        );
+        let e = RunConfig::parse("notApplicabel: {}\n", "r.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("notApplicabel"), "{e}");
     }
 }

@@ -87,7 +87,9 @@ fn notes(v: &RequirementVerdict<'_>, run: &RunRecord) -> String {
         "aiconform {} run {} on Kubernetes {}",
         run.tool_version,
         run.run_id,
-        run.cluster_version.as_deref().unwrap_or("(unknown version)")
+        run.cluster_version
+            .as_deref()
+            .unwrap_or("(unknown version)")
     );
     match &v.verdict {
         Verdict::Implemented => format!("Proven by {by}: {}", v.summary()),
@@ -157,7 +159,10 @@ pub fn render(
         run.tool_version, run.run_id
     );
     let mut files = vec![(PathBuf::from(PRODUCT_FILE), header + &body)];
-    files.push((PathBuf::from(README_FILE), readme(checklist, run, product, &rows)));
+    files.push((
+        PathBuf::from(README_FILE),
+        readme(checklist, run, product, &rows),
+    ));
     for v in rows.iter().filter(|v| cites_evidence(v)) {
         files.push((
             PathBuf::from(evidence_path(&v.requirement.id)),
@@ -187,7 +192,9 @@ fn readme(
     );
     out.push_str("The requirements below were exercised by [aiconform](https://github.com/aiconform/aiconform) on the cluster described here; each verdict rests on behaviour the run observed. `PRODUCT.yaml` is the program's checklist with status, evidence and notes filled from this run.\n\n## Run\n\n");
     out.push_str(&evidence::run_table(run));
-    out.push_str("\n## Requirements\n\n| Requirement | Level | Status | Evidence |\n|---|---|---|---|\n");
+    out.push_str(
+        "\n## Requirements\n\n| Requirement | Level | Status | Evidence |\n|---|---|---|---|\n",
+    );
     for v in rows {
         let status = match v.verdict.status() {
             "" => "(not run)",
@@ -249,7 +256,10 @@ pub fn write(out: &Path, sub: &Submission, force: bool) -> Result<PathBuf, Submi
 }
 
 /// The checklist a run reported against.
-pub fn checklist_of(run: &RunRecord, report_dir: &Path) -> Result<&'static Checklist, SubmissionError> {
+pub fn checklist_of(
+    run: &RunRecord,
+    report_dir: &Path,
+) -> Result<&'static Checklist, SubmissionError> {
     run.ai_conformance
         .as_ref()
         .map(|c| c.checklist())

@@ -130,7 +130,11 @@ pub fn verdicts<'a>(checklist: &'a Checklist, run: &'a RunRecord) -> Vec<Require
 /// The console table printed after a run: requirement, level, verdict, cases.
 pub fn render_table(checklist: &Checklist, run: &RunRecord) -> String {
     let rows = verdicts(checklist, run);
-    let w = rows.iter().map(|r| r.requirement.id.len()).max().unwrap_or(0);
+    let w = rows
+        .iter()
+        .map(|r| r.requirement.id.len())
+        .max()
+        .unwrap_or(0);
     let lw = rows
         .iter()
         .map(|r| r.requirement.level_label().len())
@@ -207,28 +211,64 @@ mod tests {
     #[test]
     fn every_rule() {
         let r = run(vec![
-            case("conformance/gang-scheduling", "gang_scheduling", Status::Passed, "4 pods together"),
-            case("conformance/dra-support", "dra_support", Status::Failed, "claim never allocated"),
-            case("conformance/robust-controller", "robust_controller", Status::Skipped, "no cluster"),
-            case("conformance/cluster-autoscaling", "cluster_autoscaling", Status::Skipped, "declared not applicable: on-prem"),
+            case(
+                "conformance/gang-scheduling",
+                "gang_scheduling",
+                Status::Passed,
+                "4 pods together",
+            ),
+            case(
+                "conformance/dra-support",
+                "dra_support",
+                Status::Failed,
+                "claim never allocated",
+            ),
+            case(
+                "conformance/robust-controller",
+                "robust_controller",
+                Status::Skipped,
+                "no cluster",
+            ),
+            case(
+                "conformance/cluster-autoscaling",
+                "cluster_autoscaling",
+                Status::Skipped,
+                "declared not applicable: on-prem",
+            ),
         ]);
         let c = checklist(Version::new(1, 34)).unwrap();
         let v = verdicts(c, &r);
         let get = |id: &str| v.iter().find(|x| x.requirement.id == id).unwrap();
         assert_eq!(get("gang_scheduling").verdict, Verdict::Implemented);
-        assert_eq!(get("gang_scheduling").summary(), "conformance/gang-scheduling: 4 pods together");
+        assert_eq!(
+            get("gang_scheduling").summary(),
+            "conformance/gang-scheduling: 4 pods together"
+        );
         assert_eq!(
             get("dra_support").verdict,
             Verdict::NotImplemented("conformance/dra-support failed: claim never allocated".into())
         );
         assert_eq!(get("robust_controller").verdict.status(), "");
-        assert!(get("robust_controller").summary().contains("not proven: conformance/robust-controller skipped: no cluster"));
-        assert_eq!(get("cluster_autoscaling").verdict, Verdict::NotApplicable("on-prem".into()));
+        assert!(
+            get("robust_controller")
+                .summary()
+                .contains("not proven: conformance/robust-controller skipped: no cluster")
+        );
+        assert_eq!(
+            get("cluster_autoscaling").verdict,
+            Verdict::NotApplicable("on-prem".into())
+        );
         assert_eq!(get("ai_inference").verdict.label(), "not run");
         assert_eq!(v.len(), 9);
         let t = render_table(c, &r);
-        assert!(t.contains("CNCF AI conformance 1.34 (checklist from test):"), "{t}");
-        assert!(t.contains("gang_scheduling            MUST                "), "{t}");
+        assert!(
+            t.contains("CNCF AI conformance 1.34 (checklist from test):"),
+            "{t}"
+        );
+        assert!(
+            t.contains("gang_scheduling            MUST                "),
+            "{t}"
+        );
     }
 
     #[test]
@@ -240,6 +280,9 @@ mod tests {
         let c = checklist(Version::new(1, 34)).unwrap();
         let v = verdicts(c, &r);
         assert_eq!(v[2].requirement.id, "gang_scheduling");
-        assert_eq!(v[2].verdict, Verdict::NotImplemented("a/y failed: partial".into()));
+        assert_eq!(
+            v[2].verdict,
+            Verdict::NotImplemented("a/y failed: partial".into())
+        );
     }
 }

@@ -90,7 +90,9 @@ impl FromStr for Version {
     /// Exactly `1.34` or `v1.34`, and only a supported version.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().strip_prefix('v').unwrap_or(s.trim());
-        let ok = t.split('.').count() == 2 && t.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let ok = t.split('.').count() == 2
+            && t.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if !ok {
             return Err(VersionError::Syntax(s.to_string()));
         }
@@ -119,10 +121,22 @@ mod tests {
     fn parses_flag_values_and_server_versions() {
         assert_eq!("1.34".parse::<Version>().unwrap(), Version::new(1, 34));
         assert_eq!("v1.36".parse::<Version>().unwrap(), Version::new(1, 36));
-        assert!(matches!("1.32".parse::<Version>(), Err(VersionError::Unsupported(_))));
-        assert!(matches!("1.34.1".parse::<Version>(), Err(VersionError::Syntax(_))));
-        assert!(matches!("latest".parse::<Version>(), Err(VersionError::Syntax(_))));
-        assert_eq!(Version::parse_loose("v1.34.4+k3s1").unwrap(), Version::new(1, 34));
+        assert!(matches!(
+            "1.32".parse::<Version>(),
+            Err(VersionError::Unsupported(_))
+        ));
+        assert!(matches!(
+            "1.34.1".parse::<Version>(),
+            Err(VersionError::Syntax(_))
+        ));
+        assert!(matches!(
+            "latest".parse::<Version>(),
+            Err(VersionError::Syntax(_))
+        ));
+        assert_eq!(
+            Version::parse_loose("v1.34.4+k3s1").unwrap(),
+            Version::new(1, 34)
+        );
         assert_eq!(Version::parse_loose("1.35+").unwrap(), Version::new(1, 35));
         let e = Version::new(1, 32).supported().unwrap_err().to_string();
         assert_eq!(

@@ -141,11 +141,10 @@ impl RunRecord {
             path: path.display().to_string(),
             source,
         })?;
-        let record: RunRecord =
-            serde_json::from_str(&text).map_err(|e| LoadError::Invalid {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+        let record: RunRecord = serde_json::from_str(&text).map_err(|e| LoadError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         if record.kind != KIND {
             return Err(LoadError::Invalid {
                 path: path.display().to_string(),

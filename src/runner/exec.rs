@@ -11,8 +11,8 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::case::{CaseContext, CaseFn, CaseSpec, MetricsSink, Outcome};
 use super::audit::{self, AuditLog};
+use super::case::{CaseContext, CaseFn, CaseSpec, MetricsSink, Outcome};
 use super::namespace;
 use super::plan::Plan;
 use super::policy;

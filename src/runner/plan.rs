@@ -208,7 +208,10 @@ pub fn plan(suites: &SuiteSet, recipe: &Recipe, sel: &Selection) -> Result<Plan,
 
 /// `--list` output: one line per case (id, phase, description), aligned. A case proving an
 /// AI conformance requirement ends with its id, and its level when a checklist is chosen.
-pub fn render_list(plan: &Plan, conformance: Option<&crate::conformance::ConformanceRun>) -> String {
+pub fn render_list(
+    plan: &Plan,
+    conformance: Option<&crate::conformance::ConformanceRun>,
+) -> String {
     let w = plan.cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in &plan.cases {
