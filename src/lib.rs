@@ -4,10 +4,12 @@
 //! (cluster and node facts). Outputs: [`bundle`] (deployable artifacts) and [`report`]
 //! (test results). In between: [`readiness`] (constraints vs snapshot), [`deploy`],
 //! [`runner`] and [`suites`] (test cases against a [`cluster`] target), and [`server`]
-//! (the same capabilities over HTTP).
+//! (the same capabilities over HTTP). [`conformance`] maps cases to the CNCF AI conformance
+//! checklists and turns a run into a submission.
 
 pub mod bundle;
 pub mod cluster;
+pub mod conformance;
 pub mod deploy;
 pub mod output;
 pub mod readiness;

@@ -138,6 +138,7 @@ fn main() -> ExitCode {
             cluster_phases
         },
         console_log: None,
+        conformance: None,
     };
     let env_ = RunEnv {
         client,

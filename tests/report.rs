@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use quick_xml::events::Event;
 
+use aiconform::conformance::{ConformanceRun, Version};
 use aiconform::recipe::Recipe;
 use aiconform::recipe::model::{Constraint, RecipeMetadata};
 use aiconform::report;
@@ -33,6 +34,12 @@ fn spec(id: &str, phase: Phase) -> Arc<CaseSpec> {
         retries: 1,
         flaky: true,
         needs_namespace: false,
+        requirement: match name {
+            "gang-scheduling" => Some("gang_scheduling".into()),
+            "cluster-autoscaling" => Some("cluster_autoscaling".into()),
+            "dra-support" => Some("dra_support".into()),
+            _ => None,
+        },
     })
 }
 
@@ -64,6 +71,9 @@ fn synthetic() -> RunReport {
     RunReport {
         tool_version: "0.1.0".into(),
         recipe: "h100-eks-ubuntu-training".into(),
+        run_id: "1700000000000-abcdef".into(),
+        conformance: Some(ConformanceRun::new(Version::new(1, 34), "cluster v1.34.4")),
+        cluster_version: Some("v1.34.4".into()),
         started_ms: 1_700_000_000_000,
         finished_ms: 1_700_000_042_000,
         results: vec![
@@ -310,6 +320,7 @@ fn normalize(mut r: RunReport) -> RunReport {
     r.started_ms = 1_700_000_000_000;
     r.finished_ms = 1_700_000_060_000;
     r.tool_version = "0.1.0".into();
+    r.run_id = "1700000000000-sample".into();
     let root = root().display().to_string();
     for res in &mut r.results {
         res.message = res.message.replace(&root, "$ROOT");
@@ -408,6 +419,7 @@ fn write_all_creates_the_directory_and_every_file() {
         [
             "junit.xml",
             "ctrf.json",
+            "results.json",
             "performance.json",
             "performance.html"
         ]

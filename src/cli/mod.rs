@@ -10,6 +10,7 @@ mod recipe_cmd;
 mod run_cmd;
 mod serve_cmd;
 mod snapshot_cmd;
+mod submission_cmd;
 mod validate_cmd;
 
 use std::process::ExitCode;
@@ -58,6 +59,8 @@ pub enum Command {
     Serve(serve_cmd::Args),
     /// Manage the embedded test cluster
     Cluster(cluster_cmd::Args),
+    /// Write and check a CNCF AI conformance submission (PRODUCT.yaml and evidence)
+    Submission(submission_cmd::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
+        Command::Submission(args) => submission_cmd::run(args),
     };
     match result {
         Ok(code) => code,

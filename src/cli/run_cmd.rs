@@ -13,6 +13,10 @@ use aiconform::recipe::Recipe;
 use aiconform::runner::{self, Phase, Plan, RunEnv, RunOptions, Runner, Selection, SuiteSet};
 use aiconform::snapshot::{self, Location};
 
+use aiconform::conformance::mapping::select_version;
+use aiconform::conformance::run_config::RunConfig;
+use aiconform::conformance::{ConformanceRun, verdict};
+
 use super::criteria_args::CriteriaArgs;
 
 /// Where the cases run.
@@ -55,6 +59,15 @@ pub struct ExecArgs {
     /// Run later phases even when readiness or deployment failed
     #[arg(long)]
     pub keep_going: bool,
+    /// CNCF AI conformance checklist the conformance cases report against (1.33, 1.34,
+    /// 1.35 or 1.36); default: the run configuration's aiConformance, else the cluster's
+    /// Kubernetes minor version
+    #[arg(long, value_name = "VERSION")]
+    pub ai_conformance: Option<aiconform::conformance::Version>,
+    /// Run configuration file: `aiConformance: "1.34"` and `notApplicable: {ID: REASON}`
+    /// for conditional requirements whose context does not apply to the platform
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Arguments of `aiconform run`.
@@ -64,7 +77,8 @@ pub struct ExecArgs {
 2 the run could not start (bad input, no target), 130 interrupted (Ctrl-C).\n\n\
 Examples:\n  aiconform run --recipe recipe.yaml --list\n  \
 aiconform run --recipe recipe.yaml --kubeconfig ~/.kube/config --phase conformance\n  \
-aiconform run --service eks --accelerator h100 --bundle ./bundle --include 'conformance/*' --exclude '*gang*'"
+aiconform run --service eks --accelerator h100 --bundle ./bundle --include 'conformance/*' --exclude '*gang*'\n  \
+aiconform run --recipe recipe.yaml --phase conformance --ai-conformance 1.35 --config run.yaml"
 )]
 pub struct Args {
     /// Recipe file written by `aiconform recipe`; without it the recipe is composed from the
@@ -242,11 +256,57 @@ enum Guard {
     Kind(#[allow(dead_code)] KindCluster),
 }
 
+/// The run configuration and, when it can be known before connecting, the checklist.
+struct ConformanceSetup {
+    config: Option<RunConfig>,
+    /// Chosen from --ai-conformance or the run configuration; `None`: from the cluster.
+    early: Option<ConformanceRun>,
+}
+
+impl ConformanceSetup {
+    fn new(exec: &ExecArgs) -> Result<Self> {
+        let config = exec.config.as_deref().map(RunConfig::load).transpose()?;
+        let early = match (exec.ai_conformance, &config) {
+            (Some(v), _) => Some(ConformanceRun::new(v, "--ai-conformance")),
+            (None, Some(c)) => c
+                .ai_conformance
+                .map(|v| ConformanceRun::new(v, c.origin.clone())),
+            (None, None) => None,
+        };
+        let mut setup = ConformanceSetup { config, early };
+        if let Some(run) = setup.early.take() {
+            setup.early = Some(setup.declare(run)?);
+        }
+        Ok(setup)
+    }
+
+    /// Attach the run configuration's not-applicable declarations, checked against the
+    /// run's checklist.
+    fn declare(&self, mut run: ConformanceRun) -> Result<ConformanceRun> {
+        if let Some(c) = &self.config {
+            run.not_applicable = c.not_applicable_for(run.checklist())?;
+        }
+        Ok(run)
+    }
+
+    /// The checklist for a run against a cluster reporting `server` as its version.
+    fn resolve(&self, server: Result<&str, &str>) -> Result<ConformanceRun> {
+        match &self.early {
+            Some(run) => Ok(run.clone()),
+            None => {
+                let run = select_version(None, None, server).map_err(anyhow::Error::msg)?;
+                self.declare(run)
+            }
+        }
+    }
+}
+
 /// Plan, connect, deploy, snapshot, run, report. Returns the run's exit code.
 pub fn execute(job: Job) -> Result<ExitCode> {
+    let setup = ConformanceSetup::new(&job.exec)?;
     let plan = make_plan(&job)?;
     if job.list {
-        print!("{}", runner::plan::render_list(&plan));
+        print!("{}", runner::plan::render_list(&plan, setup.early.as_ref()));
         return Ok(ExitCode::SUCCESS);
     }
     if plan.cases.is_empty() {
@@ -282,6 +342,20 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         Target::Kubeconfig(k) => (Guard::None, k.clone()),
     };
     let client = rt.block_on(aiconform::cluster::connect(kubeconfig.as_deref()))?;
+    let server = rt
+        .block_on(client.apiserver_version())
+        .map(|info| info.git_version)
+        .map_err(|e| e.to_string());
+    let conformance = if plan.cases.iter().any(|c| c.requirement.is_some()) {
+        let run = setup.resolve(server.as_deref().map_err(String::as_str))?;
+        eprintln!(
+            "AI conformance checklist {} (selected by {})",
+            run.version, run.source
+        );
+        Some(run)
+    } else {
+        None
+    };
     if let Some(dir) = &job.bundle {
         deploy_bundle(&rt, dir, &client, kubeconfig.as_deref())?;
     }
@@ -308,9 +382,15 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         handle_ctrl_c: true,
         ignored_phases: Vec::new(),
         console_log: None,
+        conformance,
     };
     let runner = Runner::new(rt.handle().clone(), env, opts);
-    let report = runner.execute(&plan);
+    let mut report = runner.execute(&plan);
+    report.cluster_version = server.ok();
+    if let Some(c) = &report.conformance {
+        let record = aiconform::report::results::RunRecord::from_report(&report);
+        print!("{}", verdict::render_table(c.checklist(), &record));
+    }
     let written = aiconform::report::write_all(&job.exec.report_dir, &report)?;
     eprintln!(
         "reports: {}",

@@ -1,4 +1,5 @@
-//! CTRF JSON (https://ctrf.io): `{results: {tool, summary, tests}}`.
+//! CTRF JSON (https://ctrf.io): `{results: {tool, summary, tests}}`. A case proving an AI
+//! conformance requirement has `extra.requirement` and `extra.requirementLevel`.
 
 use serde_json::{Value, json};
 
@@ -42,6 +43,12 @@ pub fn to_value(report: &RunReport) -> Value {
             if !r.message.is_empty() {
                 t["message"] = json!(r.message);
             }
+            if let Some(req) = &r.spec.requirement {
+                t["extra"]["requirement"] = json!(req);
+                if let Some(c) = &report.conformance {
+                    t["extra"]["requirementLevel"] = json!(c.level_label(req));
+                }
+            }
             if r.status == Status::Interrupted {
                 t["rawStatus"] = json!("interrupted");
             }
@@ -54,6 +61,16 @@ pub fn to_value(report: &RunReport) -> Value {
         "tests": tests,
         "environment": {"extra": {"recipe": report.recipe, "interrupted": report.interrupted}},
     });
+    if let Some(c) = &report.conformance {
+        results["environment"]["extra"]["aiConformance"] = json!({
+            "version": c.version.to_string(),
+            "source": c.source,
+            "notApplicable": c.not_applicable,
+        });
+    }
+    if let Some(v) = &report.cluster_version {
+        results["environment"]["extra"]["clusterVersion"] = json!(v);
+    }
     if !report.warnings.is_empty() {
         results["extra"] = json!({"warnings": report.warnings});
     }

@@ -1,12 +1,15 @@
 //! JUnit XML as Jenkins and GitLab read it: one `<testsuite>` per suite, one `<testcase>`
 //! per case (classname = suite), failures with message and type, skips, and failed attempts
-//! of flaky cases as `<flakyFailure>` (passed) or `<rerunFailure>` (still failing).
+//! of flaky cases as `<flakyFailure>` (passed) or `<rerunFailure>` (still failing). Cases
+//! proving an AI conformance requirement carry `requirement` and `requirementLevel`
+//! properties; their suite carries the checklist version as `aiConformance`.
 
 use quick_junit::{
     FlakyOrRerun, NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
 use super::ReportError;
+use crate::conformance::ConformanceRun;
 use crate::runner::result::{CaseResult, RunReport, Status};
 
 fn failure_type(message: &str) -> &'static str {
@@ -27,7 +30,7 @@ fn rerun(a: &crate::runner::result::Attempt) -> TestRerun {
     r
 }
 
-fn test_case(r: &CaseResult) -> TestCase {
+fn test_case(r: &CaseResult, conformance: Option<&ConformanceRun>) -> TestCase {
     let earlier: Vec<TestRerun> = r
         .attempts
         .iter()
@@ -73,6 +76,12 @@ fn test_case(r: &CaseResult) -> TestCase {
     if r.is_flaky() {
         tc.add_property(("flaky", "true"));
     }
+    if let Some(req) = &r.spec.requirement {
+        tc.add_property(("requirement", req.as_str()));
+        if let Some(c) = conformance {
+            tc.add_property(("requirementLevel", c.level_label(req).as_str()));
+        }
+    }
     tc
 }
 
@@ -90,8 +99,17 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
         let mut ts = TestSuite::new(suite);
         ts.add_property(("phase", phase.as_str()));
         ts.add_property(("recipe", report.recipe.as_str()));
+        if let Some(c) = &report.conformance
+            && results.iter().any(|r| r.spec.requirement.is_some())
+        {
+            ts.add_property(("aiConformance", c.version.to_string().as_str()));
+        }
         ts.set_time(results.iter().map(|r| r.duration).sum());
-        ts.add_test_cases(results.iter().map(|r| test_case(r)));
+        ts.add_test_cases(
+            results
+                .iter()
+                .map(|r| test_case(r, report.conformance.as_ref())),
+        );
         out.add_test_suite(ts);
     }
     out.to_string().map_err(|e| ReportError::Render {

@@ -1,12 +1,16 @@
 //! Reports of a run, written to `--report-dir`: JUnit XML (`junit.xml`), CTRF JSON
-//! (`ctrf.json`) and the performance report (`performance.json`, `performance.html`).
+//! (`ctrf.json`), the run record (`results.json`, read back by `aiconform submission`) and
+//! the performance report (`performance.json`, `performance.html` with the conformance
+//! overview).
 //!
 //! Renderers are pure functions of a [`RunReport`]; [`write_all`] is the only I/O. Reports
 //! carry case ids, statuses, durations and messages — never recipe component values.
 
 pub mod ctrf;
 pub mod junit;
+pub mod overview;
 pub mod perf;
+pub mod results;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +18,7 @@ use crate::runner::RunReport;
 
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const CTRF_FILE: &str = "ctrf.json";
+pub const RESULTS_FILE: &str = "results.json";
 pub const PERF_JSON_FILE: &str = "performance.json";
 pub const PERF_HTML_FILE: &str = "performance.html";
 
@@ -34,6 +39,7 @@ pub fn render_all(report: &RunReport) -> Result<Vec<(&'static str, String)>, Rep
     Ok(vec![
         (JUNIT_FILE, junit::render(report)?),
         (CTRF_FILE, ctrf::render(report)?),
+        (RESULTS_FILE, results::render(report)?),
         (PERF_JSON_FILE, perf::render_json(&report.metrics)?),
         (PERF_HTML_FILE, perf::render_html(report)),
     ])

@@ -349,6 +349,7 @@ pub fn render_html(report: &RunReport) -> String {
         escape(&report.tool_version),
         escape(&report.summary().to_string())
     );
+    h.push_str(&super::overview::render_section(report));
     let perf: Vec<_> = report
         .results
         .iter()

@@ -76,6 +76,10 @@ pub struct CaseSpec {
     pub flaky: bool,
     /// Whether the case needs its own namespace (created before, deleted after).
     pub needs_namespace: bool,
+    /// The CNCF AI conformance requirement id this case proves (`gang_scheduling`); its
+    /// level comes from the checklist version selected for the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
 }
 
 /// Everything a case may use. Cluster-facing cases get a client and, if asked for, a

@@ -11,11 +11,13 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::audit::{self, AuditLog};
 use super::case::{CaseContext, CaseFn, CaseSpec, MetricsSink, Outcome};
 use super::namespace;
 use super::plan::Plan;
 use super::policy;
 use super::result::{Attempt, CaseResult, RunReport, Status};
+use crate::conformance::ConformanceRun;
 use crate::recipe::Recipe;
 use crate::snapshot::model::Snapshot;
 
@@ -59,6 +61,10 @@ pub struct RunOptions {
     /// Write libtest-mimic's per-case progress to this file instead of stdout. In-process
     /// tests use it so their own test output carries no nested `test result:` lines.
     pub console_log: Option<String>,
+    /// The AI conformance checklist cases report against. A case whose requirement the
+    /// checklist does not list, or that the user declared not applicable, is reported
+    /// skipped with that reason and not run. `None`: cases run without a level.
+    pub conformance: Option<ConformanceRun>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +76,7 @@ impl Default for RunOptions {
             handle_ctrl_c: false,
             ignored_phases: Vec::new(),
             console_log: None,
+            conformance: None,
         }
     }
 }
@@ -88,6 +95,7 @@ struct Shared {
     env: RunEnv,
     run_id: String,
     cancel: watch::Receiver<bool>,
+    conformance: Option<ConformanceRun>,
     metrics: MetricsSink,
     warnings: Mutex<Vec<String>>,
 }
@@ -131,6 +139,7 @@ impl Runner {
                 env,
                 run_id,
                 cancel,
+                conformance: opts.conformance.clone(),
                 metrics: MetricsSink::default(),
                 warnings: Mutex::new(Vec::new()),
             }),
@@ -278,6 +287,9 @@ impl Runner {
         }
         let report = RunReport {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: self.shared.run_id.clone(),
+            conformance: self.shared.conformance.clone(),
+            cluster_version: None,
             recipe: self.shared.env.recipe.metadata.name.clone(),
             started_ms,
             finished_ms: now_ms(),
@@ -317,6 +329,11 @@ async fn run_case(shared: Arc<Shared>, spec: Arc<CaseSpec>) -> CaseResult {
             "not started: the run was interrupted",
         );
     }
+    if let (Some(req), Some(conf)) = (&spec.requirement, &shared.conformance)
+        && let Some(reason) = conf.skip_reason(req)
+    {
+        return CaseResult::not_run(spec, Status::Skipped, reason);
+    }
     let Some(f) = (shared.env.resolver)(&spec.name) else {
         let message = format!(
             "no implementation registered for case `{}` (suite `{}`); this build does not provide it — check the suite file or upgrade aiconform",
@@ -331,16 +348,19 @@ async fn run_case(shared: Arc<Shared>, spec: Arc<CaseSpec>) -> CaseResult {
             }],
         );
     };
+    let log = AuditLog::default();
     let mut attempts = Vec::new();
     for n in 1.. {
-        let a = run_attempt(&shared, &spec, f).await;
+        let a = run_attempt(&shared, &spec, f, &log).await;
         let status = a.status;
         attempts.push(a);
         if !policy::should_retry(&spec, n, status) || shared.cancelled() {
             break;
         }
     }
-    CaseResult::from_attempts(spec, attempts)
+    let mut result = CaseResult::from_attempts(spec, attempts);
+    (result.writes, result.writes_left_out) = log.take();
+    result
 }
 
 fn panic_text(e: tokio::task::JoinError) -> String {
@@ -354,7 +374,7 @@ fn panic_text(e: tokio::task::JoinError) -> String {
         .unwrap_or_else(|| "unknown panic payload".into())
 }
 
-async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn) -> Attempt {
+async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &AuditLog) -> Attempt {
     let start = Instant::now();
     let mut ns = None;
     if spec.needs_namespace {
@@ -378,7 +398,11 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn) -> Attemp
     }
     let ctx = CaseContext {
         spec: spec.clone(),
-        client: shared.env.client.clone(),
+        client: shared
+            .env
+            .client
+            .clone()
+            .map(|c| audit::audited(c, log.clone())),
         recipe: shared.env.recipe.clone(),
         snapshot: shared.env.snapshot.clone(),
         namespace: ns.clone(),

@@ -5,7 +5,9 @@
 //! - [`policy`]: retries, phase gating, namespace names (pure).
 //! - [`exec`]: running a plan on libtest-mimic against a cluster (I/O).
 //! - [`result`]: what a run produced, rendered by [`crate::report`].
+//! - [`audit`]: the writes each case sends to the API server, kept as evidence.
 
+pub mod audit;
 pub mod builtin;
 pub mod case;
 pub mod exec;

@@ -190,6 +190,7 @@ pub fn plan(suites: &SuiteSet, recipe: &Recipe, sel: &Selection) -> Result<Plan,
                     retries: def.retries,
                     flaky: def.flaky,
                     needs_namespace: def.needs_namespace,
+                    requirement: def.requirement.clone(),
                 });
             }
         }
@@ -205,13 +206,25 @@ pub fn plan(suites: &SuiteSet, recipe: &Recipe, sel: &Selection) -> Result<Plan,
     })
 }
 
-/// `--list` output: one line per case (id, phase, description), aligned.
-pub fn render_list(plan: &Plan) -> String {
+/// `--list` output: one line per case (id, phase, description), aligned. A case proving an
+/// AI conformance requirement ends with its id, and its level when a checklist is chosen.
+pub fn render_list(
+    plan: &Plan,
+    conformance: Option<&crate::conformance::ConformanceRun>,
+) -> String {
     let w = plan.cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in &plan.cases {
+        let req = match (&c.requirement, conformance) {
+            (None, _) => String::new(),
+            (Some(r), None) => format!(" [{r}]"),
+            (Some(r), Some(conf)) => match conf.checklist().get(r) {
+                Some(req) => format!(" [{r}: {} in {}]", req.level_label(), conf.version),
+                None => format!(" [{r}: not in the {} checklist]", conf.version),
+            },
+        };
         out.push_str(&format!(
-            "{:<w$}  {:<11}  {}\n",
+            "{:<w$}  {:<11}  {}{req}\n",
             c.id,
             c.phase.as_str(),
             c.description
@@ -432,7 +445,7 @@ mod tests {
             },
         )
         .unwrap();
-        let out = render_list(&p);
+        let out = render_list(&p, None);
         assert!(out.starts_with("fabric/nccl-all-reduce-bw  performance  all_reduce_perf"));
         assert!(out.ends_with("2 cases\n"));
     }

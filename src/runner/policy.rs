@@ -117,6 +117,7 @@ mod tests {
             retries,
             flaky,
             needs_namespace: false,
+            requirement: None,
         }
     }
 

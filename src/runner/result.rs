@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::audit::ApiWrite;
 use super::case::{CaseSpec, MetricsData, Outcome, Phase};
 
 /// Final status of a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passed,
@@ -70,6 +71,10 @@ pub struct CaseResult {
     pub attempts: Vec<Attempt>,
     /// Total time over all attempts.
     pub duration: Duration,
+    /// Writes the case sent to the API server over all attempts (what it created).
+    pub writes: Vec<ApiWrite>,
+    /// Writes beyond [`crate::runner::audit::MAX_WRITES`], counted only.
+    pub writes_left_out: usize,
 }
 
 impl CaseResult {
@@ -81,6 +86,8 @@ impl CaseResult {
             message: message.into(),
             attempts: Vec::new(),
             duration: Duration::ZERO,
+            writes: Vec::new(),
+            writes_left_out: 0,
         }
     }
 
@@ -107,6 +114,8 @@ impl CaseResult {
             message,
             attempts,
             duration,
+            writes: Vec::new(),
+            writes_left_out: 0,
         }
     }
 
@@ -153,6 +162,12 @@ impl std::fmt::Display for Summary {
 pub struct RunReport {
     pub tool_version: String,
     pub recipe: String,
+    /// The run's id (namespaces carry it as a label).
+    pub run_id: String,
+    /// The AI conformance checklist the cases reported against, if one was selected.
+    pub conformance: Option<crate::conformance::ConformanceRun>,
+    /// The cluster's Kubernetes version (`gitVersion`), when a cluster was targeted.
+    pub cluster_version: Option<String>,
     /// Unix milliseconds; CTRF requires start and stop.
     pub started_ms: u64,
     pub finished_ms: u64,

@@ -17,6 +17,7 @@
 //!     validation: nccl.allReduce  # recipe.validation path deep-merged over params
 //!     implementation: x        # registered case name (default: name)
 //!     expand: perComponent     # one case per recipe component / perConstraint
+//!     requirement: gang_scheduling  # CNCF AI conformance requirement id the case proves
 //! ```
 
 use std::collections::BTreeMap;
@@ -109,6 +110,8 @@ struct RawCase {
     implementation: Option<String>,
     #[serde(default)]
     expand: Option<Expand>,
+    #[serde(default)]
+    requirement: Option<Spanned<String>>,
 }
 
 /// One case entry of a suite file, checked.
@@ -127,6 +130,8 @@ pub struct CaseDef {
     /// Registered implementation name.
     pub implementation: String,
     pub expand: Option<Expand>,
+    /// CNCF AI conformance requirement id the case proves.
+    pub requirement: Option<String>,
     /// `file:line` of the entry, for messages.
     pub origin: String,
 }
@@ -317,7 +322,30 @@ pub fn parse_suite(text: &str, origin: &str) -> Result<Suite, SuiteError> {
                 ));
             }
         };
+        let requirement = match c.requirement {
+            None => None,
+            Some(r) if crate::conformance::catalog::known_ids().contains(r.value.as_str()) => {
+                Some(r.value)
+            }
+            Some(r) => {
+                return Err(invalid(
+                    r.referenced.line(),
+                    format!(
+                        "case `{cname}`: `{}` is not a CNCF AI conformance requirement id",
+                        r.value
+                    ),
+                    &format!(
+                        "use one of {}",
+                        crate::conformance::catalog::known_ids()
+                            .into_iter()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        };
         cases.push(CaseDef {
+            requirement,
             implementation: c.implementation.unwrap_or_else(|| cname.clone()),
             name: cname,
             description: c.description,

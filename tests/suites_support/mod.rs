@@ -184,6 +184,7 @@ pub fn spec(name: &str, params: Value, timeout: Duration, needs_namespace: bool)
         retries: 0,
         flaky: false,
         needs_namespace,
+        requirement: None,
     }
 }
 

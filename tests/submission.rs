@@ -1,0 +1,602 @@
+//! CNCF AI conformance submissions end to end: the runner (stub cases, no cluster) records a
+//! run in results.json, `submission write` turns it into PRODUCT.yaml + evidence (golden per
+//! checklist version), `submission check` accepts a full pass and refuses a failed MUST,
+//! catches each rule of the program's CI, and the HTML report shows one row per requirement.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use aiconform::conformance::check;
+use aiconform::conformance::product::Product;
+use aiconform::conformance::submission;
+use aiconform::conformance::{ConformanceRun, Version};
+use aiconform::recipe::Recipe;
+use aiconform::report;
+use aiconform::report::results::RunRecord;
+use aiconform::runner::{
+    CaseContext, CaseFn, Outcome, Phase, RunEnv, RunOptions, RunReport, Runner, Selection, Status,
+    SuiteSet, plan,
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn recipe() -> Recipe {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "aiconform.dev/v1alpha1", "kind": "Recipe",
+        "metadata": {"name": "h100-onprem-training", "toolVersion": "test", "appliedOverlays": [], "valueCount": 0},
+        "criteria": {}, "constraints": [], "deploymentOrder": [], "components": [],
+        "validation": null
+    }))
+    .unwrap()
+}
+
+fn pass(ctx: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
+    async move {
+        Ok(Outcome::passed(format!(
+            "observed the behaviour of {}",
+            ctx.spec.name
+        )))
+    }
+    .boxed()
+}
+
+fn fail(_: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
+    async {
+        Ok(Outcome::failed(
+            "2 of 4 gang members Running while 2 stayed Pending: the gang started partially",
+        ))
+    }
+    .boxed()
+}
+
+/// Run the built-in conformance suite with stub cases: every case passes except `failing`.
+fn stub_run(conformance: ConformanceRun, failing: Option<&'static str>) -> RunReport {
+    // The built-in conformance suite, minus per-case namespaces (there is no cluster).
+    let text = std::fs::read_to_string(root().join("suites/conformance.yaml"))
+        .unwrap()
+        .replace("    needsNamespace: true\n", "");
+    let set = SuiteSet::from_texts(&[("suites/conformance.yaml".into(), text)]).unwrap();
+    let sel = Selection {
+        phases: vec![Phase::Conformance],
+        ..Default::default()
+    };
+    let p = plan(&set, &recipe(), &sel).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = RunEnv {
+        client: None,
+        recipe: Arc::new(recipe()),
+        snapshot: None,
+        resolver: Arc::new(move |name: &str| -> Option<CaseFn> {
+            Some(if Some(name) == failing { fail } else { pass })
+        }),
+    };
+    let opts = RunOptions {
+        console_log: Some(
+            std::env::temp_dir()
+                .join(format!(
+                    "aiconform-submission-test-{}.log",
+                    std::process::id()
+                ))
+                .display()
+                .to_string(),
+        ),
+        conformance: Some(conformance),
+        ..Default::default()
+    };
+    let mut r = Runner::new(rt.handle().clone(), env, opts).execute(&p);
+    // Deterministic: fixed ids, times and durations.
+    let v = r.conformance.as_ref().unwrap().version;
+    r.run_id = "1767225600000-fixtur".into();
+    r.cluster_version = Some(format!("v{v}.2"));
+    r.started_ms = 1_767_225_600_000;
+    r.finished_ms = 1_767_225_660_000;
+    for c in &mut r.results {
+        c.duration = Duration::from_millis(1500);
+        for a in &mut c.attempts {
+            a.duration = Duration::from_millis(1500);
+        }
+    }
+    r
+}
+
+fn conformance(minor: u32, not_applicable: &[(&str, &str)]) -> ConformanceRun {
+    let mut c = ConformanceRun::new(Version::new(1, minor), "--ai-conformance");
+    for (id, why) in not_applicable {
+        c.not_applicable.insert(id.to_string(), why.to_string());
+    }
+    c
+}
+
+fn product() -> Product {
+    Product::load(&root().join("fixtures/conformance/product.yaml")).unwrap()
+}
+
+/// Write the run's reports and a submission from them (as the CLI does); returns the
+/// product directory.
+fn write_submission(report: &RunReport, out: &Path) -> PathBuf {
+    let report_dir = out.join("report");
+    report::write_all(&report_dir, report).unwrap();
+    let run = RunRecord::load(&report_dir).unwrap();
+    let checklist = submission::checklist_of(&run, &report_dir).unwrap();
+    let sub = submission::render(checklist, &run, &product()).unwrap();
+    submission::write(&out.join("submission"), &sub, false).unwrap()
+}
+
+const ON_PREM: &str = "on-prem: the nodes are bare metal; there is no cluster autoscaler";
+
+#[test]
+fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
+    for minor in [33, 34, 35, 36] {
+        let report = stub_run(
+            conformance(minor, &[("cluster_autoscaling", ON_PREM)]),
+            None,
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = write_submission(&report, tmp.path());
+        assert!(
+            dir.ends_with(format!("v1.{minor}/acme-ai-cloud")),
+            "{}",
+            dir.display()
+        );
+        let product_yaml = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
+        insta::assert_snapshot!(format!("product_v1_{minor}"), product_yaml);
+        let r = check::check(&dir);
+        assert!(r.passed(), "v1.{minor}: {:?}", r.problems);
+        assert_eq!(r.version, Some(Version::new(1, minor)));
+        assert_eq!(
+            r.notes.len(),
+            1,
+            "the declared N/A is noted for the reviewer"
+        );
+        assert!(r.notes[0].to_string().starts_with("spec.schedulingOrchestration[1].status: 'cluster_autoscaling' is a conditional MUST declared N/A"));
+        let mut evidence: Vec<String> = std::fs::read_dir(dir.join("evidence"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        evidence.sort();
+        let expected = match minor {
+            33..=35 => 9,
+            _ => 8,
+        };
+        assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
+        assert!(dir.join("README.md").is_file());
+    }
+}
+
+#[test]
+fn evidence_states_what_ran_and_was_observed() {
+    let report = stub_run(conformance(34, &[("cluster_autoscaling", ON_PREM)]), None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&report, tmp.path());
+    let gang = std::fs::read_to_string(dir.join("evidence/gang_scheduling.md")).unwrap();
+    insta::assert_snapshot!("evidence_gang_scheduling", gang);
+    let na = std::fs::read_to_string(dir.join("evidence/cluster_autoscaling.md")).unwrap();
+    assert!(
+        na.contains(
+            "**Verdict:** N/A, declared by the platform owner in the run configuration: on-prem"
+        ),
+        "{na}"
+    );
+    assert!(
+        na.contains("- **Observed:** declared not applicable: on-prem"),
+        "the case did not run: {na}"
+    );
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("| `gang_scheduling` | MUST | Implemented | [evidence/gang_scheduling.md](evidence/gang_scheduling.md) |"), "{readme}");
+    assert!(
+        readme.contains("| `cluster_autoscaling` | MUST (conditional) | N/A |"),
+        "{readme}"
+    );
+}
+
+#[test]
+fn round_trip_with_a_failed_must_is_refused_naming_it() {
+    let report = stub_run(
+        conformance(35, &[("cluster_autoscaling", ON_PREM)]),
+        Some("gang-scheduling"),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&report, tmp.path());
+    let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
+    assert!(text.contains("status: Not Implemented"), "{text}");
+    assert!(
+        text.contains("the gang started partially"),
+        "reason in notes: {text}"
+    );
+    let r = check::check(&dir);
+    let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "spec.schedulingOrchestration[0].status: requirement 'gang_scheduling' is MUST level but status is 'Not Implemented'; it must be 'Implemented'"
+        ]
+    );
+}
+
+#[test]
+fn without_a_declaration_a_skipped_conditional_must_is_not_proven() {
+    // The stub resolver has no implementation for cluster-autoscaling: it fails, so the
+    // conditional MUST is Not Implemented unless declared; nothing is silently N/A.
+    let report = stub_run(conformance(34, &[]), Some("cluster-autoscaling"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&report, tmp.path());
+    let r = check::check(&dir);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(
+        r.problems[0]
+            .message
+            .contains("'cluster_autoscaling' is MUST level")
+    );
+}
+
+#[test]
+fn cases_report_their_requirement_level_and_checklist_gating() {
+    let report = stub_run(
+        conformance(
+            36,
+            &[(
+                "pod_autoscaling",
+                "no HPA: the platform offers no HorizontalPodAutoscaler",
+            )],
+        ),
+        None,
+    );
+    let get = |id: &str| report.results.iter().find(|r| r.spec.id == id).unwrap();
+    let dra = get("conformance/dra-support");
+    assert_eq!(dra.status, Status::Skipped);
+    assert_eq!(
+        dra.message,
+        "requirement dra_support is not part of the AI conformance 1.36 checklist (it is in 1.33, 1.34, 1.35); not run"
+    );
+    assert!(dra.attempts.is_empty(), "not run");
+    let hpa = get("conformance/pod-autoscaling");
+    assert_eq!(hpa.status, Status::Skipped);
+    assert_eq!(
+        hpa.message,
+        "declared not applicable: no HPA: the platform offers no HorizontalPodAutoscaler"
+    );
+    assert_eq!(get("conformance/inference-gateway").status, Status::Passed);
+    // JUnit properties and CTRF extra fields.
+    let junit = report::junit::render(&report).unwrap();
+    assert!(
+        junit.contains(r#"<property name="requirement" value="ai_inference"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="requirementLevel" value="MUST (conditional)"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="requirementLevel" value="not in 1.36"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="aiConformance" value="1.36"/>"#),
+        "{junit}"
+    );
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&report::ctrf::render(&report).unwrap()).unwrap();
+    let tests = ctrf["results"]["tests"].as_array().unwrap();
+    let gang = tests
+        .iter()
+        .find(|t| t["name"] == "conformance/gang-scheduling")
+        .unwrap();
+    assert_eq!(gang["extra"]["requirement"], "gang_scheduling");
+    assert_eq!(gang["extra"]["requirementLevel"], "MUST");
+    assert_eq!(
+        ctrf["results"]["environment"]["extra"]["aiConformance"]["version"],
+        "1.36"
+    );
+    // results.json carries the same.
+    let record = RunRecord::from_report(&report);
+    let c = record
+        .cases
+        .iter()
+        .find(|c| c.id == "conformance/robust-controller")
+        .unwrap();
+    assert_eq!(
+        (c.requirement.as_deref(), c.level.as_deref()),
+        (Some("robust_controller"), Some("MUST"))
+    );
+}
+
+#[test]
+fn html_overview_has_one_row_per_requirement() {
+    let report = stub_run(
+        conformance(35, &[("cluster_autoscaling", ON_PREM)]),
+        Some("robust-controller"),
+    );
+    let html = report::perf::render_html(&report);
+    let rows: Vec<&str> = html
+        .lines()
+        .filter(|l| l.starts_with("<tr data-requirement="))
+        .collect();
+    assert_eq!(rows.len(), 12, "9 MUST + 3 SHOULD in 1.35");
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(&format!("<tr data-requirement=\"{id}\">")))
+            .unwrap_or_else(|| panic!("no row for {id}"))
+            .to_string()
+    };
+    assert_eq!(
+        row("gang_scheduling"),
+        "<tr data-requirement=\"gang_scheduling\"><td>gang_scheduling</td><td>MUST</td><td class=\"passed\">implemented</td><td>conformance/gang-scheduling: observed the behaviour of gang-scheduling</td></tr>"
+    );
+    assert!(row("robust_controller").contains("<td class=\"failed\">not implemented</td><td>conformance/robust-controller failed: 2 of 4 gang members"), "{}", row("robust_controller"));
+    assert!(row("cluster_autoscaling").contains("<td>MUST (conditional)</td><td class=\"skipped\">not applicable</td><td>declared not applicable: on-prem"));
+    assert!(row("gpu_sharing").contains("<td>SHOULD</td><td class=\"skipped\">not run</td>"));
+    assert!(html.contains("<h2>CNCF AI conformance 1.35</h2>"));
+}
+
+// ---- check: one fixture per rule ----------------------------------------------------------
+
+/// A passing 1.34 submission to break one rule at a time.
+fn valid_submission(tmp: &Path) -> PathBuf {
+    let report = stub_run(conformance(34, &[("cluster_autoscaling", ON_PREM)]), None);
+    write_submission(&report, tmp)
+}
+
+fn edit(dir: &Path, f: impl FnOnce(String) -> String) {
+    let p = dir.join("PRODUCT.yaml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let new = f(text.clone());
+    assert_ne!(new, text, "the fixture edit changed nothing");
+    std::fs::write(&p, new).unwrap();
+}
+
+#[test]
+fn check_catches_each_rule() {
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit, &str, &str)> = vec![
+        (
+            "missing category",
+            Box::new(|t: String| t.replace("  operator:\n", "  operators:\n")),
+            "spec.operator",
+            "missing spec category: operator",
+        ),
+        (
+            "missing requirement",
+            Box::new(|t: String| t.replace("id: robust_controller", "id: robust_operator")),
+            "spec.operator",
+            "missing requirement 'robust_controller'",
+        ),
+        (
+            "changed description",
+            Box::new(|t: String| {
+                t.replacen("Dynamic Resource Allocation (DRA) APIs", "DRA APIs", 1)
+            }),
+            "spec.accelerators[0].description",
+            "differs from the published checklist",
+        ),
+        (
+            "changed level",
+            Box::new(|t: String| t.replacen("level: MUST", "level: SHOULD", 1)),
+            "spec.accelerators[0].level",
+            "must stay MUST",
+        ),
+        (
+            "invalid status",
+            Box::new(|t: String| t.replacen("status: Implemented", "status: Done", 1)),
+            "spec.accelerators[0].status",
+            "invalid status 'Done'",
+        ),
+        (
+            "MUST not implemented",
+            Box::new(|t: String| {
+                t.replacen("status: Implemented", "status: Partially Implemented", 1)
+            }),
+            "spec.accelerators[0].status",
+            "is MUST level but status is 'Partially Implemented'",
+        ),
+        (
+            "unconditional MUST N/A",
+            Box::new(|t: String| t.replacen("status: Implemented", "status: N/A", 1)),
+            "spec.accelerators[0].status",
+            "is MUST level but status is 'N/A'",
+        ),
+        (
+            "N/A without notes",
+            Box::new(|t: String| {
+                let i = t.find("status: N/A").unwrap();
+                let j = i + t[i..].find("notes:").unwrap();
+                let k = j + t[j..].find('\n').unwrap();
+                format!("{}notes: \"\"{}", &t[..j], &t[k..])
+            }),
+            "spec.schedulingOrchestration[1].notes",
+            "notes required for 'cluster_autoscaling' when status is N/A",
+        ),
+        (
+            "missing evidence file",
+            Box::new(|t: String| t.replacen("evidence/dra_support.md", "evidence/dra.md", 1)),
+            "spec.accelerators[0].evidence[0]",
+            "invalid evidence file for 'dra_support': evidence/dra.md",
+        ),
+        (
+            "malformed evidence URL",
+            Box::new(|t: String| t.replacen("evidence/dra_support.md", "https:///nowhere", 1)),
+            "spec.accelerators[0].evidence[0]",
+            "invalid evidence URL",
+        ),
+        (
+            "missing metadata field",
+            Box::new(|t: String| {
+                t.replace("  contactEmailAddress: conformance@acme.example\n", "")
+            }),
+            "metadata.contactEmailAddress",
+            "missing metadata field contactEmailAddress (or contact_email_address)",
+        ),
+        (
+            "empty metadata field",
+            Box::new(|t: String| t.replace("platformVersion: \"2.3\"", "platformVersion: \"\"")),
+            "metadata.platformVersion",
+            "is empty",
+        ),
+        (
+            "placeholder",
+            Box::new(|t: String| {
+                t.replace(
+                    "vendorName: Acme Corporation",
+                    "vendorName: \"[Vendor Name]\"",
+                )
+            }),
+            "metadata.vendorName",
+            "has placeholder value: [Vendor Name]",
+        ),
+        (
+            "non-string metadata",
+            Box::new(|t: String| t.replace("platformVersion: \"2.3\"", "platformVersion: 2.3")),
+            "metadata.platformVersion",
+            "is not a string",
+        ),
+        (
+            "k8sConformanceUrl form",
+            Box::new(|t: String| {
+                t.replace(
+                    "k8s-conformance/tree/master/v1.34",
+                    "k8s-conformance/blob/master/v1.34",
+                )
+            }),
+            "metadata.k8sConformanceUrl",
+            "invalid format",
+        ),
+        (
+            "malformed metadata URL",
+            Box::new(|t: String| {
+                t.replace(
+                    "websiteUrl: https://acme.example/ai",
+                    "websiteUrl: https://",
+                )
+            }),
+            "metadata.websiteUrl",
+            "invalid URL",
+        ),
+        (
+            "missing spec",
+            Box::new(|t: String| t[..t.find("spec:").unwrap()].to_string()),
+            "spec",
+            "missing 'spec' section",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = valid_submission(tmp.path());
+    let text = std::fs::read_to_string(pristine.join("PRODUCT.yaml")).unwrap();
+    for (rule, f, path, message) in cases {
+        std::fs::write(pristine.join("PRODUCT.yaml"), &text).unwrap();
+        edit(&pristine, f);
+        let r = check::check(&pristine);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.path == path && p.message.contains(message)),
+            "{rule}: expected `{path}: ...{message}...`, got {:#?}",
+            r.problems
+        );
+        // Nothing outside the broken entry is flagged.
+        let scope = path.rsplit_once('.').map_or(path, |(a, _)| a);
+        assert!(
+            r.problems.iter().all(|p| p.path.starts_with(scope)),
+            "{rule}: only `{scope}` is flagged: {:#?}",
+            r.problems
+        );
+    }
+}
+
+#[test]
+fn check_reads_the_version_from_the_path_and_accepts_snake_case_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = valid_submission(tmp.path());
+    edit(&dir, |t| {
+        t.replace("contactEmailAddress:", "contact_email_address:")
+    });
+    assert!(check::check(&dir).passed());
+    // A SHOULD left empty is skipped, one with evidence but no status is not.
+    let moved = tmp.path().join("elsewhere/acme");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&dir, &moved).unwrap();
+    let r = check::check(&moved);
+    assert_eq!(r.problems[0].path, "(path)");
+    assert!(
+        r.problems[0]
+            .message
+            .contains("cannot determine the version")
+    );
+    let v135 = tmp.path().join("submission/v1.35/acme");
+    std::fs::create_dir_all(v135.parent().unwrap()).unwrap();
+    std::fs::rename(&moved, &v135).unwrap();
+    let r = check::check(&v135);
+    assert!(
+        r.problems.iter().any(|p| p.path == "spec.accelerators"
+            && p.message
+                .contains("missing requirement 'driver_runtime_management'")),
+        "a 1.34 file checked as 1.35: {:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn should_not_run_stays_empty_and_passes() {
+    let report = stub_run(conformance(35, &[("cluster_autoscaling", ON_PREM)]), None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&report, tmp.path());
+    let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
+    let i = text.find("id: gpu_sharing").unwrap();
+    let entry = &text[i..i + text[i..].find("- id:").unwrap()];
+    assert!(
+        entry.contains("status: \"\"")
+            && entry.contains("evidence: []")
+            && entry.contains("notes: \"\""),
+        "{entry}"
+    );
+    assert!(check::check(&dir).passed());
+    // With evidence but no status the program's CI refuses it.
+    edit(&dir, |t| {
+        let j = t.find("id: gpu_sharing").unwrap();
+        let k = j + t[j..].find("evidence: []").unwrap();
+        format!(
+            "{}evidence: [https://acme.example/sharing]{}",
+            &t[..k],
+            &t[k + "evidence: []".len()..]
+        )
+    });
+    let r = check::check(&dir);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert_eq!(r.problems[0].path, "spec.accelerators[2].status");
+}
+
+#[test]
+fn write_refuses_to_overwrite_and_leaves_nothing_half_written() {
+    let report = stub_run(conformance(34, &[]), None);
+    let tmp = tempfile::tempdir().unwrap();
+    let report_dir = tmp.path().join("report");
+    report::write_all(&report_dir, &report).unwrap();
+    let run = RunRecord::load(&report_dir).unwrap();
+    let sub = submission::render(
+        submission::checklist_of(&run, &report_dir).unwrap(),
+        &run,
+        &product(),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    submission::write(&out, &sub, false).unwrap();
+    let e = submission::write(&out, &sub, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already exists; pass --force"), "{e}");
+    std::fs::write(out.join("v1.34/acme-ai-cloud/evidence/stale.md"), "old").unwrap();
+    submission::write(&out, &sub, true).unwrap();
+    assert!(
+        !out.join("v1.34/acme-ai-cloud/evidence/stale.md").exists(),
+        "replaced, not merged"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out.join("v1.34"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("acme-ai-cloud")]);
+}
