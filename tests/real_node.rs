@@ -184,14 +184,13 @@ async fn pods_on_the_real_node_run_for_real() {
         .await
         .unwrap();
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let unhealthy = watcher(
+    let mut unhealthy = watcher(
         events,
         watcher::Config::default().fields("involvedObject.name=unready,reason=Unhealthy"),
     )
     .applied_objects()
-    .boxed()
-    .try_next();
-    let event = tokio::time::timeout(Duration::from_secs(120), unhealthy)
+    .boxed();
+    let event = tokio::time::timeout(Duration::from_secs(120), unhealthy.try_next())
         .await
         .expect("an Unhealthy event within 120s")
         .unwrap()
@@ -268,5 +267,20 @@ async fn snapshot_agent_reads_this_machine_from_its_container() {
     // the one above came from the mount) and the pod has its own UTS namespace.
     assert_ne!(report.hostname, host("/proc/sys/kernel/hostname"));
     assert!(!report.hostname.is_empty());
-    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    // Kernel modules as this machine has them (a kernel without module support has no
+    // /proc/modules: then that is the only note).
+    match std::fs::read_to_string("/proc/modules") {
+        Ok(text) => {
+            assert_eq!(
+                report.modules,
+                aiconform::snapshot::agent::parse_modules(&text)
+            );
+            assert!(report.notes.is_empty(), "{:?}", report.notes);
+        }
+        Err(_) => assert!(
+            report.notes.len() == 1 && report.notes[0].contains("/host/proc/modules"),
+            "{:?}",
+            report.notes
+        ),
+    }
 }
