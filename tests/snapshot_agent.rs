@@ -63,8 +63,8 @@ fn h100_sxm_node_from_sysfs() {
     assert_eq!(r.cpu.logical_cpus, 4);
     assert_eq!(
         r.pci_devices.len(),
-        12,
-        "all PCI functions, NVSwitches included: {:?}",
+        13,
+        "all PCI functions (host bridge, 4 NVSwitches, 8 GPUs): {:?}",
         r.pci_devices
     );
     assert!(
