@@ -294,7 +294,7 @@ fn cluster_up_status_down_cli() {
         c
     };
     let up = cli()
-        .args(["cluster", "up", "--nodes", "1"])
+        .args(["cluster", "up", "--nodes", "1", "--real-node", "off"])
         .assert()
         .success();
     let kubeconfig = String::from_utf8(up.get_output().stdout.clone()).unwrap();
@@ -312,6 +312,10 @@ fn cluster_up_status_down_cli() {
     let status = cli().args(["cluster", "status"]).assert().success();
     let out = String::from_utf8(status.get_output().stdout.clone()).unwrap();
     assert!(out.contains("nodes: 2 (8 GPUs)"), "{out}");
+    assert!(
+        out.contains("real node: none (disabled (--real-node=off))"),
+        "{out}"
+    );
 
     cli().args(["cluster", "down"]).assert().success();
     assert!(

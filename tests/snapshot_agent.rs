@@ -59,6 +59,19 @@ fn h100_sxm_node_from_sysfs() {
     );
     assert_eq!(r.gpu.devices[0].pci_address, "0000:53:00.0");
     assert_eq!(r.gpu.devices[7].pci_address, "0000:ca:00.0");
+    assert_eq!(r.cpu.model, "Intel(R) Xeon(R) Platinum 8488C");
+    assert_eq!(r.cpu.logical_cpus, 4);
+    assert_eq!(
+        r.pci_devices.len(),
+        13,
+        "all PCI functions (host bridge, 4 NVSwitches, 8 GPUs): {:?}",
+        r.pci_devices
+    );
+    assert!(
+        r.pci_devices
+            .windows(2)
+            .all(|w| w[0].address < w[1].address)
+    );
     assert!(r.notes.is_empty(), "{:?}", r.notes);
 }
 
@@ -82,8 +95,10 @@ fn unknown_ids_and_broken_entries() {
         ["NVIDIA H200", "NVIDIA H100 PCIe", "NVIDIA device 0x20b5"]
     );
     assert!(r.modules.is_empty());
-    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
     assert!(r.notes[0].contains("modules"), "{:?}", r.notes);
+    assert!(r.notes[1].contains("cpuinfo"), "{:?}", r.notes);
+    assert!(r.cpu.is_empty());
 }
 
 #[test]
@@ -96,7 +111,7 @@ fn missing_roots_become_notes_not_errors() {
     });
     assert!(r.os_release.is_empty());
     assert_eq!(r.kernel_release, None);
-    assert_eq!(r.notes.len(), 4, "{:?}", r.notes);
+    assert_eq!(r.notes.len(), 5, "{:?}", r.notes);
     assert!(
         r.notes
             .iter()

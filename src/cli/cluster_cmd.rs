@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster, pid_alive, terminate_pid};
+use aiconform::cluster::embedded::{
+    EmbeddedOptions, RealNode, RunningCluster, parse_real_node_line, pid_alive, terminate_pid,
+};
 
 use super::progress::Spinner;
 
@@ -42,6 +44,10 @@ enum ClusterCommand {
         /// Give up if not ready within this many seconds
         #[arg(long, default_value_t = 180, value_name = "SECONDS")]
         timeout: u64,
+        /// A real node (kubelet + containerd, pods really run) beside the simulated ones:
+        /// auto = when this machine can run it (root, containerd, runc, CNI plugins)
+        #[arg(long, value_enum, default_value_t = RealNode::Auto)]
+        real_node: RealNode,
     },
     /// Stop the cluster and remove its processes
     Down,
@@ -80,6 +86,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             no_gang,
             no_deviceclass,
             timeout,
+            real_node,
         } => {
             if let Some(pid) = running_pid(&dir) {
                 eprintln!("embedded cluster already running (pid {pid})");
@@ -94,6 +101,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 data_dir: Some(dir.clone()),
                 parent_pid: None,
                 start_timeout: Duration::from_secs(timeout),
+                real_node,
+                ..EmbeddedOptions::default()
             };
             let spinner = Spinner::new("starting embedded cluster");
             let cluster = RunningCluster::start_detached(&opts, &|line| spinner.set_message(line))
@@ -106,6 +115,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 cluster.pid,
                 cluster.log_file.display()
             );
+            match &cluster.real_node {
+                Ok(name) => {
+                    eprintln!("real node: {name} (kubelet + containerd; pods run for real)")
+                }
+                Err(reason) => eprintln!("real node: none ({reason})"),
+            }
             eprintln!(
                 "use it with: export KUBECONFIG={}",
                 cluster.kubeconfig.display()
@@ -151,6 +166,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .sum();
             println!("running: pid {pid}, Kubernetes {version}");
             println!("nodes: {} ({gpus} GPUs)", nodes.len());
+            let real = std::fs::read_to_string(dir.join("real-node"))
+                .ok()
+                .and_then(|t| t.lines().find_map(parse_real_node_line));
+            match real {
+                Some(Ok(name)) => println!("real node: {name}"),
+                Some(Err(reason)) => println!("real node: none ({reason})"),
+                None => println!("real node: none (not reported)"),
+            }
             println!("kubeconfig: {}", kubeconfig.display());
             Ok(ExitCode::SUCCESS)
         }

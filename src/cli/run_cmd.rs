@@ -327,6 +327,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
             );
             let opts = EmbeddedOptions {
                 parent_pid: Some(std::process::id()),
+                real_node: aiconform::cluster::embedded::RealNode::Off,
                 ..EmbeddedOptions::default()
             };
             let c = RunningCluster::start(&opts, &|line| eprintln!("  {line}"))

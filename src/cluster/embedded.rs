@@ -12,6 +12,28 @@ pub const BINARY_NAME: &str = "aiconform-testcluster";
 /// Overrides where the binary is looked up.
 pub const BINARY_ENV: &str = "AICONFORM_TESTCLUSTER_BIN";
 
+/// Whether the cluster gets a real node: a kubelet with its own containerd beside the
+/// simulated nodes, on which pods really run (needs root, containerd, runc and CNI plugins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RealNode {
+    /// When this machine can run it; otherwise the cluster starts without it and says why.
+    #[default]
+    Auto,
+    /// Required: starting fails when this machine cannot run it.
+    On,
+    Off,
+}
+
+impl RealNode {
+    fn flag(self) -> &'static str {
+        match self {
+            RealNode::Auto => "auto",
+            RealNode::On => "on",
+            RealNode::Off => "off",
+        }
+    }
+}
+
 /// How to start the embedded cluster.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -28,6 +50,9 @@ pub struct EmbeddedOptions {
     /// Exit when this process is gone (tests pass their own pid).
     pub parent_pid: Option<u32>,
     pub start_timeout: Duration,
+    pub real_node: RealNode,
+    /// Image archives loaded into the real node's runtime (it pulls nothing).
+    pub image_archives: Vec<PathBuf>,
 }
 
 impl Default for EmbeddedOptions {
@@ -40,6 +65,8 @@ impl Default for EmbeddedOptions {
             data_dir: None,
             parent_pid: None,
             start_timeout: Duration::from_secs(180),
+            real_node: RealNode::Auto,
+            image_archives: local_image_archives(),
         }
     }
 }
@@ -95,6 +122,32 @@ pub fn locate_binary() -> Result<PathBuf, ClusterError> {
         })
 }
 
+/// Image archives built by `ci/image/build.sh` (`target/image/*.tar`), sorted.
+pub fn local_image_archives() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        dirs.extend(dir.ancestors().take(3).map(|d| d.join("image")));
+    }
+    if let Some(root) = source_root() {
+        dirs.push(root.join("target/image"));
+    }
+    let Some(dir) = dirs.into_iter().find(|d| d.is_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Locate the binary, building it from the source checkout if it is missing.
 pub fn ensure_binary(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
     let missing = match locate_binary() {
@@ -132,6 +185,8 @@ pub struct RunningCluster {
     pub pid: u32,
     pub kubeconfig: PathBuf,
     pub log_file: PathBuf,
+    /// The real node's name, or why the cluster has none.
+    pub real_node: Result<String, String>,
     /// Holds the ready-file and stdout log for clusters without a data dir.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -203,6 +258,10 @@ impl RunningCluster {
         }
         cmd.arg("--start-timeout")
             .arg(format!("{}s", opts.start_timeout.as_secs()));
+        cmd.arg(format!("--real-node={}", opts.real_node.flag()));
+        for archive in &opts.image_archives {
+            cmd.arg("--image-archive").arg(archive);
+        }
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         if detached {
             use std::os::unix::process::CommandExt;
@@ -217,11 +276,16 @@ impl RunningCluster {
             pid,
             kubeconfig: PathBuf::new(),
             log_file: state_dir.join("cluster.log"),
+            real_node: Err("not reported".into()),
             _scratch: scratch,
         };
         let kubeconfig =
             running.wait_ready(&ready_file, &stdout_log, opts.start_timeout, progress)?;
         running.kubeconfig = kubeconfig;
+        running.real_node = std::fs::read_to_string(&stdout_log)
+            .ok()
+            .and_then(|text| text.lines().find_map(parse_real_node_line))
+            .unwrap_or_else(|| Err("the cluster did not report a real node".into()));
         if detached {
             running.child = None;
         }
@@ -319,6 +383,23 @@ pub fn pid_alive(pid: u32) -> bool {
             .unwrap_or(false),
         Err(_) => false,
     }
+}
+
+/// The cluster's `REAL-NODE on NAME IP` / `REAL-NODE off: REASON` line.
+pub fn parse_real_node_line(line: &str) -> Option<Result<String, String>> {
+    let rest = line.trim().strip_prefix("REAL-NODE ")?;
+    if let Some(on) = rest.strip_prefix("on ") {
+        return Some(Ok(on
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()));
+    }
+    Some(Err(rest
+        .strip_prefix("off:")
+        .unwrap_or(rest)
+        .trim()
+        .to_string()))
 }
 
 fn last_nonempty_line(path: &Path) -> Option<String> {

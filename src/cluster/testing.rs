@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use super::embedded::{EmbeddedOptions, RunningCluster};
+use super::embedded::{EmbeddedOptions, RealNode, RunningCluster};
 
 pub const REQUIRE_ENV: &str = "AICONFORM_REQUIRE_CLUSTER";
 
@@ -19,12 +19,30 @@ pub struct SharedCluster {
 
 static SHARED: OnceLock<Result<SharedCluster, String>> = OnceLock::new();
 
-/// Options for test clusters: two GPU nodes, bound to this process's lifetime.
+/// Options for test clusters: two simulated GPU nodes and no real node, bound to this
+/// process's lifetime.
 pub fn test_options() -> EmbeddedOptions {
     EmbeddedOptions {
         nodes: Some(2),
         parent_pid: Some(std::process::id()),
+        real_node: RealNode::Off,
+        image_archives: Vec::new(),
         ..EmbeddedOptions::default()
+    }
+}
+
+/// Options for a cluster with a real node (kubelet + containerd) loaded with the locally
+/// built images: required (`on`) when `AICONFORM_REQUIRE_CLUSTER=1`, else `auto`.
+pub fn real_node_options() -> EmbeddedOptions {
+    let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+    EmbeddedOptions {
+        real_node: if required {
+            RealNode::On
+        } else {
+            RealNode::Auto
+        },
+        image_archives: super::embedded::local_image_archives(),
+        ..test_options()
     }
 }
 

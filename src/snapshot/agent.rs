@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::model::{AGENT_KIND, API_VERSION, AgentReport, GpuReport, GpuSource};
-use super::{nvml, osrelease, sysfs};
+use super::{cpu, nvml, osrelease, sysfs};
 
 /// Sysctls worth checking on GPU nodes (only those present are reported).
 pub const SYSCTLS: &[&str] = &[
@@ -127,11 +127,24 @@ pub fn collect(opts: &AgentOptions) -> AgentReport {
         )),
     }
 
-    report.gpu = collect_gpus(opts, notes);
+    match std::fs::read_to_string(opts.proc_root.join("cpuinfo")) {
+        Ok(t) => report.cpu = cpu::parse_cpuinfo(&t),
+        Err(e) => notes.push(format!(
+            "cannot read {}: {e}",
+            opts.proc_root.join("cpuinfo").display()
+        )),
+    }
+    let pci = sysfs::pci_devices(&opts.sysfs_root);
+    report.gpu = collect_gpus(opts, &pci, notes);
+    report.pci_devices = pci.unwrap_or_default();
     report
 }
 
-fn collect_gpus(opts: &AgentOptions, notes: &mut Vec<String>) -> GpuReport {
+fn collect_gpus(
+    opts: &AgentOptions,
+    pci: &Result<Vec<super::model::PciDevice>, String>,
+    notes: &mut Vec<String>,
+) -> GpuReport {
     let nvml_note = if opts.use_nvml {
         match nvml::collect() {
             Ok(gpu) => return gpu,
@@ -144,7 +157,7 @@ fn collect_gpus(opts: &AgentOptions, notes: &mut Vec<String>) -> GpuReport {
         nvml_note: Some(nvml_note),
         ..GpuReport::default()
     };
-    match sysfs::scan(&opts.sysfs_root) {
+    match pci.as_ref().map(|d| sysfs::gpus(d)) {
         Ok(devices) => {
             gpu.source = if devices.is_empty() {
                 GpuSource::None
@@ -153,7 +166,7 @@ fn collect_gpus(opts: &AgentOptions, notes: &mut Vec<String>) -> GpuReport {
             };
             gpu.devices = devices;
         }
-        Err(e) => notes.push(e),
+        Err(e) => notes.push(e.clone()),
     }
     gpu
 }

@@ -1,13 +1,15 @@
 //! Snapshots: cluster facts via kube-rs and node facts via the agent (issue 5).
 //!
 //! - [`model`]: the snapshot document (YAML via [`crate::yaml`]).
-//! - [`agent`], [`osrelease`], [`sysfs`], [`nvml`]: node facts collected by `aiconform agent`.
+//! - [`agent`], [`osrelease`], [`cpu`], [`sysfs`], [`nvml`]: node facts collected by
+//!   `aiconform agent`.
 //! - [`cluster`]: cluster facts from the API server; [`job`]: running the agent on nodes.
 //! - [`measure`]: flattening into `Type.subtype.key` measurements for readiness.
 //! - [`Location`]: where snapshots are written and read (file, stdout, ConfigMap).
 
 pub mod agent;
 pub mod cluster;
+pub mod cpu;
 pub mod job;
 pub mod measure;
 pub mod model;

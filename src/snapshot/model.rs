@@ -224,11 +224,46 @@ pub struct AgentReport {
     /// Loaded kernel modules, sorted.
     #[serde(default)]
     pub modules: Vec<String>,
+    #[serde(default, skip_serializing_if = "CpuFacts::is_empty")]
+    pub cpu: CpuFacts,
+    /// Every PCI function, sorted by address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pci_devices: Vec<PciDevice>,
     #[serde(default)]
     pub gpu: GpuReport,
     /// Facts that could not be collected and why.
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// CPU facts from `/proc/cpuinfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuFacts {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vendor: String,
+    #[serde(default)]
+    pub logical_cpus: u32,
+}
+
+impl CpuFacts {
+    pub fn is_empty(&self) -> bool {
+        self == &CpuFacts::default()
+    }
+}
+
+/// One PCI function from sysfs (ids as `0x`-prefixed hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PciDevice {
+    /// e.g. `0000:18:00.0`.
+    pub address: String,
+    pub vendor_id: String,
+    pub device_id: String,
+    /// 24-bit class code, e.g. `0x030200` (3D controller).
+    pub class: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

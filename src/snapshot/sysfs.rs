@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::model::GpuDevice;
+use super::model::{GpuDevice, PciDevice};
 
 pub const NVIDIA_VENDOR: u32 = 0x10de;
 
@@ -39,10 +39,9 @@ pub fn is_nvidia_gpu(vendor: u32, class: u32) -> bool {
     vendor == NVIDIA_VENDOR && matches!(class >> 8, 0x0300 | 0x0302)
 }
 
-/// Scan `<sysfs_root>/bus/pci/devices`. Returns the GPUs sorted by PCI address, or an
-/// error string when the directory cannot be read (no sysfs). Unreadable devices are
-/// skipped.
-pub fn scan(sysfs_root: &Path) -> Result<Vec<GpuDevice>, String> {
+/// Every PCI function in `<sysfs_root>/bus/pci/devices` with readable vendor, device and
+/// class ids, sorted by address; an error string when the directory cannot be read (no sysfs).
+pub fn pci_devices(sysfs_root: &Path) -> Result<Vec<PciDevice>, String> {
     let dir = sysfs_root.join("bus/pci/devices");
     let entries =
         std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
@@ -59,18 +58,40 @@ pub fn scan(sysfs_root: &Path) -> Result<Vec<GpuDevice>, String> {
         else {
             continue;
         };
-        if !is_nvidia_gpu(vendor, class) {
-            continue;
-        }
-        out.push(GpuDevice {
-            model: model_for(device),
-            pci_address: entry.file_name().to_string_lossy().into_owned(),
-            pci_device_id: format!("{device:#06x}"),
-            ..GpuDevice::default()
+        out.push(PciDevice {
+            address: entry.file_name().to_string_lossy().into_owned(),
+            vendor_id: format!("{vendor:#06x}"),
+            device_id: format!("{device:#06x}"),
+            class: format!("{class:#08x}"),
         });
     }
-    out.sort_by(|a, b| a.pci_address.cmp(&b.pci_address));
+    out.sort();
     Ok(out)
+}
+
+/// The NVIDIA GPUs among `devices`, in the same (address) order.
+pub fn gpus(devices: &[PciDevice]) -> Vec<GpuDevice> {
+    devices
+        .iter()
+        .filter_map(|d| {
+            let (vendor, device, class) = (
+                parse_hex(&d.vendor_id)?,
+                parse_hex(&d.device_id)?,
+                parse_hex(&d.class)?,
+            );
+            is_nvidia_gpu(vendor, class).then(|| GpuDevice {
+                model: model_for(device),
+                pci_address: d.address.clone(),
+                pci_device_id: format!("{device:#06x}"),
+                ..GpuDevice::default()
+            })
+        })
+        .collect()
+}
+
+/// Scan `<sysfs_root>/bus/pci/devices` for GPUs, sorted by PCI address.
+pub fn scan(sysfs_root: &Path) -> Result<Vec<GpuDevice>, String> {
+    pci_devices(sysfs_root).map(|d| gpus(&d))
 }
 
 #[cfg(test)]

@@ -36,8 +36,16 @@ func run(args []string) int {
 		verbosity     = fs.Int("v", 0, "klog verbosity of the components")
 		parentPID     = fs.Int("parent-pid", 0, "exit when this process is gone (polled every 500ms)")
 		startTimeout  = fs.Duration("start-timeout", 3*time.Minute, "give up if the cluster is not ready within this time")
+		realNode      = fs.String("real-node", "auto", "a kubelet-backed node beside the simulated ones: auto (when the machine can run it), on, off")
+		realNodeBins  = fs.String("real-node-bin-dir", "", "directory with kubelet and pause-image.tar (default: this executable's directory)")
+		images        stringList
 	)
+	fs.Var(&images, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *realNode != "auto" && *realNode != "on" && *realNode != "off" {
+		fmt.Fprintf(os.Stderr, "--real-node must be auto, on or off (got %q)\n", *realNode)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -52,18 +60,21 @@ func run(args []string) int {
 	}
 
 	err := cluster.Run(ctx, cluster.Options{
-		Nodes:         *nodes,
-		Profile:       *prof,
-		Kubeconfig:    *kubeconfig,
-		DataDir:       *dataDir,
-		Gang:          *gang,
-		NoDeviceClass: *noDeviceClass,
-		ReadyFile:     *readyFile,
-		Port:          *port,
-		LogFile:       *logFile,
-		Verbosity:     *verbosity,
-		Stdout:        os.Stdout,
-		StartTimeout:  *startTimeout,
+		Nodes:          *nodes,
+		Profile:        *prof,
+		Kubeconfig:     *kubeconfig,
+		DataDir:        *dataDir,
+		Gang:           *gang,
+		NoDeviceClass:  *noDeviceClass,
+		ReadyFile:      *readyFile,
+		Port:           *port,
+		LogFile:        *logFile,
+		Verbosity:      *verbosity,
+		Stdout:         os.Stdout,
+		StartTimeout:   *startTimeout,
+		RealNode:       *realNode,
+		RealNodeBinDir: *realNodeBins,
+		ImageArchives:  images,
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)
@@ -71,6 +82,11 @@ func run(args []string) int {
 	}
 	return 0
 }
+
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // watchParent cancels the returned context once pid no longer exists.
 func watchParent(ctx context.Context, pid int) context.Context {

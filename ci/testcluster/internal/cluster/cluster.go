@@ -30,6 +30,7 @@ import (
 	"aiconform.dev/testcluster/internal/coscheduling"
 	"aiconform.dev/testcluster/internal/pki"
 	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/realnode"
 	"aiconform.dev/testcluster/internal/sim"
 )
 
@@ -54,6 +55,10 @@ type Options struct {
 	Stdout        io.Writer
 	// StartTimeout bounds the time until READY.
 	StartTimeout time.Duration
+	// RealNode: "auto" (when the machine can), "on" (fail if it cannot) or "off".
+	RealNode       string
+	RealNodeBinDir string   // kubelet and pause-image.tar (default: this executable's dir)
+	ImageArchives  []string // OCI archives imported into the real node's runtime
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -254,6 +259,10 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--storage-media-type=application/vnd.kubernetes.protobuf",
+		// Kubelets (the real node's) are reached by IP: node names do not resolve.
+		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-client-certificate=" + certs.AdminCert,
+		"--kubelet-client-key=" + certs.AdminKey,
 	}
 	ch, err := runAPIServer(compCtx, apiArgs, listener)
 	if err != nil {
@@ -384,6 +393,19 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 
+	var rn *realnode.Node
+	if err := step("starting the real node", func(ctx context.Context) (err error) {
+		rn, err = startRealNode(ctx, &o, certs, server, dataDir, client)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer rn.Stop()
+	var realNodeExited <-chan string
+	if rn != nil {
+		realNodeExited = rn.Exited()
+	}
+
 	if err := step("waiting for cluster readiness", func(ctx context.Context) error {
 		return waitReady(ctx, client, simulator, !o.NoDeviceClass)
 	}); err != nil {
@@ -417,6 +439,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return nil
 	case err := <-failed:
 		return err
+	case msg := <-realNodeExited:
+		return fmt.Errorf("real node: %s", msg)
 	}
 }
 
