@@ -198,7 +198,13 @@ fn run() -> Result<()> {
         recipe.push(time_cli(&recipe_args)?);
         let dir = bundle_dir(i);
         let dir_str = dir.to_str().ok_or("temp path is not UTF-8")?;
-        bundle.push(time_cli(&["bundle", "--recipe", recipe_path, "-o", dir_str])?);
+        bundle.push(time_cli(&[
+            "bundle",
+            "--recipe",
+            recipe_path,
+            "-o",
+            dir_str,
+        ])?);
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
     }
     let (floor, recipe, bundle) = (median(&mut floor), median(&mut recipe), median(&mut bundle));
@@ -222,10 +228,7 @@ fn run() -> Result<()> {
             floor: ms(floor),
             ratio: ratio(recipe.as_secs_f64(), floor_s),
             target: "≤ 2×",
-            rss: mib(rss_of(
-                &[],
-                &[&[bin][..], &recipe_args[..]].concat(),
-            )?),
+            rss: mib(rss_of(&[], &[&[bin][..], &recipe_args[..]].concat())?),
         },
         Row {
             what: "`bundle --recipe FILE -o DIR`".into(),
@@ -268,7 +271,10 @@ fn run() -> Result<()> {
         floor: ms(floor),
         ratio: ratio(readiness.as_secs_f64(), floor_s),
         target: "",
-        rss: format!("{} (incl. building it)", mib(rss_of(&[(READINESS_ENV, "1")], &[me])?)),
+        rss: format!(
+            "{} (incl. building it)",
+            mib(rss_of(&[(READINESS_ENV, "1")], &[me])?)
+        ),
     });
 
     let server = ServerProcess::start()?;
@@ -333,7 +339,9 @@ impl ServerProcess {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(format!("the server did not report a loopback address: {line:?}"))
+                Err(format!(
+                    "the server did not report a loopback address: {line:?}"
+                ))
             }
         }
     }
@@ -412,7 +420,12 @@ fn server_rows(server: &ServerProcess) -> Result<Vec<Row>> {
         rows.push(load_row(&floor, &floor, conns, ""));
         for (what, target) in [(GET_RECIPE, "≥ 10,000 req/s at 8"), (POST_BUNDLE, "")] {
             let r = rt.block_on(load(server.addr, what, conns, deadline, max_requests))?;
-            rows.push(load_row(&r, &floor, conns, if conns == 8 { target } else { "" }));
+            rows.push(load_row(
+                &r,
+                &floor,
+                conns,
+                if conns == 8 { target } else { "" },
+            ));
         }
     }
     Ok(rows)

@@ -31,7 +31,11 @@ fn recipe_engine_inputs_compose_and_query() {
 fn bundle_input_renders() {
     let recipe = support::largest_recipe(&support::builtin_catalog());
     let b = bundle::render(&recipe, &BundleOptions::default()).unwrap();
-    assert!(b.files.len() > 2 * recipe.components.len(), "{}", b.files.len());
+    assert!(
+        b.files.len() > 2 * recipe.components.len(),
+        "{}",
+        b.files.len()
+    );
 }
 
 #[test]
@@ -40,7 +44,11 @@ fn readiness_snapshot_scales_every_node_kind() {
     assert_eq!(snap.cluster.nodes.len(), support::SNAPSHOT_NODES);
     let names: std::collections::BTreeSet<&str> =
         snap.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names.len(), support::SNAPSHOT_NODES, "node names are unique");
+    assert_eq!(
+        names.len(),
+        support::SNAPSHOT_NODES,
+        "node names are unique"
+    );
 
     let recipe = support::largest_recipe(&support::builtin_catalog());
     let constraints = support::readiness_constraints(&recipe);
@@ -51,13 +59,16 @@ fn readiness_snapshot_scales_every_node_kind() {
         .find(|r| r.constraint == "OS.kernel.release")
         .unwrap();
     assert_eq!(kernel.actual.len(), 30, "one kernel value per node");
-    // The fixture's agent-less node lacks sysctl facts, so that constraint is missing.
+    // The CPU node's low value fails it, and the agent-less nodes are named as lacking it.
     let sysctl = small
         .results
         .iter()
         .find(|r| r.constraint == "OS.sysctl.vm.max_map_count")
         .unwrap();
-    assert_eq!(sysctl.status, Status::Missing, "{sysctl:?}");
+    assert_eq!(sysctl.status, Status::Fail, "{sysctl:?}");
+    let detail = sysctl.detail.as_deref().unwrap();
+    assert!(detail.contains("node/system-00002: `65530`"), "{detail}");
+    assert!(detail.contains("no value from node/gpu-b-00001, node/gpu-b-00004"), "{detail}");
 }
 
 #[test]
@@ -65,12 +76,15 @@ fn report_run_has_every_outcome_and_renders() {
     let run = support::run_report(support::REPORT_CASES);
     assert_eq!(run.results.len(), support::REPORT_CASES);
     let s = run.summary();
-    assert!(s.passed > 0 && s.failed > 0 && s.skipped > 0 && s.flaky > 0, "{s:?}");
+    assert!(
+        s.passed > 0 && s.failed > 0 && s.skipped > 0 && s.flaky > 0,
+        "{s:?}"
+    );
     let small = support::run_report(200);
     let junit = report::junit::render(&small).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), 200);
-    let ctrf: serde_json::Value = serde_json::from_str(&report::ctrf::render(&small).unwrap())
-        .unwrap();
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&report::ctrf::render(&small).unwrap()).unwrap();
     assert_eq!(ctrf["results"]["tests"].as_array().unwrap().len(), 200);
     assert!(report::perf::render_html(&small).contains("case-00199"));
 }
@@ -86,7 +100,14 @@ fn nccl_log_is_a_complete_16g_sweep_with_info_lines() {
     assert_eq!(run.max_size(), Some(16 << 30));
     assert!(run.malformed.is_empty(), "{:?}", run.malformed);
     assert!(run.wrong_rows().is_empty());
-    assert!(run.transport.info_lines > 64 * 64, "{}", run.transport.info_lines);
+    assert!(
+        run.transport.info_lines > 64 * 64,
+        "{}",
+        run.transport.info_lines
+    );
     assert_eq!(run.transport.net_channels, run.transport.gdr_channels);
-    assert!(matches!(nccl::check_gdr(&run), nccl::GdrVerdict::Enabled(_)));
+    assert!(matches!(
+        nccl::check_gdr(&run),
+        nccl::GdrVerdict::Enabled(_)
+    ));
 }

@@ -62,7 +62,10 @@ fn recipe_cli_writes_the_rendered_bytes() {
         );
     }
     let stdout = cli().arg("recipe").args(ARGS).output().unwrap().stdout;
-    assert_eq!(String::from_utf8(stdout).unwrap(), Format::Yaml.render(&r).unwrap());
+    assert_eq!(
+        String::from_utf8(stdout).unwrap(),
+        Format::Yaml.render(&r).unwrap()
+    );
 }
 
 #[test]
@@ -113,7 +116,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>, bool)>) {
         if path.is_dir() {
             collect(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             out.push((rel, std::fs::read(&path).unwrap(), mode & 0o111 != 0));
         }

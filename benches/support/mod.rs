@@ -152,7 +152,11 @@ pub fn run_report(cases: usize) -> RunReport {
             };
             let attempts = if i % 50 == 0 {
                 vec![
-                    attempt(Status::Failed, "timed out <waiting> & retried".into(), ms(i)),
+                    attempt(
+                        Status::Failed,
+                        "timed out <waiting> & retried".into(),
+                        ms(i),
+                    ),
                     attempt(Status::Passed, String::new(), ms(i + 1)),
                 ]
             } else if i % 20 == 0 {
@@ -235,7 +239,11 @@ pub fn nccl_log(nodes: usize) -> String {
     let _ = writeln!(out, "NCCL version 2.21.5+cuda12.4");
     for r in 0..ranks {
         let (node, dev) = (r / 8, r % 8);
-        let head = format!("node-{node:03}:{}:{} [{dev}] NCCL INFO", 50_000 + r, 60_000 + r);
+        let head = format!(
+            "node-{node:03}:{}:{} [{dev}] NCCL INFO",
+            50_000 + r,
+            60_000 + r
+        );
         let peer = (r + 8) % ranks;
         let _ = writeln!(out, "{head} Bootstrap : Using eth0:192.0.2.{node}<0>");
         let _ = writeln!(out, "{head} Using network IB");
@@ -284,7 +292,11 @@ pub fn nccl_log(nodes: usize) -> String {
         );
     }
     let _ = writeln!(out, "# Out of bounds values : 0 OK");
-    let _ = writeln!(out, "# Avg bus bandwidth    : {:.4} ", sum / sizes.len() as f64);
+    let _ = writeln!(
+        out,
+        "# Avg bus bandwidth    : {:.4} ",
+        sum / sizes.len() as f64
+    );
     out.push_str("#\n");
     out
 }
