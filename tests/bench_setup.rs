@@ -68,7 +68,10 @@ fn readiness_snapshot_scales_every_node_kind() {
     assert_eq!(sysctl.status, Status::Fail, "{sysctl:?}");
     let detail = sysctl.detail.as_deref().unwrap();
     assert!(detail.contains("node/system-00002: `65530`"), "{detail}");
-    assert!(detail.contains("no value from node/gpu-b-00001, node/gpu-b-00004"), "{detail}");
+    assert!(
+        detail.contains("no value from node/gpu-b-00001, node/gpu-b-00004"),
+        "{detail}"
+    );
 }
 
 #[test]
