@@ -143,6 +143,7 @@ pub fn run_report(cases: usize) -> RunReport {
                 retries: 1,
                 flaky: i % 50 == 0,
                 needs_namespace: false,
+                requirement: None,
             });
             let ms = |n: usize| Duration::from_millis((n % 997) as u64 + 1);
             let attempt = |status, message: String, d| Attempt {
