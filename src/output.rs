@@ -5,7 +5,9 @@ use std::path::Path;
 
 /// Write `bytes` to `path` via a temp file in the same directory and a rename, so readers
 /// never see a half-written file and a failure leaves the old file (or nothing) in place.
-/// Missing parent directories are created.
+/// Missing parent directories are created. No fsync: it is atomic against failures and
+/// concurrent readers, not durable across a power loss (an fsync costs more than the whole
+/// command on a busy disk).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -14,7 +16,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::error::BundleError;
@@ -64,11 +63,7 @@ fn write_tree(root: &Path, files: &BTreeMap<String, BundleFile>) -> Result<(), B
             std::fs::create_dir_all(parent)
                 .map_err(|e| BundleError::io("cannot create directory", parent, e))?;
         }
-        let mut file =
-            std::fs::File::create(&path).map_err(|e| BundleError::io("cannot create", &path, e))?;
-        file.write_all(&f.content)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| BundleError::io("cannot write", &path, e))?;
+        std::fs::write(&path, &f.content).map_err(|e| BundleError::io("cannot write", &path, e))?;
         set_mode(&path, if f.executable { 0o755 } else { 0o644 })
             .map_err(|e| BundleError::io("cannot set permissions of", &path, e))?;
     }

@@ -22,6 +22,9 @@ pub struct LoadedOverlay {
 pub struct Catalog {
     pub overlays: BTreeMap<String, LoadedOverlay>,
     pub files: RecipeFiles,
+    /// Every referenced values file, parsed once when loading (by relative path), so
+    /// composing never parses YAML again.
+    pub values: BTreeMap<String, serde_json::Value>,
 }
 
 /// DNS-1123 label: what Kubernetes accepts for names, and safe as a directory name.
@@ -76,12 +79,18 @@ impl Catalog {
                 },
             });
         }
-        let catalog = Catalog { overlays, files };
-        catalog.validate()?;
+        let mut catalog = Catalog {
+            overlays,
+            files,
+            values: BTreeMap::new(),
+        };
+        catalog.values = catalog.validate()?;
         Ok(catalog)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Check references, parents and values files; returns the values files parsed.
+    fn validate(&self) -> Result<BTreeMap<String, serde_json::Value>> {
+        let mut values = BTreeMap::new();
         let declared: BTreeSet<&str> = self
             .overlays
             .values()
@@ -112,7 +121,7 @@ impl Catalog {
                             file: file.clone(),
                         });
                     };
-                    if what == "values file" {
+                    if what == "values file" && !values.contains_key(file) {
                         let v: serde_json::Value = yaml::from_slice(&src.content, &src.origin)?;
                         if !(v.is_object() || v.is_null()) {
                             return Err(RecipeError::Invalid {
@@ -120,6 +129,7 @@ impl Catalog {
                                 message: "a values file must be a YAML mapping".into(),
                             });
                         }
+                        values.insert(file.clone(), v);
                     }
                 }
                 for dep in &c.dependency_refs {
@@ -136,7 +146,7 @@ impl Catalog {
         for name in self.overlays.keys() {
             self.ancestry(name)?;
         }
-        Ok(())
+        Ok(values)
     }
 
     /// The parent chain of an overlay, root first, ending with the overlay itself.

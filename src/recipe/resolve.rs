@@ -14,7 +14,6 @@ use super::model::{
     count_values,
 };
 use super::overlay::{API_VERSION, ComponentRef};
-use crate::yaml;
 
 pub const RECIPE_KIND: &str = "Recipe";
 
@@ -144,9 +143,9 @@ fn apply_ref(
     set(&mut d.version, &cref.version);
     set(&mut d.namespace, &cref.namespace);
     if let Some(file) = &cref.values_file {
-        // Presence and shape were checked when the catalog loaded.
-        let src = catalog
-            .files
+        // Presence and shape were checked, and the file parsed, when the catalog loaded.
+        let v = catalog
+            .values
             .get(file)
             .ok_or_else(|| RecipeError::MissingFile {
                 origin: overlay.origin.clone(),
@@ -154,8 +153,7 @@ fn apply_ref(
                 what: "values file",
                 file: file.clone(),
             })?;
-        let v: Value = yaml::from_slice(&src.content, &src.origin)?;
-        deep_merge(&mut d.values, &v);
+        deep_merge(&mut d.values, v);
     }
     if let Some(v) = &cref.values {
         if !v.is_object() {
