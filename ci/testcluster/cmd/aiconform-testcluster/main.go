@@ -15,6 +15,7 @@ import (
 
 	"aiconform.dev/testcluster/internal/cluster"
 	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
 func main() {
@@ -30,6 +31,8 @@ func run(args []string) int {
 		dataDir       = fs.String("data-dir", "", "data directory (default: a temp dir removed on exit); etcd/ and pki/ in it are recreated on every start")
 		gang          = fs.Bool("gang", true, "enable the Coscheduling (gang) scheduler plugin")
 		noDeviceClass = fs.Bool("no-deviceclass", false, "do not create the gpu.nvidia.com DeviceClass")
+		opAdmitAll    = fs.Bool("operator-webhook-admits-all", false, "fault: the stand-in operator's admission webhook admits every ModelServer")
+		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
 		readyFile     = fs.String("ready-file", "", "file written with the kubeconfig path once the cluster is ready (removed on exit)")
 		port          = fs.Int("port", 0, "kube-apiserver secure port on 127.0.0.1 (0: a free port)")
 		logFile       = fs.String("log-file", "", "component log file (default <data-dir>/cluster.log)")
@@ -58,6 +61,7 @@ func run(args []string) int {
 		DataDir:       *dataDir,
 		Gang:          *gang,
 		NoDeviceClass: *noDeviceClass,
+		Operator:      operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
 		ReadyFile:     *readyFile,
 		Port:          *port,
 		LogFile:       *logFile,

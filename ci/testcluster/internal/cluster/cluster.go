@@ -31,6 +31,7 @@ import (
 	"aiconform.dev/testcluster/internal/pki"
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/sim"
+	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
 // KubernetesVersion is the version of the embedded Kubernetes components
@@ -54,6 +55,8 @@ type Options struct {
 	Stdout        io.Writer
 	// StartTimeout bounds the time until READY.
 	StartTimeout time.Duration
+	// Operator selects faults of the stand-in AI operator.
+	Operator operator.Options
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -381,6 +384,12 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 	if err := step("publishing ResourceSlices", simulator.PublishResourceSlices); err != nil {
+		return err
+	}
+
+	if err := step("installing the stand-in operator", func(ctx context.Context) error {
+		return operator.Run(compCtx, restCfg, o.Operator)
+	}); err != nil {
 		return err
 	}
 
