@@ -15,6 +15,7 @@ import (
 
 	"aiconform.dev/testcluster/internal/cluster"
 	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
@@ -33,6 +34,10 @@ func run(args []string) int {
 		noDeviceClass = fs.Bool("no-deviceclass", false, "do not create the gpu.nvidia.com DeviceClass")
 		opAdmitAll    = fs.Bool("operator-webhook-admits-all", false, "fault: the stand-in operator's admission webhook admits every ModelServer")
 		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
+		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
+		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
+		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
+		poolNoShrink  = fs.Bool("gpu-pool-no-scale-down", false, "fault: the GPU pool autoscaler never removes nodes")
 		readyFile     = fs.String("ready-file", "", "file written with the kubeconfig path once the cluster is ready (removed on exit)")
 		port          = fs.Int("port", 0, "kube-apiserver secure port on 127.0.0.1 (0: a free port)")
 		logFile       = fs.String("log-file", "", "component log file (default <data-dir>/cluster.log)")
@@ -41,6 +46,10 @@ func run(args []string) int {
 		startTimeout  = fs.Duration("start-timeout", 3*time.Minute, "give up if the cluster is not ready within this time")
 	)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *poolMin < 0 || *poolMax < *poolMin {
+		fmt.Fprintf(os.Stderr, "--gpu-pool-min (%d) must be between 0 and --gpu-pool-max (%d)\n", *poolMin, *poolMax)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -61,6 +70,7 @@ func run(args []string) int {
 		DataDir:       *dataDir,
 		Gang:          *gang,
 		NoDeviceClass: *noDeviceClass,
+		GPUPool:       autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:      operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
 		ReadyFile:     *readyFile,
 		Port:          *port,

@@ -31,6 +31,7 @@ import (
 	"aiconform.dev/testcluster/internal/pki"
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/sim"
+	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
@@ -57,6 +58,8 @@ type Options struct {
 	StartTimeout time.Duration
 	// Operator selects faults of the stand-in AI operator.
 	Operator operator.Options
+	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
+	GPUPool autoscaler.PoolOptions
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -364,6 +367,11 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		kubeletVersion = v.GitVersion
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	burst, hasBurst := autoscaler.BurstPool(prof)
+	var burstSlots []string
+	if hasBurst && o.GPUPool.Max > 0 {
+		burstSlots = simulator.AddNodeSlots(burst, o.GPUPool.Max)
+	}
 	if err := step("registering nodes", simulator.RegisterNodes); err != nil {
 		return err
 	}
@@ -385,6 +393,17 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	if err := step("publishing ResourceSlices", simulator.PublishResourceSlices); err != nil {
 		return err
+	}
+
+	if len(burstSlots) > 0 {
+		if err := step("starting the GPU pool autoscaler", func(ctx context.Context) error {
+			return autoscaler.Run(compCtx, client, simulator, autoscaler.Options{
+				Slots: burstSlots, Min: o.GPUPool.Min, Template: autoscaler.Template(burst),
+				ScaleDownAfter: o.GPUPool.ScaleDownAfter, NoScaleDown: o.GPUPool.NoScaleDown,
+			})
+		}); err != nil {
+			return err
+		}
 	}
 
 	if err := step("installing the stand-in operator", func(ctx context.Context) error {
