@@ -15,12 +15,26 @@ import (
 
 	"aiconform.dev/testcluster/internal/cluster"
 	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:]))
+}
+
+// runImages collects repeated --run-image REPOSITORY=BINARY flags.
+type runImages map[string]string
+
+func (r runImages) String() string { return fmt.Sprint(map[string]string(r)) }
+func (r runImages) Set(v string) error {
+	repo, bin, err := sim.ParseRunImage(v)
+	if err != nil {
+		return err
+	}
+	r[repo] = bin
+	return nil
 }
 
 func run(args []string) int {
@@ -44,7 +58,10 @@ func run(args []string) int {
 		verbosity     = fs.Int("v", 0, "klog verbosity of the components")
 		parentPID     = fs.Int("parent-pid", 0, "exit when this process is gone (polled every 500ms)")
 		startTimeout  = fs.Duration("start-timeout", 3*time.Minute, "give up if the cluster is not ready within this time")
+		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 2 x CPUs, at least 4)")
+		images        = runImages{}
 	)
+	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,20 +81,22 @@ func run(args []string) int {
 	}
 
 	err := cluster.Run(ctx, cluster.Options{
-		Nodes:         *nodes,
-		Profile:       *prof,
-		Kubeconfig:    *kubeconfig,
-		DataDir:       *dataDir,
-		Gang:          *gang,
-		NoDeviceClass: *noDeviceClass,
-		GPUPool:       autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
-		Operator:      operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
-		ReadyFile:     *readyFile,
-		Port:          *port,
-		LogFile:       *logFile,
-		Verbosity:     *verbosity,
-		Stdout:        os.Stdout,
-		StartTimeout:  *startTimeout,
+		Nodes:          *nodes,
+		Profile:        *prof,
+		Kubeconfig:     *kubeconfig,
+		DataDir:        *dataDir,
+		Gang:           *gang,
+		NoDeviceClass:  *noDeviceClass,
+		ReadyFile:      *readyFile,
+		Port:           *port,
+		LogFile:        *logFile,
+		Verbosity:      *verbosity,
+		Stdout:         os.Stdout,
+		StartTimeout:   *startTimeout,
+		RunImages:      images,
+		RunConcurrency: *runConc,
+		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
+		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -60,6 +60,10 @@ type Options struct {
 	Operator operator.Options
 	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
 	GPUPool autoscaler.PoolOptions
+	// RunImages maps image repositories to host binaries the simulated
+	// nodes run as processes (see sim.Runtime).
+	RunImages      map[string]string
+	RunConcurrency int
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -367,6 +371,20 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		kubeletVersion = v.GitVersion
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	if len(o.RunImages) > 0 {
+		ca, err := os.ReadFile(certs.CACert)
+		if err != nil {
+			return err
+		}
+		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
+			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca})
+		if err != nil {
+			return err
+		}
+		simulator.SetRuntime(rt)
+		// Runs after the components are cancelled (defers run last-in first-out).
+		defer rt.Shutdown()
+	}
 	burst, hasBurst := autoscaler.BurstPool(prof)
 	var burstSlots []string
 	if hasBurst && o.GPUPool.Max > 0 {
