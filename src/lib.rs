@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod cluster;
 pub mod deploy;
 pub mod output;
+pub mod probe;
 pub mod readiness;
 pub mod recipe;
 pub mod report;

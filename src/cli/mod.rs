@@ -5,6 +5,7 @@ mod bundle_cmd;
 mod cluster_cmd;
 mod criteria_args;
 mod deploy_cmd;
+mod probe_cmd;
 mod progress;
 mod recipe_cmd;
 mod run_cmd;
@@ -58,6 +59,9 @@ pub enum Command {
     Serve(serve_cmd::Args),
     /// Manage the embedded test cluster
     Cluster(cluster_cmd::Args),
+    /// Workload programs the conformance cases run inside containers
+    #[command(hide = true)]
+    Probe(probe_cmd::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
+        Command::Probe(args) => probe_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -35,6 +35,9 @@ pub struct EmbeddedOptions {
     /// local binary (`--run-image REPOSITORY=BINARY`); by default aiconform's image runs
     /// the aiconform binary found by [`aiconform_binary`].
     pub run_images: Vec<(String, PathBuf)>,
+    /// Further aiconform-testcluster flags, passed as given (fault injection such as
+    /// `--operator-no-reconciler`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for EmbeddedOptions {
@@ -50,6 +53,7 @@ impl Default for EmbeddedOptions {
             run_images: aiconform_binary()
                 .map(|b| vec![(IMAGE_REPOSITORY.to_string(), b)])
                 .unwrap_or_default(),
+            extra_args: Vec::new(),
         }
     }
 }
@@ -213,6 +217,7 @@ impl RunningCluster {
         if !opts.device_class {
             cmd.arg("--no-deviceclass");
         }
+        cmd.args(&opts.extra_args);
         if let Some(n) = opts.nodes {
             cmd.arg("--nodes").arg(n.to_string());
         }
