@@ -162,18 +162,23 @@ pub(in super::super) async fn gang_scheduling_impl(
     let settle = Duration::from_secs(ctx.param::<u64>("settleSeconds").unwrap_or(20))
         .min(ctx.spec.timeout / 3);
     let run_secs = ctx.param::<u64>("runSeconds").unwrap_or(5);
-    let gang = |name: &str, members: u64, gpus: u64| Gang {
+    let gang = |name: &str, members: u64, gpus: u64, secs: u64| Gang {
         name: name.to_string(),
         members,
         gpus,
         image: probe_image(&ctx),
-        args: vec!["probe".into(), "sleep".into(), format!("{run_secs}s")],
+        args: vec!["probe".into(), "sleep".into(), format!("{secs}s")],
         timeout_seconds: 10,
     };
     let who = format!("{} gang scheduler", scheduler.name());
 
     // 1. A gang with capacity for fewer members than it has: no member may be bound.
-    let big = gang("gang-unsatisfiable", members, per_pod);
+    let big = gang(
+        "gang-unsatisfiable",
+        members,
+        per_pod,
+        settle.as_secs() + run_secs,
+    );
     create_all(&client, &ns, &schedulers::manifests(&scheduler, &big)).await?;
     let obs = watch_unsatisfiable(&client, &ns, &big, settle).await?;
     let gang_desc = format!(
@@ -201,7 +206,7 @@ pub(in super::super) async fn gang_scheduling_impl(
 
     // 2. A gang that fits: all members Running at once, then the Job completes.
     let n = ctx.param::<u64>("members").unwrap_or(2).max(2);
-    let small = gang("gang-satisfiable", n, 1);
+    let small = gang("gang-satisfiable", n, 1, run_secs);
     create_all(&client, &ns, &schedulers::manifests(&scheduler, &small)).await?;
     let (together, job_state) = watch_satisfiable(&client, &ns, &small, deadline).await?;
     if together.max_running < n as usize {
