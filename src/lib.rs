@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod conformance;
 pub mod deploy;
 pub mod output;
+pub mod probe;
 pub mod readiness;
 pub mod recipe;
 pub mod report;

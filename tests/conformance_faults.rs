@@ -3,7 +3,7 @@
 //! relevant cases is asserted.
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
-//! gang-scheduling, secure-accelerator-access.
+//! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling.
 
 mod suites_support;
 
@@ -53,6 +53,18 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             Duration::from_secs(60),
             true,
         ),
+        spec(
+            "robust-controller",
+            stand_in_operator(),
+            Duration::from_secs(30),
+            true,
+        ),
+        spec(
+            "cluster-autoscaling",
+            json!({"poolLabel": "node.aiconform.dev/pool", "pool": "gpu-burst"}),
+            Duration::from_secs(90),
+            true,
+        ),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.
@@ -60,6 +72,18 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
         out.push(run_case(Some(client), &recipe, s, prefix, &metrics).await);
     }
     out
+}
+
+/// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
+fn stand_in_operator() -> serde_json::Value {
+    json!({
+        "namespace": "modelserver-system",
+        "podSelector": "app.kubernetes.io/name=modelserver-operator",
+        "crds": ["modelservers.ml.aiconform.dev"],
+        "apiVersion": "ml.aiconform.dev/v1", "kind": "ModelServer", "plural": "modelservers",
+        "invalid": {"spec": {"model": "", "replicas": 0}},
+        "valid": {"spec": {"model": "tiny-llm", "replicas": 1}}
+    })
 }
 
 fn letters(v: &[Outcome]) -> String {
@@ -84,7 +108,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -94,7 +118,19 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         "{healthy:#?}"
     );
     assert!(
-        message(&healthy[3]).contains("stayed entirely unbound"),
+        message(&healthy[3]).contains("stayed entirely unbound")
+            && message(&healthy[3]).contains("its Job completed"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[5])
+            .contains("denied by admission webhook validate.modelservers.ml.aiconform.dev")
+            && message(&healthy[5]).contains("Deployment/valid"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[6]).contains("the pool grew 0→1 nodes")
+            && message(&healthy[6]).contains("shrank back to 0"),
         "{healthy:#?}"
     );
 
@@ -123,7 +159,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -159,7 +195,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -180,10 +216,68 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
-        m.contains("partial placement") && m.contains("2 of 3 members bound"),
+        m.contains("partial placement") && m.contains("of 3 members bound"),
+        "{m}"
+    );
+}
+
+/// Start a fresh cluster with extra testcluster flags, deploy the stand-ins, run the vector.
+async fn vector_with_fault(test: &str, flags: &[&str], prefix: &str) -> Option<Vec<Outcome>> {
+    let opts = EmbeddedOptions {
+        extra_args: flags.iter().map(|f| f.to_string()).collect(),
+        ..test_options()
+    };
+    let cluster = start_fresh(test, opts).await?;
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    Some(vector(&client, prefix).await)
+}
+
+#[tokio::test]
+async fn webhook_that_admits_everything_fails_only_robust_controller() {
+    let test = "webhook_that_admits_everything_fails_only_robust_controller";
+    let Some(v) = vector_with_fault(test, &["--operator-webhook-admits-all"], "admit-all").await
+    else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPFP", "{v:#?}");
+    assert!(
+        message(&v[5]).contains("the invalid ModelServer")
+            && message(&v[5]).contains("was admitted"),
+        "{v:#?}"
+    );
+}
+
+#[tokio::test]
+async fn operator_without_reconciler_fails_only_robust_controller() {
+    let test = "operator_without_reconciler_fails_only_robust_controller";
+    let Some(v) = vector_with_fault(test, &["--operator-no-reconciler"], "no-reconcile").await
+    else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPFP", "{v:#?}");
+    let m = message(&v[5]);
+    assert!(
+        m.contains("denied the invalid ModelServer")
+            && m.contains("did not become Ready or Succeeded")
+            && m.contains("0 child object(s)"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
+    let test = "autoscaler_that_never_shrinks_fails_only_cluster_autoscaling";
+    let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPPF", "{v:#?}");
+    let m = message(&v[6]);
+    assert!(
+        m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
         "{m}"
     );
 }

@@ -5,6 +5,7 @@ mod bundle_cmd;
 mod cluster_cmd;
 mod criteria_args;
 mod deploy_cmd;
+mod probe_cmd;
 mod progress;
 mod recipe_cmd;
 mod run_cmd;
@@ -61,6 +62,9 @@ pub enum Command {
     Cluster(cluster_cmd::Args),
     /// Write and check a CNCF AI conformance submission (PRODUCT.yaml and evidence)
     Submission(submission_cmd::Args),
+    /// Workload programs the conformance cases run inside containers
+    #[command(hide = true)]
+    Probe(probe_cmd::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Submission(args) => submission_cmd::run(args),
+        Command::Probe(args) => probe_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -269,3 +269,26 @@ pub async fn next_before<S: futures::Stream + Unpin>(
         .ok()
         .flatten()
 }
+
+/// The resources the API server serves in `groups`, as `plural.group` (any version;
+/// subresources left out). Discovery, not CRD objects: a CRD that is not served is absent.
+pub async fn served_resources(
+    client: &Client,
+    groups: &[&str],
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for g in client.list_api_groups().await?.groups {
+        if !groups.contains(&g.name.as_str()) {
+            continue;
+        }
+        for v in &g.versions {
+            let list = client.list_api_group_resources(&v.group_version).await?;
+            for r in list.resources {
+                if !r.name.contains('/') {
+                    out.insert(format!("{}.{}", r.name, g.name));
+                }
+            }
+        }
+    }
+    Ok(out)
+}

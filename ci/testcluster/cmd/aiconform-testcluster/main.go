@@ -15,10 +15,26 @@ import (
 
 	"aiconform.dev/testcluster/internal/cluster"
 	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/sim"
+	"aiconform.dev/testcluster/internal/standin/autoscaler"
+	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:]))
+}
+
+// runImages collects repeated --run-image REPOSITORY=BINARY flags.
+type runImages map[string]string
+
+func (r runImages) String() string { return fmt.Sprint(map[string]string(r)) }
+func (r runImages) Set(v string) error {
+	repo, bin, err := sim.ParseRunImage(v)
+	if err != nil {
+		return err
+	}
+	r[repo] = bin
+	return nil
 }
 
 func run(args []string) int {
@@ -30,6 +46,12 @@ func run(args []string) int {
 		dataDir       = fs.String("data-dir", "", "data directory (default: a temp dir removed on exit); etcd/ and pki/ in it are recreated on every start")
 		gang          = fs.Bool("gang", true, "enable the Coscheduling (gang) scheduler plugin")
 		noDeviceClass = fs.Bool("no-deviceclass", false, "do not create the gpu.nvidia.com DeviceClass")
+		opAdmitAll    = fs.Bool("operator-webhook-admits-all", false, "fault: the stand-in operator's admission webhook admits every ModelServer")
+		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
+		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
+		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
+		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
+		poolNoShrink  = fs.Bool("gpu-pool-no-scale-down", false, "fault: the GPU pool autoscaler never removes nodes")
 		readyFile     = fs.String("ready-file", "", "file written with the kubeconfig path once the cluster is ready (removed on exit)")
 		port          = fs.Int("port", 0, "kube-apiserver secure port on 127.0.0.1 (0: a free port)")
 		logFile       = fs.String("log-file", "", "component log file (default <data-dir>/cluster.log)")
@@ -38,14 +60,21 @@ func run(args []string) int {
 		startTimeout  = fs.Duration("start-timeout", 3*time.Minute, "give up if the cluster is not ready within this time")
 		realNode      = fs.String("real-node", "auto", "a kubelet-backed node beside the simulated ones: auto (when the machine can run it), on, off")
 		realNodeBins  = fs.String("real-node-bin-dir", "", "directory with kubelet and pause-image.tar (default: this executable's directory)")
-		images        stringList
+		archives      stringList
+		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 2 x CPUs, at least 4)")
+		images        = runImages{}
 	)
-	fs.Var(&images, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
+	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
+	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *realNode != "auto" && *realNode != "on" && *realNode != "off" {
 		fmt.Fprintf(os.Stderr, "--real-node must be auto, on or off (got %q)\n", *realNode)
+		return 2
+	}
+	if *poolMin < 0 || *poolMax < *poolMin {
+		fmt.Fprintf(os.Stderr, "--gpu-pool-min (%d) must be between 0 and --gpu-pool-max (%d)\n", *poolMin, *poolMax)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -74,7 +103,11 @@ func run(args []string) int {
 		StartTimeout:   *startTimeout,
 		RealNode:       *realNode,
 		RealNodeBinDir: *realNodeBins,
-		ImageArchives:  images,
+		ImageArchives:  archives,
+		RunImages:      images,
+		RunConcurrency: *runConc,
+		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
+		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -32,6 +32,8 @@ import (
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/realnode"
 	"aiconform.dev/testcluster/internal/sim"
+	"aiconform.dev/testcluster/internal/standin/autoscaler"
+	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
 // KubernetesVersion is the version of the embedded Kubernetes components
@@ -59,6 +61,14 @@ type Options struct {
 	RealNode       string
 	RealNodeBinDir string   // kubelet and pause-image.tar (default: this executable's dir)
 	ImageArchives  []string // OCI archives imported into the real node's runtime
+	// Operator selects faults of the stand-in AI operator.
+	Operator operator.Options
+	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
+	GPUPool autoscaler.PoolOptions
+	// RunImages maps image repositories to host binaries the simulated
+	// nodes run as processes (see sim.Runtime).
+	RunImages      map[string]string
+	RunConcurrency int
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -370,6 +380,25 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		kubeletVersion = v.GitVersion
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	if len(o.RunImages) > 0 {
+		ca, err := os.ReadFile(certs.CACert)
+		if err != nil {
+			return err
+		}
+		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
+			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca})
+		if err != nil {
+			return err
+		}
+		simulator.SetRuntime(rt)
+		// Runs after the components are cancelled (defers run last-in first-out).
+		defer rt.Shutdown()
+	}
+	burst, hasBurst := autoscaler.BurstPool(prof)
+	var burstSlots []string
+	if hasBurst && o.GPUPool.Max > 0 {
+		burstSlots = simulator.AddNodeSlots(burst, o.GPUPool.Max)
+	}
 	if err := step("registering nodes", simulator.RegisterNodes); err != nil {
 		return err
 	}
@@ -404,6 +433,22 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	var realNodeExited <-chan string
 	if rn != nil {
 		realNodeExited = rn.Exited()
+	}
+	if len(burstSlots) > 0 {
+		if err := step("starting the GPU pool autoscaler", func(ctx context.Context) error {
+			return autoscaler.Run(compCtx, client, simulator, autoscaler.Options{
+				Slots: burstSlots, Min: o.GPUPool.Min, Template: autoscaler.Template(burst),
+				ScaleDownAfter: o.GPUPool.ScaleDownAfter, NoScaleDown: o.GPUPool.NoScaleDown,
+			})
+		}); err != nil {
+			return err
+		}
+	}
+
+	if err := step("installing the stand-in operator", func(ctx context.Context) error {
+		return operator.Run(compCtx, restCfg, o.Operator)
+	}); err != nil {
+		return err
 	}
 
 	if err := step("waiting for cluster readiness", func(ctx context.Context) error {

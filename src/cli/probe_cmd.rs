@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use aiconform::probe;
+use aiconform::runner::suite::parse_duration;
+
+/// Programs the conformance cases run inside their workload containers.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  aiconform probe sleep 3s\n  aiconform probe devices --expect 1\n  \
+    aiconform probe devices --expect 0 --termination-log /tmp/msg"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Run for DURATION (`3s`, `1m`), then exit 0
+    Sleep {
+        #[arg(value_parser = parse_duration)]
+        duration: std::time::Duration,
+    },
+    /// Serve HTTP on PORT: every request is answered with NAME (body and `x-served-by`
+    /// header) and counted; `/metrics` exposes the count in the Prometheus format
+    Serve {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Report the GPU device nodes this process sees (JSON on stdout and as the termination
+    /// message); exit 0 when they match --expect, 1 otherwise
+    Devices {
+        /// Expected number of GPU devices (default: at least one)
+        #[arg(long)]
+        expect: Option<usize>,
+        /// Where to write the termination message
+        #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
+        termination_log: PathBuf,
+    },
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.what {
+        What::Sleep { duration } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()?;
+            rt.block_on(probe::sleep(duration));
+            Ok(ExitCode::SUCCESS)
+        }
+        What::Serve { name, port } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let l = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on port {port}: {e}"))?;
+                probe::serve(name, l).await?;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        What::Devices {
+            expect,
+            termination_log,
+        } => {
+            let view = probe::device_view(
+                &probe::probe_root(),
+                std::env::var("NVIDIA_VISIBLE_DEVICES").ok(),
+            );
+            let text = serde_json::to_string(&view)?;
+            println!("{text}");
+            probe::write_termination_message(&termination_log, &text)?;
+            Ok(if probe::view_matches(&view, expect) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
