@@ -3,12 +3,14 @@
 mod agent_cmd;
 mod bundle_cmd;
 mod cluster_cmd;
+mod completions_cmd;
 mod criteria_args;
 mod deploy_cmd;
 mod progress;
 mod recipe_cmd;
 mod run_cmd;
 mod serve_cmd;
+mod snapshot_arg;
 mod snapshot_cmd;
 mod submission_cmd;
 mod validate_cmd;
@@ -61,6 +63,8 @@ pub enum Command {
     Cluster(cluster_cmd::Args),
     /// Write and check a CNCF AI conformance submission (PRODUCT.yaml and evidence)
     Submission(submission_cmd::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions(completions_cmd::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Submission(args) => submission_cmd::run(args),
+        Command::Completions(args) => completions_cmd::run(args),
     };
     match result {
         Ok(code) => code,
