@@ -24,6 +24,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "aiconform", &mut std::io::stdout());
+    // Into memory first: clap_complete panics on a write error (e.g. `| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "aiconform", &mut script);
+    aiconform::output::write_target("-", &script)?;
     Ok(ExitCode::SUCCESS)
 }
