@@ -20,6 +20,7 @@ fn recipe(constraints: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
             tool_version: "0.1.0".into(),
             applied_overlays: vec!["base".into()],
             value_count: 0,
+            ..Default::default()
         },
         criteria: Default::default(),
         constraints: constraints

@@ -414,3 +414,366 @@ fn public_fixtures_pass_their_platform_recipe_and_faults_fail() {
         );
     }
 }
+
+// --- `--set` overrides, aliases, snapshots and node counts -------------------------------
+
+use aiconform::recipe::aliases::ComponentAliases;
+use aiconform::recipe::resolve::declared_components;
+use aiconform::recipe::set::SetExpr;
+use aiconform::recipe::{Adjustments, compose_with};
+
+fn with_sets(c: &Criteria, sets: &[&str]) -> Result<Recipe, aiconform::recipe::RecipeError> {
+    let adj = Adjustments {
+        sets: sets.iter().map(|s| SetExpr::parse(s).unwrap()).collect(),
+        ..Default::default()
+    };
+    compose_with(&catalog(), c, &adj)
+}
+
+fn eks_training() -> Criteria {
+    criteria("eks", "h100", "ubuntu", "training", "kubeflow")
+}
+
+#[test]
+fn set_overrides_values_through_aliases_and_records_them() {
+    let plain = compose(&catalog(), &eks_training()).unwrap();
+    let r = with_sets(
+        &eks_training(),
+        &[
+            "gpuoperator:driver.version=1.0",
+            "gpu-operator:driver.version=\"580.1\"",
+            "dradriver:newKey.nested=7",
+            "gpu-operator:cdi.enabled=false",
+        ],
+    )
+    .unwrap();
+    let gpu = &r.component("gpu-operator").unwrap().values;
+    // The last expression for a path wins; quotes keep the string.
+    assert_eq!(gpu["driver"]["version"], serde_json::json!("580.1"));
+    assert_eq!(gpu["cdi"]["enabled"], serde_json::json!(false));
+    let dra = &r.component("nvidia-dra-driver-gpu").unwrap().values;
+    assert_eq!(dra["newKey"]["nested"], serde_json::json!(7));
+    let recorded: Vec<(String, String)> = r
+        .metadata
+        .overrides
+        .iter()
+        .map(|o| (o.component.clone(), format!("{}={}", o.path, o.value)))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("gpu-operator".into(), "driver.version=\"580.1\"".into()),
+            ("nvidia-dra-driver-gpu".into(), "newKey.nested=7".into()),
+            ("gpu-operator".into(), "cdi.enabled=false".into()),
+        ]
+    );
+    assert_eq!(r.metadata.value_count, plain.metadata.value_count + 1);
+    // Only the overridden values and the record differ.
+    assert_eq!(r.components.len(), plain.components.len());
+    assert_eq!(r.deployment_order, plain.deployment_order);
+    // Deterministic, and the record reads back.
+    let again = with_sets(
+        &eks_training(),
+        &[
+            "gpuoperator:driver.version=1.0",
+            "gpu-operator:driver.version=\"580.1\"",
+            "dradriver:newKey.nested=7",
+            "gpu-operator:cdi.enabled=false",
+        ],
+    )
+    .unwrap();
+    let y = aiconform::yaml::to_string(&r).unwrap();
+    assert_eq!(y, aiconform::yaml::to_string(&again).unwrap());
+    assert!(y.contains("overrides:"), "{y}");
+    let back: Recipe = aiconform::yaml::from_str(&y, "rendered").unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn recipes_without_overrides_carry_no_new_metadata() {
+    let y = render(&eks_training());
+    for key in ["overrides:", "excludedOverlays:", "constraintWarnings:"] {
+        assert!(!y.contains(key), "{key} in\n{y}");
+    }
+    let r = compose(&catalog(), &eks_training()).unwrap();
+    assert_eq!(r.criteria.len(), 5, "no nodes criterion unless given");
+}
+
+#[test]
+fn enabled_false_removes_a_component_and_reports_dependents() {
+    let r = with_sets(&eks_training(), &["certmanager:enabled=false"]).unwrap();
+    assert!(r.component("cert-manager").is_none());
+    assert!(!r.deployment_order.contains(&"cert-manager".to_string()));
+    assert!(
+        r.components
+            .iter()
+            .all(|c| !c.dependency_refs.contains(&"cert-manager".into()))
+    );
+    let o = &r.metadata.overrides[0];
+    assert_eq!(
+        (o.component.as_str(), o.path.as_str()),
+        ("cert-manager", "enabled")
+    );
+    assert!(
+        o.dependents.contains(&"jobset".to_string()),
+        "{:?}",
+        o.dependents
+    );
+    assert!(o.dependents.windows(2).all(|w| w[0] < w[1]), "sorted");
+    assert_dependencies_first(&r);
+    // The last one wins: removed then restored is the plain recipe's component set.
+    let r = with_sets(
+        &eks_training(),
+        &["cert-manager:enabled=false", "cert-manager:enabled=true"],
+    )
+    .unwrap();
+    assert!(r.component("cert-manager").is_some());
+}
+
+#[test]
+fn enabled_true_restores_what_an_overlay_removed() {
+    // eks-training removes network-operator; restoring brings back its base definition.
+    let plain = compose(&catalog(), &eks_training()).unwrap();
+    assert!(plain.component("network-operator").is_none());
+    let r = with_sets(&eks_training(), &["networkoperator:enabled=true"]).unwrap();
+    let restored = r.component("network-operator").expect("restored");
+    let generic = compose(
+        &catalog(),
+        &criteria("any", "any", "any", "training", "any"),
+    )
+    .unwrap();
+    assert_eq!(
+        restored.version,
+        generic.component("network-operator").unwrap().version
+    );
+    assert_dependencies_first(&r);
+    // A component no applied overlay declared cannot be conjured up.
+    let e = with_sets(&eks_training(), &["dynamo-platform:enabled=true"]).unwrap_err();
+    assert!(e.to_string().contains("nothing to restore"), "{e}");
+}
+
+#[test]
+fn set_errors_name_the_expression_and_the_fix() {
+    let c = eks_training();
+    let e = with_sets(&c, &["gpu-opertor:driver.version=1"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("set `gpu-opertor:driver.version=1`"), "{e}");
+    assert!(e.contains("unknown component `gpu-opertor`"), "{e}");
+    assert!(e.contains("gpu-operator"), "{e}");
+    assert!(e.contains("`gpuoperator`"), "{e}");
+    let e = with_sets(&c, &["dynamo-platform:x=1"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not part of this recipe"), "{e}");
+    let e = with_sets(&c, &["gpu-operator:driver.version.x=1"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`driver.version` is a string"), "{e}");
+    let e = with_sets(&c, &["kai:x=1", "kai-scheduler:enabled=false"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("removed by `kai-scheduler:enabled=false`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn set_applies_to_a_recipe_file_too() {
+    let mut r = compose(&catalog(), &eks_training()).unwrap();
+    let aliases = ComponentAliases::load(&RecipeFiles::builtin()).unwrap();
+    aiconform::recipe::overrides::apply_texts(
+        &mut r,
+        &[
+            "kai:enabled=false".into(),
+            "gpuoperator:driver.version=580.95.05".into(),
+        ],
+        &aliases,
+    )
+    .unwrap();
+    assert!(r.component("kai-scheduler").is_none());
+    let o = &r.metadata.overrides[0];
+    assert!(
+        o.dependents.contains(&"kubeflow-trainer".to_string()),
+        "{o:?}"
+    );
+    let e = aiconform::recipe::overrides::apply_texts(
+        &mut r,
+        &["network-operator:enabled=true".into()],
+        &aliases,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nothing to restore"), "{e}");
+}
+
+#[test]
+fn every_alias_names_a_declared_component_and_shadows_none() {
+    let catalog = catalog();
+    let declared = declared_components(&catalog);
+    let aliases = ComponentAliases::load(&catalog.files).unwrap();
+    for (alias, target) in &aliases.aliases {
+        assert!(
+            declared.contains(target),
+            "alias {alias} -> unknown {target}"
+        );
+        assert!(
+            !declared.contains(alias),
+            "alias {alias} shadows a component"
+        );
+    }
+    for c in declared.iter().filter(|c| c.contains('-')) {
+        assert!(
+            aliases.of(c).contains(&c.replace('-', "").as_str()),
+            "{c} lacks its hyphen-less alias"
+        );
+    }
+    assert_eq!(aliases.aliases["gpuoperator"], "gpu-operator");
+    assert_eq!(aliases.aliases["dradriver"], "nvidia-dra-driver-gpu");
+}
+
+fn fixture_snapshot() -> aiconform::snapshot::model::Snapshot {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/h100-eks.yaml");
+    aiconform::snapshot::load_file(&path).unwrap()
+}
+
+#[test]
+fn criteria_are_derived_from_a_snapshot() {
+    use aiconform::recipe::snapshot::{criteria_of, derive_criteria};
+    let derived = derive_criteria(&fixture_snapshot());
+    let c = criteria_of(&derived);
+    assert_eq!(
+        c.to_string(),
+        "service=eks accelerator=h100 os=ubuntu intent=any platform=any"
+    );
+    assert!(
+        derived
+            .iter()
+            .any(|d| d.evidence.contains("v1.34.2-eks-a737599")),
+        "{derived:?}"
+    );
+
+    // No version hint: the provider ID decides; nodes that disagree leave OS open.
+    let mut snap = fixture_snapshot();
+    snap.cluster.server_version.git_version = "v1.34.2".into();
+    for n in &mut snap.cluster.nodes {
+        n.provider_id = format!("azure:///subscriptions/s/{}", n.name);
+    }
+    snap.cluster.nodes[2].node_info.os_image = "Red Hat Enterprise Linux 9.4".into();
+    if let aiconform::snapshot::model::AgentOutcome::Collected { report } =
+        &mut snap.cluster.nodes[2].agent
+    {
+        report.os_release.insert("ID".into(), "rhel".into());
+    }
+    let c = criteria_of(&derive_criteria(&snap));
+    assert_eq!(c.get(Dimension::Service), Some("aks"));
+    assert_eq!(c.get(Dimension::Os), None, "{c}");
+}
+
+#[test]
+fn overlays_contradicted_by_the_snapshot_are_excluded_with_descendants() {
+    use aiconform::recipe::snapshot::adjustments;
+    let catalog = catalog();
+    let c = criteria("eks", "h100", "ubuntu", "training", "any");
+    let snap = fixture_snapshot();
+    let adj = adjustments(&catalog, &c, &snap).unwrap();
+    assert!(adj.excluded.is_empty(), "{:?}", adj.excluded);
+
+    // An EKS version below the eks overlay's `>= 1.32.4` drops eks and eks-training.
+    let mut old = snap.clone();
+    old.cluster.server_version.git_version = "v1.32.1-eks-abc".into();
+    let adj = adjustments(&catalog, &c, &old).unwrap();
+    let names: Vec<&str> = adj.excluded.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["eks", "eks-training"], "{:?}", adj.excluded);
+    assert!(
+        adj.excluded[0]
+            .reason
+            .contains("K8s.server.version >= 1.32.4"),
+        "{:?}",
+        adj.excluded
+    );
+    assert!(
+        adj.excluded[1]
+            .reason
+            .contains("its base `eks` is excluded")
+    );
+    let r = compose_with(&catalog, &c, &adj).unwrap();
+    assert!(
+        !r.metadata
+            .applied_overlays
+            .iter()
+            .any(|o| o.starts_with("eks"))
+    );
+    assert!(r.component("aws-efa").is_none() && r.component("aws-ebs-csi-driver").is_none());
+    assert_eq!(r.metadata.excluded_overlays, adj.excluded);
+    let y = aiconform::yaml::to_string(&r).unwrap();
+    assert!(y.contains("excludedOverlays:"), "{y}");
+}
+
+fn node_catalog() -> Catalog {
+    let mut files = RecipeFiles::builtin();
+    files.push_memory_layer(
+        "test",
+        &[(
+            "overlays/large.yaml",
+            "apiVersion: aiconform.dev/v1alpha1\nkind: Overlay\nname: large\ncriteria:\n  nodes: \">= 8\"\ncomponentRefs:\n  - name: gpu-operator\n    values: {large: true}\n",
+        )],
+    );
+    Catalog::load(files).unwrap()
+}
+
+#[test]
+fn node_count_selects_overlays_with_a_node_requirement() {
+    let catalog = node_catalog();
+    let mut c = criteria("eks", "any", "any", "any", "any");
+    let has_large = |c: &Criteria| {
+        let r = compose(&catalog, c).unwrap();
+        r.metadata.applied_overlays.contains(&"large".to_string())
+    };
+    assert!(
+        !has_large(&c),
+        "no count given: a node overlay does not apply"
+    );
+    c.set_node_count(4);
+    assert!(!has_large(&c));
+    c.set_node_count(8);
+    assert!(has_large(&c));
+    let r = compose(&catalog, &c).unwrap();
+    assert_eq!(r.criteria["nodes"], "8");
+    assert_eq!(r.metadata.name, "eks-8-nodes");
+    // Its specificity sits with one-dimension overlays: after base, sorted by name.
+    assert_eq!(r.metadata.applied_overlays, ["base", "eks", "large"]);
+    c.set_node_count(0);
+    assert!(c.nodes().is_none(), "0 means any");
+}
+
+#[test]
+fn bad_node_requirements_are_named() {
+    let mut files = RecipeFiles::builtin();
+    files.push_memory_layer(
+        "test",
+        &[(
+            "overlays/bad.yaml",
+            "apiVersion: aiconform.dev/v1alpha1\nkind: Overlay\nname: bad\ncriteria:\n  nodes: \">= lots\"\n",
+        )],
+    );
+    let e = Catalog::load(files).unwrap_err().to_string();
+    assert!(e.contains("test:overlays/bad.yaml"), "{e}");
+    assert!(e.contains("invalid nodes `>= lots`"), "{e}");
+}
+
+#[test]
+fn criteria_aliases() {
+    let mut c = Criteria::new();
+    c.set_alias(Dimension::Service, "self-managed").unwrap();
+    assert!(c.is_empty());
+    c.set_alias(Dimension::Service, "Vanilla").unwrap();
+    assert!(c.is_empty());
+    c.set_alias(Dimension::Os, "al2023").unwrap();
+    assert_eq!(c.get(Dimension::Os), Some("amazonlinux"));
+    c.set_alias(Dimension::Os, "AL2").unwrap();
+    assert_eq!(c.get(Dimension::Os), Some("amazonlinux"));
+    // The strict setter (the API's) does not take aliases.
+    assert!(Criteria::new().with(Dimension::Os, "al2").is_err());
+}

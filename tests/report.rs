@@ -270,6 +270,7 @@ fn fixture_recipe() -> Recipe {
             tool_version: "0.1.0".into(),
             applied_overlays: vec!["base".into(), "eks".into(), "h100".into()],
             value_count: 0,
+            ..Default::default()
         },
         criteria: Default::default(),
         constraints: vec![

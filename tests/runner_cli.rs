@@ -39,6 +39,7 @@ fn recipe(constraints: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
             tool_version: "0.1.0".into(),
             applied_overlays: vec!["base".into()],
             value_count: 1,
+            ..Default::default()
         },
         criteria: Default::default(),
         constraints: constraints

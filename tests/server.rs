@@ -727,6 +727,115 @@ async fn bundle_is_a_tar_gz_with_values_per_component() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_overrides_match_the_cli_and_errors_name_the_parameter() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let sets = [
+        "gpuoperator:driver.version=580.95.05",
+        "certmanager:enabled=false",
+    ];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiconform"))
+        .args(["recipe", "--service", "eks", "--format", "json"])
+        .args(sets.iter().flat_map(|v| ["--set", v]))
+        .output()
+        .expect("run aiconform recipe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query: String = sets
+        .iter()
+        .map(|v| format!("&set={}", v.replace(':', "%3A").replace('=', "%3D")))
+        .collect();
+    let resp = s.get(&format!("/v1/recipe?service=eks{query}")).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        String::from_utf8_lossy(&out.stdout),
+        "GET /v1/recipe with set differs from the CLI"
+    );
+    // Overrides never leak into the cached recipe for the same criteria.
+    let plain = s.get("/v1/recipe?service=eks").await.text().await.unwrap();
+    assert!(!plain.contains("overrides"), "{plain}");
+
+    let v: Value = s
+        .get("/v1/query?service=eks&selector=components.gpu-operator.values.driver.version&set=gpu-operator%3Adriver.version%3D1.5")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v, json!(1.5));
+
+    for (q, needle) in [
+        ("set=nope%3Ax%3D1", "unknown component `nope`"),
+        ("set=gpu-operator", "no `:`"),
+        ("set=dynamo-platform%3Ax%3D1", "not part of this recipe"),
+    ] {
+        let r = s.get(&format!("/v1/recipe?service=eks&{q}")).await;
+        assert_eq!(r.status(), 400, "{q}");
+        let (code, field, msg) = error_of(r).await;
+        assert_eq!(
+            (code.as_str(), field.as_deref()),
+            ("invalid_set", Some("set")),
+            "{q}"
+        );
+        assert!(msg.contains(needle), "{q}: {msg}");
+    }
+    let many: String = (0..65)
+        .map(|i| format!("&set=gpu-operator%3Ak{i}%3D1"))
+        .collect();
+    let r = s.get(&format!("/v1/recipe?service=eks{many}")).await;
+    assert_eq!(r.status(), 400);
+    assert!(error_of(r).await.2.contains("at most 64"));
+
+    // Bundles: set applies to composed and to posted recipes alike.
+    let recipe = compose(&catalog(), &criteria(&[(Dimension::Service, "eks")])).unwrap();
+    let bundle = |body: Value| {
+        s.client
+            .post(s.url("/v1/bundle?set=skyhook%3Aenabled%3Dfalse"))
+            .json(&body)
+            .send()
+    };
+    let a = bundle(json!({"criteria": {"service": "eks"}}))
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 200);
+    let a = a.bytes().await.unwrap();
+    let names = |gz: &[u8]| -> Vec<String> {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+        tar.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+            .collect()
+    };
+    assert!(
+        !names(&a).iter().any(|n| n.contains("skyhook-operator")),
+        "{:?}",
+        names(&a)
+    );
+    let b = bundle(json!({"recipe": serde_json::to_value(&recipe).unwrap()}))
+        .await
+        .unwrap();
+    assert_eq!(b.status(), 200);
+    assert!(
+        !names(&b.bytes().await.unwrap())
+            .iter()
+            .any(|n| n.contains("skyhook-operator"))
+    );
+    let r = s
+        .client
+        .post(s.url("/v1/bundle?set=nope%3Aenabled%3Dfalse"))
+        .json(&json!({"recipe": serde_json::to_value(&recipe).unwrap()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_of(r).await.0, "invalid_set");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests() {
     let s = TestServer::start(ServerConfig::default()).await;
     let held = hold_request(s.addr).await;

@@ -171,6 +171,13 @@ fn cases(doc: &Value) -> BoxedStrategy<Case> {
                                 noise_string(),
                             ]
                             .boxed(),
+                            None if name == "set" => prop_oneof![
+                                Just("gpuoperator:driver.version=580.95.05".to_string()),
+                                Just("cert-manager:replicaCount=2".to_string()),
+                                "[a-z-]{1,20}:[a-zA-Z.]{1,20}=[a-z0-9.\"]{0,8}",
+                                noise_string(),
+                            ]
+                            .boxed(),
                             None => noise_string(),
                         };
                     prop::option::weighted(0.6, values.prop_map(move |v| (name.clone(), v))).boxed()

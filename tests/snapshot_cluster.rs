@@ -23,6 +23,7 @@ fn write_recipe(dir: &Path, constraints: &[(&str, &str)]) -> std::path::PathBuf 
             tool_version: "0.1.0".into(),
             applied_overlays: vec!["base".into()],
             value_count: 0,
+            ..Default::default()
         },
         criteria: Default::default(),
         constraints: constraints

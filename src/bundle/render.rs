@@ -500,6 +500,7 @@ mod tests {
                 tool_version: "0.0.0".into(),
                 applied_overlays: vec!["base".into()],
                 value_count: 0,
+                ..Default::default()
             },
             criteria: BTreeMap::new(),
             constraints: vec![],

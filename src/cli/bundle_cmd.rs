@@ -6,7 +6,7 @@ use clap::{Args as ClapArgs, Subcommand};
 
 use aiconform::bundle::{self, BundleOptions, Deployer, Toleration};
 
-use super::criteria_args::CriteriaArgs;
+use super::criteria_args::{CriteriaArgs, SetArgs};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -15,6 +15,8 @@ Examples:
       --system-node-selector nodeGroup=system \\
       --accelerated-node-selector nodeGroup=gpu \\
       --accelerated-node-toleration nvidia.com/gpu=present:NoSchedule
+  aiconform bundle --recipe recipe.yaml -o ./bundle --set gpuoperator:driver.version=580.95.05 \\
+      --set kai-scheduler:enabled=false
   aiconform bundle verify ./bundle";
 
 /// Arguments of `aiconform bundle`.
@@ -46,6 +48,8 @@ struct RenderArgs {
     recipe: Option<PathBuf>,
     #[command(flatten)]
     criteria: CriteriaArgs,
+    #[command(flatten)]
+    sets: SetArgs,
     /// Directory to write the bundle to (created; must be empty unless --force)
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
@@ -107,7 +111,9 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         );
     };
     let opts = options(&args)?;
-    let recipe = args.criteria.recipe(args.recipe.as_deref())?;
+    let recipe = args
+        .criteria
+        .recipe_with(args.recipe.as_deref(), &args.sets)?;
     let rendered = bundle::render(&recipe, &opts).with_context(|| {
         format!(
             "cannot render a bundle of recipe `{}`",

@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod bundle_cmd;
 mod cluster_cmd;
+mod completions_cmd;
 mod criteria_args;
 mod deploy_cmd;
 mod probe_cmd;
@@ -10,6 +11,7 @@ mod progress;
 mod recipe_cmd;
 mod run_cmd;
 mod serve_cmd;
+mod snapshot_arg;
 mod snapshot_cmd;
 mod submission_cmd;
 mod validate_cmd;
@@ -65,6 +67,8 @@ pub enum Command {
     /// Workload programs the conformance cases run inside containers
     #[command(hide = true)]
     Probe(probe_cmd::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions(completions_cmd::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Submission(args) => submission_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args),
+        Command::Completions(args) => completions_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,15 +1,36 @@
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Args;
 
 use aiconform::output::{Format, write_target};
-use aiconform::recipe::{compose, query};
+use aiconform::recipe::snapshot as from_snapshot;
+use aiconform::recipe::{Adjustments, compose_with, overrides, query};
 
-use super::criteria_args::CriteriaArgs;
+use super::criteria_args::{CriteriaArgs, SetArgs, report_overrides};
+
+const AFTER_HELP: &str = "\
+Examples:
+  aiconform recipe --service eks --gpu h100 --os ubuntu --intent training --platform kubeflow -o recipe.yaml
+  aiconform recipe --service eks --gpu h100 --intent training --set gpuoperator:driver.version=580.95.05
+  aiconform recipe --snapshot snapshot.yaml --intent training
+  aiconform recipe --snapshot cm://aiconform/snapshot --kubeconfig ~/.kube/config -o recipe.yaml";
 
 #[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct RecipeArgs {
     #[command(flatten)]
     pub criteria: CriteriaArgs,
+    #[command(flatten)]
+    pub sets: SetArgs,
+    /// Compose for the cluster in this snapshot (a file or cm://NAMESPACE/NAME): service,
+    /// accelerator and OS come from it (flags override them), and overlays whose
+    /// constraints it contradicts are left out (listed in metadata.excludedOverlays)
+    #[arg(long, value_name = "FILE|cm://NS/NAME")]
+    pub snapshot: Option<String>,
+    /// Kubeconfig for reading --snapshot cm://... (default: KUBECONFIG, ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Where to write the recipe; `-` is stdout
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: String,
@@ -19,9 +40,40 @@ pub struct RecipeArgs {
 }
 
 pub fn run(args: RecipeArgs) -> Result<()> {
-    let criteria = args.criteria.to_criteria()?;
     let catalog = args.criteria.catalog()?;
-    let recipe = compose(&catalog, &criteria)?;
+    let mut adj = Adjustments {
+        sets: overrides::parse_all(&args.sets.set)?,
+        ..Default::default()
+    };
+    let criteria = match &args.snapshot {
+        None => args.criteria.to_criteria()?,
+        Some(arg) => {
+            let snap = super::snapshot_arg::load(arg, args.kubeconfig.as_deref())?;
+            let derived = from_snapshot::derive_criteria(&snap);
+            for d in &derived {
+                eprintln!(
+                    "snapshot {arg}: {}={} (from {})",
+                    d.dimension, d.value, d.evidence
+                );
+            }
+            let criteria = args
+                .criteria
+                .to_criteria_over(from_snapshot::criteria_of(&derived))?;
+            let found = from_snapshot::adjustments(&catalog, &criteria, &snap)
+                .with_context(|| format!("evaluating overlay constraints against {arg}"))?;
+            for e in &found.excluded {
+                eprintln!("excluded overlay {}: {}", e.name, e.reason);
+            }
+            for w in &found.constraint_warnings {
+                eprintln!("warning: {w}");
+            }
+            adj.excluded = found.excluded;
+            adj.constraint_warnings = found.constraint_warnings;
+            criteria
+        }
+    };
+    let recipe = compose_with(&catalog, &criteria, &adj)?;
+    report_overrides(&recipe);
     let text = Format::resolve(args.format, &args.output)
         .render(&recipe)
         .map_err(anyhow::Error::msg)?;
@@ -43,6 +95,8 @@ pub fn run(args: RecipeArgs) -> Result<()> {
 pub struct QueryArgs {
     #[command(flatten)]
     pub criteria: CriteriaArgs,
+    #[command(flatten)]
+    pub sets: SetArgs,
     /// Dotted path into the hydrated recipe, e.g. components.gpu-operator.values.driver.version
     #[arg(long, value_name = "PATH")]
     pub selector: String,
@@ -52,9 +106,7 @@ pub struct QueryArgs {
 }
 
 pub fn run_query(args: QueryArgs) -> Result<()> {
-    let criteria = args.criteria.to_criteria()?;
-    let catalog = args.criteria.catalog()?;
-    let recipe = compose(&catalog, &criteria)?;
+    let recipe = args.criteria.recipe_with(None, &args.sets)?;
     let value = query::select(&recipe, &args.selector)?;
     let text = match &value {
         serde_json::Value::String(s) => format!("{s}\n"),

@@ -5,7 +5,6 @@ use anyhow::{Context, Result};
 
 use aiconform::readiness;
 use aiconform::runner::Phase as RunnerPhase;
-use aiconform::snapshot::{self, Location};
 
 use super::run_cmd::{ExecArgs, Job, SelectArgs, Target};
 
@@ -94,19 +93,7 @@ fn validate(args: Args) -> Result<ExitCode> {
         .as_deref()
         .context("--phase readiness needs --snapshot FILE or cm://NAMESPACE/NAME (create one with `aiconform snapshot`)")?;
     let recipe = aiconform::recipe::load_recipe_file(&args.recipe)?;
-    let snap = match Location::parse(snapshot_arg)? {
-        Location::Stdout => {
-            anyhow::bail!("--snapshot - is not supported; give a file or cm://NAMESPACE/NAME")
-        }
-        Location::File(path) => snapshot::load_file(&path)?,
-        Location::ConfigMap { namespace, name } => {
-            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(async {
-                let client = aiconform::cluster::connect(args.kubeconfig.as_deref()).await?;
-                Ok::<_, anyhow::Error>(snapshot::load_configmap(&client, &namespace, &name).await?)
-            })?
-        }
-    };
+    let snap = super::snapshot_arg::load(snapshot_arg, args.kubeconfig.as_deref())?;
     let report = readiness::evaluate_snapshot(&recipe.constraints, &snap);
     match args.output {
         OutputFormat::Table => {

@@ -1,9 +1,12 @@
-//! Criteria: the five dimensions a recipe is selected by, and how overlays match them.
+//! Criteria: the five dimensions a recipe is selected by, the node count, and how overlays
+//! match them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::readiness::expr::{Clause, Expr};
 
 /// One selection dimension. The declaration order is the specificity order: an overlay that
 /// pins a later dimension is more specific and is applied later (so it wins).
@@ -49,6 +52,25 @@ impl Dimension {
     pub fn from_key(key: &str) -> Option<Dimension> {
         Dimension::ALL.into_iter().find(|d| d.key() == key)
     }
+
+    /// Other spellings accepted on the command line and in criteria files, with the value
+    /// each stands for. The API takes canonical values only (what its schema lists).
+    pub fn aliases(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Dimension::Service => &[("self-managed", ANY), ("self", ANY), ("vanilla", ANY)],
+            Dimension::Os => &[("al2", "amazonlinux"), ("al2023", "amazonlinux")],
+            _ => &[],
+        }
+    }
+
+    /// The canonical value for `value` (lowercased, trimmed): an alias's target, else itself.
+    pub fn canonical(self, value: &str) -> String {
+        let v = value.trim().to_ascii_lowercase();
+        self.aliases()
+            .iter()
+            .find(|(alias, _)| *alias == v)
+            .map_or(v, |(_, target)| target.to_string())
+    }
 }
 
 impl fmt::Display for Dimension {
@@ -73,10 +95,27 @@ fn allowed_list(d: Dimension) -> String {
     v.join(", ")
 }
 
+/// Criteria that cannot be parsed: an unknown dimension value or a bad node count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CriteriaError {
+    #[error(transparent)]
+    Unknown(#[from] UnknownCriterion),
+    #[error(
+        "invalid nodes `{value}`: {message}; use a count (`8`) or a comparison (`>= 8`, `>= 2, < 16`)"
+    )]
+    Nodes { value: String, message: String },
+}
+
 /// Criteria, as requested by a user or declared by an overlay. `None` means `any`.
+///
+/// `nodes` is the node count: in a query the cluster's count (`8`), in an overlay a
+/// requirement on it, an [`Expr`] over whole numbers (`>= 8`, `>= 2, < 16`, or `8` for
+/// exactly eight). Like the other dimensions, an overlay that pins it matches only queries
+/// that give a count satisfying it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Criteria {
     values: BTreeMap<Dimension, String>,
+    nodes: Option<String>,
 }
 
 impl Criteria {
@@ -98,6 +137,11 @@ impl Criteria {
         Ok(())
     }
 
+    /// Set one dimension accepting its aliases (`vanilla` → any, `al2` → amazonlinux).
+    pub fn set_alias(&mut self, dimension: Dimension, value: &str) -> Result<(), UnknownCriterion> {
+        self.set(dimension, &dimension.canonical(value))
+    }
+
     pub fn with(mut self, dimension: Dimension, value: &str) -> Result<Self, UnknownCriterion> {
         self.set(dimension, value)?;
         Ok(self)
@@ -107,42 +151,104 @@ impl Criteria {
         self.values.get(&dimension).map(String::as_str)
     }
 
-    /// True when every dimension this (overlay) criteria pins equals the query's value.
-    /// An overlay pinning `eks` does not match a query that leaves service as `any`: a
-    /// generic query gets only generic layers.
-    pub fn matches(&self, query: &Criteria) -> bool {
-        self.values
-            .iter()
-            .all(|(d, v)| query.get(*d) == Some(v.as_str()))
+    /// A query's node count; 0 means any.
+    pub fn set_node_count(&mut self, count: u32) {
+        self.nodes = (count > 0).then(|| count.to_string());
     }
 
-    /// Specificity key: more pinned dimensions first, then the most specific pinned
-    /// dimension, then the whole pinned set. Sorting ascending gives application order.
-    pub fn specificity(&self) -> (usize, Option<Dimension>, Vec<Dimension>) {
+    /// An overlay's node requirement: a count or a comparison over whole numbers.
+    pub fn set_node_requirement(&mut self, requirement: &str) -> Result<(), CriteriaError> {
+        let bad = |message: String| CriteriaError::Nodes {
+            value: requirement.to_string(),
+            message,
+        };
+        let text = requirement.trim();
+        if text.is_empty() || text == ANY {
+            self.nodes = None;
+            return Ok(());
+        }
+        let expr = Expr::parse(text).map_err(|e| bad(e.message))?;
+        for clause in &expr.clauses {
+            let operand = match clause {
+                Clause::Exact(v) | Clause::Compare(_, v) => v,
+            };
+            if operand.parse::<u32>().is_err() {
+                return Err(bad(format!("`{operand}` is not a whole number")));
+            }
+        }
+        self.nodes = Some(expr.to_string());
+        Ok(())
+    }
+
+    /// The node count (query) or requirement (overlay), if pinned.
+    pub fn nodes(&self) -> Option<&str> {
+        self.nodes.as_deref()
+    }
+
+    /// True when every dimension this (overlay) criteria pins equals the query's value and
+    /// the query's node count satisfies the overlay's requirement. An overlay pinning `eks`
+    /// (or `nodes: ">= 8"`) does not match a query that leaves it as `any`: a generic query
+    /// gets only generic layers.
+    pub fn matches(&self, query: &Criteria) -> bool {
+        let nodes_ok = match (&self.nodes, &query.nodes) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(req), Some(count)) => Expr::parse(req).is_ok_and(|e| e.check(count).is_ok()),
+        };
+        nodes_ok
+            && self
+                .values
+                .iter()
+                .all(|(d, v)| query.get(*d) == Some(v.as_str()))
+    }
+
+    /// Specificity key: more pinned dimensions (a node requirement counts as one) first,
+    /// then the most specific pinned dimension (the node count is the most specific of
+    /// all), then the whole pinned set. Sorting ascending gives application order.
+    pub fn specificity(&self) -> (usize, bool, Option<Dimension>, Vec<Dimension>) {
         let dims: Vec<Dimension> = self.values.keys().copied().collect();
-        (dims.len(), dims.last().copied(), dims)
+        let nodes = self.nodes.is_some();
+        (
+            dims.len() + usize::from(nodes),
+            nodes,
+            dims.last().copied(),
+            dims,
+        )
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.is_empty() && self.nodes.is_none()
     }
 
-    /// A name like `eks-h100-ubuntu-training-kubeflow`; `generic` when nothing is pinned.
+    /// A name like `eks-h100-ubuntu-training-kubeflow` (`-8-nodes` appended when a node
+    /// count is given); `generic` when nothing is pinned.
     pub fn slug(&self) -> String {
-        if self.values.is_empty() {
+        let mut parts: Vec<String> = self.values.values().cloned().collect();
+        if let Some(n) = &self.nodes {
+            parts.push(format!("{n}-nodes"));
+        }
+        if parts.is_empty() {
             return "generic".into();
         }
-        self.values.values().cloned().collect::<Vec<_>>().join("-")
+        parts.join("-")
     }
 
-    /// All five dimensions, `any` where unpinned, as written into recipes.
+    /// All five dimensions, `any` where unpinned, plus `nodes` when given, as written into
+    /// recipes.
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        Dimension::ALL
+        let mut map: BTreeMap<String, String> = Dimension::ALL
             .iter()
             .map(|d| (d.key().to_string(), self.get(*d).unwrap_or(ANY).to_string()))
-            .collect()
+            .collect();
+        if let Some(n) = &self.nodes {
+            map.insert(NODES_KEY.into(), n.clone());
+        }
+        map
     }
 }
+
+/// The criteria key of the node count.
+pub const NODES_KEY: &str = "nodes";
 
 impl fmt::Display for Criteria {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,7 +256,11 @@ impl fmt::Display for Criteria {
             .iter()
             .map(|d| format!("{}={}", d.key(), self.get(*d).unwrap_or(ANY)))
             .collect();
-        f.write_str(&parts.join(" "))
+        f.write_str(&parts.join(" "))?;
+        match &self.nodes {
+            Some(n) => write!(f, " nodes={n}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -169,6 +279,26 @@ pub struct CriteriaSpec {
     pub intent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// Node count (criteria files) or requirement (overlays): `8`, `">= 8"`, `">= 2, < 16"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodesSpec>,
+}
+
+/// `nodes` as written in YAML: a number or a comparison string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NodesSpec {
+    Count(u32),
+    Requirement(String),
+}
+
+impl NodesSpec {
+    fn text(&self) -> String {
+        match self {
+            NodesSpec::Count(n) => n.to_string(),
+            NodesSpec::Requirement(s) => s.clone(),
+        }
+    }
 }
 
 impl CriteriaSpec {
@@ -182,12 +312,17 @@ impl CriteriaSpec {
         }
     }
 
-    pub fn to_criteria(&self) -> Result<Criteria, UnknownCriterion> {
+    /// Parse the wire form; dimension aliases are accepted and `nodes` may be a count or a
+    /// requirement (see [`Criteria`]).
+    pub fn to_criteria(&self) -> Result<Criteria, CriteriaError> {
         let mut c = Criteria::new();
         for d in Dimension::ALL {
             if let Some(v) = self.get(d) {
-                c.set(d, v)?;
+                c.set_alias(d, v)?;
             }
+        }
+        if let Some(n) = &self.nodes {
+            c.set_node_requirement(&n.text())?;
         }
         Ok(c)
     }
@@ -271,5 +406,45 @@ mod tests {
             c.to_string(),
             "service=eks accelerator=any os=ubuntu intent=any platform=kubeflow"
         );
+    }
+
+    #[test]
+    fn node_requirements_match_counts() {
+        let mut large = Criteria::new();
+        large.set_node_requirement(">=8").unwrap();
+        assert_eq!(large.nodes(), Some(">= 8"), "normalized");
+        let mut range = Criteria::new();
+        range.set_node_requirement(">= 2, < 16").unwrap();
+        let mut exact = Criteria::new();
+        exact.set_node_requirement("8").unwrap();
+        let count = |n: u32| {
+            let mut c = Criteria::new();
+            c.set_node_count(n);
+            c
+        };
+        assert!(large.matches(&count(8)) && large.matches(&count(64)));
+        assert!(!large.matches(&count(7)));
+        assert!(
+            !large.matches(&Criteria::new()),
+            "no count: node overlays do not apply"
+        );
+        assert!(range.matches(&count(2)) && !range.matches(&count(16)));
+        assert!(exact.matches(&count(8)) && !exact.matches(&count(80)));
+        assert!(Criteria::new().matches(&count(3)));
+        for bad in [">= 1.5", "lots", ">= -1", ">="] {
+            let e = Criteria::new().set_node_requirement(bad).unwrap_err();
+            assert!(e.to_string().contains("invalid nodes"), "{bad}: {e}");
+        }
+        let mut pinned = count(8);
+        pinned.set(Dimension::Service, "eks").unwrap();
+        assert_eq!(
+            pinned.to_string(),
+            "service=eks accelerator=any os=any intent=any platform=any nodes=8"
+        );
+        assert_eq!(pinned.to_map()["nodes"], "8");
+        assert_eq!(pinned.slug(), "eks-8-nodes");
+        // A node overlay is applied after single-dimension overlays with the same count.
+        let svc = q(&[(Dimension::Service, "eks")]);
+        assert!(svc.specificity() < large.specificity());
     }
 }

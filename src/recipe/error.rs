@@ -1,4 +1,4 @@
-use crate::recipe::criteria::UnknownCriterion;
+use crate::recipe::criteria::CriteriaError;
 use crate::yaml::YamlError;
 
 /// Everything that can go wrong loading overlays or composing a recipe. Each variant names
@@ -19,7 +19,7 @@ pub enum RecipeError {
     Criterion {
         origin: String,
         #[source]
-        source: UnknownCriterion,
+        source: CriteriaError,
     },
     #[error("overlay `{name}` is defined twice: {first} and {second}; rename one of them")]
     DuplicateOverlay {
@@ -62,8 +62,19 @@ pub enum RecipeError {
     },
     #[error("no overlays found in {searched}; expected YAML files under overlays/")]
     NoOverlays { searched: String },
+    #[error("set `{expr}`: {message}")]
+    Set { expr: String, message: String },
     #[error("selector `{selector}`: {message}")]
     Selector { selector: String, message: String },
 }
 
 pub type Result<T, E = RecipeError> = std::result::Result<T, E>;
+
+impl From<super::set::SetError> for RecipeError {
+    fn from(e: super::set::SetError) -> Self {
+        RecipeError::Set {
+            expr: e.expr,
+            message: e.message,
+        }
+    }
+}

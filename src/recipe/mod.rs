@@ -3,6 +3,7 @@
 //! Flow: [`source`] reads files (the only I/O) → [`catalog`] parses and validates overlays →
 //! [`resolve`] selects, merges and orders them into a [`model::Recipe`].
 
+pub mod aliases;
 pub mod catalog;
 pub mod criteria;
 pub mod error;
@@ -10,15 +11,18 @@ pub mod merge;
 pub mod model;
 pub mod order;
 pub mod overlay;
+pub mod overrides;
 pub mod query;
 pub mod resolve;
+pub mod set;
+pub mod snapshot;
 pub mod source;
 
 pub use catalog::Catalog;
 pub use criteria::{Criteria, CriteriaSpec, Dimension};
 pub use error::RecipeError;
 pub use model::{Component, ComponentType, Recipe};
-pub use resolve::compose;
+pub use resolve::{Adjustments, compose, compose_with};
 
 /// Load a recipe file written by `aiconform recipe` (YAML or JSON).
 pub fn load_recipe_file(path: &std::path::Path) -> Result<Recipe, RecipeError> {

@@ -65,7 +65,7 @@ pub struct Constraint {
     pub source: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipeMetadata {
     pub name: String,
@@ -74,6 +74,38 @@ pub struct RecipeMetadata {
     pub applied_overlays: Vec<String>,
     /// Number of leaf configuration values over all components.
     pub value_count: usize,
+    /// `--set` overrides applied after the overlays, in the order they took effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<ValueOverride>,
+    /// Overlays left out because their constraints fail against the snapshot the recipe
+    /// was composed for (`recipe --snapshot`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_overlays: Vec<ExcludedOverlay>,
+    /// Overlay constraints the snapshot could not evaluate (no such measurement); their
+    /// overlays were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraint_warnings: Vec<String>,
+}
+
+/// One `--set COMPONENT:path=VALUE` as applied (component name resolved from any alias).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueOverride {
+    pub component: String,
+    /// Dotted path into the component's values; `enabled` removes or restores it.
+    pub path: String,
+    pub value: serde_json::Value,
+    /// For `enabled: false`: components that depended on it and now deploy without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<String>,
+}
+
+/// An overlay left out of a snapshot-based recipe, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExcludedOverlay {
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ pub fn select(recipe: &Recipe, selector: &str) -> Result<Value> {
         selector: selector.to_string(),
         message,
     };
-    let segments = split_selector(selector).map_err(err)?;
+    let segments = split_path(selector).map_err(err)?;
     let mut current = &root;
     let mut walked: Vec<&str> = Vec::new();
     for seg in &segments {
@@ -57,7 +57,8 @@ pub fn select(recipe: &Recipe, selector: &str) -> Result<Value> {
     Ok(current.clone())
 }
 
-fn split_selector(selector: &str) -> std::result::Result<Vec<String>, String> {
+/// Split a dotted path into keys; `"` quotes a key that contains dots (`a."b.c"`).
+pub fn split_path(selector: &str) -> std::result::Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -73,9 +74,7 @@ fn split_selector(selector: &str) -> std::result::Result<Vec<String>, String> {
     }
     out.push(cur);
     if out.iter().any(String::is_empty) {
-        return Err(
-            "empty segment; use dots between keys, e.g. components.gpu-operator.version".into(),
-        );
+        return Err("empty segment; use dots between keys, e.g. driver.version".into());
     }
     Ok(out)
 }
@@ -86,8 +85,8 @@ mod tests {
 
     #[test]
     fn splits_quoted_segments() {
-        assert_eq!(split_selector("a.\"b.c\".d").unwrap(), ["a", "b.c", "d"]);
-        assert!(split_selector("a..b").is_err());
-        assert!(split_selector("a.\"b").is_err());
+        assert_eq!(split_path("a.\"b.c\".d").unwrap(), ["a", "b.c", "d"]);
+        assert!(split_path("a..b").is_err());
+        assert!(split_path("a.\"b").is_err());
     }
 }

@@ -5,15 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::aliases::ComponentAliases;
 use super::catalog::{Catalog, LoadedOverlay};
 use super::criteria::Criteria;
 use super::error::{RecipeError, Result};
 use super::merge::deep_merge;
 use super::model::{
-    Component, ComponentType, Constraint, HealthCheck, Manifest, Recipe, RecipeMetadata,
-    count_values,
+    Component, ComponentType, Constraint, ExcludedOverlay, HealthCheck, Manifest, Recipe,
+    RecipeMetadata, count_values,
 };
 use super::overlay::{API_VERSION, ComponentRef};
+use super::overrides;
+use super::set::SetExpr;
 
 pub const RECIPE_KIND: &str = "Recipe";
 
@@ -53,10 +56,46 @@ struct Draft {
     overlays: Vec<String>,
 }
 
+/// What composition changes beyond the overlays: `--set` overrides, and for a recipe
+/// composed for a snapshot, the overlays to leave out and the constraints it could not check.
+#[derive(Debug, Clone, Default)]
+pub struct Adjustments {
+    pub sets: Vec<SetExpr>,
+    pub excluded: Vec<ExcludedOverlay>,
+    pub constraint_warnings: Vec<String>,
+}
+
 /// Compose the recipe for `query`.
 pub fn compose(catalog: &Catalog, query: &Criteria) -> Result<Recipe> {
-    let applied = applicable_overlays(catalog, query)?;
+    compose_with(catalog, query, &Adjustments::default())
+}
+
+/// Every component some overlay declares: the names `--set` may refer to.
+pub fn declared_components(catalog: &Catalog) -> BTreeSet<String> {
+    catalog
+        .overlays
+        .values()
+        .flat_map(|o| o.file.component_refs.iter().map(|c| c.name.clone()))
+        .collect()
+}
+
+/// Compose the recipe for `query`, leaving out excluded overlays and applying overrides
+/// last. `enabled=true` brings back a component an applied overlay removed, as that overlay
+/// found it.
+pub fn compose_with(catalog: &Catalog, query: &Criteria, adj: &Adjustments) -> Result<Recipe> {
+    let sets = if adj.sets.is_empty() {
+        Vec::new()
+    } else {
+        let aliases = ComponentAliases::load(&catalog.files)?;
+        overrides::resolve(&adj.sets, &declared_components(catalog), &aliases)?
+    };
+    let restore = overrides::restored(&sets);
+    let applied: Vec<String> = applicable_overlays(catalog, query)?
+        .into_iter()
+        .filter(|name| !adj.excluded.iter().any(|e| &e.name == name))
+        .collect();
     let mut drafts: BTreeMap<String, Draft> = BTreeMap::new();
+    let mut removed: BTreeMap<String, Draft> = BTreeMap::new();
     let mut constraints: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut validation = Value::Object(Default::default());
 
@@ -70,11 +109,20 @@ pub fn compose(catalog: &Catalog, query: &Criteria) -> Result<Recipe> {
         }
         for cref in &overlay.file.component_refs {
             if cref.enabled == Some(false) {
-                drafts.remove(&cref.name);
+                if let Some(d) = drafts.remove(&cref.name) {
+                    removed.insert(cref.name.clone(), d);
+                }
                 continue;
             }
             let draft = drafts.entry(cref.name.clone()).or_default();
             apply_ref(catalog, overlay, cref, draft)?;
+        }
+    }
+    for name in &restore {
+        if !drafts.contains_key(name)
+            && let Some(d) = removed.remove(name)
+        {
+            drafts.insert(name.clone(), d);
         }
     }
 
@@ -82,6 +130,14 @@ pub fn compose(catalog: &Catalog, query: &Criteria) -> Result<Recipe> {
     for (name, d) in &drafts {
         for (dep, origin) in &d.dependencies {
             if !drafts.contains_key(dep) {
+                if restore.contains(name) {
+                    return Err(RecipeError::Set {
+                        expr: format!("{name}:enabled=true"),
+                        message: format!(
+                            "restored component `{name}` depends on `{dep}`, which is not in this recipe"
+                        ),
+                    });
+                }
                 return Err(RecipeError::UnknownDependency {
                     origin: origin.clone(),
                     component: name.clone(),
@@ -100,7 +156,7 @@ pub fn compose(catalog: &Catalog, query: &Criteria) -> Result<Recipe> {
     }
     let value_count = components.iter().map(|c| count_values(&c.values)).sum();
 
-    Ok(Recipe {
+    let mut recipe = Recipe {
         api_version: API_VERSION.into(),
         kind: RECIPE_KIND.into(),
         metadata: RecipeMetadata {
@@ -108,6 +164,9 @@ pub fn compose(catalog: &Catalog, query: &Criteria) -> Result<Recipe> {
             tool_version: env!("CARGO_PKG_VERSION").into(),
             applied_overlays: applied,
             value_count,
+            overrides: Vec::new(),
+            excluded_overlays: adj.excluded.clone(),
+            constraint_warnings: adj.constraint_warnings.clone(),
         },
         criteria: query.to_map(),
         constraints: constraints
@@ -121,7 +180,11 @@ pub fn compose(catalog: &Catalog, query: &Criteria) -> Result<Recipe> {
         deployment_order: order,
         components,
         validation,
-    })
+    };
+    if !sets.is_empty() {
+        overrides::apply(&mut recipe, &sets)?;
+    }
+    Ok(recipe)
 }
 
 fn apply_ref(

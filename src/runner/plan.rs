@@ -262,6 +262,7 @@ mod tests {
                 tool_version: "0.1.0".into(),
                 applied_overlays: vec![],
                 value_count: 0,
+                ..Default::default()
             },
             criteria: Default::default(),
             constraints: vec![Constraint {

@@ -22,12 +22,14 @@ use super::config::ServerConfig;
 use super::error::{ApiError, from_recipe_error};
 use super::metrics::Metrics;
 use super::request::{
-    self, BundleInput, FORMAT_ONLY, Params, QUERY_PARAMS, RECIPE_PARAMS, content_type, negotiate,
+    self, BUNDLE_PARAMS, BundleInput, FORMAT_ONLY, Params, QUERY_PARAMS, RECIPE_PARAMS,
+    content_type, negotiate,
 };
 use crate::output::Format;
+use crate::recipe::aliases::ComponentAliases;
 use crate::recipe::model::Recipe;
 use crate::recipe::query::select;
-use crate::recipe::{Catalog, Criteria, compose};
+use crate::recipe::{Adjustments, Catalog, Criteria, compose, compose_with, overrides};
 
 /// Upper bound on cached recipes. Valid criteria form a finite set (well under this), so
 /// the cache can never be grown by clients; the bound is belt and braces.
@@ -92,12 +94,46 @@ impl AppState {
         Ok(recipe)
     }
 
-    /// The recipe for `criteria` rendered as `format`, cached: the same bytes every time.
+    /// The recipe for `criteria` with `set` overrides: cached when there are none, else
+    /// composed afresh (overrides are unbounded in number, so they are never cache keys).
+    async fn recipe_with_sets(
+        self: &Arc<Self>,
+        criteria: Criteria,
+        sets: Vec<String>,
+    ) -> Result<Arc<Recipe>, ApiError> {
+        if sets.is_empty() {
+            return self.recipe(criteria).await;
+        }
+        let state = self.clone();
+        let recipe = tokio::task::spawn_blocking(move || {
+            let adj = Adjustments {
+                sets: overrides::parse_all(&sets)?,
+                ..Default::default()
+            };
+            compose_with(&state.catalog, &criteria, &adj)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("composition task failed: {e}")))?
+        .map_err(from_recipe_error)?;
+        Ok(Arc::new(recipe))
+    }
+
+    /// The recipe for `criteria` (and `sets`) rendered as `format`; without overrides
+    /// cached, so the same bytes every time.
     async fn recipe_document(
         self: &Arc<Self>,
         criteria: Criteria,
+        sets: Vec<String>,
         format: Format,
     ) -> Result<Bytes, ApiError> {
+        if !sets.is_empty() {
+            let recipe = self.recipe_with_sets(criteria, sets).await?;
+            let text = tokio::task::spawn_blocking(move || format.render(&*recipe))
+                .await
+                .map_err(|e| ApiError::internal(format!("rendering task failed: {e}")))?
+                .map_err(|e| ApiError::internal(format!("cannot render the recipe: {e}")))?;
+            return Ok(Bytes::from(text));
+        }
         let key = (criteria, format == Format::Yaml);
         if let Some(hit) = lock(&self.documents).get(&key) {
             return Ok(hit.clone());
@@ -276,8 +312,9 @@ async fn get_recipe(
 ) -> Result<Response, ApiError> {
     let p = params(q, RECIPE_PARAMS)?;
     let criteria = p.criteria()?;
+    let sets = p.sets()?;
     let format = negotiate(p.get("format"), header_str(&headers, header::ACCEPT))?;
-    let bytes = state.recipe_document(criteria, format).await?;
+    let bytes = state.recipe_document(criteria, sets, format).await?;
     Ok(with_type(format, bytes))
 }
 
@@ -288,10 +325,11 @@ async fn post_recipe(
     body: Body,
 ) -> Result<Response, ApiError> {
     let p = params(q, FORMAT_ONLY)?;
+    let sets = p.sets()?;
     let format = negotiate(p.get("format"), header_str(&headers, header::ACCEPT))?;
     let value = read_json(&state, &headers, body).await?;
     let criteria = request::criteria_from_json(&value, "")?;
-    let bytes = state.recipe_document(criteria, format).await?;
+    let bytes = state.recipe_document(criteria, sets, format).await?;
     Ok(with_type(format, bytes))
 }
 
@@ -303,8 +341,9 @@ async fn get_query(
     let p = params(q, QUERY_PARAMS)?;
     let criteria = p.criteria()?;
     let selector = request::check_selector(p.get("selector"))?;
+    let sets = p.sets()?;
     let format = negotiate(p.get("format"), header_str(&headers, header::ACCEPT))?;
-    let recipe = state.recipe(criteria).await?;
+    let recipe = state.recipe_with_sets(criteria, sets).await?;
     let value = select(&recipe, &selector).map_err(from_recipe_error)?;
     document(format, &value)
 }
@@ -315,13 +354,20 @@ async fn post_bundle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    params(q, &[])?;
+    let sets = params(q, BUNDLE_PARAMS)?.sets()?;
     let value = read_json(&state, &headers, body).await?;
     let (input, options) = request::bundle_request(&value)?;
     let options = super::bundle::options_from_json(&options)?;
     let (recipe, client_recipe) = match input {
-        BundleInput::Criteria(c) => (state.recipe(c).await?, false),
-        BundleInput::Recipe(r) => (Arc::new(*r), true),
+        BundleInput::Criteria(c) => (state.recipe_with_sets(c, sets).await?, false),
+        BundleInput::Recipe(mut r) => {
+            if !sets.is_empty() {
+                let aliases =
+                    ComponentAliases::load(&state.catalog.files).map_err(from_recipe_error)?;
+                overrides::apply_texts(&mut r, &sets, &aliases).map_err(from_recipe_error)?;
+            }
+            (Arc::new(*r), true)
+        }
     };
     let name = download_name(&recipe.metadata.name);
     let bytes = tokio::task::spawn_blocking(move || {

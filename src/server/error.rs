@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::recipe::RecipeError;
-use crate::recipe::criteria::{ANY, Dimension, UnknownCriterion};
+use crate::recipe::criteria::{ANY, CriteriaError, Dimension, UnknownCriterion};
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -36,6 +36,7 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("invalid_body", 400),
     ("invalid_selector", 400),
     ("invalid_recipe", 400),
+    ("invalid_set", 400),
     ("selector_not_found", 404),
     ("not_found", 404),
     ("method_not_allowed", 405),
@@ -118,6 +119,17 @@ impl From<UnknownCriterion> for ApiError {
     }
 }
 
+impl From<CriteriaError> for ApiError {
+    fn from(e: CriteriaError) -> Self {
+        match e {
+            CriteriaError::Unknown(u) => u.into(),
+            CriteriaError::Nodes { .. } => {
+                ApiError::bad_request("invalid_criterion", e.to_string()).with_field("nodes")
+            }
+        }
+    }
+}
+
 /// The allowed values of a dimension as a comma list, `any` last (for messages).
 pub fn allowed_values(d: Dimension) -> String {
     let mut v: Vec<&str> = d.allowed().to_vec();
@@ -135,6 +147,9 @@ pub fn from_recipe_error(e: RecipeError) -> ApiError {
                 .with_field("selector")
         }
         RecipeError::Criterion { source, .. } => source.into(),
+        RecipeError::Set { .. } => {
+            ApiError::bad_request("invalid_set", e.to_string()).with_field("set")
+        }
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "recipe_composition_failed",

@@ -62,6 +62,23 @@ fn format_param() -> Value {
     })
 }
 
+fn set_param() -> Value {
+    json!({
+        "name": super::request::SET_PARAM,
+        "in": "query",
+        "required": false,
+        "style": "form",
+        "explode": true,
+        "description": "Override applied after the overlays, COMPONENT:dotted.path=VALUE (repeatable; the last one for a path wins). COMPONENT is a component name or an alias from components/aliases.yaml (gpuoperator, dradriver, ...). VALUE is typed: true/false are booleans, integers and decimals numbers, anything else (or anything in quotes) a string. COMPONENT:enabled=false removes a component, COMPONENT:enabled=true restores one an overlay removed. Recorded in metadata.overrides.",
+        "schema": {
+            "type": "array",
+            "maxItems": super::request::MAX_SETS,
+            "items": {"type": "string", "minLength": 3, "maxLength": super::request::MAX_SET_LEN},
+        },
+        "example": ["gpuoperator:driver.version=580.95.05"],
+    })
+}
+
 fn error_ref() -> Value {
     json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}})
 }
@@ -166,6 +183,22 @@ pub fn document() -> Value {
                         "toolVersion": {"type": "string"},
                         "appliedOverlays": {"type": "array", "items": {"type": "string"}},
                         "valueCount": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                        "overrides": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["component", "path", "value"],
+                            "properties": {
+                                "component": {"type": "string"},
+                                "path": {"type": "string"},
+                                "value": {},
+                                "dependents": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }},
+                        "excludedOverlays": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["name", "reason"],
+                            "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                        }},
+                        "constraintWarnings": {"type": "array", "items": {"type": "string"}},
                     },
                 },
                 "criteria": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -254,6 +287,7 @@ pub fn document() -> Value {
 
     let mut recipe_get_params = criteria_params();
     recipe_get_params.push(format_param());
+    recipe_get_params.push(set_param());
     let mut query_params = criteria_params();
     query_params.push(json!({
         "name": "selector",
@@ -269,6 +303,7 @@ pub fn document() -> Value {
         "example": "deploymentOrder",
     }));
     query_params.push(format_param());
+    query_params.push(set_param());
 
     let status_ok = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}});
 
@@ -290,7 +325,7 @@ pub fn document() -> Value {
                 "post": {
                     "operationId": "postRecipe",
                     "summary": "Compose the recipe for criteria given as a JSON body",
-                    "parameters": [format_param()],
+                    "parameters": [format_param(), set_param()],
                     "requestBody": {
                         "required": false,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CriteriaRequest"}}},
@@ -313,6 +348,7 @@ pub fn document() -> Value {
                 "post": {
                     "operationId": "bundle",
                     "summary": "Render a recipe into a deployable bundle (gzip-compressed tar)",
+                    "parameters": [set_param()],
                     "requestBody": {
                         "required": false,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BundleRequest"}}},

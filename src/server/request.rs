@@ -21,6 +21,7 @@ pub const RECIPE_PARAMS: &[&str] = &[
     "intent",
     "platform",
     "format",
+    SET_PARAM,
 ];
 /// Query parameters accepted by `GET /v1/query`.
 pub const QUERY_PARAMS: &[&str] = &[
@@ -31,9 +32,18 @@ pub const QUERY_PARAMS: &[&str] = &[
     "platform",
     "selector",
     "format",
+    SET_PARAM,
 ];
 /// Query parameters accepted by `POST /v1/recipe`.
-pub const FORMAT_ONLY: &[&str] = &["format"];
+pub const FORMAT_ONLY: &[&str] = &["format", SET_PARAM];
+/// Query parameters accepted by `POST /v1/bundle`.
+pub const BUNDLE_PARAMS: &[&str] = &[SET_PARAM];
+
+/// `set=COMPONENT:dotted.path=VALUE`, the CLI's `--set`; the only repeatable parameter.
+pub const SET_PARAM: &str = "set";
+/// Most `set` parameters in one request, and the longest one in characters.
+pub const MAX_SETS: usize = 64;
+pub const MAX_SET_LEN: usize = 1024;
 
 /// Longest selector accepted, in characters (as the OpenAPI `maxLength` counts); real ones
 /// are well under 200.
@@ -62,7 +72,7 @@ impl Params {
                 )
                 .with_field(truncate(name)));
             }
-            if !seen.insert(name.as_str()) {
+            if name != SET_PARAM && !seen.insert(name.as_str()) {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
                     format!("query parameter `{name}` is given more than once; give it once"),
@@ -71,6 +81,31 @@ impl Params {
             }
         }
         Ok(Params { pairs })
+    }
+
+    /// The `set` parameters in order, within the documented count and length limits.
+    pub fn sets(&self) -> Result<Vec<String>, ApiError> {
+        let sets: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(n, _)| n == SET_PARAM)
+            .map(|(_, v)| v.clone())
+            .collect();
+        let bad =
+            |message: String| ApiError::bad_request("invalid_set", message).with_field(SET_PARAM);
+        if sets.len() > MAX_SETS {
+            return Err(bad(format!(
+                "{} `set` parameters; at most {MAX_SETS} are accepted",
+                sets.len()
+            )));
+        }
+        if let Some(long) = sets.iter().find(|s| s.chars().count() > MAX_SET_LEN) {
+            return Err(bad(format!(
+                "`set` `{}` is longer than {MAX_SET_LEN} characters",
+                truncate(long)
+            )));
+        }
+        Ok(sets)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

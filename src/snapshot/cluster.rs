@@ -196,6 +196,11 @@ pub fn node_facts(node: &Node) -> NodeFacts {
         .unwrap_or_default();
     NodeFacts {
         name: node.metadata.name.clone().unwrap_or_default(),
+        provider_id: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .unwrap_or_default(),
         gpu: gpu_labels(&labels, &capacity),
         labels,
         capacity,

@@ -124,6 +124,9 @@ impl GpuLabels {
 #[serde(rename_all = "camelCase")]
 pub struct NodeFacts {
     pub name: String,
+    /// `spec.providerID`, e.g. `aws:///us-east-1a/i-0abc` (empty when the node has none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider_id: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
