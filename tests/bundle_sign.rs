@@ -145,9 +145,11 @@ fn signed_bundle_verifies_and_every_tampering_is_refused() {
         .assert()
         .success();
     verify(&unsigned, &public).success();
+    let changed = copy("changed");
+    std::fs::write(changed.join(values), &tampered).unwrap();
     aiconform()
         .args(["bundle", "sign"])
-        .arg(copy("edited-again"))
+        .arg(&changed)
         .arg("--key")
         .arg(&key)
         .assert()

@@ -231,7 +231,10 @@ fn classify(e: OciDistributionError, reference: &Reference, full: &str) -> OciEr
             reason: text,
         };
     }
-    if lower.contains("manifest_unknown") || lower.contains("name_unknown") {
+    if ["manifest_unknown", "name_unknown", "unknown manifest", "manifest unknown", "name unknown"]
+        .iter()
+        .any(|m| lower.contains(m))
+    {
         return OciError::NotFound {
             reference: full.to_string(),
             reason: text,
@@ -257,6 +260,22 @@ pub struct Pushed {
     pub digest: String,
 }
 
+/// Upload a blob. Some registries (go-containerregistry's, like ECR for manifests) answer
+/// the final upload with 201 but no Location header, which the client reports as an error;
+/// the blob is then checked for instead.
+async fn push_blob(c: &Client, r: &Reference, data: Vec<u8>, full: &str) -> Result<(), OciError> {
+    let digest = format!("sha256:{}", sha256_hex(&data));
+    match c.push_blob(r, data, &digest).await {
+        Ok(_) => Ok(()),
+        Err(OciDistributionError::RegistryNoLocationError)
+            if c.blob_exists(r, &digest).await.unwrap_or(false) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(classify(e, r, full)),
+    }
+}
+
 /// Push `bundle` to `reference` (`oci://...`); returns the manifest digest.
 pub async fn push(
     bundle: &Bundle,
@@ -280,12 +299,8 @@ pub async fn push(
     c.auth(&r, &auth(opts), RegistryOperation::Push)
         .await
         .map_err(err)?;
-    let config_digest = format!("sha256:{}", sha256_hex(EMPTY_CONFIG));
-    c.push_blob(&r, EMPTY_CONFIG.to_vec(), &config_digest)
-        .await
-        .map_err(err)?;
-    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
-    c.push_blob(&r, layer, &layer_digest).await.map_err(err)?;
+    push_blob(&c, &r, EMPTY_CONFIG.to_vec(), &full).await?;
+    push_blob(&c, &r, layer, &full).await?;
     c.push_manifest_raw(
         &r,
         manifest_bytes,
