@@ -115,12 +115,15 @@ fn signed_artifact_verifies_and_a_tampered_one_is_refused() {
     )
     .unwrap();
     let mut tampered = bundle.clone();
-    let sk = aiconform::bundle::sign::parse_private_key(&std::fs::read_to_string(&key).unwrap(), "k")
-        .unwrap();
+    let sk =
+        aiconform::bundle::sign::parse_private_key(&std::fs::read_to_string(&key).unwrap(), "k")
+            .unwrap();
     tampered.sign(&sk).unwrap();
     let path = "02-demo-api/manifests/deployment.yaml";
     let old = tampered.files[path].content.clone();
-    let new = String::from_utf8(old.clone()).unwrap().replace("replicas: 2", "replicas: 9");
+    let new = String::from_utf8(old.clone())
+        .unwrap()
+        .replace("replicas: 2", "replicas: 9");
     tampered.files.get_mut(path).unwrap().content = new.clone().into_bytes();
     let yaml = String::from_utf8(tampered.files["bundle.yaml"].content.clone())
         .unwrap()
@@ -154,7 +157,9 @@ fn signed_artifact_verifies_and_a_tampered_one_is_refused() {
         .arg(tmp.path().join("never-read"))
         .assert()
         .failure()
-        .stderr(contains(format!("refusing to deploy {evil}: it is not signed by")));
+        .stderr(contains(format!(
+            "refusing to deploy {evil}: it is not signed by"
+        )));
 }
 
 #[test]
@@ -167,7 +172,12 @@ fn registry_errors_are_clear() {
         .failure()
         .stderr(contains("registry 127.0.0.1:1 is unreachable"));
     aiconform()
-        .args(["bundle", "verify", "oci://127.0.0.1:1/bundles/x:v1", "--plain-http"])
+        .args([
+            "bundle",
+            "verify",
+            "oci://127.0.0.1:1/bundles/x:v1",
+            "--plain-http",
+        ])
         .assert()
         .failure()
         .stderr(contains("registry 127.0.0.1:1 is unreachable"));
@@ -183,7 +193,10 @@ fn registry_errors_are_clear() {
     let reference = format!("oci://{}/bundles/auth:v1", auth.addr);
     push(&reference, &["--plain-http"])
         .failure()
-        .stderr(contains(format!("registry {} refused the credentials", auth.addr)))
+        .stderr(contains(format!(
+            "registry {} refused the credentials",
+            auth.addr
+        )))
         .stderr(contains("AICONFORM_REGISTRY_USERNAME"));
     let with = |user: &str, pass: &str| {
         aiconform()
@@ -198,7 +211,10 @@ fn registry_errors_are_clear() {
     let out = with("ci", "wrong").failure().get_output().clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused the credentials"), "{stderr}");
-    assert!(!stderr.contains("wrong"), "the password must not be printed: {stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password must not be printed: {stderr}"
+    );
     with("ci", "s3cret").success();
 
     // TLS with a CA the system does not trust: a clear error, and --ca-file fixes it.
@@ -217,7 +233,13 @@ fn registry_errors_are_clear() {
     let ca = tls.ca.clone().unwrap();
     let digest = digest_of(push(&reference, &["--ca-file", ca.to_str().unwrap()]));
     aiconform()
-        .args(["bundle", "verify", &reference, "--ca-file", ca.to_str().unwrap()])
+        .args([
+            "bundle",
+            "verify",
+            &reference,
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ])
         .assert()
         .success()
         .stderr(contains(&digest));

@@ -61,7 +61,11 @@ fn signed_bundle_verifies_and_every_tampering_is_refused() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "private key must not be readable by others");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "private key must not be readable by others"
+        );
     }
     let bundle = signed_bundle(tmp.path(), &key);
     verify(&bundle, &public)
@@ -91,7 +95,9 @@ fn signed_bundle_verifies_and_every_tampering_is_refused() {
     let edited = copy("edited");
     let path = edited.join(values);
     assert!(path.exists(), "fixture layout changed: {}", path.display());
-    let tampered = std::fs::read_to_string(&path).unwrap().replace("replicas: 2", "replicas: 9");
+    let tampered = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("replicas: 2", "replicas: 9");
     std::fs::write(&path, &tampered).unwrap();
     verify(&edited, &public)
         .failure()
@@ -162,7 +168,9 @@ fn signed_bundle_verifies_and_every_tampering_is_refused() {
 #[test]
 fn signatures_interoperate_with_openssl() {
     if aiconform::deploy::find_on_path("openssl").is_none() {
-        eprintln!("SKIP signatures_interoperate_with_openssl: openssl not on PATH (ci/install-deps.sh installs it)");
+        eprintln!(
+            "SKIP signatures_interoperate_with_openssl: openssl not on PATH (ci/install-deps.sh installs it)"
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -183,7 +191,11 @@ fn signatures_interoperate_with_openssl() {
     };
     let b64 = |from: &Path, to: &Path, decode: bool| {
         let flag = if decode { "-d" } else { "-w0" };
-        let out = StdCommand::new("base64").arg(flag).arg(from).output().unwrap();
+        let out = StdCommand::new("base64")
+            .arg(flag)
+            .arg(from)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         std::fs::write(to, out.stdout).unwrap();
     };
@@ -191,24 +203,46 @@ fn signatures_interoperate_with_openssl() {
     // aiconform signs, openssl verifies.
     let (key, public) = keygen(tmp.path());
     let bundle = signed_bundle(tmp.path(), &key);
-    b64(&bundle.join("bundle.yaml.sig"), &tmp.path().join("sig.der"), true);
+    b64(
+        &bundle.join("bundle.yaml.sig"),
+        &tmp.path().join("sig.der"),
+        true,
+    );
     let blob = bundle.join("bundle.yaml");
     let (ok, out) = openssl(&[
-        "dgst", "-sha256", "-verify", public.to_str().unwrap(),
-        "-signature", "sig.der", blob.to_str().unwrap(),
+        "dgst",
+        "-sha256",
+        "-verify",
+        public.to_str().unwrap(),
+        "-signature",
+        "sig.der",
+        blob.to_str().unwrap(),
     ]);
     assert!(ok && out.contains("Verified OK"), "{out}");
     // ... and refuses a tampered bundle.yaml.
     let bad = tmp.path().join("bad.yaml");
     std::fs::write(&bad, std::fs::read_to_string(&blob).unwrap() + "# edit\n").unwrap();
     let (ok, out) = openssl(&[
-        "dgst", "-sha256", "-verify", public.to_str().unwrap(),
-        "-signature", "sig.der", bad.to_str().unwrap(),
+        "dgst",
+        "-sha256",
+        "-verify",
+        public.to_str().unwrap(),
+        "-signature",
+        "sig.der",
+        bad.to_str().unwrap(),
     ]);
     assert!(!ok && out.contains("Verification failure"), "{out}");
 
     // openssl makes the key (SEC1 PEM) and signs; aiconform verifies, and signs with it.
-    let (ok, out) = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ossl.key"]);
+    let (ok, out) = openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "ossl.key",
+    ]);
     assert!(ok, "{out}");
     let (ok, out) = openssl(&["ec", "-in", "ossl.key", "-pubout", "-out", "ossl.pub"]);
     assert!(ok, "{out}");
@@ -221,11 +255,20 @@ fn signatures_interoperate_with_openssl() {
         .assert()
         .success();
     let (ok, out) = openssl(&[
-        "dgst", "-sha256", "-sign", "ossl.key", "-out", "ossl.der",
+        "dgst",
+        "-sha256",
+        "-sign",
+        "ossl.key",
+        "-out",
+        "ossl.der",
         unsigned.join("bundle.yaml").to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
-    b64(&tmp.path().join("ossl.der"), &unsigned.join("bundle.yaml.sig"), false);
+    b64(
+        &tmp.path().join("ossl.der"),
+        &unsigned.join("bundle.yaml.sig"),
+        false,
+    );
     verify(&unsigned, &tmp.path().join("ossl.pub")).success();
     let resigned = tmp.path().join("resigned");
     aiconform()

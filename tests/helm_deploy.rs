@@ -169,7 +169,10 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         .map(|c| stdout.find(&format!("] {c}: Helm chart")).unwrap())
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
-    assert_eq!(env.revision("gpu-operator", "fx-gpu-operator"), (1, "deployed".into()));
+    assert_eq!(
+        env.revision("gpu-operator", "fx-gpu-operator"),
+        (1, "deployed".into())
+    );
 
     // 2. `aiconform deploy` of the same bundle, pushed to and pulled from the registry:
     //    an upgrade (revision 2), every component healthy, recipe values in the releases.
@@ -190,45 +193,84 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         env.deploy(&reference, &["--ca-file", &ca, "--timeout", "60s"])
     });
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("3 healthy, 0 failed, 0 skipped"), "{stdout}");
+    assert!(
+        stdout.contains("3 healthy, 0 failed, 0 skipped"),
+        "{stdout}"
+    );
     for (release, ns) in [
         ("gpu-operator", "fx-gpu-operator"),
         ("inference-gateway", "fx-gateway"),
         ("gpu-policy", "fx-gpu-policy"),
     ] {
-        assert_eq!(env.revision(release, ns), (2, "deployed".into()), "{release}");
+        assert_eq!(
+            env.revision(release, ns),
+            (2, "deployed".into()),
+            "{release}"
+        );
     }
     let values: serde_json::Value = serde_json::from_str(&env.helm(&[
-        "get", "values", "gpu-operator", "-n", "fx-gpu-operator", "-o", "json",
+        "get",
+        "values",
+        "gpu-operator",
+        "-n",
+        "fx-gpu-operator",
+        "-o",
+        "json",
     ]))
     .unwrap();
     assert_eq!(values["replicaCount"], 2, "{values}");
     assert_eq!(values["driver"]["version"], "560.35", "{values}");
     let values: serde_json::Value = serde_json::from_str(&env.helm(&[
-        "get", "values", "gpu-policy", "-n", "fx-gpu-policy", "-o", "json",
+        "get",
+        "values",
+        "gpu-policy",
+        "-n",
+        "fx-gpu-policy",
+        "-o",
+        "json",
     ]))
     .unwrap();
     assert_eq!(values["sharing"], "timeSlicing", "{values}");
 
     // What the releases run, read from the cluster.
-    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig)).await.unwrap();
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
     let op: Api<Deployment> = Api::namespaced(client.clone(), "fx-gpu-operator");
     let op = op.get("gpu-operator").await.unwrap();
     assert_eq!(op.status.unwrap().ready_replicas, Some(2));
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "fx-gpu-operator");
-    let ds = ds.get("gpu-operator-device-plugin").await.unwrap().status.unwrap();
-    assert!(ds.desired_number_scheduled >= 1, "no GPU node selected: {ds:?}");
+    let ds = ds
+        .get("gpu-operator-device-plugin")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(
+        ds.desired_number_scheduled >= 1,
+        "no GPU node selected: {ds:?}"
+    );
     assert_eq!(ds.number_ready, ds.desired_number_scheduled);
     let policies: Api<DynamicObject> = Api::all_with(
         client.clone(),
-        &ApiResource::from_gvk(&GroupVersionKind::gvk("fixtures.aiconform.dev", "v1", "GpuPolicy")),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "fixtures.aiconform.dev",
+            "v1",
+            "GpuPolicy",
+        )),
     );
     let p = policies.get("gpu-policy").await.unwrap();
     assert_eq!(p.data["spec"]["sharing"], "timeSlicing");
 
     // 3. A chart that never gets healthy: the deploy stops at it, naming the object and
     //    why; gpu-policy after it is untouched (still revision 2).
-    let broken = recipe(tmp.path(), "broken", &charts.url, &oci_charts, &[("ready: \"true\"", "ready: \"false\"")]);
+    let broken = recipe(
+        tmp.path(),
+        "broken",
+        &charts.url,
+        &oci_charts,
+        &[("ready: \"true\"", "ready: \"false\"")],
+    );
     let broken_bundle = tmp.path().join("broken");
     render(&broken, &broken_bundle);
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
@@ -248,17 +290,30 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         stdout.contains("SKIPPED gpu-policy: not attempted: the deploy stopped at inference-gateway, which failed"),
         "{stdout}"
     );
-    assert!(stdout.contains("1 healthy, 1 failed, 1 skipped"), "{stdout}");
-    assert_eq!(env.revision("gpu-policy", "fx-gpu-policy"), (2, "deployed".into()));
+    assert!(
+        stdout.contains("1 healthy, 1 failed, 1 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(
+        env.revision("gpu-policy", "fx-gpu-policy"),
+        (2, "deployed".into())
+    );
 
     // 4. Values the chart's schema rejects: stopped at the first component, nothing after it
     //    touched, and what is left installed is said.
-    let bad = recipe(tmp.path(), "bad", &charts.url, &oci_charts, &[("replicaCount: 2", "replicaCount: two")]);
+    let bad = recipe(
+        tmp.path(),
+        "bad",
+        &charts.url,
+        &oci_charts,
+        &[("replicaCount: 2", "replicaCount: two")],
+    );
     let bad_bundle = tmp.path().join("bad");
     render(&bad, &bad_bundle);
     let gateway_before = env.revision("inference-gateway", "fx-gateway");
-    let (ok, stdout, _) =
-        tokio::task::block_in_place(|| env.deploy(bad_bundle.to_str().unwrap(), &["--timeout", "20s"]));
+    let (ok, stdout, _) = tokio::task::block_in_place(|| {
+        env.deploy(bad_bundle.to_str().unwrap(), &["--timeout", "20s"])
+    });
     assert!(!ok);
     let failed = stdout
         .lines()
@@ -270,19 +325,37 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         failed.contains("release gpu-operator is left in namespace fx-gpu-operator with status deployed (revision 3)"),
         "{failed}"
     );
-    assert!(stdout.contains("0 healthy, 1 failed, 2 skipped"), "{stdout}");
-    assert_eq!(env.revision("inference-gateway", "fx-gateway"), gateway_before);
+    assert!(
+        stdout.contains("0 healthy, 1 failed, 2 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(
+        env.revision("inference-gateway", "fx-gateway"),
+        gateway_before
+    );
 
     // 5. A chart version the repository does not have, and a repository that is not there.
-    let missing = recipe(tmp.path(), "missing", &charts.url, &oci_charts, &[("version: 1.2.0", "version: 9.9.9")]);
+    let missing = recipe(
+        tmp.path(),
+        "missing",
+        &charts.url,
+        &oci_charts,
+        &[("version: 1.2.0", "version: 9.9.9")],
+    );
     let missing_bundle = tmp.path().join("missing");
     render(&missing, &missing_bundle);
     let (ok, stdout, _) = tokio::task::block_in_place(|| {
         env.deploy(missing_bundle.to_str().unwrap(), &["--timeout", "20s"])
     });
     assert!(!ok);
-    let failed = stdout.lines().find(|l| l.contains("FAILED  gpu-operator:")).unwrap_or_else(|| panic!("{stdout}"));
-    assert!(failed.contains("9.9.9") && failed.contains("not found"), "{failed}");
+    let failed = stdout
+        .lines()
+        .find(|l| l.contains("FAILED  gpu-operator:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        failed.contains("9.9.9") && failed.contains("not found"),
+        "{failed}"
+    );
     let gone = recipe(tmp.path(), "gone", "http://127.0.0.1:1", &oci_charts, &[]);
     let gone_bundle = tmp.path().join("gone");
     render(&gone, &gone_bundle);
@@ -290,7 +363,10 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         env.deploy(gone_bundle.to_str().unwrap(), &["--timeout", "20s"])
     });
     assert!(!ok);
-    let failed = stdout.lines().find(|l| l.contains("FAILED  gpu-operator:")).unwrap_or_else(|| panic!("{stdout}"));
+    let failed = stdout
+        .lines()
+        .find(|l| l.contains("FAILED  gpu-operator:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
     assert!(failed.contains("127.0.0.1:1"), "{failed}");
 
     // 6. The generated undeploy.sh removes the releases, last deployed first.
@@ -299,7 +375,10 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         cmd.arg(bundle.join("undeploy.sh"));
         env.run(cmd)
     });
-    assert!(ok, "undeploy.sh failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        ok,
+        "undeploy.sh failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let order: Vec<usize> = ["gpu-policy", "inference-gateway", "gpu-operator"]
         .iter()
         .map(|c| stdout.find(&format!("removing {c}")).unwrap())

@@ -30,13 +30,13 @@ mod error;
 mod fs;
 pub mod manifests;
 mod model;
+pub mod oci;
 mod options;
 pub mod placement;
 mod readme;
 mod render;
 mod scripts;
 pub mod sign;
-pub mod oci;
 
 use std::collections::BTreeMap;
 

@@ -210,10 +210,7 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
             names.join(" → ")
         );
         println!("{}", pushed.digest);
-        eprintln!(
-            "deploy with `aiconform deploy --bundle {}`",
-            pushed.pinned
-        );
+        eprintln!("deploy with `aiconform deploy --bundle {}`", pushed.pinned);
         return Ok(ExitCode::SUCCESS);
     }
     rendered.write_to(&output, args.force)?;
@@ -279,7 +276,10 @@ fn sign(dir: &Path, key: &Path) -> Result<ExitCode> {
     let report = bundle::verify(dir)?;
     if !report.is_ok() {
         println!("{report}");
-        bail!("refusing to sign {}: it does not match its bundle.yaml", dir.display());
+        bail!(
+            "refusing to sign {}: it does not match its bundle.yaml",
+            dir.display()
+        );
     }
     let key = read_private_key(key)?;
     let manifest = std::fs::read(dir.join(bundle::BUNDLE_FILE))

@@ -106,7 +106,10 @@ pub fn kubeconfig_args(kubeconfig: Option<&Path>) -> Vec<String> {
 
 /// The workloads a release's manifest creates (Deployments, DaemonSets, StatefulSets),
 /// namespaced with `default_ns` where the chart left the namespace out.
-pub fn workloads(manifest: &str, default_ns: &str) -> Result<Vec<(String, String, String)>, String> {
+pub fn workloads(
+    manifest: &str,
+    default_ns: &str,
+) -> Result<Vec<(String, String, String)>, String> {
     let objects: Vec<ManifestObject> = manifests::parse(manifest)?;
     Ok(objects
         .into_iter()
@@ -115,7 +118,10 @@ pub fn workloads(manifest: &str, default_ns: &str) -> Result<Vec<(String, String
                 && matches!(o.kind.as_str(), "Deployment" | "DaemonSet" | "StatefulSet")
         })
         .map(|o| {
-            let ns = o.namespace.clone().unwrap_or_else(|| default_ns.to_string());
+            let ns = o
+                .namespace
+                .clone()
+                .unwrap_or_else(|| default_ns.to_string());
             (o.kind, ns, o.name)
         })
         .collect())
@@ -136,14 +142,24 @@ impl Helm {
             .args(args)
             .kill_on_drop(true)
             .output();
-        let what = format!("helm {}", args.iter().take(3).cloned().collect::<Vec<_>>().join(" "));
+        let what = format!(
+            "helm {}",
+            args.iter().take(3).cloned().collect::<Vec<_>>().join(" ")
+        );
         match tokio::time::timeout(timeout, run).await {
             Ok(Ok(out)) if out.status.success() => {
                 Ok(String::from_utf8_lossy(&out.stdout).into_owned())
             }
-            Ok(Ok(out)) => Err(format!("{what} failed ({}): {}", out.status, tail(&out.stderr, 5))),
+            Ok(Ok(out)) => Err(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                tail(&out.stderr, 5)
+            )),
             Ok(Err(e)) => Err(format!("cannot run {}: {e}", self.path.display())),
-            Err(_) => Err(format!("{what} did not finish within {}s", timeout.as_secs())),
+            Err(_) => Err(format!(
+                "{what} did not finish within {}s",
+                timeout.as_secs()
+            )),
         }
     }
 
@@ -175,7 +191,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_version("v3.22.0\n").unwrap(), semver::Version::new(3, 22, 0));
+        assert_eq!(
+            parse_version("v3.22.0\n").unwrap(),
+            semver::Version::new(3, 22, 0)
+        );
         assert!(parse_version("v4.3.1").is_ok());
         let e = parse_version("v3.12.3").unwrap_err();
         assert!(e.contains("needs Helm 3 (>= 3.13.0)"), "{e}");

@@ -540,7 +540,10 @@ async fn helm_install(ctx: &Ctx<'_>, c: &BundleComponent) -> Result<(), String> 
         kubeconfig,
         ctx.opts.plain_http,
     );
-    (ctx.step)(format!("helm upgrade --install {} {chart} {}", c.name, c.version));
+    (ctx.step)(format!(
+        "helm upgrade --install {} {chart} {}",
+        c.name, c.version
+    ));
     // helm enforces --timeout itself; the grace covers its start-up and chart download.
     let grace = Duration::from_secs(30);
     if let Err(why) = helm.run(&args, ctx.remaining() + grace).await {

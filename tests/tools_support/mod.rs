@@ -146,14 +146,14 @@ pub fn package_charts(tools: &Path, home: &Path, out: &Path) -> Vec<PathBuf> {
         let text = helm(
             tools,
             home,
-            &["package", chart.to_str().unwrap(), "--destination", out.to_str().unwrap()],
+            &[
+                "package",
+                chart.to_str().unwrap(),
+                "--destination",
+                out.to_str().unwrap(),
+            ],
         );
-        let path = text
-            .trim()
-            .rsplit(": ")
-            .next()
-            .map(PathBuf::from)
-            .unwrap();
+        let path = text.trim().rsplit(": ").next().map(PathBuf::from).unwrap();
         archives.push(path);
     }
     archives
