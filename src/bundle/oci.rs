@@ -102,15 +102,15 @@ pub fn parse_reference(s: &str, default_tag: &str) -> Result<Reference, OciError
     if !rest.contains('/') {
         return Err(bad("it names no repository"));
     }
-    let r = Reference::from_str(rest).map_err(|e| bad(&e.to_string()))?;
-    if r.tag().is_none() && r.digest().is_none() {
-        return Ok(Reference::with_tag(
-            r.registry().to_string(),
-            r.repository().to_string(),
-            default_tag.to_string(),
-        ));
-    }
-    Ok(r)
+    // The parser would default to `latest`; the last path segment says if a tag or digest
+    // was given.
+    let last = rest.rsplit('/').next().unwrap_or_default();
+    let full = if last.contains(':') || last.contains('@') {
+        rest.to_string()
+    } else {
+        format!("{rest}:{default_tag}")
+    };
+    Reference::from_str(&full).map_err(|e| bad(&e.to_string()))
 }
 
 fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
