@@ -41,7 +41,7 @@ fn render(recipe: &Path, out: &Path) {
 fn deploy(bundle: &Path, kubeconfig: &Path, timeout: &str) -> assert_cmd::assert::Assert {
     Command::cargo_bin("aiconform")
         .unwrap()
-        .args(["deploy", "--bundle"])
+        .args(["deploy", "--keep-going", "--bundle"])
         .arg(bundle)
         .arg("--kubeconfig")
         .arg(kubeconfig)

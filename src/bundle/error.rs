@@ -76,6 +76,12 @@ pub enum BundleError {
     },
     #[error("bundle path `{path}` is not allowed: {reason}")]
     UnsafePath { path: String, reason: String },
+    #[error(transparent)]
+    Signature(#[from] super::sign::SignError),
+    #[error(
+        "bundle {dir} is not signed (no bundle.yaml.sig); sign it with `aiconform bundle sign {dir} --key KEY`, or verify without --key"
+    )]
+    Unsigned { dir: String },
     #[error("{dir} is not a valid aiconform bundle: {reason}; render one with `aiconform bundle`")]
     NotABundle { dir: String, reason: String },
 }

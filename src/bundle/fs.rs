@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::BundleError;
 use super::model::{BUNDLE_API_VERSION, BUNDLE_FILE, BUNDLE_KIND, BundleManifest, sha256_hex};
+use super::sign::{self, SIGNATURE_FILE};
 use super::{Bundle, BundleFile};
 
 /// Modification time of every tar entry: 2000-01-01T00:00:00Z.
@@ -233,6 +234,106 @@ impl Bundle {
         let gz = builder.into_inner().map_err(tar_err)?;
         gz.finish().map_err(tar_err)
     }
+
+    /// Read an archive written by [`Bundle::to_tar_gz`]. Only regular files and directories
+    /// with safe bundle paths are accepted; `origin` names the archive in errors.
+    pub fn from_tar_gz(bytes: &[u8], origin: &str) -> Result<Bundle, BundleError> {
+        let bad = |reason: String| BundleError::NotABundle {
+            dir: origin.to_string(),
+            reason,
+        };
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        let mut files = BTreeMap::new();
+        let entries = archive
+            .entries()
+            .map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(format!("corrupt archive: {e}")))?;
+            let path = entry
+                .path()
+                .map_err(|e| bad(format!("corrupt archive: {e}")))?
+                .to_string_lossy()
+                .into_owned();
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => continue,
+                tar::EntryType::Regular => {}
+                other => {
+                    return Err(bad(format!(
+                        "{path} is a {other:?} entry; a bundle holds only files"
+                    )));
+                }
+            }
+            check_bundle_path(&path)?;
+            let executable = entry.header().mode().unwrap_or(0o644) & 0o100 != 0;
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content)
+                .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+            if files
+                .insert(
+                    path.clone(),
+                    BundleFile {
+                        content,
+                        executable,
+                    },
+                )
+                .is_some()
+            {
+                return Err(bad(format!("{path} appears twice")));
+            }
+        }
+        if !files.contains_key(BUNDLE_FILE) {
+            return Err(bad(format!("no {BUNDLE_FILE} in the archive")));
+        }
+        Ok(Bundle { files })
+    }
+
+    /// Add `bundle.yaml.sig`: the signature of `bundle.yaml` with `key`.
+    pub fn sign(&mut self, key: &p256::ecdsa::SigningKey) -> Result<(), BundleError> {
+        let manifest = self
+            .files
+            .get(BUNDLE_FILE)
+            .ok_or_else(|| not_a_bundle(Path::new("(in memory)"), format!("no {BUNDLE_FILE}")))?;
+        let signature = sign::sign(key, &manifest.content);
+        self.files.insert(
+            SIGNATURE_FILE.to_string(),
+            BundleFile {
+                content: signature.into_bytes(),
+                executable: false,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Check `DIR/bundle.yaml.sig` against `DIR/bundle.yaml` with the public key at `key_path`.
+/// Together with [`verify`] (every file against the hashes in `bundle.yaml`) this proves
+/// the whole bundle is as signed.
+pub fn verify_signature(dir: &Path, key_path: &Path) -> Result<(), BundleError> {
+    let key_pem = std::fs::read_to_string(key_path)
+        .map_err(|e| BundleError::io("cannot read public key", key_path, e))?;
+    let key = sign::parse_public_key(&key_pem, &key_path.display().to_string())?;
+    let manifest_path = dir.join(BUNDLE_FILE);
+    let manifest = std::fs::read(&manifest_path)
+        .map_err(|e| BundleError::io("cannot read", &manifest_path, e))?;
+    let sig_path = dir.join(SIGNATURE_FILE);
+    let signature = match std::fs::read(&sig_path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BundleError::Unsigned {
+                dir: dir.display().to_string(),
+            });
+        }
+        Err(e) => return Err(BundleError::io("cannot read", &sig_path, e)),
+    };
+    sign::verify(
+        &key,
+        &manifest,
+        &signature,
+        &sig_path.display().to_string(),
+        &manifest_path.display().to_string(),
+        &key_path.display().to_string(),
+    )?;
+    Ok(())
 }
 
 /// A listed file whose content (or kind) differs from `bundle.yaml`.
@@ -335,8 +436,8 @@ pub fn read_manifest(dir: &Path) -> Result<BundleManifest, BundleError> {
     let mut listed = BTreeSet::new();
     for f in &manifest.files {
         check_bundle_path(&f.path).map_err(|e| not_a_bundle(dir, e.to_string()))?;
-        if f.path == BUNDLE_FILE {
-            return Err(not_a_bundle(dir, format!("{BUNDLE_FILE} lists itself")));
+        if f.path == BUNDLE_FILE || f.path == SIGNATURE_FILE {
+            return Err(not_a_bundle(dir, format!("{BUNDLE_FILE} lists {}", f.path)));
         }
         if !listed.insert(f.path.as_str()) {
             return Err(not_a_bundle(dir, format!("{} is listed twice", f.path)));
@@ -394,6 +495,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BundleError> {
     let manifest = read_manifest(dir)?;
     let mut found = walk(dir)?;
     found.remove(BUNDLE_FILE);
+    // The signature signs bundle.yaml, so bundle.yaml cannot list it; verify_signature checks it.
+    if found.get(SIGNATURE_FILE).is_some_and(|ft| ft.is_file()) {
+        found.remove(SIGNATURE_FILE);
+    }
     let mut changed = Vec::new();
     let mut missing = Vec::new();
     let mut ok = 0;

@@ -19,24 +19,32 @@
 //! NN-name/kustomize/kustomization.yaml   (Kustomize components)
 //! NN-name/README.md      what, version, source, install/uninstall, health checks
 //! NN-name/checksums.sha256
+//! bundle.yaml.sig        (signed bundles) cosign-compatible signature of bundle.yaml
 //! ```
+//!
+//! Bundles also travel as OCI artifacts ([`oci`]): the same tar.gz as one layer, so the
+//! same recipe gives the same digest.
 
 mod argocd;
 mod error;
 mod fs;
 pub mod manifests;
 mod model;
+pub mod oci;
 mod options;
 pub mod placement;
 mod readme;
 mod render;
 mod scripts;
+pub mod sign;
 
 use std::collections::BTreeMap;
 
 pub use argocd::REPO_PLACEHOLDER as ARGOCD_REPO_PLACEHOLDER;
 pub use error::BundleError;
-pub use fs::{FileProblem, VerifyReport, check_bundle_path, read_manifest, verify};
+pub use fs::{
+    FileProblem, VerifyReport, check_bundle_path, read_manifest, verify, verify_signature,
+};
 pub use model::{
     BUNDLE_FILE, BundleComponent, BundleManifest, FileEntry, Placement, RecipeRef, recipe_digest,
     sha256_hex,

@@ -521,12 +521,12 @@ mod tests {
         assert!(b.files.contains_key("02-alpha/values.yaml"));
         assert!(b.files["deploy.sh"].executable);
         let deploy = String::from_utf8(b.files["deploy.sh"].content.clone()).unwrap();
-        let z = deploy.find("helm upgrade --install zeta").unwrap();
-        let a = deploy.find("helm upgrade --install alpha").unwrap();
+        let z = deploy.find("upgrade --install zeta").unwrap();
+        let a = deploy.find("upgrade --install alpha").unwrap();
         assert!(z < a, "{deploy}");
         let undeploy = String::from_utf8(b.files["undeploy.sh"].content.clone()).unwrap();
-        let z = undeploy.find("helm uninstall zeta").unwrap();
-        let a = undeploy.find("helm uninstall alpha").unwrap();
+        let z = undeploy.find("uninstall zeta").unwrap();
+        let a = undeploy.find("uninstall alpha").unwrap();
         assert!(a < z, "{undeploy}");
     }
 

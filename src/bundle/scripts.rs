@@ -59,6 +59,12 @@ fn header(
         "# Needs {} on PATH and a kubeconfig for the target cluster (KUBECONFIG or",
         tools.join(" and ")
     );
+    if tools.contains(&"helm") {
+        let _ = writeln!(
+            out,
+            "# HELM names another helm binary (Helm >= 3.13 or 4) than the one on PATH."
+        );
+    }
     let _ = writeln!(
         out,
         "# ~/.kube/config). TIMEOUT (default 10m) bounds each wait (Helm release, rollout, CRD)."
@@ -79,6 +85,9 @@ fn header(
     if body.contains("\"$timeout\"") {
         let _ = writeln!(out, "timeout=\"${{TIMEOUT:-10m}}\"");
     }
+    if body.contains("\"$helm\"") {
+        let _ = writeln!(out, "helm=\"${{HELM:-helm}}\"");
+    }
     let _ = writeln!(out);
     let script = if what.starts_with("Deploy") {
         "deploy.sh"
@@ -95,7 +104,21 @@ fn header(
     let _ = writeln!(out, "  fi");
     let _ = writeln!(out, "}}");
     for tool in tools {
-        let _ = writeln!(out, "require {tool}");
+        if *tool == "helm" {
+            let _ = writeln!(out, "require \"$helm\"");
+            let _ = writeln!(
+                out,
+                "if ! \"$helm\" version --template '{{{{.Version}}}}' | grep -Eq '^v(3\\.(1[3-9]|[2-9][0-9])|4)\\.'; then"
+            );
+            let _ = writeln!(
+                out,
+                "  echo \"{script}: $helm is not Helm >= 3.13 (found $(\"$helm\" version --short 2>&1)); set HELM to a newer helm\" >&2"
+            );
+            let _ = writeln!(out, "  exit 1");
+            let _ = writeln!(out, "fi");
+        } else {
+            let _ = writeln!(out, "require {tool}");
+        }
     }
 }
 
@@ -158,7 +181,7 @@ pub fn deploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
                 let (chart_ref, repo) = c.helm_chart_ref();
                 let _ = writeln!(
                     out,
-                    "helm upgrade --install {} {} \\",
+                    "\"$helm\" upgrade --install {} {} \\",
                     sh_quote(&c.name),
                     sh_quote(&chart_ref)
                 );
@@ -268,12 +291,12 @@ pub fn undeploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
             ComponentType::Helm => {
                 let _ = writeln!(
                     out,
-                    "if helm status {} --namespace {ns} >/dev/null 2>&1; then",
+                    "if \"$helm\" status {} --namespace {ns} >/dev/null 2>&1; then",
                     sh_quote(&c.name)
                 );
                 let _ = writeln!(
                     out,
-                    "  helm uninstall {} --namespace {ns} --wait --timeout \"$timeout\"",
+                    "  \"$helm\" uninstall {} --namespace {ns} --wait --timeout \"$timeout\"",
                     sh_quote(&c.name)
                 );
                 let _ = writeln!(out, "fi");

@@ -1,10 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 
-use aiconform::bundle::{self, BundleOptions, Deployer, Toleration};
+use aiconform::bundle::oci::{self, RegistryOptions};
+use aiconform::bundle::{self, BundleOptions, Deployer, Toleration, sign};
 
 use super::criteria_args::{CriteriaArgs, SetArgs};
 
@@ -17,7 +18,20 @@ Examples:
       --accelerated-node-toleration nvidia.com/gpu=present:NoSchedule
   aiconform bundle --recipe recipe.yaml -o ./bundle --set gpuoperator:driver.version=580.95.05 \\
       --set kai-scheduler:enabled=false
-  aiconform bundle verify ./bundle";
+  aiconform bundle verify ./bundle
+
+Signed bundles and OCI registries:
+  aiconform bundle keygen                        # bundle.key (private) and bundle.pub
+  aiconform bundle --recipe recipe.yaml -o ./bundle --sign bundle.key
+  aiconform bundle verify ./bundle --key bundle.pub
+  aiconform bundle --recipe recipe.yaml -o oci://registry.example.com/bundles/h100:v1 --sign bundle.key
+  aiconform bundle verify oci://registry.example.com/bundles/h100:v1 --key bundle.pub
+
+bundle.yaml.sig is what `cosign sign-blob --key` writes for bundle.yaml (base64 DER ECDSA
+P-256/SHA-256): `cosign verify-blob --key bundle.pub --signature bundle.yaml.sig bundle.yaml`
+(with --insecure-ignore-tlog) or `openssl dgst -sha256 -verify bundle.pub -signature <(base64 -d
+bundle.yaml.sig) bundle.yaml` check it too. Registry credentials (HTTP basic auth) come from
+AICONFORM_REGISTRY_USERNAME and AICONFORM_REGISTRY_PASSWORD.";
 
 /// Arguments of `aiconform bundle`.
 #[derive(Debug, ClapArgs)]
@@ -31,13 +45,63 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum BundleCommand {
-    /// Check a bundle directory against its bundle.yaml: reports changed, missing and extra
-    /// files and exits non-zero on any
+    /// Check a bundle (directory or oci:// reference) against its bundle.yaml: reports
+    /// changed, missing and extra files and exits non-zero on any; with --key, also its
+    /// signature
     Verify {
+        /// The bundle directory, or oci://REGISTRY/REPO:TAG
+        #[arg(value_name = "DIR|OCI_REF")]
+        target: String,
+        /// Public key (PEM); the bundle must carry a valid bundle.yaml.sig made with its
+        /// private key
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Sign an intact bundle directory: writes bundle.yaml.sig (cosign sign-blob format)
+    Sign {
         /// The bundle directory
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Private key (PEM, ECDSA P-256), from `aiconform bundle keygen` or openssl
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
     },
+    /// Create an ECDSA P-256 key pair for signing bundles (PEM, readable by openssl and
+    /// cosign verify-blob)
+    Keygen {
+        /// Private key file (written with mode 0600)
+        #[arg(long, value_name = "FILE", default_value = "bundle.key")]
+        private_key: PathBuf,
+        /// Public key file
+        #[arg(long, value_name = "FILE", default_value = "bundle.pub")]
+        public_key: PathBuf,
+        /// Overwrite existing key files
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// How to reach an OCI registry.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RegistryArgs {
+    /// Talk to the OCI registry over plain HTTP (local registries only)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// CA certificate (PEM) to trust for the OCI registry's TLS
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            plain_http: self.plain_http,
+            ca_file: self.ca_file.clone(),
+            credentials: RegistryOptions::credentials_from_env(),
+        }
+    }
 }
 
 #[derive(Debug, ClapArgs)]
@@ -50,9 +114,16 @@ struct RenderArgs {
     criteria: CriteriaArgs,
     #[command(flatten)]
     sets: SetArgs,
-    /// Directory to write the bundle to (created; must be empty unless --force)
-    #[arg(short, long, value_name = "DIR")]
+    /// Directory to write the bundle to (created; must be empty unless --force), or
+    /// oci://REGISTRY/REPO[:TAG] to push it as an OCI artifact (tag defaults to the
+    /// aiconform version)
+    #[arg(short, long, value_name = "DIR|OCI_REF")]
     output: Option<PathBuf>,
+    /// Sign bundle.yaml with this private key (PEM, ECDSA P-256): writes bundle.yaml.sig
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Replace the output directory if it is not empty
     #[arg(long)]
     force: bool,
@@ -75,7 +146,17 @@ struct RenderArgs {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Some(BundleCommand::Verify { dir }) => verify(&dir),
+        Some(BundleCommand::Verify {
+            target,
+            key,
+            registry,
+        }) => verify(&target, key.as_deref(), &registry),
+        Some(BundleCommand::Sign { dir, key }) => sign(&dir, &key),
+        Some(BundleCommand::Keygen {
+            private_key,
+            public_key,
+            force,
+        }) => keygen(&private_key, &public_key, force),
         None => render(args.render),
     }
 }
@@ -120,8 +201,25 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
             recipe.metadata.name
         )
     })?;
-    rendered.write_to(&output, args.force)?;
+    let mut rendered = rendered;
+    if let Some(key) = &args.sign {
+        rendered.sign(&read_private_key(key)?)?;
+    }
     let names: Vec<&str> = recipe.components.iter().map(|c| c.name.as_str()).collect();
+    if let Some(reference) = output.to_str().filter(|o| oci::is_oci(o)) {
+        let runtime = runtime()?;
+        let pushed = runtime.block_on(oci::push(&rendered, reference, &args.registry.options()))?;
+        eprintln!(
+            "pushed bundle {reference} ({} files, {} components: {})",
+            rendered.files.len(),
+            names.len(),
+            names.join(" → ")
+        );
+        println!("{}", pushed.digest);
+        eprintln!("deploy with `aiconform deploy --bundle {}`", pushed.pinned);
+        return Ok(ExitCode::SUCCESS);
+    }
+    rendered.write_to(&output, args.force)?;
     eprintln!(
         "wrote bundle {} ({} files, {} components: {})",
         output.display(),
@@ -143,13 +241,96 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(dir: &std::path::Path) -> Result<ExitCode> {
-    let report = bundle::verify(dir)?;
-    if report.is_ok() {
-        println!("{report}");
-        Ok(ExitCode::SUCCESS)
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn read_private_key(path: &Path) -> Result<p256::ecdsa::SigningKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read private key {}", path.display()))?;
+    Ok(sign::parse_private_key(&pem, &path.display().to_string())?)
+}
+
+fn verify(target: &str, key: Option<&Path>, registry: &RegistryArgs) -> Result<ExitCode> {
+    let pulled = if oci::is_oci(target) {
+        let p = runtime()?.block_on(oci::pull_to_dir(target, &registry.options()))?;
+        eprintln!("pulled {target} ({})", p.digest);
+        Some(p)
     } else {
-        println!("{report}");
-        Ok(ExitCode::FAILURE)
+        None
+    };
+    let dir = pulled
+        .as_ref()
+        .map_or_else(|| PathBuf::from(target), |p| p.dir.clone());
+    let report = bundle::verify(&dir)?;
+    println!("{report}");
+    if !report.is_ok() {
+        return Ok(ExitCode::FAILURE);
     }
+    if let Some(key) = key {
+        bundle::verify_signature(&dir, key)
+            .with_context(|| format!("bundle {target} is not signed by {}", key.display()))?;
+        println!("signature bundle.yaml.sig is valid for {}", key.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(dir: &Path, key: &Path) -> Result<ExitCode> {
+    let report = bundle::verify(dir)?;
+    if !report.is_ok() {
+        println!("{report}");
+        bail!(
+            "refusing to sign {}: it does not match its bundle.yaml",
+            dir.display()
+        );
+    }
+    let key = read_private_key(key)?;
+    let manifest = std::fs::read(dir.join(bundle::BUNDLE_FILE))
+        .with_context(|| format!("cannot read {}/bundle.yaml", dir.display()))?;
+    let path = dir.join(sign::SIGNATURE_FILE);
+    std::fs::write(&path, sign::sign(&key, &manifest))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(private: &Path, public: &Path, force: bool) -> Result<ExitCode> {
+    for p in [private, public] {
+        if p.exists() && !force {
+            bail!("{} exists; pass --force to overwrite it", p.display());
+        }
+    }
+    let (private_pem, public_pem) = sign::generate_key_pair();
+    write_private(private, &private_pem)?;
+    std::fs::write(public, public_pem)
+        .with_context(|| format!("cannot write {}", public.display()))?;
+    eprintln!(
+        "wrote private key {} (keep it secret) and public key {}",
+        private.display(),
+        public.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, pem: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(pem.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, pem: &str) -> Result<()> {
+    std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,10 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use aiconform::bundle::oci::{self, RegistryOptions};
 use aiconform::deploy::{self, DeployOptions, Event, Outcome};
 
 use super::progress::Spinner;
@@ -13,18 +14,35 @@ const AFTER_HELP: &str = "\
 Examples:
   aiconform deploy --bundle ./bundle
   aiconform deploy --bundle ./bundle --kubeconfig ~/.kube/gpu-cluster --timeout 10m
+  aiconform deploy --bundle oci://registry.example.com/bundles/h100:v1 --key bundle.pub
+
+Helm charts are installed with $AICONFORM_HELM, else `helm` on PATH (Helm >= 3.13 or 4);
+after each release every Deployment, DaemonSet and StatefulSet it holds must become ready.
 
 The bundle is verified against its bundle.yaml first. Components are deployed in order;
-a component that does not become healthy is reported and the components that depend on it
-are skipped. Exits non-zero if any component failed or was skipped.";
+the first component that does not become healthy is reported with the object and the reason,
+and the deploy stops there, leaving later components untouched (--keep-going: deploy the
+components that do not depend on it). Exits non-zero if any component failed or was skipped.";
 
 /// Arguments of `aiconform deploy`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// Bundle directory written by `aiconform bundle`
-    #[arg(long, value_name = "DIR")]
-    bundle: PathBuf,
+    /// Bundle directory written by `aiconform bundle`, or oci://REGISTRY/REPO:TAG
+    #[arg(long, value_name = "DIR|OCI_REF")]
+    bundle: String,
+    /// Public key (PEM): refuse a bundle without a valid bundle.yaml.sig from its private key
+    #[arg(long, value_name = "PUB")]
+    key: Option<PathBuf>,
+    /// Plain HTTP for OCI registries: the bundle's and `oci://` charts' (local registries only)
+    #[arg(long)]
+    plain_http: bool,
+    /// After a failed component, go on with the components that do not depend on it
+    #[arg(long)]
+    keep_going: bool,
+    /// CA certificate (PEM) to trust for the bundle's OCI registry
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Kubeconfig of the target cluster; default: KUBECONFIG, then ~/.kube/config
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
@@ -34,29 +52,55 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    // Check the bundle before connecting: a tampered or missing bundle is the likelier mistake.
-    let verified = aiconform::bundle::verify(&args.bundle)?;
-    if !verified.is_ok() {
-        println!("{verified}");
-        anyhow::bail!(
-            "refusing to deploy {}: it does not match its bundle.yaml",
-            args.bundle.display()
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args))
+    let pulled = if oci::is_oci(&args.bundle) {
+        let opts = RegistryOptions {
+            plain_http: args.plain_http,
+            ca_file: args.ca_file.clone(),
+            credentials: RegistryOptions::credentials_from_env(),
+        };
+        let p = runtime.block_on(oci::pull_to_dir(&args.bundle, &opts))?;
+        eprintln!("pulled {} ({})", args.bundle, p.digest);
+        Some(p)
+    } else {
+        None
+    };
+    let dir = pulled
+        .as_ref()
+        .map_or_else(|| PathBuf::from(&args.bundle), |p| p.dir.clone());
+    // Check the bundle before connecting: a tampered or missing bundle is the likelier mistake.
+    let verified = aiconform::bundle::verify(&dir)?;
+    if !verified.is_ok() {
+        println!("{verified}");
+        anyhow::bail!(
+            "refusing to deploy {}: it does not match its bundle.yaml",
+            args.bundle
+        );
+    }
+    if let Some(key) = &args.key {
+        aiconform::bundle::verify_signature(&dir, key).with_context(|| {
+            format!(
+                "refusing to deploy {}: it is not signed by {}",
+                args.bundle,
+                key.display()
+            )
+        })?;
+    }
+    runtime.block_on(run_async(args, &dir))
 }
 
-async fn run_async(args: Args) -> Result<ExitCode> {
+async fn run_async(args: Args, dir: &Path) -> Result<ExitCode> {
     let client = aiconform::cluster::connect(args.kubeconfig.as_deref())
         .await
         .context("cannot deploy: no cluster to deploy to")?;
     let opts = DeployOptions {
         timeout: args.timeout,
         kubeconfig: args.kubeconfig.clone(),
+        plain_http: args.plain_http,
+        keep_going: args.keep_going,
     };
     let spinner: Mutex<Option<Spinner>> = Mutex::new(None);
     let progress = |event: Event| {
@@ -102,7 +146,7 @@ async fn run_async(args: Args) -> Result<ExitCode> {
             }
         }
     };
-    let report = deploy::deploy(&args.bundle, &client, &opts, &progress).await?;
+    let report = deploy::deploy(dir, &client, &opts, &progress).await?;
     println!("{report}");
     Ok(if report.is_ok() {
         ExitCode::SUCCESS

@@ -27,8 +27,9 @@ fn not_observed() -> HealthStatus {
     }
 }
 
-/// Ready when the controller saw the latest spec and every desired replica is updated and
-/// ready.
+/// Ready when the controller saw the latest spec, every desired replica is updated and
+/// ready, and no replica of an older template is left (as `kubectl rollout status`): during
+/// a rollout the old pods are still ready, so counting ready replicas alone is not enough.
 pub fn deployment(d: &Deployment) -> HealthStatus {
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = d.status.clone().unwrap_or_default();
@@ -37,9 +38,16 @@ pub fn deployment(d: &Deployment) -> HealthStatus {
     }
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
+    let old = status.replicas.unwrap_or(0) - updated;
     HealthStatus {
-        ready: ready >= desired && updated >= desired,
-        detail: format!("{ready} of {desired} replicas ready"),
+        ready: ready >= desired && updated >= desired && old <= 0,
+        detail: if old > 0 {
+            format!(
+                "rollout not finished: {updated} of {desired} replicas updated, {old} old replica(s) not replaced, {ready} ready"
+            )
+        } else {
+            format!("{ready} of {desired} replicas ready")
+        },
     }
 }
 
@@ -165,6 +173,19 @@ mod tests {
         assert!(!s.ready);
         assert_eq!(s.detail, "1 of 2 replicas ready");
         assert!(!deployment(&d(2, 1)).ready, "old replicas still serving");
+        // A rollout whose new pod never gets ready: the old one still is.
+        let rolling: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "x", "generation": 4},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 4, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 1}
+        }))
+        .unwrap();
+        let s = deployment(&rolling);
+        assert!(!s.ready);
+        assert_eq!(
+            s.detail,
+            "rollout not finished: 1 of 1 replicas updated, 1 old replica(s) not replaced, 1 ready"
+        );
     }
 
     #[test]

@@ -1,16 +1,19 @@
-//! Deploying a bundle to a cluster and waiting for component health (issue 4).
+//! Deploying a bundle to a cluster and waiting for component health.
 //!
 //! [`deploy`] verifies the bundle against its `bundle.yaml`, then takes the components in
-//! deployment order: Helm charts through the `helm` CLI, manifests through server-side apply
+//! deployment order: Helm charts through the `helm` CLI ([`helm`]; then every workload of
+//! the release is waited for), manifests through server-side apply
 //! (field manager `aiconform`, kinds resolved by discovery), kustomizations built by
 //! `kubectl kustomize`. After each component it waits, with watches and a deadline, for the
 //! component's health checks. A component that fails is reported with the object and the
-//! reason; components that depend on it are skipped, the others still deployed.
+//! reason, and the deploy stops there: later components are left untouched (with
+//! `keep_going`, only the components that depend on it are skipped).
 //!
 //! The decisions (health of an object, what to skip, apply order) are pure functions in
 //! [`health`] and here; the rest is I/O.
 
 pub mod health;
+pub mod helm;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -42,6 +45,10 @@ pub struct DeployOptions {
     pub timeout: Duration,
     /// Passed to `helm` (kube-rs gets its client from the caller).
     pub kubeconfig: Option<PathBuf>,
+    /// Pull `oci://` charts over plain HTTP (local registries).
+    pub plain_http: bool,
+    /// After a failure, go on with the components that do not depend on it.
+    pub keep_going: bool,
 }
 
 impl Default for DeployOptions {
@@ -49,6 +56,8 @@ impl Default for DeployOptions {
         Self {
             timeout: Duration::from_secs(300),
             kubeconfig: None,
+            plain_http: false,
+            keep_going: false,
         }
     }
 }
@@ -148,6 +157,18 @@ pub fn blocked_by<'a>(c: &'a BundleComponent, not_healthy: &BTreeSet<String>) ->
         .map(String::as_str)
 }
 
+/// Why `c` is not attempted: a dependency failed, or the deploy stopped at a failure.
+pub fn skip_reason(
+    c: &BundleComponent,
+    not_healthy: &BTreeSet<String>,
+    stopped_at: Option<&str>,
+) -> Option<String> {
+    if let Some(dep) = blocked_by(c, not_healthy) {
+        return Some(format!("depends on {dep}, which did not become healthy"));
+    }
+    stopped_at.map(|failed| format!("not attempted: the deploy stopped at {failed}, which failed"))
+}
+
 /// Apply order inside a component: namespaces, then CRDs, then everything else, each group
 /// in file order.
 pub fn apply_order(objects: Vec<ManifestObject>) -> (Vec<ManifestObject>, Vec<ManifestObject>) {
@@ -214,6 +235,7 @@ pub async fn deploy(
     let manifest = verified.manifest;
     let total = manifest.components.len();
     let mut not_healthy = BTreeSet::new();
+    let mut stopped_at: Option<String> = None;
     let mut results = Vec::with_capacity(total);
     for (i, c) in manifest.components.iter().enumerate() {
         let index = i + 1;
@@ -224,10 +246,8 @@ pub async fn deploy(
             description: describe(c),
         });
         let started = Instant::now();
-        let outcome = match blocked_by(c, &not_healthy) {
-            Some(dep) => {
-                Outcome::Skipped(format!("depends on {dep}, which did not become healthy"))
-            }
+        let outcome = match skip_reason(c, &not_healthy, stopped_at.as_deref()) {
+            Some(why) => Outcome::Skipped(why),
             None => {
                 let step = |message: String| {
                     progress(Event::Step {
@@ -252,6 +272,9 @@ pub async fn deploy(
         };
         if outcome != Outcome::Healthy {
             not_healthy.insert(c.name.clone());
+        }
+        if matches!(outcome, Outcome::Failed(_)) && !opts.keep_going && stopped_at.is_none() {
+            stopped_at = Some(c.name.clone());
         }
         let result = ComponentResult {
             name: c.name.clone(),
@@ -500,88 +523,79 @@ fn is_executable_file(p: &Path) -> bool {
     p.is_file()
 }
 
-fn tail(bytes: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join(" | ")
-}
-
-/// Arguments of `helm upgrade --install` for `c`; pure, for tests and error messages.
-pub fn helm_args(
-    c: &BundleComponent,
-    values: Option<&Path>,
-    timeout: Duration,
-    kubeconfig: Option<&Path>,
-) -> Vec<String> {
-    let (chart_ref, repo) = c.helm_chart_ref();
-    let mut args = vec![
-        "upgrade".to_string(),
-        "--install".into(),
-        c.name.clone(),
-        chart_ref,
-    ];
-    if let Some(repo) = repo {
-        args.extend(["--repo".into(), repo]);
-    }
-    args.extend([
-        "--version".into(),
-        c.version.clone(),
-        "--namespace".into(),
-        c.namespace.clone(),
-        "--create-namespace".into(),
-    ]);
-    if let Some(v) = values {
-        args.extend(["--values".into(), v.display().to_string()]);
-    }
-    args.extend([
-        "--wait".into(),
-        "--timeout".into(),
-        format!("{}s", timeout.as_secs().max(1)),
-    ]);
-    if let Some(k) = kubeconfig {
-        args.extend(["--kubeconfig".into(), k.display().to_string()]);
-    }
-    args
-}
-
 async fn helm_install(ctx: &Ctx<'_>, c: &BundleComponent) -> Result<(), String> {
     let chart = c.chart.as_deref().unwrap_or(&c.name);
-    let Some(helm) = find_on_path("helm") else {
-        return Err(format!(
-            "Helm chart {chart} {} cannot be installed: the `helm` CLI is not on PATH; install Helm 3 \
-             (https://helm.sh/docs/intro/install/) and re-run, or install the chart as {}/README.md shows",
+    let helm = helm::locate().map_err(|why| {
+        format!(
+            "Helm chart {chart} {} cannot be installed: {why}; or install the chart as {}/README.md shows",
             c.version, c.folder
-        ));
-    };
+        )
+    })?;
     let values = c.values.as_deref().map(|v| ctx.path(v));
-    let args = helm_args(
+    let kubeconfig = ctx.opts.kubeconfig.as_deref();
+    let args = helm::install_args(
         c,
         values.as_deref(),
         ctx.remaining(),
-        ctx.opts.kubeconfig.as_deref(),
+        kubeconfig,
+        ctx.opts.plain_http,
     );
-    (ctx.step)(format!("helm upgrade --install {} {chart}", c.name));
-    let run = tokio::process::Command::new(&helm)
-        .args(&args)
-        .kill_on_drop(true)
-        .output();
+    (ctx.step)(format!(
+        "helm upgrade --install {} {chart} {}",
+        c.name, c.version
+    ));
     // helm enforces --timeout itself; the grace covers its start-up and chart download.
     let grace = Duration::from_secs(30);
-    match tokio::time::timeout(ctx.remaining() + grace, run).await {
-        Ok(Ok(out)) if out.status.success() => Ok(()),
-        Ok(Ok(out)) => Err(format!(
-            "helm upgrade --install {} ({chart} {}) failed ({}): {}",
+    if let Err(why) = helm.run(&args, ctx.remaining() + grace).await {
+        let left = match helm.release_status(&c.name, &c.namespace, kubeconfig).await {
+            Some(status) => format!(
+                "release {} is left in namespace {} with {status}; `helm uninstall {} --namespace {}` or undeploy.sh removes it",
+                c.name, c.namespace, c.name, c.namespace
+            ),
+            None => "nothing was installed".into(),
+        };
+        return Err(format!("{why}; {left}"));
+    }
+    let mut get = vec![
+        "get".to_string(),
+        "manifest".into(),
+        c.name.clone(),
+        "--namespace".into(),
+        c.namespace.clone(),
+    ];
+    get.extend(helm::kubeconfig_args(kubeconfig));
+    let manifest = helm.run(&get, Duration::from_secs(60)).await?;
+    let workloads = helm::workloads(&manifest, &c.namespace)
+        .map_err(|e| format!("cannot read the manifest of release {}: {e}", c.name))?;
+    if workloads.is_empty() {
+        return Ok(());
+    }
+    (ctx.step)(format!(
+        "waiting for {} workload(s) of release {}",
+        workloads.len(),
+        c.name
+    ));
+    let waits = workloads.iter().map(|(kind, ns, name)| {
+        let h = HealthCheck {
+            kind: kind.clone(),
+            name: name.clone(),
+            namespace: Some(ns.clone()),
+        };
+        async move { wait_health(ctx, c, &h).await }
+    });
+    let failures: Vec<String> = futures::future::join_all(waits)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "release {} installed but not healthy: {}",
             c.name,
-            c.version,
-            out.status,
-            tail(&out.stderr, 5)
-        )),
-        Ok(Err(e)) => Err(format!("cannot run {}: {e}", helm.display())),
-        Err(_) => Err(format!(
-            "helm upgrade --install {} did not finish within {}",
-            c.name,
-            human_duration(ctx.opts.timeout)
-        )),
+            failures.join("; ")
+        ))
     }
 }
 
@@ -604,7 +618,7 @@ async fn kustomize_build(ctx: &Ctx<'_>, rel: &str) -> Result<Vec<ManifestObject>
     if !out.status.success() {
         return Err(format!(
             "kubectl kustomize {rel} failed: {}",
-            tail(&out.stderr, 5)
+            helm::tail(&out.stderr, 5)
         ));
     }
     let text = String::from_utf8(out.stdout)
@@ -638,6 +652,15 @@ mod tests {
         let bad: BTreeSet<String> = ["b".to_string()].into();
         assert_eq!(blocked_by(&comp("c", &["a", "b"]), &bad), Some("b"));
         assert_eq!(blocked_by(&comp("d", &["a"]), &bad), None);
+        assert_eq!(skip_reason(&comp("d", &["a"]), &bad, None), None);
+        assert_eq!(
+            skip_reason(&comp("d", &["a"]), &bad, Some("b")).unwrap(),
+            "not attempted: the deploy stopped at b, which failed"
+        );
+        assert_eq!(
+            skip_reason(&comp("c", &["b"]), &bad, Some("b")).unwrap(),
+            "depends on b, which did not become healthy"
+        );
     }
 
     #[test]
@@ -665,16 +688,25 @@ mod tests {
 
     #[test]
     fn helm_arguments() {
-        let args = helm_args(
+        let args = helm::install_args(
             &comp("gpu-operator", &[]),
             Some(Path::new("/b/01-x/values.yaml")),
             Duration::from_secs(90),
             Some(Path::new("/k")),
+            true,
         );
         assert_eq!(
             args.join(" "),
             "upgrade --install gpu-operator chart --repo https://charts.example.com --version 1.0.0 \
-             --namespace ns --create-namespace --values /b/01-x/values.yaml --wait --timeout 90s --kubeconfig /k"
+             --namespace ns --create-namespace --values /b/01-x/values.yaml --timeout 90s --kubeconfig /k"
+        );
+        let mut oci = comp("kai", &[]);
+        oci.source = Some("oci://127.0.0.1:5000/charts".into());
+        let args = helm::install_args(&oci, None, Duration::from_secs(9), None, true);
+        assert_eq!(
+            args.join(" "),
+            "upgrade --install kai oci://127.0.0.1:5000/charts/chart --version 1.0.0 \
+             --namespace ns --create-namespace --plain-http --timeout 9s"
         );
     }
 

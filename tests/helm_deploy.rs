@@ -1,0 +1,393 @@
+//! Helm bundles deployed for real into the embedded test cluster with the pinned helm
+//! (`ci/tools/build.sh`): the three fixture charts of `fixtures/recipes/helm-charts.yaml`
+//! served from a chart repository (HTTP index) and an OCI registry (TLS) on 127.0.0.1.
+//!
+//! One test walks a bundle's life: the generated deploy.sh installs it; `aiconform deploy`
+//! of the same bundle pulled from an OCI registry is an idempotent upgrade whose recipe
+//! values reach the releases; a chart that never becomes healthy and values the chart's
+//! schema rejects stop the deploy naming the component and the reason, leaving later
+//! releases untouched; a missing chart version and an unreachable chart repository are
+//! named; the generated undeploy.sh removes the releases in reverse order.
+
+mod tools_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use aiconform::cluster::testing::shared_or_skip;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use tools_support::{ChartRepo, Registry, RegistryConfig, helm, tools};
+
+struct Env {
+    tools: PathBuf,
+    helm_home: PathBuf,
+    kubeconfig: PathBuf,
+    ca: PathBuf,
+}
+
+impl Env {
+    /// Environment of every aiconform, helm and script run: the pinned helm, helm state
+    /// in the test's directory, and trust in the test registry's CA (Go reads SSL_CERT_FILE).
+    fn apply(&self, cmd: &mut StdCommand) {
+        tools_support::helm_env(cmd, &self.helm_home);
+        cmd.env("AICONFORM_HELM", self.tools.join("helm"))
+            .env("HELM", self.tools.join("helm"))
+            .env("SSL_CERT_FILE", &self.ca)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("TIMEOUT", "90s");
+    }
+
+    fn helm(&self, args: &[&str]) -> String {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--kubeconfig", self.kubeconfig.to_str().unwrap()]);
+        helm(&self.tools, &self.helm_home, &all)
+    }
+
+    /// Revision and status of a release's latest revision.
+    fn revision(&self, release: &str, ns: &str) -> (u64, String) {
+        let out = self.helm(&["history", release, "-n", ns, "--max", "1", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (
+            v[0]["revision"].as_u64().unwrap(),
+            v[0]["status"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn releases(&self) -> Vec<String> {
+        let out = self.helm(&["list", "--all-namespaces", "--all", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut names: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Run a command; (success, stdout, stderr).
+    fn run(&self, mut cmd: StdCommand) -> (bool, String, String) {
+        self.apply(&mut cmd);
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn deploy(&self, bundle: &str, extra: &[&str]) -> (bool, String, String) {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("aiconform"));
+        cmd.args(["deploy", "--bundle", bundle, "--kubeconfig"])
+            .arg(&self.kubeconfig)
+            .args(extra);
+        self.run(cmd)
+    }
+}
+
+/// The fixture recipe with its chart sources pointed at the live servers, edited by `edit`.
+fn recipe(dir: &Path, name: &str, repo: &str, oci: &str, edit: &[(&str, &str)]) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recipes/helm-charts.yaml");
+    let mut text = std::fs::read_to_string(fixture)
+        .unwrap()
+        .replace("http://127.0.0.1:8879", repo)
+        .replace("oci://127.0.0.1:5000/charts", oci);
+    for (from, to) in edit {
+        assert!(text.contains(from), "fixture lacks `{from}`");
+        text = text.replace(from, to);
+    }
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn render(recipe: &Path, out: &Path) {
+    assert_cmd::Command::cargo_bin("aiconform")
+        .unwrap()
+        .args(["bundle", "--recipe"])
+        .arg(recipe)
+        .arg("-o")
+        .arg(out)
+        .assert()
+        .success();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
+    let test = "helm_bundle_installs_upgrades_fails_precisely_and_undeploys";
+    let Some(tools) = tools(test) else {
+        return;
+    };
+    let Some(cluster) = shared_or_skip(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let helm_home = tmp.path().join("helm-home");
+    let charts = ChartRepo::start(&tools, &helm_home);
+    let registry = Registry::start(
+        &tools,
+        &RegistryConfig {
+            tls: true,
+            ..Default::default()
+        },
+    );
+    let env = Env {
+        tools: tools.clone(),
+        helm_home,
+        kubeconfig: cluster.kubeconfig.clone(),
+        ca: registry.ca.clone().unwrap(),
+    };
+    let oci_charts = format!("oci://{}/charts", registry.addr);
+    let policy_chart = charts.dir.path().join("gpu-policy-0.3.0.tgz");
+    env.helm(&[
+        "push",
+        policy_chart.to_str().unwrap(),
+        &oci_charts,
+        "--ca-file",
+        env.ca.to_str().unwrap(),
+    ]);
+    let good = recipe(tmp.path(), "good", &charts.url, &oci_charts, &[]);
+    let bundle = tmp.path().join("bundle");
+    render(&good, &bundle);
+
+    // 1. The generated deploy.sh installs the three releases in order.
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        let mut cmd = StdCommand::new("bash");
+        cmd.arg(bundle.join("deploy.sh"));
+        env.run(cmd)
+    });
+    assert!(ok, "deploy.sh failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("deploy.sh: all 3 components of recipe helm-charts deployed"),
+        "{stdout}"
+    );
+    let order: Vec<usize> = ["gpu-operator", "inference-gateway", "gpu-policy"]
+        .iter()
+        .map(|c| stdout.find(&format!("] {c}: Helm chart")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+    assert_eq!(
+        env.revision("gpu-operator", "fx-gpu-operator"),
+        (1, "deployed".into())
+    );
+
+    // 2. `aiconform deploy` of the same bundle, pushed to and pulled from the registry:
+    //    an upgrade (revision 2), every component healthy, recipe values in the releases.
+    let pushed = tokio::task::block_in_place(|| {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("aiconform"));
+        cmd.args(["bundle", "--recipe"])
+            .arg(&good)
+            .arg("-o")
+            .arg(format!("oci://{}/bundles/helm-charts:v1", registry.addr))
+            .arg("--ca-file")
+            .arg(&env.ca);
+        env.run(cmd)
+    });
+    assert!(pushed.0, "{}", pushed.2);
+    let reference = format!("oci://{}/bundles/helm-charts:v1", registry.addr);
+    let ca = env.ca.to_str().unwrap().to_string();
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        env.deploy(&reference, &["--ca-file", &ca, "--timeout", "60s"])
+    });
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("3 healthy, 0 failed, 0 skipped"),
+        "{stdout}"
+    );
+    for (release, ns) in [
+        ("gpu-operator", "fx-gpu-operator"),
+        ("inference-gateway", "fx-gateway"),
+        ("gpu-policy", "fx-gpu-policy"),
+    ] {
+        assert_eq!(
+            env.revision(release, ns),
+            (2, "deployed".into()),
+            "{release}"
+        );
+    }
+    let values: serde_json::Value = serde_json::from_str(&env.helm(&[
+        "get",
+        "values",
+        "gpu-operator",
+        "-n",
+        "fx-gpu-operator",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(values["replicaCount"], 2, "{values}");
+    assert_eq!(values["driver"]["version"], "560.35", "{values}");
+    let values: serde_json::Value = serde_json::from_str(&env.helm(&[
+        "get",
+        "values",
+        "gpu-policy",
+        "-n",
+        "fx-gpu-policy",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(values["sharing"], "timeSlicing", "{values}");
+
+    // What the releases run, read from the cluster.
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let op: Api<Deployment> = Api::namespaced(client.clone(), "fx-gpu-operator");
+    let op = op.get("gpu-operator").await.unwrap();
+    assert_eq!(op.status.unwrap().ready_replicas, Some(2));
+    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "fx-gpu-operator");
+    let ds = ds
+        .get("gpu-operator-device-plugin")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(
+        ds.desired_number_scheduled >= 1,
+        "no GPU node selected: {ds:?}"
+    );
+    assert_eq!(ds.number_ready, ds.desired_number_scheduled);
+    let policies: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "fixtures.aiconform.dev",
+            "v1",
+            "GpuPolicy",
+        )),
+    );
+    let p = policies.get("gpu-policy").await.unwrap();
+    assert_eq!(p.data["spec"]["sharing"], "timeSlicing");
+
+    // 3. A chart that never gets healthy: the deploy stops at it, naming the object and
+    //    why; gpu-policy after it is untouched (still revision 2).
+    let broken = recipe(
+        tmp.path(),
+        "broken",
+        &charts.url,
+        &oci_charts,
+        &[("ready: \"true\"", "ready: \"false\"")],
+    );
+    let broken_bundle = tmp.path().join("broken");
+    render(&broken, &broken_bundle);
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        env.deploy(broken_bundle.to_str().unwrap(), &["--timeout", "20s"])
+    });
+    assert!(!ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let failed = stdout
+        .lines()
+        .find(|l| l.contains("FAILED  inference-gateway:"))
+        .unwrap_or_else(|| panic!("no FAILED line\n{stdout}\n{stderr}"));
+    assert!(
+        failed.contains("release inference-gateway installed but not healthy: Deployment fx-gateway/inference-gateway-controller: ")
+            && failed.ends_with(" after 20s"),
+        "{failed}"
+    );
+    assert!(
+        stdout.contains("SKIPPED gpu-policy: not attempted: the deploy stopped at inference-gateway, which failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 healthy, 1 failed, 1 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(
+        env.revision("gpu-policy", "fx-gpu-policy"),
+        (2, "deployed".into())
+    );
+
+    // 4. Values the chart's schema rejects: stopped at the first component, nothing after it
+    //    touched, and what is left installed is said.
+    let bad = recipe(
+        tmp.path(),
+        "bad",
+        &charts.url,
+        &oci_charts,
+        &[("replicaCount: 2", "replicaCount: two")],
+    );
+    let bad_bundle = tmp.path().join("bad");
+    render(&bad, &bad_bundle);
+    let gateway_before = env.revision("inference-gateway", "fx-gateway");
+    let (ok, stdout, _) = tokio::task::block_in_place(|| {
+        env.deploy(bad_bundle.to_str().unwrap(), &["--timeout", "20s"])
+    });
+    assert!(!ok);
+    let failed = stdout
+        .lines()
+        .find(|l| l.contains("FAILED  gpu-operator:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(failed.contains("replicaCount"), "{failed}");
+    assert!(failed.contains("schema"), "{failed}");
+    assert!(
+        failed.contains("release gpu-operator is left in namespace fx-gpu-operator with status deployed (revision 3)"),
+        "{failed}"
+    );
+    assert!(
+        stdout.contains("0 healthy, 1 failed, 2 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(
+        env.revision("inference-gateway", "fx-gateway"),
+        gateway_before
+    );
+
+    // 5. A chart version the repository does not have, and a repository that is not there.
+    let missing = recipe(
+        tmp.path(),
+        "missing",
+        &charts.url,
+        &oci_charts,
+        &[("version: 1.2.0", "version: 9.9.9")],
+    );
+    let missing_bundle = tmp.path().join("missing");
+    render(&missing, &missing_bundle);
+    let (ok, stdout, _) = tokio::task::block_in_place(|| {
+        env.deploy(missing_bundle.to_str().unwrap(), &["--timeout", "20s"])
+    });
+    assert!(!ok);
+    let failed = stdout
+        .lines()
+        .find(|l| l.contains("FAILED  gpu-operator:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        failed.contains("9.9.9") && failed.contains("not found"),
+        "{failed}"
+    );
+    let gone = recipe(tmp.path(), "gone", "http://127.0.0.1:1", &oci_charts, &[]);
+    let gone_bundle = tmp.path().join("gone");
+    render(&gone, &gone_bundle);
+    let (ok, stdout, _) = tokio::task::block_in_place(|| {
+        env.deploy(gone_bundle.to_str().unwrap(), &["--timeout", "20s"])
+    });
+    assert!(!ok);
+    let failed = stdout
+        .lines()
+        .find(|l| l.contains("FAILED  gpu-operator:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(failed.contains("127.0.0.1:1"), "{failed}");
+
+    // 6. The generated undeploy.sh removes the releases, last deployed first.
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        let mut cmd = StdCommand::new("bash");
+        cmd.arg(bundle.join("undeploy.sh"));
+        env.run(cmd)
+    });
+    assert!(
+        ok,
+        "undeploy.sh failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let order: Vec<usize> = ["gpu-policy", "inference-gateway", "gpu-operator"]
+        .iter()
+        .map(|c| stdout.find(&format!("removing {c}")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+    let left: Vec<String> = env
+        .releases()
+        .into_iter()
+        .filter(|r| ["gpu-operator", "inference-gateway", "gpu-policy"].contains(&r.as_str()))
+        .collect();
+    assert!(left.is_empty(), "releases left: {left:?}");
+}
