@@ -15,10 +15,27 @@ import (
 
 	"aiconform.dev/testcluster/internal/cluster"
 	"aiconform.dev/testcluster/internal/profile"
+	"aiconform.dev/testcluster/internal/sim"
 )
 
 func main() {
+	if sim.IsContainerInit(os.Args) {
+		os.Exit(sim.ContainerInit(os.Args))
+	}
 	os.Exit(run(os.Args[1:]))
+}
+
+// runImages collects repeated --run-image REPOSITORY=BINARY flags.
+type runImages map[string]string
+
+func (r runImages) String() string { return fmt.Sprint(map[string]string(r)) }
+func (r runImages) Set(v string) error {
+	repo, bin, err := sim.ParseRunImage(v)
+	if err != nil {
+		return err
+	}
+	r[repo] = bin
+	return nil
 }
 
 func run(args []string) int {
@@ -39,8 +56,11 @@ func run(args []string) int {
 		realNode      = fs.String("real-node", "auto", "a kubelet-backed node beside the simulated ones: auto (when the machine can run it), on, off")
 		realNodeBins  = fs.String("real-node-bin-dir", "", "directory with kubelet and pause-image.tar (default: this executable's directory)")
 		images        stringList
+		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 2 x CPUs, at least 4)")
+		runImgs       = runImages{}
 	)
 	fs.Var(&images, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
+	fs.Var(runImgs, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,6 +95,8 @@ func run(args []string) int {
 		RealNode:       *realNode,
 		RealNodeBinDir: *realNodeBins,
 		ImageArchives:  images,
+		RunImages:      runImgs,
+		RunConcurrency: *runConc,
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

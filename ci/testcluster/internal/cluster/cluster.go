@@ -59,6 +59,10 @@ type Options struct {
 	RealNode       string
 	RealNodeBinDir string   // kubelet and pause-image.tar (default: this executable's dir)
 	ImageArchives  []string // OCI archives imported into the real node's runtime
+	// RunImages maps image repositories to host binaries the simulated
+	// nodes run as processes (see sim.Runtime).
+	RunImages      map[string]string
+	RunConcurrency int
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -370,6 +374,20 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		kubeletVersion = v.GitVersion
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	if len(o.RunImages) > 0 {
+		ca, err := os.ReadFile(certs.CACert)
+		if err != nil {
+			return err
+		}
+		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
+			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca})
+		if err != nil {
+			return err
+		}
+		simulator.SetRuntime(rt)
+		// Runs after the components are cancelled (defers run last-in first-out).
+		defer rt.Shutdown()
+	}
 	if err := step("registering nodes", simulator.RegisterNodes); err != nil {
 		return err
 	}

@@ -65,6 +65,17 @@ type Simulator struct {
 	nodes map[string]*node
 	order []*node
 	boot  time.Time
+
+	rt     *Runtime        // nil: no process runtime (containers are only simulated)
+	runCtx context.Context // lifetime of runtime processes
+}
+
+// SetRuntime makes the simulator run containers of mapped images as
+// processes (see Runtime). Call before RunPods.
+func (s *Simulator) SetRuntime(rt *Runtime) {
+	s.rt = rt
+	rt.sim = s
+	rt.env = apiEnvSource{client: s.client}
 }
 
 // New creates a simulator. kubeletVersion is reported in every node's

@@ -22,6 +22,7 @@ import (
 // RunPods starts the pod lifecycle loop. It returns once the informer has
 // synced; work continues until ctx is done.
 func (s *Simulator) RunPods(ctx context.Context, workers int) error {
+	s.runCtx = ctx
 	factory := informers.NewSharedInformerFactory(s.client, 0)
 	podInf := factory.Core().V1().Pods()
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -45,11 +46,15 @@ func (s *Simulator) RunPods(ctx context.Context, workers int) error {
 	_, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj interface{}) { enqueue(obj) },
+		DeleteFunc: enqueue,
 	})
 	if err != nil {
 		return err
 	}
 	lister := podInf.Lister()
+	if s.rt != nil {
+		s.rt.notify = func(key string) { queue.Add(key) }
+	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -94,6 +99,9 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 	}
 	pod, err := lister.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
+		if s.rt != nil {
+			s.rt.stop(key, 0)
+		}
 		return 0, nil
 	}
 	if err != nil {
@@ -105,8 +113,12 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 	}
 	pods := s.client.CoreV1().Pods(ns)
 
-	// No kubelet: finish deletions immediately.
+	// No kubelet: finish deletions immediately (processes of the runtime
+	// get SIGTERM now and SIGKILL after the grace period).
 	if pod.DeletionTimestamp != nil {
+		if s.rt != nil {
+			s.rt.stop(key, time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 30))*time.Second)
+		}
 		err := pods.Delete(ctx, name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To[int64](0),
 			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
@@ -121,6 +133,9 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 	}
 
 	now := time.Now()
+	if s.rt.manages(pod) {
+		return 0, s.syncRuntimePod(ctx, pod, n, now)
+	}
 	// Terminate pods that carry an exit code once they ran long enough.
 	if codeStr, ok := pod.Annotations[AnnotationExitCode]; ok && pod.Status.Phase == corev1.PodRunning && pod.Status.StartTime != nil {
 		runFor := defaultRunDuration
@@ -321,4 +336,19 @@ func statusEqual(a, b *corev1.PodStatus) bool {
 		}
 	}
 	return true
+}
+
+// syncRuntimePod starts a pod with mapped images in the runtime (once) and
+// publishes the status of its processes.
+func (s *Simulator) syncRuntimePod(ctx context.Context, pod *corev1.Pod, n *node, now time.Time) error {
+	base := s.runningStatus(n, pod, now)
+	pr := s.rt.ensure(s.runCtx, pod, n, base.PodIP)
+	base.PodIP = pr.podIP
+	base.PodIPs = []corev1.PodIP{{IP: pr.podIP}}
+	desired := pr.status(pod, base, now)
+	if statusSame(&pod.Status, desired) {
+		return nil
+	}
+	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, withStatus(pod, desired), metav1.UpdateOptions{})
+	return err
 }
