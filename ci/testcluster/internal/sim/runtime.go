@@ -389,11 +389,17 @@ func (rt *Runtime) runOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		return startErr(err)
 	}
 	statusW.Close()
-	initErr, _ := io.ReadAll(statusR)
-	statusR.Close()
 	pr.mu.Lock()
 	pr.procs[c.Name] = cmd.Process
 	pr.mu.Unlock()
+	stopKill := context.AfterFunc(ctx, func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Process.Kill()
+	})
+	defer stopKill()
+	// EOF once the helper has exec'ed the container process (or died).
+	initErr, _ := io.ReadAll(statusR)
+	statusR.Close()
 	if len(initErr) == 0 {
 		pr.update(c.Name, func(s *ctrState) {
 			s.waiting, s.running = nil, &corev1.ContainerStateRunning{StartedAt: start}
@@ -402,11 +408,6 @@ func (rt *Runtime) runOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	}
 	timer := time.AfterFunc(slotHold, release)
 	defer timer.Stop()
-	stopKill := context.AfterFunc(ctx, func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Process.Kill()
-	})
-	defer stopKill()
 	waitErr := cmd.Wait()
 	pr.mu.Lock()
 	delete(pr.procs, c.Name)

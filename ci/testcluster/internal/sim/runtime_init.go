@@ -118,6 +118,8 @@ func ContainerInit(args []string) int {
 	// Changing credentials clears the parent-death signal; set it again so
 	// the process dies with the cluster.
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	// The status pipe closes on a successful exec: the runtime sees EOF.
+	unix.CloseOnExec(3)
 	err = unix.Exec(spec.Binary, spec.Argv, spec.Env)
 	return fail("exec %s: %v", spec.Binary, err)
 }

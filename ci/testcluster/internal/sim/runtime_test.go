@@ -312,5 +312,25 @@ func TestRunProcess(t *testing.T) {
 	if term := st.ContainerStatuses[0].State.Terminated; term == nil || term.Reason != "StartError" || term.ExitCode != 128 {
 		t.Errorf("start error: %+v", st.ContainerStatuses[0].State)
 	}
+	// A running process shows Running and is killed when the pod is deleted
+	// (SIGTERM is ignored by PID 1 without a handler: SIGKILL after grace).
+	pod3 := pod.DeepCopy()
+	pod3.Name, pod3.UID = "p3", "uid-3"
+	pod3.Spec.Containers[0].Command = []string{filepath.Base(sh), "-c", "while :; do :; done"}
+	pr = rt.ensure(ctx, pod3, s.nodes["gpu-0"], "127.16.0.4")
+	deadline := time.After(20 * time.Second)
+	for pr.status(pod3, &corev1.PodStatus{}, time.Now()).Phase != corev1.PodRunning {
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("never Running")
+		}
+	}
+	rt.stop("ns/p3", 200*time.Millisecond)
+	select {
+	case <-pr.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("process not killed after pod deletion")
+	}
 	rt.Shutdown()
 }
