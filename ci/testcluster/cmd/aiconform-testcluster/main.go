@@ -19,9 +19,6 @@ import (
 )
 
 func main() {
-	if sim.IsContainerInit(os.Args) {
-		os.Exit(sim.ContainerInit(os.Args))
-	}
 	os.Exit(run(os.Args[1:]))
 }
 

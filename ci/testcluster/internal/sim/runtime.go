@@ -55,7 +55,6 @@ type Runtime struct {
 	sim      *Simulator
 	sem      chan struct{}
 	isolated bool // root: mount/PID namespaces per container
-	self     string
 	env      envSource
 	notify   func(key string)
 
@@ -118,15 +117,11 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		}
 		opts.Images[repo] = abs
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	return &Runtime{opts: opts, sem: make(chan struct{}, opts.Concurrency), isolated: os.Geteuid() == 0,
-		self: self, pods: map[string]*podRun{}, roots: map[string]*nodeRootOnce{}}, nil
+		pods: map[string]*podRun{}, roots: map[string]*nodeRootOnce{}}, nil
 }
 
 // binaryFor returns the host binary of a mapped image.
@@ -371,24 +366,22 @@ func (rt *Runtime) runOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		return &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: err.Error(),
 			StartedAt: start, FinishedAt: metav1.Now(), ContainerID: id}
 	}
-	cmd, msgFile, logFile, err := rt.command(ctx, pod, c, binary, setup, pr)
+	cmd, spec, msgFile, logFile, err := rt.command(ctx, pod, c, binary, setup, pr)
 	if err != nil {
 		return startErr(err)
 	}
 	defer logFile.Close()
-	statusR, statusW, err := os.Pipe()
+	var waitCh <-chan error
+	if spec != nil {
+		waitCh, err = startIsolated(spec, cmd)
+	} else if err = cmd.Start(); err == nil {
+		ch := make(chan error, 1)
+		go func() { ch <- cmd.Wait() }()
+		waitCh = ch
+	}
 	if err != nil {
 		return startErr(err)
 	}
-	if rt.isolated {
-		cmd.ExtraFiles = []*os.File{statusW}
-	}
-	if err := cmd.Start(); err != nil {
-		statusR.Close()
-		statusW.Close()
-		return startErr(err)
-	}
-	statusW.Close()
 	pr.mu.Lock()
 	pr.procs[c.Name] = cmd.Process
 	pr.mu.Unlock()
@@ -397,24 +390,16 @@ func (rt *Runtime) runOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		_ = cmd.Process.Kill()
 	})
 	defer stopKill()
-	// EOF once the helper has exec'ed the container process (or died).
-	initErr, _ := io.ReadAll(statusR)
-	statusR.Close()
-	if len(initErr) == 0 {
-		pr.update(c.Name, func(s *ctrState) {
-			s.waiting, s.running = nil, &corev1.ContainerStateRunning{StartedAt: start}
-		})
-		rt.notify(pr.key)
-	}
+	pr.update(c.Name, func(s *ctrState) {
+		s.waiting, s.running = nil, &corev1.ContainerStateRunning{StartedAt: start}
+	})
+	rt.notify(pr.key)
 	timer := time.AfterFunc(slotHold, release)
 	defer timer.Stop()
-	waitErr := cmd.Wait()
+	waitErr := <-waitCh
 	pr.mu.Lock()
 	delete(pr.procs, c.Name)
 	pr.mu.Unlock()
-	if len(initErr) > 0 {
-		return startErr(fmt.Errorf("%s", initErr))
-	}
 	code := int32(0)
 	if cmd.ProcessState != nil {
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -676,16 +661,16 @@ func podKubeconfig(server string, ca []byte, token, namespace string) []byte {
 
 // securityIDs returns uid, gid and supplementary groups (container settings
 // override the pod's; root by default like an image without USER).
-func securityIDs(pod *corev1.Pod, c *corev1.Container) (uid, gid uint32, groups []int, err error) {
+func securityIDs(pod *corev1.Pod, c *corev1.Container) (uid, gid uint32, groups []uint32, err error) {
 	var u, g *int64
 	var nonRoot *bool
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		u, g, nonRoot = psc.RunAsUser, psc.RunAsGroup, psc.RunAsNonRoot
 		for _, sg := range psc.SupplementalGroups {
-			groups = append(groups, int(sg))
+			groups = append(groups, uint32(sg))
 		}
 		if psc.FSGroup != nil {
-			groups = append(groups, int(*psc.FSGroup))
+			groups = append(groups, uint32(*psc.FSGroup))
 		}
 	}
 	if sc := c.SecurityContext; sc != nil {
@@ -708,7 +693,7 @@ func securityIDs(pod *corev1.Pod, c *corev1.Container) (uid, gid uint32, groups 
 }
 
 // command builds the process of one container run.
-func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Container, binary string, setup *podSetup, pr *podRun) (*exec.Cmd, string, *os.File, error) {
+func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Container, binary string, setup *podSetup, pr *podRun) (*exec.Cmd, *containerSpec, string, *os.File, error) {
 	base := map[string]string{
 		"PATH":     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOSTNAME": pod.Name,
@@ -723,36 +708,33 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	f := podFields{pod: pod, podIP: pr.podIP, hostIP: pr.hostIP}
 	env, vars, err := containerEnv(ctx, c, f, rt.sim.nodes[pod.Spec.NodeName].pool.ResourceList(), rt.env, base)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	argv, err := containerArgv(c, binary, vars)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	uid, gid, groups, err := securityIDs(pod, c)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	cdir := filepath.Join(pr.dir, "containers", c.Name)
 	if err := os.MkdirAll(filepath.Join(cdir, "rootfs"), 0o755); err != nil {
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	msgFile := filepath.Join(cdir, "termination-log")
 	if err := os.WriteFile(msgFile, nil, 0o666); err != nil {
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	_ = os.Chown(msgFile, int(uid), int(gid))
 	logFile, err := os.OpenFile(filepath.Join(pr.dir, c.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
-	var cmd *exec.Cmd
+	var spec *containerSpec
 	if rt.isolated {
-		spec := containerSpec{
+		spec = &containerSpec{
 			Rootfs:   filepath.Join(cdir, "rootfs"),
-			Binary:   path.Join(containerBinaryDir, path.Base(binary)),
-			Argv:     argv,
-			Env:      env,
 			Cwd:      c.WorkingDir,
 			UID:      uid,
 			GID:      gid,
@@ -763,36 +745,19 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		spec.Mounts, err = containerMounts(c, binary, setup, msgFile)
 		if err != nil {
 			logFile.Close()
-			return nil, "", nil, err
+			return nil, nil, "", nil, err
 		}
-		specFile := filepath.Join(cdir, "spec.json")
-		data, _ := json.Marshal(spec)
-		if err := os.WriteFile(specFile, data, 0o600); err != nil {
-			logFile.Close()
-			return nil, "", nil, err
-		}
-		cmd = exec.Command(rt.self, containerInitArg, specFile)
-		cmd.Env = []string{}
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS,
-			Pdeathsig:  syscall.SIGKILL,
-			Setpgid:    true,
-		}
-	} else {
-		if len(c.VolumeMounts) > 0 && !onlyTokenMounts(pod, c) {
-			logFile.Close()
-			return nil, "", nil, fmt.Errorf("volume mounts need mount namespaces: run the test cluster as root")
-		}
-		cmd = exec.Command(binary, argv[1:]...)
-		cmd.Args[0] = argv[0]
-		cmd.Env = env
+		binary = path.Join(containerBinaryDir, path.Base(binary))
+	} else if len(c.VolumeMounts) > 0 && !onlyTokenMounts(pod, c) {
+		logFile.Close()
+		return nil, nil, "", nil, fmt.Errorf("volume mounts need mount namespaces: run the test cluster as root")
+	}
+	cmd := &exec.Cmd{Path: binary, Args: argv, Env: env, Stdout: logFile, Stderr: logFile}
+	if spec == nil {
 		cmd.Dir = pr.dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	}
-	cmd.Stdin = nil
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	return cmd, msgFile, logFile, nil
+	return cmd, spec, msgFile, logFile, nil
 }
 
 func onlyTokenMounts(pod *corev1.Pod, c *corev1.Container) bool {
@@ -836,7 +801,7 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 	}
 	ms = append(ms,
 		mountSpec{Kind: mountBind, Source: binary, Target: path.Join(containerBinaryDir, path.Base(binary)), File: true, ReadOnly: true},
-		mountSpec{Kind: mountProc, Target: "/proc"},
+		mountSpec{Kind: mountBind, Source: "/proc", Target: "/proc"},
 	)
 	for _, f := range procOverlays {
 		src := filepath.Join(setup.nodeRoot, "proc", f)

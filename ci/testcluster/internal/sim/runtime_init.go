@@ -1,33 +1,27 @@
 package sim
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// containerInitArg is argv[1] of the helper process that sets up a
-// container's filesystem: the cluster binary re-executes itself with it in
-// fresh mount, PID and UTS namespaces (see ContainerInit).
-const containerInitArg = "__sim-container-init"
-
-// containerSpec is what the helper needs to build a container and exec its
-// process. Mount targets are paths inside the container.
+// containerSpec is the filesystem and identity of one container process.
+// Mount targets are paths inside the container.
 type containerSpec struct {
-	Rootfs   string      `json:"rootfs"`
-	Mounts   []mountSpec `json:"mounts"`
-	Binary   string      `json:"binary"` // path inside the container
-	Argv     []string    `json:"argv"`
-	Env      []string    `json:"env"`
-	Cwd      string      `json:"cwd"`
-	UID      uint32      `json:"uid"`
-	GID      uint32      `json:"gid"`
-	Groups   []int       `json:"groups,omitempty"`
-	Hostname string      `json:"hostname"`
-	ReadOnly bool        `json:"readOnlyRootfs,omitempty"`
+	Rootfs   string
+	Mounts   []mountSpec
+	Cwd      string
+	UID      uint32
+	GID      uint32
+	Groups   []uint32
+	Hostname string
+	ReadOnly bool
 }
 
 type mountKind string
@@ -35,93 +29,90 @@ type mountKind string
 const (
 	mountBind    mountKind = "bind"
 	mountTmpfs   mountKind = "tmpfs"
-	mountProc    mountKind = "proc"
 	mountSymlink mountKind = "symlink"
 	mountDir     mountKind = "dir"
 )
 
 type mountSpec struct {
-	Kind     mountKind `json:"kind"`
-	Source   string    `json:"source,omitempty"` // host path (bind), link target (symlink), tmpfs options
-	Target   string    `json:"target"`
-	File     bool      `json:"file,omitempty"`     // bind a single file
-	IfExists bool      `json:"ifExists,omitempty"` // skip when the target does not exist (files in /proc)
-	ReadOnly bool      `json:"readOnly,omitempty"`
+	Kind     mountKind
+	Source   string // host path (bind), link target (symlink), tmpfs options
+	Target   string
+	File     bool // bind a single file
+	ReadOnly bool
+	IfExists bool // skip when the target does not exist (files in /proc)
 }
 
-// IsContainerInit reports whether this process is the container helper.
-func IsContainerInit(args []string) bool {
-	return len(args) == 3 && args[1] == containerInitArg
+// startIsolated starts cmd as a container: on a dedicated OS thread it
+// enters fresh mount and UTS namespaces, builds the container root on a
+// tmpfs (bind mounts, /proc, /dev, volumes), and starts the process chrooted
+// there, as the container's user, in a new PID namespace (its whole process
+// tree dies with it) and with a parent-death signal. The thread stays locked
+// until the process is gone (the parent-death signal follows the thread),
+// then exits with its namespaces. It returns once the process started (or
+// failed to); the result of cmd.Wait arrives on the returned channel.
+func startIsolated(spec *containerSpec, cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread's namespaces differ from the
+		// process's, so it must die with this goroutine.
+		if err := setupContainer(spec); err != nil {
+			started <- err
+			return
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Chroot:     spec.Rootfs,
+			Credential: &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: spec.Groups},
+			Cloneflags: syscall.CLONE_NEWPID,
+			Pdeathsig:  syscall.SIGKILL,
+			Setpgid:    true,
+		}
+		cmd.Dir = spec.Cwd
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
-// ContainerInit runs in the helper process: it builds the container's root
-// on a tmpfs (bind mounts, /proc, /dev, volumes), chroots into it, drops to
-// the container's user and execs the container process, which becomes PID 1
-// of the namespace (so its whole process tree dies with it). Errors before
-// the exec are written to fd 3 for the runtime to report as StartError.
-func ContainerInit(args []string) int {
-	status := os.NewFile(3, "status")
-	fail := func(format string, a ...interface{}) int {
-		fmt.Fprintf(status, format, a...)
-		return 1
-	}
-	data, err := os.ReadFile(args[2])
-	if err != nil {
-		return fail("reading container spec: %v", err)
-	}
-	var spec containerSpec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return fail("parsing container spec: %v", err)
+func setupContainer(spec *containerSpec) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_NEWUTS); err != nil {
+		return fmt.Errorf("unshare: %w", err)
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fail("making mounts private: %v", err)
+		return fmt.Errorf("making mounts private: %w", err)
 	}
 	root := spec.Rootfs
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=64m"); err != nil {
-		return fail("mounting the container root: %v", err)
+		return fmt.Errorf("mounting the container root: %w", err)
 	}
 	for _, m := range spec.Mounts {
 		if err := applyMount(root, m); err != nil {
-			return fail("mount %s: %v", m.Target, err)
+			return fmt.Errorf("mount %s: %w", m.Target, err)
 		}
 	}
-	cwd := spec.Cwd
-	if cwd == "" {
-		cwd = "/"
+	if spec.Cwd == "" {
+		spec.Cwd = "/"
 	}
-	if err := os.MkdirAll(filepath.Join(root, cwd), 0o755); err != nil {
-		return fail("working directory %s: %v", cwd, err)
+	if err := os.MkdirAll(filepath.Join(root, spec.Cwd), 0o755); err != nil {
+		return fmt.Errorf("working directory %s: %w", spec.Cwd, err)
 	}
 	if spec.ReadOnly {
 		if err := unix.Mount("", root, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-			return fail("read-only root: %v", err)
+			return fmt.Errorf("read-only root: %w", err)
 		}
-	}
-	if err := unix.Chroot(root); err != nil {
-		return fail("chroot: %v", err)
-	}
-	if err := unix.Chdir(cwd); err != nil {
-		return fail("chdir %s: %v", cwd, err)
 	}
 	if spec.Hostname != "" {
 		_ = unix.Sethostname([]byte(spec.Hostname))
 	}
-	if err := unix.Setgroups(spec.Groups); err != nil {
-		return fail("setgroups: %v", err)
-	}
-	if err := unix.Setresgid(int(spec.GID), int(spec.GID), int(spec.GID)); err != nil {
-		return fail("setgid %d: %v", spec.GID, err)
-	}
-	if err := unix.Setresuid(int(spec.UID), int(spec.UID), int(spec.UID)); err != nil {
-		return fail("setuid %d: %v", spec.UID, err)
-	}
-	// Changing credentials clears the parent-death signal; set it again so
-	// the process dies with the cluster.
-	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
-	// The status pipe closes on a successful exec: the runtime sees EOF.
-	unix.CloseOnExec(3)
-	err = unix.Exec(spec.Binary, spec.Argv, spec.Env)
-	return fail("exec %s: %v", spec.Binary, err)
+	return nil
 }
 
 func applyMount(root string, m mountSpec) error {
@@ -136,11 +127,6 @@ func applyMount(root string, m mountSpec) error {
 			return err
 		}
 		return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Source)
-	case mountProc:
-		if err := os.MkdirAll(target, 0o555); err != nil {
-			return err
-		}
-		return unix.Mount("proc", target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	case mountBind:
 		if _, err := os.Lstat(target); err != nil && m.IfExists {
 			return nil

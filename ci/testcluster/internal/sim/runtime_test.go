@@ -15,15 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// The runtime re-executes the running binary as the container helper; in
-// tests that is the test binary.
-func TestMain(m *testing.M) {
-	if IsContainerInit(os.Args) {
-		os.Exit(ContainerInit(os.Args))
-	}
-	os.Exit(m.Run())
-}
-
 func TestImageRepository(t *testing.T) {
 	for in, want := range map[string]string{
 		"ghcr.io/aiconform/aiconform:v0.1.0":            "ghcr.io/aiconform/aiconform",
