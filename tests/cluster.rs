@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -325,4 +326,140 @@ fn cluster_up_status_down_cli() {
     let stopped = cli().args(["cluster", "status"]).assert().failure();
     let err = String::from_utf8(stopped.get_output().stderr.clone()).unwrap();
     assert!(err.contains("not running"), "{err}");
+}
+
+/// A Job of aiconform's image on a simulated node; returns it once it completed or failed.
+async fn run_image_job(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    container: serde_json::Value,
+    volumes: serde_json::Value,
+) -> Job {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [container],
+                "volumes": volumes,
+            }},
+        },
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    let finished = |j: Option<&Job>| {
+        j.and_then(|j| j.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(jobs.clone(), name, finished),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("job {name} did not finish within 60s"))
+    .unwrap()
+    .unwrap()
+}
+
+fn job_condition(job: &Job) -> String {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"))
+        })
+        .map(|c| c.type_.clone())
+        .unwrap_or_default()
+}
+
+/// The terminated state of the single container of the Job's pod.
+async fn terminated(
+    client: &Client,
+    ns: &str,
+    job: &str,
+) -> k8s_openapi::api::core::v1::ContainerStateTerminated {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .unwrap();
+    list.items[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .expect("container terminated")
+}
+
+/// Simulated nodes run aiconform's image as processes of the aiconform binary: exit codes
+/// decide the Job and termination messages come back. (Agent facts read through hostPath
+/// volumes are checked by the snapshot tests.)
+#[tokio::test]
+async fn aiconform_image_runs_as_a_process_on_simulated_nodes() {
+    let Some(cluster) = shared_or_skip("aiconform_image_runs_as_a_process_on_simulated_nodes")
+    else {
+        return;
+    };
+    let client = client(&cluster.kubeconfig).await;
+    namespace(&client, "runtime").await;
+    let image = format!(
+        "{}:v{}",
+        aiconform::cluster::embedded::IMAGE_REPOSITORY,
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let ok = run_image_job(
+        &client,
+        "runtime",
+        "version",
+        json!({"name": "c", "image": image, "command": ["aiconform", "--version"]}),
+        json!([]),
+    )
+    .await;
+    assert_eq!(job_condition(&ok), "Complete");
+    let t = terminated(&client, "runtime", "version").await;
+    assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+
+    // A usage error exits 2; with FallbackToLogsOnError the log tail is the message.
+    let bad = run_image_job(
+        &client,
+        "runtime",
+        "bad-flag",
+        json!({"name": "c", "image": image, "args": ["--no-such-flag"],
+               "terminationMessagePolicy": "FallbackToLogsOnError"}),
+        json!([]),
+    )
+    .await;
+    assert_eq!(job_condition(&bad), "Failed");
+    let t = terminated(&client, "runtime", "bad-flag").await;
+    assert_eq!((t.exit_code, t.reason.as_deref()), (2, Some("Error")));
+    assert!(
+        t.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("--no-such-flag"),
+        "{t:?}"
+    );
+
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "runtime");
+    for name in ["version", "bad-flag"] {
+        let _ = jobs.delete(name, &DeleteParams::background()).await;
+    }
 }

@@ -15,7 +15,11 @@ use super::progress::Spinner;
 /// controller-manager with simulated GPU nodes, on loopback.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  aiconform cluster up --nodes 4\n  export KUBECONFIG=$(aiconform cluster status --kubeconfig-path)\n  aiconform cluster down"
+    after_help = "Examples:\n  aiconform cluster up --nodes 4\n  export KUBECONFIG=$(aiconform cluster status --kubeconfig-path)\n  aiconform cluster down\n\n\
+    Simulated nodes run containers of aiconform's own image (ghcr.io/aiconform/aiconform, any \
+    tag) as processes of this aiconform executable, in their own mount and PID namespaces, \
+    with the node's fake /proc, /sys and /etc behind hostPath volumes; so `aiconform snapshot` \
+    runs real agents there. Containers of other images are only simulated (Running)."
 )]
 pub struct Args {
     #[command(subcommand)]

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use super::ClusterError;
 
 pub const BINARY_NAME: &str = "aiconform-testcluster";
+/// Repository of aiconform's own image (the agent's). The embedded cluster runs its
+/// containers on simulated nodes as processes of the local aiconform binary.
+pub const IMAGE_REPOSITORY: &str = "ghcr.io/aiconform/aiconform";
 /// Overrides where the binary is looked up.
 pub const BINARY_ENV: &str = "AICONFORM_TESTCLUSTER_BIN";
 
@@ -53,6 +56,10 @@ pub struct EmbeddedOptions {
     pub real_node: RealNode,
     /// Image archives loaded into the real node's runtime (it pulls nothing).
     pub image_archives: Vec<PathBuf>,
+    /// Image repositories whose containers the simulated nodes run as processes of a
+    /// local binary (`--run-image REPOSITORY=BINARY`); by default aiconform's image runs
+    /// the aiconform binary found by [`aiconform_binary`].
+    pub run_images: Vec<(String, PathBuf)>,
 }
 
 impl Default for EmbeddedOptions {
@@ -67,8 +74,26 @@ impl Default for EmbeddedOptions {
             start_timeout: Duration::from_secs(180),
             real_node: RealNode::Auto,
             image_archives: local_image_archives(),
+            run_images: aiconform_binary()
+                .map(|b| vec![(IMAGE_REPOSITORY.to_string(), b)])
+                .unwrap_or_default(),
         }
     }
+}
+
+/// The aiconform binary for aiconform's image: this executable when it is aiconform, else
+/// `aiconform` beside it or one directory up (test binaries live in `target/<profile>/deps`).
+pub fn aiconform_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_name().is_some_and(|n| n == "aiconform") {
+        return Some(exe);
+    }
+    let dir = exe.parent()?;
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("aiconform"))
+        .find(|p| p.is_file())
 }
 
 /// Source checkout this binary was built from, when it still exists (development builds).
@@ -255,6 +280,10 @@ impl RunningCluster {
         }
         if let Some(pid) = opts.parent_pid {
             cmd.arg("--parent-pid").arg(pid.to_string());
+        }
+        for (repo, binary) in &opts.run_images {
+            cmd.arg("--run-image")
+                .arg(format!("{repo}={}", binary.display()));
         }
         cmd.arg("--start-timeout")
             .arg(format!("{}s", opts.start_timeout.as_secs()));
