@@ -703,8 +703,8 @@ fn index_of(name: Option<&str>, count: usize) -> Option<usize> {
 }
 
 enum Event {
-    Report(ConfigMap),
-    Pod(Pod),
+    Report(Box<ConfigMap>),
+    Pod(Box<Pod>),
     CreateFailed(usize, String),
 }
 
@@ -737,11 +737,11 @@ async fn run_in_namespace(
     let reports = watcher(cms.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .applied_objects()
-        .map_ok(Event::Report);
+        .map_ok(|cm| Event::Report(Box::new(cm)));
     let pod_events = watcher(pods.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .applied_objects()
-        .map_ok(Event::Pod);
+        .map_ok(|p| Event::Pod(Box::new(p)));
     let specs: Vec<Pod> = nodes
         .iter()
         .enumerate()
