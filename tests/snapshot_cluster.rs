@@ -8,8 +8,7 @@ use aiconform::cluster::testing::shared_or_skip;
 use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
 use aiconform::snapshot::{self, AgentOutcome};
 use assert_cmd::Command;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
 use predicates::str::contains;
@@ -52,7 +51,7 @@ fn agent_namespace(stderr: &str) -> String {
         .to_string()
 }
 
-/// What is left of a snapshot run's namespace: the namespace itself and agent Jobs in it.
+/// What is left of a snapshot run's namespace: the namespace itself and agent pods in it.
 async fn leftovers(kubeconfig: &Path, namespace: &str) -> Vec<String> {
     let client = aiconform::cluster::connect(Some(kubeconfig)).await.unwrap();
     let mut out = Vec::new();
@@ -66,15 +65,15 @@ async fn leftovers(kubeconfig: &Path, namespace: &str) -> Vec<String> {
             ns.status.and_then(|s| s.phase)
         ));
     }
-    let jobs = Api::<Job>::all(client)
+    let pods = Api::<Pod>::all(client)
         .list(&ListParams::default().labels("app.kubernetes.io/name=aiconform-agent"))
         .await
         .unwrap();
     out.extend(
-        jobs.items
+        pods.items
             .into_iter()
-            .filter(|j| j.metadata.namespace.as_deref() == Some(namespace))
-            .map(|j| format!("job {}", j.metadata.name.unwrap_or_default())),
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .map(|p| format!("pod {}", p.metadata.name.unwrap_or_default())),
     );
     out
 }
@@ -102,7 +101,8 @@ async fn snapshot_with_agents_then_readiness() {
     .unwrap();
     let assert = assert.success();
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
-    assert!(stderr.contains("agent unavailable"), "{stderr}");
+    assert!(!stderr.contains("agent unavailable"), "{stderr}");
+    assert!(stderr.contains("API requests"), "{stderr}");
 
     let snap = snapshot::load_file(&out).unwrap();
     let c = &snap.cluster;
@@ -132,13 +132,28 @@ async fn snapshot_with_agents_then_readiness() {
         );
     }
     for n in &c.nodes {
-        // The simulator completes the pods but serves no logs: every node is recorded as
-        // unavailable with the reason, and facts fall back to the Node object.
-        match &n.agent {
-            AgentOutcome::Unavailable { reason } => {
-                assert!(reason.contains("logs"), "{}: {reason}", n.name)
-            }
-            other => panic!("{}: expected unavailable agent, got {other:?}", n.name),
+        // The agent ran on every node (a process of the aiconform binary on the simulated
+        // node) and read the node's tree through its hostPath mounts.
+        let report = n
+            .agent
+            .report()
+            .unwrap_or_else(|| panic!("{}: no agent report: {:?}", n.name, n.agent));
+        assert_eq!(
+            report.os_release.get("ID").map(String::as_str),
+            Some("ubuntu")
+        );
+        assert!(report.kernel_release.is_some(), "{}: {report:?}", n.name);
+        let gpus = &report.gpu.devices;
+        if n.gpu.capacity == Some(8) {
+            assert_eq!(report.kernel_release.as_deref(), Some("6.8.0-1015-aws"));
+            assert_eq!(gpus.len(), 8, "{}: {gpus:?}", n.name);
+            assert!(
+                gpus.iter().all(|g| g.model == "NVIDIA H100 80GB HBM3"),
+                "{gpus:?}"
+            );
+            assert!(report.modules.iter().any(|m| m == "nvidia"), "{report:?}");
+        } else {
+            assert!(gpus.is_empty(), "{}: {gpus:?}", n.name);
         }
     }
     assert!(
@@ -207,7 +222,7 @@ async fn snapshot_with_agents_then_readiness() {
             .arg(&out)
             .assert()
             .code(1)
-            .stdout(contains("0 passed, 1 failed, 1 missing"));
+            .stdout(contains("1 passed, 1 failed, 0 missing"));
     })
     .await
     .unwrap();
@@ -308,7 +323,8 @@ fn missing_configmap_namespace_is_a_clear_error() {
         .stderr(contains("no-such-ns"));
 }
 
-/// Agent pods that never finish: the run gives up after --timeout, records every node as
+/// Agent pods that never finish (an image the embedded cluster only simulates, so its
+/// container runs forever): the run gives up after --timeout, records every node as
 /// unavailable, and still removes everything.
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_timeout_cleans_up() {
@@ -328,8 +344,8 @@ async fn agent_timeout_cleans_up() {
             .args([
                 "--timeout",
                 "3",
-                "--agent-pod-annotation",
-                "testcluster.aiconform.dev/run-duration=10m",
+                "--agent-image",
+                "example.com/never-finishes:1",
                 "--output",
             ])
             .arg(&out2)
@@ -344,7 +360,7 @@ async fn agent_timeout_cleans_up() {
         match &n.agent {
             AgentOutcome::Unavailable { reason } => {
                 assert!(
-                    reason.contains("did not finish within 3s"),
+                    reason.contains("did not report within 3s (pod: Running)"),
                     "{}: {reason}",
                     n.name
                 )
@@ -371,8 +387,8 @@ async fn interrupt_cleans_up() {
         .args([
             "--timeout",
             "300",
-            "--agent-pod-annotation",
-            "testcluster.aiconform.dev/run-duration=10m",
+            "--agent-image",
+            "example.com/never-finishes:1",
             "--output",
             "/dev/null",
         ])
@@ -390,11 +406,11 @@ async fn interrupt_cleans_up() {
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("snapshot should report the agent namespace");
     let namespace = agent_namespace(&first);
-    // Let the Jobs and pods be created, then interrupt.
+    // Let the pods be created, then interrupt.
     let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
         .await
         .unwrap();
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &namespace);
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while pods.list(&ListParams::default()).await.unwrap().items.len() < 3 {
         assert!(
@@ -536,4 +552,83 @@ fn selector_matching_no_node_warns() {
         .success()
         .stderr(contains("no node matches --node-selector no-such-label=x"))
         .stdout(contains("nodes: []"));
+}
+
+/// PSS-restricted agents (the namespace enforces `restricted`, so the API server admits the
+/// pods only if they comply) still report the kernel, modules and PCI devices a container
+/// sees; a toleration list that misses the GPU taint skips the GPU nodes with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn restricted_agents_and_tolerations() {
+    let Some(cluster) = shared_or_skip("restricted_agents_and_tolerations") else {
+        return;
+    };
+    let kc = cluster.kubeconfig.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snap.yaml");
+    let out2 = out.clone();
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["--agent-restricted", "--timeout", "60", "--output"])
+            .arg(&out2)
+            .assert()
+            .success();
+    })
+    .await
+    .unwrap();
+    let snap = snapshot::load_file(&out).unwrap();
+    for n in &snap.cluster.nodes {
+        let r = n
+            .agent
+            .report()
+            .unwrap_or_else(|| panic!("{}: {:?}", n.name, n.agent));
+        assert!(r.kernel_release.is_some(), "{}: {r:?}", n.name);
+        assert!(
+            r.os_release.is_empty(),
+            "the image has no os-release: {r:?}"
+        );
+        if n.gpu.capacity == Some(8) {
+            assert_eq!(r.gpu.devices.len(), 8, "{}: {r:?}", n.name);
+        }
+    }
+
+    let kc = cluster.kubeconfig.clone();
+    let out2 = out.clone();
+    let assert = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .arg("snapshot")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args([
+                "--agent-toleration",
+                "dedicated=ml:NoSchedule",
+                "--timeout",
+                "60",
+                "--output",
+            ])
+            .arg(&out2)
+            .assert()
+            .success()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    let snap = snapshot::load_file(&out).unwrap();
+    for n in &snap.cluster.nodes {
+        match (&n.agent, n.gpu.capacity) {
+            (AgentOutcome::Unavailable { reason }, Some(8)) => {
+                assert!(
+                    reason.contains("taint nvidia.com/gpu=present:NoSchedule is not tolerated"),
+                    "{reason}"
+                )
+            }
+            (AgentOutcome::Collected { .. }, None) => {}
+            other => panic!("{}: {other:?}", n.name),
+        }
+    }
+    assert!(stderr.contains("using Node facts"), "{stderr}");
 }

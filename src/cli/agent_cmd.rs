@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use aiconform::output::{Format, write_target};
+use aiconform::snapshot::Location;
 use aiconform::snapshot::agent::{AgentOptions, collect};
+use aiconform::snapshot::job::publish_report;
 
 /// Collect this machine's node facts: os-release, kernel, sysctls, kernel modules and GPUs
 /// (NVML when the driver is loaded, else PCI devices in sysfs).
@@ -14,9 +16,13 @@ use aiconform::snapshot::agent::{AgentOptions, collect};
     aiconform agent --sysfs-root /host/sys --proc-root /host/proc --etc-root /host/etc --format json"
 )]
 pub struct Args {
-    /// Where to write the facts; `-` is stdout
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    /// Where to write the facts: a file, `-` for stdout, or cm://NAMESPACE/NAME to create a
+    /// ConfigMap (JSON under `report.json`; credentials from KUBECONFIG or in-cluster)
+    #[arg(short, long, value_name = "TARGET", default_value = "-")]
     output: String,
+    /// Node this agent runs on, recorded on the ConfigMap it creates
+    #[arg(long, value_name = "NAME", env = "NODE_NAME", default_value = "")]
+    node_name: String,
     /// Output format; defaults to JSON for *.json files, else YAML
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -42,6 +48,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         use_nvml: !args.no_nvml,
     };
     let report = collect(&opts);
+    if let Location::ConfigMap { namespace, name } = Location::parse(&args.output)? {
+        let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        rt.block_on(async {
+            // No version probe: one request per agent is all the API server sees.
+            let client = kube::Client::try_default().await.context(
+                "no Kubernetes credentials for the cm:// output (KUBECONFIG or in-cluster)",
+            )?;
+            publish_report(&client, &namespace, &name, &args.node_name, &report).await?;
+            anyhow::Ok(())
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let text = Format::resolve(args.format, &args.output)
         .render(&report)
         .map_err(anyhow::Error::msg)?;

@@ -9,16 +9,17 @@ use aiconform::snapshot::job::{AgentJobOptions, DEFAULT_AGENT_IMAGE};
 use aiconform::snapshot::{self, Location, SnapshotError, TakeOptions};
 
 /// Capture cluster state (server version, nodes, GPU inventory, operators, DRA objects) and
-/// node facts from a short-lived agent Job per selected node.
+/// node facts from a short-lived agent pod per selected node.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  aiconform snapshot --output snapshot.yaml\n  \
     aiconform snapshot --node-selector nvidia.com/gpu.present=true --output cm://aiconform/snapshot\n  \
     aiconform snapshot --no-agent --output -\n\n\
-    The agent runs in a temporary namespace aiconform-snapshot-<random> that is deleted \
-    afterwards, also on failure, timeout and Ctrl-C. Nodes whose agent output cannot be read \
-    are recorded as `agent: unavailable` with the reason; their OS facts then come from the \
-    Node object."
+    The agents run as one pod per node in a temporary namespace aiconform-snapshot-<random> \
+    that is deleted afterwards, also on failure, timeout and Ctrl-C; each writes its facts to \
+    a ConfigMap there (its ServiceAccount may only create ConfigMaps in that namespace). Nodes \
+    whose agent did not report in time are recorded as `agent: unavailable` with the reason; \
+    their OS facts then come from the Node object."
 )]
 pub struct Args {
     /// Kubeconfig of the cluster (default: KUBECONFIG, ~/.kube/config, in-cluster)
@@ -36,9 +37,24 @@ pub struct Args {
     /// Extra annotation on agent pods, KEY=VALUE (repeatable), e.g. sidecar.istio.io/inject=false
     #[arg(long, value_name = "KEY=VALUE")]
     agent_pod_annotation: Vec<String>,
-    /// Seconds to wait for agent pods to finish
+    /// Seconds to wait for agents to report; nodes without a report fall back to Node facts
     #[arg(long, value_name = "SECONDS", default_value_t = 180)]
     timeout: u64,
+    /// Run the agent as a PSS-restricted pod without host mounts: it reports what a container
+    /// sees (kernel release, modules, sysctls, PCI devices; not the host's os-release)
+    #[arg(long)]
+    agent_restricted: bool,
+    /// Toleration of agent pods: `all` (the default), KEY, KEY=VALUE, each with an optional
+    /// :EFFECT (repeatable); nodes with an untolerated NoSchedule/NoExecute taint get no agent
+    #[arg(long, value_name = "TOLERATION")]
+    agent_toleration: Vec<String>,
+    /// runtimeClassName of agent pods, e.g. nvidia
+    #[arg(long, value_name = "NAME")]
+    agent_runtime_class: Option<String>,
+    /// Agent pods request one nvidia.com/gpu (so the NVIDIA runtime mounts the driver); nodes
+    /// without allocatable GPUs get no agent
+    #[arg(long)]
+    require_gpu: bool,
     /// Where to write: a file, `-` for stdout, or cm://NAMESPACE/NAME for a ConfigMap
     #[arg(short, long, value_name = "TARGET", default_value = "-")]
     output: String,
@@ -62,6 +78,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             _ => anyhow::bail!("--agent-pod-annotation `{a}` must be KEY=VALUE"),
         }
     }
+    let tolerations = if args.agent_toleration.is_empty() {
+        vec![aiconform::snapshot::job::tolerate_all()]
+    } else {
+        args.agent_toleration
+            .iter()
+            .map(|t| aiconform::snapshot::job::parse_toleration(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--agent-toleration: {e}"))?
+    };
+    let started = std::time::Instant::now();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = rt.block_on(async {
         let client = aiconform::cluster::connect(args.kubeconfig.as_deref()).await?;
@@ -71,6 +97,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 image: args.agent_image.clone(),
                 timeout: Duration::from_secs(args.timeout.max(1)),
                 pod_annotations: pod_annotations.clone(),
+                privileged: !args.agent_restricted,
+                tolerations: tolerations.clone(),
+                runtime_class: args.agent_runtime_class.clone(),
+                require_gpu: args.require_gpu,
                 ..AgentJobOptions::default()
             }),
         };
@@ -103,10 +133,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let collected = nodes.iter().filter(|n| n.agent.report().is_some()).count();
     let gpus: u32 = nodes.iter().map(snapshot::measure::node_gpu_count).sum();
     eprintln!(
-        "snapshot of {} ({} node(s), {gpus} GPU(s), agent facts from {collected}/{} node(s)) written to {location}",
+        "snapshot of {} ({} node(s), {gpus} GPU(s), agent facts from {collected}/{} node(s)) written to {location} in {:.1}s ({} API requests)",
         snap.cluster.server_version.git_version,
         nodes.len(),
-        nodes.len()
+        nodes.len(),
+        started.elapsed().as_secs_f64(),
+        aiconform::cluster::api_requests()
     );
     for n in nodes {
         if let snapshot::AgentOutcome::Unavailable { reason } = &n.agent {

@@ -5,6 +5,7 @@ pub mod embedded;
 pub mod testing;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -35,6 +36,14 @@ pub enum ClusterError {
     },
 }
 
+static API_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// HTTP requests sent to API servers by clients from [`connect`] so far (watches count once
+/// per request, however long they stream).
+pub fn api_requests() -> u64 {
+    API_REQUESTS.load(Ordering::Relaxed)
+}
+
 /// A kube client for the cluster in `kubeconfig`, or the inferred default (KUBECONFIG,
 /// ~/.kube/config, in-cluster) when `None`. Verifies the API server answers.
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<kube::Client, ClusterError> {
@@ -56,10 +65,17 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<kube::Client, ClusterE
             .map_err(|e| ClusterError::NoKubeconfig(e.to_string()))?,
     };
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| ClusterError::Unreachable {
-        server: server.clone(),
-        message: e.to_string(),
-    })?;
+    let counter = tower::util::MapRequestLayer::new(|req| {
+        API_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        req
+    });
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ClusterError::Unreachable {
+            server: server.clone(),
+            message: e.to_string(),
+        })?
+        .with_layer(&counter)
+        .build();
     client
         .apiserver_version()
         .await

@@ -1,29 +1,32 @@
-//! Running `aiconform agent` on nodes: one short-lived Job per node in a namespace of its
-//! own, results read from pod logs, and the namespace (with everything in it) deleted
-//! afterwards — on success, failure, timeout and Ctrl-C.
+//! Running `aiconform agent` on nodes at scale: one bare Pod per node, pinned with
+//! `nodeName` (no scheduler or controller in the loop), in a namespace of its own. Each
+//! agent writes its report to a ConfigMap named after its pod; the collector watches the
+//! namespace's ConfigMaps and Pods until every node has reported or failed, or the deadline
+//! passes. Nodes without a report fall back to their Node object, with the reason. The
+//! namespace (with everything in it) is deleted afterwards: on success, failure, timeout
+//! and Ctrl-C. No pod logs are read, so no request goes through a node's kubelet.
 //!
-//! The agent needs no API access: its ServiceAccount has no RoleBindings and no token is
-//! mounted. It reads host facts through read-only hostPath mounts of `/sys`, `/proc` and
-//! `/etc/os-release`, runs as nobody with all capabilities dropped, and tolerates every taint
-//! (GPU nodes are usually tainted). Because of the hostPath mounts the namespace is labelled
-//! `pod-security.kubernetes.io/enforce=privileged`.
-//!
-//! The pod does not use the host network or UTS namespace (least privilege), so the agent's
-//! `net.*` sysctls and hostname are those of the pod's namespaces; kernel, modules, `vm.*`,
-//! `kernel.*`, `fs.*` sysctls, os-release and PCI devices are the host's.
+//! Least privilege: the agent's ServiceAccount may only `create` ConfigMaps in that
+//! namespace (a Role, no cluster-wide rights). Pods run as nobody with all capabilities
+//! dropped, a read-only root filesystem and the RuntimeDefault seccomp profile. By default
+//! they read host facts through read-only hostPath mounts of `/sys`, `/proc` and
+//! `/etc/os-release` (the namespace is labelled PSS `privileged` for that); with
+//! `privileged: false` the pods are PSS `restricted` (no hostPath; the namespace enforces
+//! `restricted`) and the agent reads what a container sees: the kernel's `/proc` and
+//! `/sys` (kernel release, modules, sysctls, PCI devices) but the image's os-release.
 //!
 //! If the process is killed hard (SIGKILL) the namespace remains; it is labelled
-//! `app.kubernetes.io/managed-by=aiconform,aiconform.dev/purpose=snapshot` and its Jobs
-//! expire by `ttlSecondsAfterFinished`.
+//! `app.kubernetes.io/managed-by=aiconform,aiconform.dev/purpose=snapshot` and the pods end
+//! by `activeDeadlineSeconds`.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount, Taint, Toleration};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -37,22 +40,43 @@ pub const NAMESPACE_PREFIX: &str = "aiconform-snapshot-";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "aiconform");
 pub const AGENT_APP: (&str, &str) = ("app.kubernetes.io/name", "aiconform-agent");
 const INDEX_LABEL: &str = "aiconform.dev/agent-index";
-const NODE_ANNOTATION: &str = "aiconform.dev/node";
+/// Annotation naming the node, on agent pods and on the ConfigMaps agents write.
+pub const NODE_ANNOTATION: &str = "aiconform.dev/node";
+/// Key of the agent's JSON report in its ConfigMap.
+pub const REPORT_KEY: &str = "report.json";
 const SERVICE_ACCOUNT: &str = "aiconform-agent";
-/// Makes the embedded test cluster's simulator complete the pod.
-const SIM_EXIT_CODE: &str = "testcluster.aiconform.dev/exit-code";
-const MAX_LOG_BYTES: i64 = 4 * 1024 * 1024;
+const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// Waiting reasons after which a pod will not start without a change to its spec.
+const FATAL_WAITING: &[&str] = &[
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
 
 #[derive(Debug, Clone)]
 pub struct AgentJobOptions {
     pub image: String,
-    /// How long to wait for all agent pods to finish.
+    /// How long to wait for all agents to report.
     pub timeout: Duration,
     /// How long to wait for the namespace to be gone.
     pub cleanup_timeout: Duration,
     /// Extra annotations on agent pods (e.g. to opt out of sidecar injection); they override
     /// aiconform's own.
     pub pod_annotations: BTreeMap<String, String>,
+    /// Read host facts through hostPath mounts (PSS `privileged` namespace); `false` runs a
+    /// PSS `restricted` pod that reports what a container can see.
+    pub privileged: bool,
+    /// Tolerations of the agent pods; nodes with a NoSchedule or NoExecute taint none of them
+    /// tolerates get no agent. Default: tolerate everything.
+    pub tolerations: Vec<Toleration>,
+    /// `runtimeClassName` of the agent pods (e.g. `nvidia`).
+    pub runtime_class: Option<String>,
+    /// Request one `nvidia.com/gpu` per agent pod (so the NVIDIA runtime injects the driver);
+    /// nodes without allocatable GPUs get no agent.
+    pub require_gpu: bool,
+    /// Agent pods created at once.
+    pub create_concurrency: usize,
 }
 
 impl Default for AgentJobOptions {
@@ -62,16 +86,22 @@ impl Default for AgentJobOptions {
             timeout: Duration::from_secs(180),
             cleanup_timeout: Duration::from_secs(90),
             pod_annotations: BTreeMap::new(),
+            privileged: true,
+            tolerations: vec![tolerate_all()],
+            runtime_class: None,
+            require_gpu: false,
+            create_concurrency: 32,
         }
     }
 }
 
 /// A node to run the agent on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentTarget {
     pub node: String,
-    /// A simulated node of the embedded test cluster: annotate the pod so it completes.
-    pub simulated: bool,
+    pub taints: Vec<Taint>,
+    /// Allocatable `nvidia.com/gpu`.
+    pub gpus: u64,
 }
 
 /// Results of an agent run.
@@ -81,6 +111,92 @@ pub struct AgentRun {
     /// Set when the namespace could not be confirmed deleted.
     pub cleanup_warning: Option<String>,
     pub namespace: String,
+}
+
+pub fn tolerate_all() -> Toleration {
+    Toleration {
+        operator: Some("Exists".into()),
+        ..Toleration::default()
+    }
+}
+
+/// Parse `--agent-toleration`: `all`, `KEY`, `KEY=VALUE`, each optionally followed by
+/// `:EFFECT` (NoSchedule, PreferNoSchedule, NoExecute).
+pub fn parse_toleration(text: &str) -> Result<Toleration, String> {
+    if text == "all" {
+        return Ok(tolerate_all());
+    }
+    let (kv, effect) = match text.rsplit_once(':') {
+        Some((kv, e)) => (kv, Some(e)),
+        None => (text, None),
+    };
+    if let Some(e) = effect
+        && !matches!(e, "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+    {
+        return Err(format!(
+            "toleration `{text}`: effect `{e}` is not NoSchedule, PreferNoSchedule or NoExecute"
+        ));
+    }
+    let (key, value) = match kv.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (kv, None),
+    };
+    if key.is_empty() {
+        return Err(format!(
+            "toleration `{text}`: expected `all` or KEY[=VALUE][:EFFECT], e.g. nvidia.com/gpu:NoSchedule"
+        ));
+    }
+    Ok(Toleration {
+        key: Some(key.into()),
+        operator: Some(if value.is_some() { "Equal" } else { "Exists" }.into()),
+        value: value.map(str::to_string),
+        effect: effect.map(str::to_string),
+        ..Toleration::default()
+    })
+}
+
+/// Whether a toleration matches a taint (Kubernetes semantics).
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if t.effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
+        return false;
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    if key.is_empty() {
+        return t.operator.as_deref() == Some("Exists");
+    }
+    if key != taint.key {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        _ => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+    }
+}
+
+/// Why the agent cannot run on a target under these options, if it cannot: a NoSchedule or
+/// NoExecute taint no toleration matches, or no GPU while one is required.
+pub fn placement_problem(target: &AgentTarget, opts: &AgentJobOptions) -> Option<String> {
+    if let Some(taint) = target.taints.iter().find(|taint| {
+        matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute")
+            && !opts.tolerations.iter().any(|t| tolerates(t, taint))
+    }) {
+        let value = taint
+            .value
+            .as_deref()
+            .map(|v| format!("={v}"))
+            .unwrap_or_default();
+        return Some(format!(
+            "taint {}{value}:{} is not tolerated; add --agent-toleration {}:{}",
+            taint.key, taint.effect, taint.key, taint.effect
+        ));
+    }
+    if opts.require_gpu && target.gpus == 0 {
+        return Some("no allocatable nvidia.com/gpu and --require-gpu is set".into());
+    }
+    None
 }
 
 /// Six lowercase alphanumerics from the std random hasher seed, time and pid.
@@ -104,128 +220,11 @@ pub fn random_suffix() -> String {
         .collect()
 }
 
-pub fn namespace_object(name: &str) -> Result<Namespace, SnapshotError> {
-    from_json(json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {
-                MANAGED_BY.0: MANAGED_BY.1,
-                "aiconform.dev/purpose": "snapshot",
-                "pod-security.kubernetes.io/enforce": "privileged",
-            },
-        },
-    }))
-}
-
-pub fn service_account_object(namespace: &str) -> Result<ServiceAccount, SnapshotError> {
-    from_json(json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": SERVICE_ACCOUNT,
-            "namespace": namespace,
-            "labels": { MANAGED_BY.0: MANAGED_BY.1 },
-        },
-        "automountServiceAccountToken": false,
-    }))
-}
-
-/// The Job that runs the agent on `target.node`.
-pub fn agent_job(
-    namespace: &str,
-    index: usize,
-    target: &AgentTarget,
-    opts: &AgentJobOptions,
-) -> Result<Job, SnapshotError> {
-    let mut annotations = serde_json::Map::new();
-    annotations.insert(NODE_ANNOTATION.into(), json!(target.node));
-    if target.simulated {
-        annotations.insert(SIM_EXIT_CODE.into(), json!("0"));
-    }
-    for (k, v) in &opts.pod_annotations {
-        annotations.insert(k.clone(), json!(v));
-    }
-    let labels = json!({
-        AGENT_APP.0: AGENT_APP.1,
-        MANAGED_BY.0: MANAGED_BY.1,
-        INDEX_LABEL: index.to_string(),
-    });
-    let host = |name: &str, path: &str, kind: &str| json!({"name": name, "hostPath": {"path": path, "type": kind}});
-    from_json(json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": format!("agent-{index}"),
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-        },
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": opts.timeout.as_secs().max(1),
-            "ttlSecondsAfterFinished": 600,
-            "template": {
-                "metadata": { "labels": labels, "annotations": annotations },
-                "spec": {
-                    "nodeName": target.node,
-                    "restartPolicy": "Never",
-                    "serviceAccountName": SERVICE_ACCOUNT,
-                    "automountServiceAccountToken": false,
-                    "tolerations": [{ "operator": "Exists" }],
-                    "terminationGracePeriodSeconds": 5,
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "runAsUser": 65534,
-                        "runAsGroup": 65534,
-                        "seccompProfile": { "type": "RuntimeDefault" },
-                    },
-                    "containers": [{
-                        "name": "agent",
-                        "image": opts.image,
-                        "command": [
-                            "aiconform", "agent", "--output", "-", "--format", "json",
-                            "--sysfs-root", "/host/sys", "--proc-root", "/host/proc",
-                            "--etc-root", "/host/etc",
-                        ],
-                        // Lets the NVIDIA container runtime (when it is the default runtime)
-                        // inject NVML without allocating a GPU.
-                        "env": [
-                            { "name": "NVIDIA_VISIBLE_DEVICES", "value": "all" },
-                            { "name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility" },
-                        ],
-                        "resources": {
-                            "requests": { "cpu": "10m", "memory": "32Mi" },
-                            "limits": { "memory": "128Mi" },
-                        },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true,
-                            "capabilities": { "drop": ["ALL"] },
-                        },
-                        "volumeMounts": [
-                            { "name": "host-sys", "mountPath": "/host/sys", "readOnly": true },
-                            { "name": "host-proc", "mountPath": "/host/proc", "readOnly": true },
-                            { "name": "host-os-release", "mountPath": "/host/etc/os-release", "readOnly": true },
-                        ],
-                    }],
-                    "volumes": [
-                        host("host-sys", "/sys", "Directory"),
-                        host("host-proc", "/proc", "Directory"),
-                        host("host-os-release", "/etc/os-release", "File"),
-                    ],
-                },
-            },
-        },
-    }))
-}
-
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, SnapshotError> {
     serde_json::from_value(v).map_err(|e| SnapshotError::Internal(format!("building object: {e}")))
 }
 
-/// Find the agent's JSON report in a pod log (anything before the first `{` line, such as
+/// Find the agent's JSON report in its output (anything before the first `{` line, such as
 /// runtime warnings, is skipped).
 pub fn parse_agent_output(log: &str) -> Result<AgentReport, String> {
     let start = log
@@ -270,159 +269,6 @@ fn api_error(what: String) -> impl FnOnce(kube::Error) -> SnapshotError {
     move |e| SnapshotError::Api {
         what,
         message: super::kube_message(&e),
-    }
-}
-
-/// Run the agent on every target and always remove the namespace afterwards.
-pub async fn run_agents(
-    client: &kube::Client,
-    targets: &[AgentTarget],
-    opts: &AgentJobOptions,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<AgentRun, SnapshotError> {
-    let namespace = format!("{NAMESPACE_PREFIX}{}", random_suffix());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(&PostParams::default(), &namespace_object(&namespace)?)
-        .await
-        .map_err(api_error(format!("creating namespace {namespace}")))?;
-    progress(&format!(
-        "running the agent on {} node(s) in namespace {namespace}",
-        targets.len()
-    ));
-    let work = run_in_namespace(client, &namespace, targets, opts);
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(SnapshotError::Interrupted { namespace: namespace.clone() }),
-    };
-    let cleanup_warning = delete_namespace(client, &namespace, opts.cleanup_timeout)
-        .await
-        .err();
-    if let Some(w) = &cleanup_warning {
-        progress(&format!("warning: {w}"));
-    }
-    result.map(|outcomes| AgentRun {
-        outcomes,
-        cleanup_warning,
-        namespace,
-    })
-}
-
-async fn run_in_namespace(
-    client: &kube::Client,
-    namespace: &str,
-    targets: &[AgentTarget],
-    opts: &AgentJobOptions,
-) -> Result<BTreeMap<String, AgentOutcome>, SnapshotError> {
-    let pp = PostParams::default();
-    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-        .create(&pp, &service_account_object(namespace)?)
-        .await
-        .map_err(api_error(format!("creating ServiceAccount in {namespace}")))?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    // The watcher starts with a full list when first polled, so pods that changed phase
-    // before that are still seen.
-    let selector = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
-    let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector))
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    for (i, t) in targets.iter().enumerate() {
-        jobs.create(&pp, &agent_job(namespace, i, t, opts)?)
-            .await
-            .map_err(api_error(format!("creating agent Job for node {}", t.node)))?;
-    }
-
-    let deadline = tokio::time::Instant::now() + opts.timeout;
-    let mut finished: BTreeMap<usize, Pod> = BTreeMap::new();
-    let mut last_phase: BTreeMap<usize, String> = BTreeMap::new();
-    while finished.len() < targets.len() {
-        let next = match tokio::time::timeout_at(deadline, stream.try_next()).await {
-            Err(_) => break,
-            Ok(Ok(Some(pod))) => pod,
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => {
-                tracing::debug!("agent pod watch error (retrying): {e}");
-                continue;
-            }
-        };
-        let Some(index) = next
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(INDEX_LABEL))
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|i| *i < targets.len())
-        else {
-            continue;
-        };
-        let phase = next
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_else(|| "Pending".into());
-        last_phase.insert(index, phase.clone());
-        if phase == "Succeeded" || phase == "Failed" {
-            finished.insert(index, next);
-        }
-    }
-
-    let mut out = BTreeMap::new();
-    for (i, t) in targets.iter().enumerate() {
-        let outcome = match finished.get(&i) {
-            None => AgentOutcome::Unavailable {
-                reason: format!(
-                    "agent pod did not finish within {}s (last phase: {})",
-                    opts.timeout.as_secs(),
-                    last_phase.get(&i).map_or("not created", String::as_str)
-                ),
-            },
-            Some(pod) => outcome_for(&pods, pod).await,
-        };
-        out.insert(t.node.clone(), outcome);
-    }
-    Ok(out)
-}
-
-async fn outcome_for(pods: &Api<Pod>, pod: &Pod) -> AgentOutcome {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let lp = LogParams {
-        container: Some("agent".into()),
-        limit_bytes: Some(MAX_LOG_BYTES),
-        ..LogParams::default()
-    };
-    let logs = pods.logs(&name, &lp).await;
-    let failed = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
-    if failed {
-        let exit = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|cs| cs.first())
-            .and_then(|c| c.state.as_ref())
-            .and_then(|s| s.terminated.as_ref())
-            .map(|t| format!("exit code {}", t.exit_code))
-            .unwrap_or_else(|| "no exit code".into());
-        let tail = logs.as_deref().map(log_tail).unwrap_or_default();
-        return AgentOutcome::Unavailable {
-            reason: format!("agent pod {ns}/{name} failed ({exit}){tail}"),
-        };
-    }
-    match logs {
-        Err(e) => AgentOutcome::Unavailable {
-            reason: format!(
-                "cannot read logs of agent pod {ns}/{name}: {}",
-                super::kube_message(&e)
-            ),
-        },
-        Ok(text) => match parse_agent_output(&text) {
-            Ok(report) => AgentOutcome::Collected {
-                report: Box::new(report),
-            },
-            Err(e) => AgentOutcome::Unavailable { reason: e },
-        },
     }
 }
 
@@ -471,23 +317,590 @@ pub async fn delete_namespace(
     }
 }
 
+pub fn namespace_object(name: &str, privileged: bool) -> Result<Namespace, SnapshotError> {
+    let level = if privileged {
+        "privileged"
+    } else {
+        "restricted"
+    };
+    from_json(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                MANAGED_BY.0: MANAGED_BY.1,
+                "aiconform.dev/purpose": "snapshot",
+                "pod-security.kubernetes.io/enforce": level,
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }))
+}
+
+pub fn service_account_object(namespace: &str) -> Result<ServiceAccount, SnapshotError> {
+    from_json(json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": SERVICE_ACCOUNT,
+            "namespace": namespace,
+            "labels": { MANAGED_BY.0: MANAGED_BY.1 },
+        },
+    }))
+}
+
+/// The agent's only right: create ConfigMaps in its namespace.
+pub fn role_object(namespace: &str) -> Result<Role, SnapshotError> {
+    from_json(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": { "name": SERVICE_ACCOUNT, "namespace": namespace, "labels": { MANAGED_BY.0: MANAGED_BY.1 } },
+        "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"] }],
+    }))
+}
+
+pub fn role_binding_object(namespace: &str) -> Result<RoleBinding, SnapshotError> {
+    from_json(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": { "name": SERVICE_ACCOUNT, "namespace": namespace, "labels": { MANAGED_BY.0: MANAGED_BY.1 } },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT },
+        "subjects": [{ "kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace }],
+    }))
+}
+
+/// Name of the agent pod (and of the ConfigMap it writes) for target `index`.
+pub fn agent_name(index: usize) -> String {
+    format!("agent-{index}")
+}
+
+/// The pod that runs the agent on `node`.
+pub fn agent_pod(
+    namespace: &str,
+    index: usize,
+    node: &str,
+    opts: &AgentJobOptions,
+) -> Result<Pod, SnapshotError> {
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(NODE_ANNOTATION.into(), json!(node));
+    for (k, v) in &opts.pod_annotations {
+        annotations.insert(k.clone(), json!(v));
+    }
+    let mut command = vec![
+        "aiconform",
+        "agent",
+        "--format",
+        "json",
+        "--output",
+        "cm://$(POD_NAMESPACE)/$(POD_NAME)",
+        "--node-name",
+        "$(NODE_NAME)",
+    ];
+    let (mounts, volumes) = if opts.privileged {
+        command.extend([
+            "--sysfs-root",
+            "/host/sys",
+            "--proc-root",
+            "/host/proc",
+            "--etc-root",
+            "/host/etc",
+        ]);
+        let host = |name: &str, path: &str, kind: &str| json!({"name": name, "hostPath": {"path": path, "type": kind}});
+        (
+            json!([
+                { "name": "host-sys", "mountPath": "/host/sys", "readOnly": true },
+                { "name": "host-proc", "mountPath": "/host/proc", "readOnly": true },
+                { "name": "host-os-release", "mountPath": "/host/etc/os-release", "readOnly": true },
+            ]),
+            json!([
+                host("host-sys", "/sys", "Directory"),
+                host("host-proc", "/proc", "Directory"),
+                host("host-os-release", "/etc/os-release", "File"),
+            ]),
+        )
+    } else {
+        (json!([]), json!([]))
+    };
+    let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
+    let mut limits = json!({ "memory": "128Mi" });
+    let mut requests = json!({ "cpu": "10m", "memory": "32Mi" });
+    if opts.require_gpu {
+        limits[GPU_RESOURCE] = json!("1");
+        requests[GPU_RESOURCE] = json!("1");
+    }
+    from_json(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": agent_name(index),
+            "namespace": namespace,
+            "labels": {
+                AGENT_APP.0: AGENT_APP.1,
+                MANAGED_BY.0: MANAGED_BY.1,
+                INDEX_LABEL: index.to_string(),
+            },
+            "annotations": annotations,
+        },
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": opts.timeout.as_secs().max(1),
+            "serviceAccountName": SERVICE_ACCOUNT,
+            "automountServiceAccountToken": true,
+            "tolerations": opts.tolerations,
+            "runtimeClassName": opts.runtime_class,
+            "terminationGracePeriodSeconds": 5,
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": 65534,
+                "runAsGroup": 65534,
+                "seccompProfile": { "type": "RuntimeDefault" },
+            },
+            "containers": [{
+                "name": "agent",
+                "image": opts.image,
+                "command": command,
+                "env": [
+                    field("NODE_NAME", "spec.nodeName"),
+                    field("POD_NAME", "metadata.name"),
+                    field("POD_NAMESPACE", "metadata.namespace"),
+                    // Lets the NVIDIA container runtime (when it is the default runtime)
+                    // inject NVML without allocating a GPU.
+                    { "name": "NVIDIA_VISIBLE_DEVICES", "value": "all" },
+                    { "name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility" },
+                ],
+                "resources": { "requests": requests, "limits": limits },
+                // Failures reach the collector through the pod status, not logs.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "runAsNonRoot": true,
+                    "capabilities": { "drop": ["ALL"] },
+                },
+                "volumeMounts": mounts,
+            }],
+            "volumes": volumes,
+        },
+    }))
+}
+
+/// The ConfigMap an agent writes its report to.
+pub fn report_configmap(
+    namespace: &str,
+    name: &str,
+    node: &str,
+    report: &AgentReport,
+) -> Result<ConfigMap, SnapshotError> {
+    let text = serde_json::to_string(report)
+        .map_err(|e| SnapshotError::Internal(format!("encoding the agent report: {e}")))?;
+    from_json(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": { AGENT_APP.0: AGENT_APP.1, MANAGED_BY.0: MANAGED_BY.1 },
+            "annotations": { NODE_ANNOTATION: node },
+        },
+        "data": { REPORT_KEY: text },
+    }))
+}
+
+/// Write an agent report as a new ConfigMap (the agent may only create, never update).
+pub async fn publish_report(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    node: &str,
+    report: &AgentReport,
+) -> Result<(), SnapshotError> {
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .create(
+            &PostParams::default(),
+            &report_configmap(namespace, name, node, report)?,
+        )
+        .await
+        .map_err(api_error(format!(
+            "writing the agent report to ConfigMap {namespace}/{name}"
+        )))?;
+    Ok(())
+}
+
+/// The report in an agent's ConfigMap, checked to come from the expected node.
+pub fn report_from_configmap(cm: &ConfigMap, node: &str) -> Result<AgentReport, String> {
+    let from = cm
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(NODE_ANNOTATION))
+        .map(String::as_str)
+        .unwrap_or("");
+    if from != node {
+        return Err(format!(
+            "agent report ConfigMap {} names node `{from}`, expected `{node}`",
+            cm.metadata.name.as_deref().unwrap_or("")
+        ));
+    }
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(REPORT_KEY))
+        .ok_or_else(|| format!("agent report ConfigMap has no `{REPORT_KEY}` key"))?;
+    parse_agent_output(text)
+}
+
+/// Why an agent pod ended without a report, from its status (exit code, reason and
+/// termination message, which holds the log tail on failure).
+pub fn pod_failure(pod: &Pod) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let status = pod.status.as_ref();
+    let term = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
+    match term {
+        Some(t) => {
+            let msg = t
+                .message
+                .as_deref()
+                .map(|m| {
+                    let lines: Vec<&str> = m.trim().lines().rev().take(3).collect();
+                    format!(
+                        ": {}",
+                        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "agent pod {name} {phase} (exit code {}, {}){msg}",
+                t.exit_code,
+                t.reason.as_deref().unwrap_or("no reason")
+            )
+        }
+        None => {
+            let reason = status
+                .and_then(|s| s.reason.clone().or(s.message.clone()))
+                .unwrap_or_else(|| "no container status".into());
+            format!("agent pod {name} {phase} ({reason})")
+        }
+    }
+}
+
+/// A waiting reason that will not resolve by itself (e.g. `InvalidImageName`), with its
+/// message.
+fn fatal_waiting(pod: &Pod) -> Option<String> {
+    let w = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?;
+    let reason = w.reason.as_deref()?;
+    FATAL_WAITING.contains(&reason).then(|| {
+        format!(
+            "agent pod {} cannot start: {reason}{}",
+            pod.metadata.name.as_deref().unwrap_or(""),
+            w.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// Phase and waiting reason, for the timeout message.
+fn pod_state(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    let phase = status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Pending".into());
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.clone());
+    match waiting {
+        Some(w) => format!("{phase}, {w}"),
+        None => phase,
+    }
+}
+
+/// Run the agent on every target and always remove the namespace afterwards. Targets the
+/// agent cannot be placed on are reported as unavailable without creating a pod.
+pub async fn run_agents(
+    client: &kube::Client,
+    targets: &[AgentTarget],
+    opts: &AgentJobOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<AgentRun, SnapshotError> {
+    let mut outcomes = BTreeMap::new();
+    let mut run: Vec<&str> = Vec::new();
+    for t in targets {
+        match placement_problem(t, opts) {
+            Some(reason) => {
+                outcomes.insert(t.node.clone(), AgentOutcome::Unavailable { reason });
+            }
+            None => run.push(&t.node),
+        }
+    }
+    let namespace = format!("{NAMESPACE_PREFIX}{}", random_suffix());
+    if run.is_empty() {
+        return Ok(AgentRun {
+            outcomes,
+            cleanup_warning: None,
+            namespace,
+        });
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &namespace_object(&namespace, opts.privileged)?,
+        )
+        .await
+        .map_err(api_error(format!("creating namespace {namespace}")))?;
+    progress(&format!(
+        "running the agent on {} node(s) in namespace {namespace}",
+        run.len()
+    ));
+    let work = run_in_namespace(client, &namespace, &run, opts, progress);
+    let result = tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(SnapshotError::Interrupted { namespace: namespace.clone() }),
+    };
+    let cleanup_warning = delete_namespace(client, &namespace, opts.cleanup_timeout)
+        .await
+        .err();
+    if let Some(w) = &cleanup_warning {
+        progress(&format!("warning: {w}"));
+    }
+    result.map(|found| {
+        outcomes.extend(found);
+        AgentRun {
+            outcomes,
+            cleanup_warning,
+            namespace,
+        }
+    })
+}
+
+/// Index of an agent object from its name (`agent-<i>`), if it is one of ours.
+fn index_of(name: Option<&str>, count: usize) -> Option<usize> {
+    name?
+        .strip_prefix("agent-")?
+        .parse::<usize>()
+        .ok()
+        .filter(|i| *i < count)
+}
+
+enum Event {
+    Report(Box<ConfigMap>),
+    Pod(Box<Pod>),
+    CreateFailed(usize, String),
+}
+
+async fn run_in_namespace(
+    client: &kube::Client,
+    namespace: &str,
+    nodes: &[&str],
+    opts: &AgentJobOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<BTreeMap<String, AgentOutcome>, SnapshotError> {
+    let pp = PostParams::default();
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(&pp, &service_account_object(namespace)?)
+        .await
+        .map_err(api_error(format!("creating ServiceAccount in {namespace}")))?;
+    Api::<Role>::namespaced(client.clone(), namespace)
+        .create(&pp, &role_object(namespace)?)
+        .await
+        .map_err(api_error(format!("creating Role in {namespace}")))?;
+    Api::<RoleBinding>::namespaced(client.clone(), namespace)
+        .create(&pp, &role_binding_object(namespace)?)
+        .await
+        .map_err(api_error(format!("creating RoleBinding in {namespace}")))?;
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
+    // Watchers start with a full list when first polled, so nothing that happened before
+    // is missed.
+    let reports = watcher(cms.clone(), watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .applied_objects()
+        .map_ok(|cm| Event::Report(Box::new(cm)));
+    let pod_events = watcher(pods.clone(), watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .applied_objects()
+        .map_ok(|p| Event::Pod(Box::new(p)));
+    let specs: Vec<Pod> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| agent_pod(namespace, i, node, opts))
+        .collect::<Result<_, _>>()?;
+    let create_pods = pods.clone();
+    let creations = futures::stream::iter(specs.into_iter().enumerate())
+        .map(move |(i, pod)| {
+            let api = create_pods.clone();
+            async move {
+                match api.create(&PostParams::default(), &pod).await {
+                    Ok(_) => None,
+                    Err(e) => Some(Ok(Event::CreateFailed(
+                        i,
+                        format!("creating the agent pod: {}", super::kube_message(&e)),
+                    ))),
+                }
+            }
+        })
+        .buffer_unordered(opts.create_concurrency.max(1))
+        .filter_map(futures::future::ready);
+    let mut events = futures::stream::select(
+        futures::stream::select(reports.boxed(), pod_events.boxed()),
+        creations.boxed(),
+    );
+
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let mut done: BTreeMap<usize, AgentOutcome> = BTreeMap::new();
+    let mut last_state: BTreeMap<usize, String> = BTreeMap::new();
+    let mut reported_tenths = 0;
+    while done.len() < nodes.len() {
+        let event = match tokio::time::timeout_at(deadline, events.try_next()).await {
+            Err(_) => break,
+            Ok(Ok(Some(e))) => e,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
+                tracing::debug!("agent watch error (retrying): {e}");
+                continue;
+            }
+        };
+        match event {
+            Event::CreateFailed(i, reason) => {
+                done.entry(i)
+                    .or_insert(AgentOutcome::Unavailable { reason });
+            }
+            Event::Report(cm) => {
+                let Some(i) = index_of(cm.metadata.name.as_deref(), nodes.len()) else {
+                    continue;
+                };
+                let outcome = match report_from_configmap(&cm, nodes[i]) {
+                    Ok(report) => AgentOutcome::Collected {
+                        report: Box::new(report),
+                    },
+                    Err(reason) => AgentOutcome::Unavailable { reason },
+                };
+                done.insert(i, outcome);
+            }
+            Event::Pod(pod) => {
+                let Some(i) = index_of(pod.metadata.name.as_deref(), nodes.len()) else {
+                    continue;
+                };
+                if done.contains_key(&i) {
+                    continue;
+                }
+                last_state.insert(i, pod_state(&pod));
+                match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+                    Some("Failed") => {
+                        done.insert(
+                            i,
+                            AgentOutcome::Unavailable {
+                                reason: pod_failure(&pod),
+                            },
+                        );
+                    }
+                    // The report watch may lag behind the pod's: look the report up.
+                    Some("Succeeded") => {
+                        let outcome = match cms.get_opt(&agent_name(i)).await {
+                            Ok(Some(cm)) => match report_from_configmap(&cm, nodes[i]) {
+                                Ok(report) => AgentOutcome::Collected {
+                                    report: Box::new(report),
+                                },
+                                Err(reason) => AgentOutcome::Unavailable { reason },
+                            },
+                            Ok(None) => AgentOutcome::Unavailable {
+                                reason: format!("{} but wrote no report", pod_failure(&pod)),
+                            },
+                            Err(e) => AgentOutcome::Unavailable {
+                                reason: format!(
+                                    "cannot read the agent report: {}",
+                                    super::kube_message(&e)
+                                ),
+                            },
+                        };
+                        done.insert(i, outcome);
+                    }
+                    _ => {
+                        if let Some(reason) = fatal_waiting(&pod) {
+                            done.insert(i, AgentOutcome::Unavailable { reason });
+                        }
+                    }
+                }
+            }
+        }
+        let tenths = done.len() * 10 / nodes.len();
+        if tenths > reported_tenths && done.len() < nodes.len() {
+            reported_tenths = tenths;
+            progress(&format!("agents done: {}/{}", done.len(), nodes.len()));
+        }
+    }
+
+    let mut out = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let outcome = done
+            .remove(&i)
+            .unwrap_or_else(|| AgentOutcome::Unavailable {
+                reason: format!(
+                    "agent did not report within {}s (pod: {})",
+                    opts.timeout.as_secs(),
+                    last_state.get(&i).map_or("not seen", String::as_str)
+                ),
+            });
+        out.insert(node.to_string(), outcome);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            value: value.map(str::to_string),
+            effect: effect.into(),
+            ..Taint::default()
+        }
+    }
+
     #[test]
-    fn job_is_pinned_read_only_and_tokenless() {
+    fn pod_is_pinned_least_privileged_and_reports_to_a_configmap() {
         let opts = AgentJobOptions::default();
-        let t = AgentTarget {
-            node: "gpu-node-1".into(),
-            simulated: false,
-        };
-        let job = agent_job("aiconform-snapshot-x", 3, &t, &opts).unwrap();
-        let spec = job.spec.unwrap().template.spec.unwrap();
+        let pod = agent_pod("aiconform-snapshot-x", 3, "gpu-node-1", &opts).unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("agent-3"));
+        let spec = pod.spec.unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("gpu-node-1"));
-        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
         assert_eq!(spec.host_network, None);
+        assert_eq!(
+            spec.tolerations.unwrap()[0].operator.as_deref(),
+            Some("Exists")
+        );
         let c = &spec.containers[0];
+        let cmd = c.command.as_ref().unwrap().join(" ");
+        assert!(
+            cmd.contains("--output cm://$(POD_NAMESPACE)/$(POD_NAME)"),
+            "{cmd}"
+        );
+        assert!(cmd.contains("--proc-root /host/proc"), "{cmd}");
         assert!(
             c.volume_mounts
                 .as_ref()
@@ -499,34 +912,166 @@ mod tests {
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(
-            spec.tolerations.unwrap()[0].operator.as_deref(),
-            Some("Exists")
+            c.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
         );
-        assert_eq!(job.metadata.name.as_deref(), Some("agent-3"));
-        let ann = job.metadata.annotations.unwrap();
-        assert!(!ann.contains_key(SIM_EXIT_CODE));
-        let sim = AgentTarget {
-            simulated: true,
-            ..t
-        };
-        let job = agent_job("ns", 0, &sim, &opts).unwrap();
-        let ann = job
-            .spec
-            .unwrap()
-            .template
-            .metadata
-            .unwrap()
-            .annotations
-            .unwrap();
-        assert_eq!(ann[SIM_EXIT_CODE], "0");
+        assert!(
+            pod.metadata
+                .annotations
+                .unwrap()
+                .keys()
+                .all(|k| !k.contains("testcluster"))
+        );
+        let role = role_object("ns").unwrap();
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["configmaps".to_string()][..])
+        );
+        assert_eq!(rules[0].verbs, ["create"]);
     }
 
     #[test]
-    fn namespace_and_sa() {
-        let ns = namespace_object("aiconform-snapshot-abc123").unwrap();
-        assert_eq!(ns.metadata.labels.unwrap()[MANAGED_BY.0], MANAGED_BY.1);
-        let sa = service_account_object("x").unwrap();
-        assert_eq!(sa.automount_service_account_token, Some(false));
+    fn restricted_mode_has_no_host_access_and_options_apply() {
+        let opts = AgentJobOptions {
+            privileged: false,
+            runtime_class: Some("nvidia".into()),
+            require_gpu: true,
+            tolerations: vec![parse_toleration("nvidia.com/gpu:NoSchedule").unwrap()],
+            ..AgentJobOptions::default()
+        };
+        let spec = agent_pod("ns", 0, "n", &opts).unwrap().spec.unwrap();
+        assert!(spec.volumes.unwrap_or_default().is_empty());
+        let c = &spec.containers[0];
+        assert!(c.volume_mounts.clone().unwrap_or_default().is_empty());
+        assert!(
+            !c.command
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|a| a.starts_with("/host"))
+        );
+        assert_eq!(spec.runtime_class_name.as_deref(), Some("nvidia"));
+        let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
+        assert_eq!(limits["nvidia.com/gpu"].0, "1");
+        let ns = namespace_object("x", false).unwrap();
+        assert_eq!(
+            ns.metadata.labels.unwrap()["pod-security.kubernetes.io/enforce"],
+            "restricted"
+        );
+        assert_eq!(
+            namespace_object("x", true)
+                .unwrap()
+                .metadata
+                .labels
+                .unwrap()["pod-security.kubernetes.io/enforce"],
+            "privileged"
+        );
+    }
+
+    #[test]
+    fn tolerations_parse_and_match() {
+        let all = parse_toleration("all").unwrap();
+        let gpu = parse_toleration("nvidia.com/gpu:NoSchedule").unwrap();
+        let eq = parse_toleration("dedicated=ml").unwrap();
+        for bad in ["", ":NoSchedule", "k:Never", "=v"] {
+            assert!(parse_toleration(bad).is_err(), "{bad}");
+        }
+        let t_gpu = taint("nvidia.com/gpu", Some("present"), "NoSchedule");
+        let t_ml = taint("dedicated", Some("ml"), "NoExecute");
+        assert!(tolerates(&all, &t_gpu) && tolerates(&all, &t_ml));
+        assert!(tolerates(&gpu, &t_gpu) && !tolerates(&gpu, &t_ml));
+        assert!(tolerates(&eq, &t_ml));
+        assert!(!tolerates(
+            &eq,
+            &taint("dedicated", Some("web"), "NoExecute")
+        ));
+        assert!(!tolerates(
+            &gpu,
+            &taint("nvidia.com/gpu", None, "NoExecute")
+        ));
+
+        let opts = AgentJobOptions {
+            tolerations: vec![gpu],
+            ..AgentJobOptions::default()
+        };
+        let target = |taints: Vec<Taint>, gpus| AgentTarget {
+            node: "n".into(),
+            taints,
+            gpus,
+        };
+        assert_eq!(
+            placement_problem(&target(vec![t_gpu.clone()], 8), &opts),
+            None
+        );
+        let why = placement_problem(&target(vec![t_gpu, t_ml], 8), &opts).unwrap();
+        assert!(why.contains("dedicated=ml:NoExecute"), "{why}");
+        // PreferNoSchedule never blocks.
+        assert_eq!(
+            placement_problem(
+                &target(vec![taint("x", None, "PreferNoSchedule")], 0),
+                &opts
+            ),
+            None
+        );
+        let gpu_opts = AgentJobOptions {
+            require_gpu: true,
+            ..AgentJobOptions::default()
+        };
+        assert!(placement_problem(&target(vec![], 0), &gpu_opts).is_some());
+        assert_eq!(placement_problem(&target(vec![], 1), &gpu_opts), None);
+    }
+
+    #[test]
+    fn reports_round_trip_through_configmaps() {
+        let report = AgentReport {
+            api_version: super::super::model::API_VERSION.into(),
+            kind: AGENT_KIND.into(),
+            kernel_release: Some("6.8.0".into()),
+            ..AgentReport::default()
+        };
+        let cm = report_configmap("ns", "agent-0", "gpu-0", &report).unwrap();
+        assert_eq!(report_from_configmap(&cm, "gpu-0").unwrap(), report);
+        let err = report_from_configmap(&cm, "gpu-1").unwrap_err();
+        assert!(err.contains("expected `gpu-1`"), "{err}");
+        assert_eq!(index_of(Some("agent-7"), 8), Some(7));
+        assert_eq!(index_of(Some("agent-8"), 8), None);
+        assert_eq!(index_of(Some("other"), 8), None);
+    }
+
+    #[test]
+    fn failed_pods_explain_themselves() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "agent-1"},
+            "status": {"phase": "Failed", "containerStatuses": [{
+                "name": "agent", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "message": "a\nb\nError: cannot write ConfigMap (HTTP 403)\n"}}
+            }]}
+        }))
+        .unwrap();
+        let why = pod_failure(&pod);
+        assert!(why.contains("exit code 1, Error"), "{why}");
+        assert!(why.contains("HTTP 403"), "{why}");
+        let waiting: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "agent-2"},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "agent", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "InvalidImageName", "message": "bad ref"}}
+            }]}
+        }))
+        .unwrap();
+        assert!(
+            fatal_waiting(&waiting)
+                .unwrap()
+                .contains("InvalidImageName: bad ref")
+        );
+        assert_eq!(pod_state(&waiting), "Pending, InvalidImageName");
+    }
+
+    #[test]
+    fn namespace_suffix() {
         let s = random_suffix();
         assert_eq!(s.len(), 6);
         assert!(

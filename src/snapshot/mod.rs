@@ -274,13 +274,7 @@ pub async fn take(
     if let Some(agent_opts) = &opts.agent
         && !nodes.is_empty()
     {
-        let targets: Vec<job::AgentTarget> = nodes
-            .iter()
-            .map(|n| job::AgentTarget {
-                node: n.metadata.name.clone().unwrap_or_default(),
-                simulated: cluster::is_simulated(n),
-            })
-            .collect();
+        let targets: Vec<job::AgentTarget> = nodes.iter().map(agent_target).collect();
         let run = job::run_agents(client, &targets, agent_opts, progress).await?;
         if let Some(w) = run.cleanup_warning {
             warnings.push(w);
@@ -303,6 +297,25 @@ pub async fn take(
         cluster: facts,
     };
     Ok((snapshot, warnings))
+}
+
+/// Where and how the agent can run on a node: its taints and allocatable GPUs.
+fn agent_target(n: &k8s_openapi::api::core::v1::Node) -> job::AgentTarget {
+    job::AgentTarget {
+        node: n.metadata.name.clone().unwrap_or_default(),
+        taints: n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default(),
+        gpus: n
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get("nvidia.com/gpu"))
+            .and_then(|q| q.0.parse().ok())
+            .unwrap_or(0),
+    }
 }
 
 /// Current UTC time, RFC 3339 with second precision.

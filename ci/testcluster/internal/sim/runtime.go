@@ -796,6 +796,9 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 		}
 		ms = append(ms, mountSpec{Kind: mountBind, Source: hp, Target: hp, ReadOnly: true})
 	}
+	// The "image" holds only the binary: hide the host distribution's os-release that the
+	// library directories would otherwise leak.
+	ms = append(ms, mountSpec{Kind: mountBind, Source: "/dev/null", Target: "/usr/lib/os-release", File: true, IfExists: true})
 	if _, err := os.Stat("/etc/ld.so.cache"); err == nil {
 		ms = append(ms, mountSpec{Kind: mountBind, Source: "/etc/ld.so.cache", Target: "/etc/ld.so.cache", File: true, ReadOnly: true})
 	}
