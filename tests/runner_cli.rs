@@ -94,7 +94,7 @@ fn list_prints_every_case_in_phase_order_without_a_cluster() {
         .unwrap();
     let cols: Vec<&str> = gang.split_whitespace().collect();
     assert_eq!(cols[1], "conformance", "{gang}");
-    assert_eq!(cols[2], "An", "description follows: {gang}");
+    assert_eq!(cols[2], "The", "description follows: {gang}");
     assert!(!text.contains("s3cr3t"), "component values never printed");
 }
 

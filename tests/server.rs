@@ -894,7 +894,7 @@ fn cli_prints_the_bound_port_and_exits_0_on_sigterm() {
     assert!(line.contains("max body 65536 bytes"), "{line}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async {
-        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let c = server_support::http_client().build().unwrap();
         c.get(format!("http://127.0.0.1:{port}/healthz"))
             .send()
             .await
@@ -986,7 +986,7 @@ fn cli_layers_data_dirs_over_the_builtin_catalog() {
     let (child, url) = spawn_serve(&["--data", &dir.path().display().to_string()]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (ready, recipe) = rt.block_on(async {
-        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let c = server_support::http_client().build().unwrap();
         let ready: Value = c
             .get(format!("{url}/readyz"))
             .send()

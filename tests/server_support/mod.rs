@@ -11,6 +11,13 @@ use aiconform::recipe::source::RecipeFiles;
 use aiconform::server::{Server, ServerConfig, ServerError, Shutdown};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A reqwest client builder for plain-HTTP tests. The crate graph builds rustls without a
+/// default crypto provider (the OCI client picks ring explicitly), so one is installed here.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy()
+}
+
 pub fn catalog() -> Catalog {
     Catalog::load(RecipeFiles::with_data_dirs(&[]).expect("builtin recipes"))
         .expect("builtin catalog loads")
@@ -36,8 +43,7 @@ impl TestServer {
             },
             Duration::from_secs(10),
         ));
-        let client = reqwest::Client::builder()
-            .no_proxy()
+        let client = http_client()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
