@@ -4,6 +4,8 @@
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling.
+//! secure-accelerator-access is `S` (not proven) on simulated nodes: they run no containers
+//! whose view of the devices it could judge.
 
 mod suites_support;
 
@@ -108,7 +110,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPPPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPSPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -159,7 +161,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPPPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPSPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -195,7 +197,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPSPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -216,7 +218,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFSPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -243,7 +245,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -258,7 +260,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -274,7 +276,7 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSPF", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
