@@ -600,3 +600,89 @@ fn write_refuses_to_overwrite_and_leaves_nothing_half_written() {
         .collect();
     assert_eq!(leftovers, [std::ffi::OsString::from("acme-ai-cloud")]);
 }
+
+/// A site that answers `/ok` and redirects `/moved` there; everything else is 404.
+async fn site() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::Router;
+    use axum::response::Redirect;
+    use axum::routing::get;
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/moved", get(|| async { Redirect::temporary("/ok") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, task)
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn online_check_names_each_url_that_does_not_answer() {
+    let report = stub_run(conformance(34, &[("cluster_autoscaling", ON_PREM)]), None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&report, tmp.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (base, server) = rt.block_on(site());
+    let closed = closed_port();
+    let file = dir.join("PRODUCT.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("https://acme.example/ai/docs", &format!("{base}/missing"))
+        .replace(
+            "https://acme.example/ai/logo.svg",
+            &format!("http://127.0.0.1:{closed}/logo.svg"),
+        )
+        .replace("https://acme.example/ai", &format!("{base}/ok"))
+        .replace("https://github.com/acme/ai-cloud", &format!("{base}/moved"));
+    std::fs::write(&file, text).unwrap();
+
+    let offline = check::check(&dir);
+    assert!(
+        offline.passed(),
+        "well-formed URLs pass offline: {:?}",
+        offline.problems
+    );
+    let paths: Vec<&str> = offline.links.iter().map(|l| l.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "metadata.websiteUrl",
+            "metadata.repoUrl",
+            "metadata.documentationUrl",
+            "metadata.productLogoUrl",
+            "metadata.k8sConformanceUrl"
+        ]
+    );
+    // The k8s-conformance link needs the internet, which a test cannot count on either way.
+    let local: Vec<_> = offline
+        .links
+        .iter()
+        .filter(|l| l.url.starts_with("http://127.0.0.1"))
+        .cloned()
+        .collect();
+    let found = rt.block_on(aiconform::conformance::online::unreachable(
+        &local,
+        Duration::from_secs(5),
+    ));
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        format!("metadata.documentationUrl: {base}/missing answered 404 Not Found")
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "metadata.productLogoUrl: http://127.0.0.1:{closed}/logo.svg is unreachable: "
+        )),
+        "{}",
+        lines[1]
+    );
+    server.abort();
+}

@@ -177,3 +177,12 @@ fn check_exit_codes() {
         ))
         .stdout(contains("FAILED:"));
 }
+
+#[test]
+fn timeout_needs_online() {
+    bin()
+        .args(["submission", "check", "--timeout", "5s", "v1.34/acme"])
+        .assert()
+        .code(2)
+        .stderr(contains("--online"));
+}

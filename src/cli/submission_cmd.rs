@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use aiconform::conformance::check::{self, CheckReport};
+use aiconform::conformance::online;
 use aiconform::conformance::product::Product;
 use aiconform::conformance::submission;
 use aiconform::report::results::RunRecord;
@@ -55,13 +56,20 @@ struct WriteArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 The version comes from the vX.Y/ directory in the path, as in the program's repository. \
-Each problem is printed with its path in the YAML. Not checked offline: whether URLs \
-answer, and whether vendorName is a CNCF member.\n\n\
+Each problem is printed with its path in the YAML. Offline, URLs are checked for form only; \
+--online fetches each one (metadata and evidence) and reports those that do not answer with \
+a success status. Never checked: whether vendorName is a CNCF member.\n\n\
 Exit status: 0 the submission passes, 1 it has problems, 2 it could not be checked.")]
 struct CheckArgs {
     /// vX.Y/<product>/ directory or its PRODUCT.yaml
     #[arg(value_name = "DIR")]
     path: PathBuf,
+    /// Also fetch every URL of the submission and report those that do not answer
+    #[arg(long)]
+    online: bool,
+    /// How long each URL may take with --online (e.g. 10s, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = aiconform::runner::suite::parse_duration, requires = "online")]
+    timeout: std::time::Duration,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -76,7 +84,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 ));
                 return Ok(ExitCode::from(2));
             }
-            let report = check::check(&a.path);
+            let mut report = check::check(&a.path);
+            if a.online {
+                report.online = true;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")?;
+                let found = rt.block_on(online::unreachable(&report.links, a.timeout));
+                report.problems.extend(found);
+            }
             print!("{}", render_check(&report));
             Ok(if report.passed() {
                 ExitCode::SUCCESS
@@ -135,7 +152,16 @@ fn render_check(r: &CheckReport) -> String {
     for n in &r.notes {
         out.push_str(&format!("  note: {n}\n"));
     }
-    out.push_str("  not checked offline: URL reachability, vendorName in the CNCF members list\n");
+    if r.online {
+        out.push_str(&format!(
+            "  followed {} URL(s); not checked: vendorName in the CNCF members list\n",
+            r.links.len()
+        ));
+    } else {
+        out.push_str(
+            "  not checked offline: URL reachability (--online), vendorName in the CNCF members list\n",
+        );
+    }
     if r.passed() {
         out.push_str("OK: no problems\n");
     } else {

@@ -9,7 +9,8 @@
 //! required metadata is present, a string, not empty and not a `[...]` placeholder (camelCase
 //! or snake_case keys); `k8sConformanceUrl` has the required form.
 //!
-//! Not checked offline: whether URLs answer, and whether `vendorName` is a CNCF member.
+//! Not checked offline: whether URLs answer (`--online` follows them, see [`super::online`]),
+//! and whether `vendorName` is a CNCF member.
 //! A conditional MUST declared N/A with notes is a note, not a problem: the program's FAQ
 //! allows it for platforms where the requirement's context does not apply, while
 //! `validate.go` flags every non-Implemented MUST, so a reviewer decides.
@@ -20,6 +21,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value;
 
 use super::catalog::{self, Level};
+use super::online::Link;
 use super::product::{is_k8s_conformance_url, is_placeholder, url_problem};
 use super::version::Version;
 
@@ -68,6 +70,10 @@ pub struct CheckReport {
     pub problems: Vec<Finding>,
     /// Worth a reviewer's attention, not a failure.
     pub notes: Vec<Finding>,
+    /// The well-formed http(s) URLs of the submission, for `--online`.
+    pub links: Vec<Link>,
+    /// Whether [`Self::links`] were followed (their failures are in `problems`).
+    pub online: bool,
 }
 
 impl CheckReport {
@@ -114,6 +120,8 @@ pub fn check(path: &Path) -> CheckReport {
         version,
         problems: f.problems,
         notes: f.notes,
+        links: f.links,
+        online: false,
     }
 }
 
@@ -164,6 +172,7 @@ fn check_file(file: &Path, f: &mut Findings) -> Option<Version> {
 struct Findings {
     problems: Vec<Finding>,
     notes: Vec<Finding>,
+    links: Vec<Link>,
 }
 
 impl Findings {
@@ -171,6 +180,12 @@ impl Findings {
         self.problems.push(Finding {
             path: path.into(),
             message: message.into(),
+        });
+    }
+    fn link(&mut self, path: impl Into<String>, url: &str) {
+        self.links.push(Link {
+            path: path.into(),
+            url: url.to_string(),
         });
     }
     fn note(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -212,16 +227,19 @@ fn check_metadata(metadata: Option<&Value>, f: &mut Findings) {
         } else if is_placeholder(s) {
             f.problem(path, format!("has placeholder value: {s}"));
         } else if field == "k8sConformanceUrl" {
-            if !is_k8s_conformance_url(s) {
+            if is_k8s_conformance_url(s) {
+                f.link(path, s);
+            } else {
                 f.problem(
                     path,
                     format!("invalid format: {s}; expected https://github.com/cncf/k8s-conformance/tree/master/v{{version}}/{{product}}"),
                 );
             }
-        } else if s.starts_with("http")
-            && let Some(p) = url_problem(s)
-        {
-            f.problem(path, format!("invalid URL: {p}"));
+        } else if s.starts_with("http") {
+            match url_problem(s) {
+                Some(p) => f.problem(path, format!("invalid URL: {p}")),
+                None => f.link(path, s),
+            }
         }
     }
 }
@@ -346,8 +364,11 @@ fn check_spec(
                     continue;
                 }
                 if link.starts_with("http://") || link.starts_with("https://") {
-                    if let Some(p) = url_problem(link) {
-                        f.problem(path, format!("invalid evidence URL for '{}': {p}", req.id));
+                    match url_problem(link) {
+                        Some(p) => {
+                            f.problem(path, format!("invalid evidence URL for '{}': {p}", req.id))
+                        }
+                        None => f.link(path, link),
                     }
                 } else if !product_dir.join(link).exists() {
                     f.problem(

@@ -8,11 +8,13 @@
 //! - [`product`]: the product metadata file of a submission.
 //! - [`submission`]: writing `vX.Y/<product>/PRODUCT.yaml`, evidence and README.
 //! - [`check`]: validating a submission the way the program's CI does.
+//! - [`online`]: following a submission's URLs (`check --online`).
 
 pub mod catalog;
 pub mod check;
 pub mod evidence;
 pub mod mapping;
+pub mod online;
 pub mod product;
 pub mod run_config;
 pub mod submission;
