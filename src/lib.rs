@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod cluster;
 pub mod conformance;
 pub mod deploy;
+pub mod duration;
 pub mod output;
 pub mod probe;
 pub mod readiness;

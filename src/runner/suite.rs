@@ -368,57 +368,7 @@ pub fn parse_suite(text: &str, origin: &str) -> Result<Suite, SuiteError> {
     })
 }
 
-/// `90s`, `2m`, `1m30s`, `1h`, `500ms`: a sequence of number+unit pairs.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("expected a number at `{rest}`"));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("number `{}` is too large", &rest[..digits]))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "" => return Err(format!("`{n}` has no unit (ms, s, m or h)")),
-            other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
-        };
-        total = total.saturating_add(part);
-    }
-    if total.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(total)
-}
-
-/// `90s` -> "90s", `150s` -> "2m30s": the inverse of [`parse_duration`] for messages.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
-}
+pub use crate::duration::{format as format_duration, parse as parse_duration};
 
 #[cfg(test)]
 mod tests {

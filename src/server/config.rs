@@ -68,8 +68,8 @@ pub fn parse_size(text: &str) -> Result<usize, ParseLimitError> {
     usize::try_from(bytes).map_err(|_| err())
 }
 
-/// Parse a duration: `30s`, `500ms`, `2m`, `1h`, or bare seconds `30`. Must be above zero
-/// and at most one day.
+/// Parse a duration: `30s`, `500ms`, `2m`, `1m30s`, `1h` ([`crate::duration::parse`]), or bare
+/// seconds `30`. Must be above zero and at most one day.
 pub fn parse_duration(text: &str) -> Result<Duration, ParseLimitError> {
     let err = || ParseLimitError {
         value: text.to_string(),
@@ -77,24 +77,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, ParseLimitError> {
         hint: "use a number with a unit such as 500ms, 30s, 2m or 1h (above zero, at most 24h)",
     };
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(err());
-    }
-    let n: u64 = digits.parse().map_err(|_| err())?;
-    let millis: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(err()),
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(t.parse().map_err(|_| err())?)
+    } else {
+        crate::duration::parse(t).map_err(|_| err())?
     };
-    let total = n.checked_mul(millis).ok_or_else(err)?;
-    if total == 0 || total > 24 * 3_600_000 {
+    if d.is_zero() || d > Duration::from_secs(24 * 3600) {
         return Err(err());
     }
-    Ok(Duration::from_millis(total))
+    Ok(d)
 }
 
 #[cfg(test)]
