@@ -68,12 +68,7 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             Duration::from_secs(90),
             true,
         ),
-        spec(
-            "pod-autoscaling",
-            json!({}),
-            Duration::from_secs(60),
-            true,
-        ),
+        spec("pod-autoscaling", json!({}), Duration::from_secs(60), true),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.

@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(g.get(), 0.0);
         g.set(20.0);
         let text = gauge_text(DEFAULT_METRIC, g.get());
-        assert!(text.contains("# TYPE aiconform_probe_load gauge\n"), "{text}");
+        assert!(
+            text.contains("# TYPE aiconform_probe_load gauge\n"),
+            "{text}"
+        );
         assert!(text.ends_with("\naiconform_probe_load 20\n"), "{text}");
         assert!(gauge_text("m", 0.25).ends_with("\nm 0.25\n"));
     }

@@ -404,12 +404,7 @@ pub(super) async fn pod_autoscaling_impl(
             )
         }));
     }
-    let before: BTreeSet<String> = watch
-        .obs
-        .running()
-        .keys()
-        .map(|s| s.to_string())
-        .collect();
+    let before: BTreeSet<String> = watch.obs.running().keys().map(|s| s.to_string()).collect();
     let baseline_metric = watch.obs.hpa.metric.clone().unwrap_or_else(|| "-".into());
 
     // 2. Raise the metric: scale up onto accelerator nodes.
@@ -447,11 +442,11 @@ pub(super) async fn pod_autoscaling_impl(
     }
     let placed: Vec<String> = new_pods.iter().map(|(p, n)| format!("{p}→{n}")).collect();
     Ok(Outcome::passed(format!(
-        "{what}: metric {baseline_metric} at 1 pod; raised to {} (HPA saw {up_metric}), it scaled 1→2 and the new pod ran on an accelerator node ({}, requesting {}); lowered to 0, it scaled back to 1 in {}s (scale-down stabilization {}s)",
+        "{what}: metric {baseline_metric} at 1 pod; raised to {} (HPA saw {up_metric}), it scaled 1→2 and the new pod ran on an accelerator node ({}, requesting {}); lowered to 0, it scaled back to 1 {:.1}s later (scale-down stabilization window {}s)",
         p.high(),
         placed.join(", "),
         p.resource,
-        lowered.elapsed().as_secs(),
+        lowered.elapsed().as_secs_f64(),
         p.stabilization
     )))
 }
@@ -503,9 +498,16 @@ async fn deploy(ctx: &CaseContext, client: &Client, ns: &str, p: &Params) -> any
             "spec": {"selector": {"matchLabels": {APP_LABEL: "true"}},
                 "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "5s"}]}
         }))?;
-        dynamic_api(client, "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors", Some(ns))
-            .create(&kube::api::PostParams::default(), &monitor)
-            .await?;
+        dynamic_api(
+            client,
+            "monitoring.coreos.com",
+            "v1",
+            "PodMonitor",
+            "podmonitors",
+            Some(ns),
+        )
+        .create(&kube::api::PostParams::default(), &monitor)
+        .await?;
     }
     create(
         &Api::<Deployment>::namespaced(client.clone(), ns),
@@ -636,7 +638,12 @@ mod tests {
         assert!(!o.baseline(), "no metric yet");
         o.hpa = HpaView {
             desired: Some(1),
-            conditions: vec![("ScalingActive".into(), "True".into(), String::new(), String::new())],
+            conditions: vec![(
+                "ScalingActive".into(),
+                "True".into(),
+                String::new(),
+                String::new(),
+            )],
             ..HpaView::default()
         };
         assert!(o.baseline());
@@ -649,10 +656,13 @@ mod tests {
         assert!(o.scaled_up(&before));
         let new = o.new_running(&before);
         assert_eq!(new, [("b".to_string(), "gpu-1".to_string())].into());
-        assert!(off_accelerator(
-            &new,
-            &BTreeSet::from(["gpu-0".to_string(), "gpu-1".to_string()])
-        ).is_empty());
+        assert!(
+            off_accelerator(
+                &new,
+                &BTreeSet::from(["gpu-0".to_string(), "gpu-1".to_string()])
+            )
+            .is_empty()
+        );
         assert_eq!(
             off_accelerator(&new, &BTreeSet::from(["gpu-0".to_string()])),
             vec!["b→gpu-1"]
