@@ -373,8 +373,7 @@ pub(super) async fn pod_autoscaling_impl(
         .list(&ListParams::default())
         .await?
         .items;
-    let accel = accelerator_nodes(&nodes, &p.resource);
-    if accel.is_empty() {
+    if accelerator_nodes(&nodes, &p.resource).is_empty() {
         return Ok(Outcome::failed(format!(
             "no node offers {}: there are no accelerator nodes to scale onto",
             p.resource
@@ -419,7 +418,12 @@ pub(super) async fn pod_autoscaling_impl(
         )));
     }
     let new_pods = watch.obs.new_running(&before);
-    let off = off_accelerator(&new_pods, &accel);
+    // Listed again: a node autoscaler may have added the node the new pod runs on.
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let off = off_accelerator(&new_pods, &accelerator_nodes(&nodes, &p.resource));
     if !off.is_empty() {
         return Ok(Outcome::failed(format!(
             "{what}: scaled up, but new pods run on nodes without {}: {}",
