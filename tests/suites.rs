@@ -243,14 +243,6 @@ async fn read_only_cases_on_the_embedded_cluster() {
         run_case(
             Some(&client),
             &recipe,
-            spec("pod-autoscaling", json!({}), quick, true),
-            "ro",
-            &m,
-        )
-        .await,
-        run_case(
-            Some(&client),
-            &recipe,
             spec("cluster-autoscaling", json!({}), quick, false),
             "ro",
             &m,
@@ -274,7 +266,7 @@ async fn read_only_cases_on_the_embedded_cluster() {
         .await,
     ];
     let letters: String = cases.iter().map(letter).collect();
-    assert_eq!(letters, "PFFSFFFFFF", "{cases:#?}");
+    assert_eq!(letters, "PFFSFFFFF", "{cases:#?}");
     let msg = |i: usize| message(&cases[i]).to_string();
     assert!(
         msg(0).contains("version v1.17.2 confirmed by Deployment cert-manager/cert-manager"),
@@ -297,21 +289,16 @@ async fn read_only_cases_on_the_embedded_cluster() {
     assert!(msg(4).contains("no DCGM exporter"), "{}", msg(4));
     assert!(msg(5).contains("no monitor kinds are served"), "{}", msg(5));
     assert!(
-        msg(6).contains("APIService v1beta1.custom.metrics.k8s.io is not registered"),
+        msg(6).contains("no autoscaled GPU node pool found"),
         "{}",
         msg(6)
     );
     assert!(
-        msg(7).contains("no autoscaled GPU node pool found"),
+        msg(7).contains("CRD gateways.gateway.networking.k8s.io is not installed"),
         "{}",
         msg(7)
     );
-    assert!(
-        msg(8).contains("CRD gateways.gateway.networking.k8s.io is not installed"),
-        "{}",
-        msg(8)
-    );
-    assert!(msg(9).contains("no operator under test"), "{}", msg(9));
+    assert!(msg(8).contains("no operator under test"), "{}", msg(8));
 
     // A DCGM exporter on simulated nodes: deployed, but it cannot be scraped → skip.
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "gpu-operator");
@@ -376,7 +363,14 @@ async fn hand_written_status_passes_no_behavioural_case() {
     use suites_support::{crd, create_or_exists, ensure_namespace, scoped_crd};
 
     let test = "hand_written_status_passes_no_behavioural_case";
-    let opts = aiconform::cluster::testing::test_options();
+    // Neither the HPA controller nor a custom metrics adapter: only the APIService below.
+    let opts = aiconform::cluster::embedded::EmbeddedOptions {
+        extra_args: vec![
+            "--no-hpa-controller".to_string(),
+            "--no-custom-metrics-api".to_string(),
+        ],
+        ..aiconform::cluster::testing::test_options()
+    };
     let cluster = match tokio::task::spawn_blocking(move || {
         aiconform::cluster::testing::fresh(&opts)
     })

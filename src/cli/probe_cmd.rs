@@ -10,7 +10,8 @@ use aiconform::runner::suite::parse_duration;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  aiconform probe sleep 3s\n  aiconform probe devices --expect 1\n  \
-    aiconform probe devices --expect 0 --termination-log /tmp/msg"
+    aiconform probe devices --expect 0 --termination-log /tmp/msg\n  \
+    aiconform probe gauge --configmap load --address 127.0.0.1 --port 8080"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -29,6 +30,28 @@ enum What {
     Serve {
         #[arg(long)]
         name: String,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Serve a Prometheus gauge on PORT (`/metrics`) whose value follows a key of a
+    /// ConfigMap in the pod's namespace (credentials from KUBECONFIG or in-cluster; needs
+    /// get/list/watch on configmaps); 0 while the ConfigMap does not exist
+    Gauge {
+        /// Metric name of the gauge
+        #[arg(long, default_value = probe::gauge::DEFAULT_METRIC)]
+        name: String,
+        /// ConfigMap whose key sets the value
+        #[arg(long)]
+        configmap: String,
+        /// Key of the ConfigMap holding the value
+        #[arg(long, default_value = probe::gauge::DEFAULT_KEY)]
+        key: String,
+        /// Namespace of the ConfigMap (default: the client's namespace, the pod's in-cluster)
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Address to listen on (e.g. the pod IP)
+        #[arg(long, default_value = "0.0.0.0")]
+        address: std::net::IpAddr,
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
@@ -66,6 +89,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        What::Gauge {
+            name,
+            configmap,
+            key,
+            namespace,
+            address,
+            port,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(gauge(name, configmap, key, namespace, address, port))?;
+            Ok(ExitCode::SUCCESS)
+        }
         What::Devices {
             expect,
             termination_log,
@@ -84,4 +121,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
             })
         }
     }
+}
+
+async fn gauge(
+    name: String,
+    configmap: String,
+    key: String,
+    namespace: Option<String>,
+    address: std::net::IpAddr,
+    port: u16,
+) -> Result<()> {
+    use anyhow::Context;
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes credentials to read the ConfigMap (KUBECONFIG or in-cluster)")?;
+    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    let l = tokio::net::TcpListener::bind((address, port))
+        .await
+        .with_context(|| format!("cannot listen on {address} port {port}"))?;
+    let value = std::sync::Arc::new(probe::gauge::Gauge::default());
+    tokio::select! {
+        r = probe::gauge::serve(name, value.clone(), l) => r.context("serving the gauge")?,
+        () = probe::gauge::follow_configmap(client, &ns, &configmap, &key, value) => {}
+    }
+    Ok(())
 }

@@ -48,6 +48,8 @@ func run(args []string) int {
 		noDeviceClass = fs.Bool("no-deviceclass", false, "do not create the gpu.nvidia.com DeviceClass")
 		opAdmitAll    = fs.Bool("operator-webhook-admits-all", false, "fault: the stand-in operator's admission webhook admits every ModelServer")
 		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
+		noHPA         = fs.Bool("no-hpa-controller", false, "fault: kube-controller-manager runs without the HorizontalPodAutoscaler controller")
+		noCustomMet   = fs.Bool("no-custom-metrics-api", false, "fault: do not serve custom.metrics.k8s.io (no APIService, no adapter)")
 		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
 		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
 		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
@@ -108,6 +110,9 @@ func run(args []string) int {
 		RunConcurrency: *runConc,
 		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
+
+		NoHPAController: *noHPA,
+		NoCustomMetrics: *noCustomMet,
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -33,6 +33,7 @@ import (
 	"aiconform.dev/testcluster/internal/realnode"
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
+	"aiconform.dev/testcluster/internal/standin/custommetrics"
 	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
@@ -69,6 +70,11 @@ type Options struct {
 	// nodes run as processes (see sim.Runtime).
 	RunImages      map[string]string
 	RunConcurrency int
+	// NoHPAController runs kube-controller-manager without the
+	// HorizontalPodAutoscaler controller (fault).
+	NoHPAController bool
+	// NoCustomMetrics leaves the custom metrics API unserved.
+	NoCustomMetrics bool
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -347,7 +353,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		"--authorization-kubeconfig=" + adminKubeconfig,
 		"--secure-port=0",
 		"--leader-elect=false",
-		"--controllers=" + strings.Join(controllers, ","),
+		"--controllers=" + strings.Join(controllerList(o.NoHPAController), ","),
 		"--service-account-private-key-file=" + certs.SAKey,
 		"--root-ca-file=" + certs.CACert,
 		"--use-service-account-credentials=false",
@@ -356,6 +362,10 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		"--kube-api-burst=400",
 		"--concurrent-gc-syncs=5",
 		"--profiling=false",
+		// HPAs react within seconds and scale down after a short window
+		// (an HPA's own behavior.scaleDown overrides the window).
+		"--horizontal-pod-autoscaler-sync-period=1s",
+		"--horizontal-pod-autoscaler-downscale-stabilization=5s",
 	}
 	ch, err = runControllerManager(compCtx, kcmArgs)
 	if err != nil {
@@ -449,6 +459,14 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return operator.Run(compCtx, restCfg, o.Operator)
 	}); err != nil {
 		return err
+	}
+
+	if !o.NoCustomMetrics {
+		if err := step("starting the custom metrics API", func(ctx context.Context) error {
+			return custommetrics.Run(compCtx, restCfg)
+		}); err != nil {
+			return err
+		}
 	}
 
 	if err := step("waiting for cluster readiness", func(ctx context.Context) error {
@@ -545,6 +563,19 @@ var controllers = []string{
 	"persistentvolumeclaim-protection-controller",
 	"persistentvolume-protection-controller",
 	"ephemeral-volume-controller",
+}
+
+// hpaController is the HorizontalPodAutoscaler controller's name.
+const hpaController = "horizontal-pod-autoscaler-controller"
+
+// controllerList is the --controllers value: controllers plus the HPA
+// controller unless noHPA.
+func controllerList(noHPA bool) []string {
+	out := append([]string(nil), controllers...)
+	if !noHPA {
+		out = append(out, hpaController)
+	}
+	return out
 }
 
 func waitHealthy(ctx context.Context, rc rest.Interface, path string) error {

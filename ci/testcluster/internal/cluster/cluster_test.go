@@ -35,3 +35,20 @@ func TestControllers(t *testing.T) {
 		}
 	}
 }
+
+func TestHPAControllerToggle(t *testing.T) {
+	has := func(list []string) bool {
+		for _, c := range list {
+			if c == hpaController {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(controllerList(false)) || has(controllerList(true)) {
+		t.Errorf("HPA controller toggling broken: %v / %v", controllerList(false), controllerList(true))
+	}
+	if has(controllers) {
+		t.Error("controllerList must not change the base list")
+	}
+}
