@@ -64,6 +64,7 @@ func run(args []string) int {
 		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 2 x CPUs, at least 4)")
 		images        = runImages{}
 	)
+	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -108,6 +109,8 @@ func run(args []string) int {
 		RunConcurrency: *runConc,
 		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
+
+		LeakyDeviceIsolation: *leakyDevices,
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -69,6 +69,8 @@ type Options struct {
 	// nodes run as processes (see sim.Runtime).
 	RunImages      map[string]string
 	RunConcurrency int
+	// LeakyDeviceIsolation: containers see every GPU of their node (fault).
+	LeakyDeviceIsolation bool
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -386,7 +388,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 			return err
 		}
 		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
-			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca})
+			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation})
 		if err != nil {
 			return err
 		}

@@ -105,6 +105,9 @@ func nodeTree(n *node) map[string]string {
 			files["sys/module/nvidia/version"] = g.DriverVersion + "\n"
 			files["proc/driver/nvidia/version"] = fmt.Sprintf("NVRM version: NVIDIA UNIX Open Kernel Module  %s  (simulated)\n", g.DriverVersion)
 		}
+		for _, f := range nodeDeviceFiles(g) {
+			files[f] = ""
+		}
 		dev := gpuDeviceID(g)
 		for i := 0; i < g.Count; i++ {
 			d := "sys/bus/pci/devices/" + gpuPCIAddress(i) + "/"
