@@ -71,6 +71,8 @@ type Options struct {
 	RunConcurrency int
 	// LeakyDeviceIsolation: containers see every GPU of their node (fault).
 	LeakyDeviceIsolation bool
+	// GPUSharing: time-sliced replicas of the GPU nodes' GPUs.
+	GPUSharing sim.Sharing
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -382,6 +384,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		kubeletVersion = v.GitVersion
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	simulator.SetGPUSharing(o.GPUSharing)
 	if len(o.RunImages) > 0 {
 		ca, err := os.ReadFile(certs.CACert)
 		if err != nil {

