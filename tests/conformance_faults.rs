@@ -4,8 +4,6 @@
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling.
-//! secure-accelerator-access is `S` (not proven) on simulated nodes: they run no containers
-//! whose view of the devices it could judge.
 
 mod suites_support;
 
@@ -110,7 +108,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPSPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -123,6 +121,14 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&healthy[3]).contains("stayed entirely unbound")
             && message(&healthy[3]).contains("its Job completed"),
         "{healthy:#?}"
+    );
+    let secure = message(&healthy[4]);
+    assert!(
+        secure.contains("positive access: container gpu of pod positive-access")
+            && secure.contains("negative isolation: pod negative-isolation without a claim")
+            && secure.contains("sees no GPU device")
+            && secure.contains("its sibling unauthorized sees no GPU device"),
+        "{secure}"
     );
     assert!(
         message(&healthy[5])
@@ -161,7 +167,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPSPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -197,7 +203,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPSPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -218,7 +224,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFSPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -245,7 +251,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -260,7 +266,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -276,10 +282,28 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPF", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn leaky_device_isolation_fails_only_secure_accelerator_access() {
+    let test = "leaky_device_isolation_fails_only_secure_accelerator_access";
+    let Some(v) = vector_with_fault(test, &["--leaky-device-isolation"], "leaky").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPFPP", "{v:#?}");
+    let m = message(&v[4]);
+    assert!(
+        m.contains("negative isolation FAILED: pod negative-isolation without a claim")
+            && m.contains("sees /dev/nvidia0, /dev/nvidia1")
+            && m.contains("NVIDIA_VISIBLE_DEVICES=all")
+            && m.contains("multi-container isolation FAILED")
+            && m.contains("positive access FAILED"),
         "{m}"
     );
 }

@@ -10,7 +10,8 @@ use aiconform::runner::suite::parse_duration;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  aiconform probe sleep 3s\n  aiconform probe devices --expect 1\n  \
-    aiconform probe devices --expect 0 --termination-log /tmp/msg"
+    aiconform probe devices --expect 0 --termination-log /tmp/msg\n  \
+    aiconform probe devices --expect 1 --hold 10s"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -41,6 +42,10 @@ enum What {
         /// Where to write the termination message
         #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
         termination_log: PathBuf,
+        /// Keep running this long after reporting (`10s`), so that workloads sharing a
+        /// device are seen to run at the same time
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        hold: Option<std::time::Duration>,
     },
 }
 
@@ -69,6 +74,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         What::Devices {
             expect,
             termination_log,
+            hold,
         } => {
             let view = probe::device_view(
                 &probe::probe_root(),
@@ -77,6 +83,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let text = serde_json::to_string(&view)?;
             println!("{text}");
             probe::write_termination_message(&termination_log, &text)?;
+            if let Some(d) = hold {
+                std::thread::sleep(d);
+            }
             Ok(if probe::view_matches(&view, expect) {
                 ExitCode::SUCCESS
             } else {

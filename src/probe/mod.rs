@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Image that carries the probe; cases use it unless `params.probeImage` says otherwise.
 pub const DEFAULT_PROBE_IMAGE: &str =
@@ -19,10 +19,11 @@ pub const ROOT_ENV: &str = "AICONFORM_PROBE_ROOT";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Accelerator devices visible to this process.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
     /// `/dev/nvidia<N>` device nodes, sorted.
+    #[serde(default)]
     pub devices: Vec<String>,
     /// `NVIDIA_VISIBLE_DEVICES` as the container runtime set it, if at all.
     #[serde(skip_serializing_if = "Option::is_none")]

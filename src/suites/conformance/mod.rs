@@ -67,11 +67,6 @@ case_fn!(
 case_fn!(inference_gateway, inference_gateway::inference_gateway_impl);
 case_fn!(robust_controller, robust_controller::robust_controller_impl);
 
-fn image(ctx: &CaseContext) -> String {
-    ctx.param::<String>("image")
-        .unwrap_or_else(|| DEFAULT_GPU_IMAGE.to_string())
-}
-
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
 fn probe_image(ctx: &CaseContext) -> String {
     ctx.param::<String>("probeImage")
