@@ -74,6 +74,13 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
     out
 }
 
+/// The 1.35 SHOULD case gpu-sharing, run after the MUST vector on the same cluster.
+async fn gpu_sharing(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec("gpu-sharing", json!({}), Duration::from_secs(90), true);
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -140,6 +147,14 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&healthy[6]).contains("the pool grew 0→1 nodes")
             && message(&healthy[6]).contains("shrank back to 0"),
         "{healthy:#?}"
+    );
+
+    let sharing = gpu_sharing(&client, "healthy").await;
+    assert_eq!(letter(&sharing), 'P', "{sharing:#?}");
+    assert!(
+        message(&sharing).contains("9 pods each requesting 1 nvidia.com/gpu.shared")
+            && message(&sharing).contains("shared at the same time: GPU-"),
+        "{sharing:#?}"
     );
 
     // Fault: the device-plugin DaemonSet's new pods never become ready.
@@ -304,6 +319,30 @@ async fn leaky_device_isolation_fails_only_secure_accelerator_access() {
             && m.contains("NVIDIA_VISIBLE_DEVICES=all")
             && m.contains("multi-container isolation FAILED")
             && m.contains("positive access FAILED"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn exclusive_gpu_replicas_fail_only_gpu_sharing() {
+    let test = "exclusive_gpu_replicas_fail_only_gpu_sharing";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--gpu-sharing-exclusive".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "exclusive").await;
+    assert_eq!(letters(&v), "PPPPPPP", "{v:#?}");
+    let sharing = gpu_sharing(&client, "exclusive").await;
+    assert_eq!(letter(&sharing), 'F', "{sharing:#?}");
+    let m = message(&sharing);
+    assert!(
+        m.contains("1 of 9 did not run with exactly one GPU")
+            && m.contains("UnexpectedAdmissionError"),
         "{m}"
     );
 }

@@ -7,6 +7,7 @@ mod ai_service_metrics;
 mod cluster_autoscaling;
 mod dra_support;
 mod gang_scheduling;
+mod gpu_sharing;
 mod inference_gateway;
 mod pod_autoscaling;
 mod robust_controller;
@@ -66,6 +67,7 @@ case_fn!(
 );
 case_fn!(inference_gateway, inference_gateway::inference_gateway_impl);
 case_fn!(robust_controller, robust_controller::robust_controller_impl);
+case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
 fn probe_image(ctx: &CaseContext) -> String {
