@@ -81,6 +81,18 @@ async fn gpu_sharing(client: &Client, prefix: &str) -> Outcome {
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
 }
 
+/// The 1.35 SHOULD case driver-runtime-management.
+async fn driver_runtime(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "driver-runtime-management",
+        json!({}),
+        Duration::from_secs(60),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -155,6 +167,14 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&sharing).contains("9 pods each requesting 1 nvidia.com/gpu.shared")
             && message(&sharing).contains("shared at the same time: GPU-"),
         "{sharing:#?}"
+    );
+
+    let driver = driver_runtime(&client, "healthy").await;
+    assert_eq!(letter(&driver), 'P', "{driver:#?}");
+    assert!(
+        message(&driver).contains("gpu-0: driver 550.127.05")
+            && message(&driver).contains("read as 550.127.05 from /sys/module/nvidia/version"),
+        "{driver:#?}"
     );
 
     // Fault: the device-plugin DaemonSet's new pods never become ready.
@@ -343,6 +363,31 @@ async fn exclusive_gpu_replicas_fail_only_gpu_sharing() {
     assert!(
         m.contains("1 of 9 did not run with exactly one GPU")
             && m.contains("UnexpectedAdmissionError"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn skewed_driver_fails_only_driver_runtime_management() {
+    let test = "skewed_driver_fails_only_driver_runtime_management";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--driver-version-skew".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "skew").await;
+    assert_eq!(letters(&v), "PPPPPPP", "{v:#?}");
+    assert_eq!(letter(&gpu_sharing(&client, "skew").await), 'P');
+    let driver = driver_runtime(&client, "skew").await;
+    assert_eq!(letter(&driver), 'F', "{driver:#?}");
+    let m = message(&driver);
+    assert!(
+        m.contains("2 of 2 GPU node(s) do not run what the platform reports")
+            && m.contains("reports driver 550.127.05, but a pod reads 535.183.01"),
         "{m}"
     );
 }

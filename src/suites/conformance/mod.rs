@@ -6,6 +6,7 @@ mod accelerator_metrics;
 mod ai_service_metrics;
 mod cluster_autoscaling;
 mod dra_support;
+mod driver_runtime_management;
 mod gang_scheduling;
 mod gpu_sharing;
 mod inference_gateway;
@@ -68,6 +69,10 @@ case_fn!(
 case_fn!(inference_gateway, inference_gateway::inference_gateway_impl);
 case_fn!(robust_controller, robust_controller::robust_controller_impl);
 case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
+case_fn!(
+    driver_runtime_management,
+    driver_runtime_management::driver_runtime_management_impl
+);
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
 fn probe_image(ctx: &CaseContext) -> String {

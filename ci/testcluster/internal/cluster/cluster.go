@@ -73,6 +73,8 @@ type Options struct {
 	LeakyDeviceIsolation bool
 	// GPUSharing: time-sliced replicas of the GPU nodes' GPUs.
 	GPUSharing sim.Sharing
+	// DriverVersionSkew: GPU nodes run another driver than they report (fault).
+	DriverVersionSkew bool
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -391,7 +393,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 			return err
 		}
 		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
-			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation})
+			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
+			DriverVersionSkew: o.DriverVersionSkew})
 		if err != nil {
 			return err
 		}

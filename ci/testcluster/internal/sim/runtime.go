@@ -41,6 +41,9 @@ type RuntimeOptions struct {
 	// LeakyDeviceIsolation gives every container every GPU of its node,
 	// whatever it was allocated (fault).
 	LeakyDeviceIsolation bool
+	// DriverVersionSkew installs another driver on the GPU nodes than the
+	// one their labels and ResourceSlices report (fault).
+	DriverVersionSkew bool
 }
 
 // slotHold is how long a process occupies a concurrency slot at most, so
@@ -468,7 +471,13 @@ func (rt *Runtime) nodeRoot(n *node) (string, error) {
 		rt.roots[n.name] = r
 	}
 	rt.mu.Unlock()
-	r.once.Do(func() { r.err = writeNodeTree(r.dir, nodeTree(n)) })
+	r.once.Do(func() {
+		files := nodeTree(n)
+		if rt.opts.DriverVersionSkew {
+			skewDriver(files)
+		}
+		r.err = writeNodeTree(r.dir, files)
+	})
 	return r.dir, r.err
 }
 

@@ -115,3 +115,20 @@ func TestRefusedAllocationFailsThePod(t *testing.T) {
 		t.Errorf("status %s %s %q", st.Phase, st.Reason, st.Message)
 	}
 }
+
+func TestDriverSkewChangesOnlyTheInstalledDriver(t *testing.T) {
+	s := testSim(t)
+	files := nodeTree(s.nodes["gpu-0"])
+	skewDriver(files)
+	if files["sys/module/nvidia/version"] != skewedDriverVersion+"\n" || !strings.Contains(files["proc/driver/nvidia/version"], skewedDriverVersion) {
+		t.Errorf("driver files %q %q", files["sys/module/nvidia/version"], files["proc/driver/nvidia/version"])
+	}
+	if l := s.desiredNode(s.nodes["gpu-0"]).Labels; l["nvidia.com/cuda.driver.major"] != "550" {
+		t.Errorf("labels still report the profile's driver: %v", l)
+	}
+	sys := nodeTree(s.nodes["system-0"])
+	skewDriver(sys)
+	if sys["sys/module/nvidia/version"] != "" {
+		t.Error("no driver on a node without GPUs")
+	}
+}
