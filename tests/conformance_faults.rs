@@ -5,8 +5,6 @@
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
 //! pod-autoscaling.
-//! secure-accelerator-access is `S` (not proven) on simulated nodes: they run no containers
-//! whose view of the devices it could judge.
 
 mod suites_support;
 
@@ -78,6 +76,25 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
     out
 }
 
+/// The 1.35 SHOULD case gpu-sharing, run after the MUST vector on the same cluster.
+async fn gpu_sharing(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec("gpu-sharing", json!({}), Duration::from_secs(90), true);
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
+/// The 1.35 SHOULD case driver-runtime-management.
+async fn driver_runtime(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "driver-runtime-management",
+        json!({}),
+        Duration::from_secs(60),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -112,7 +129,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPSPPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -125,6 +142,14 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&healthy[3]).contains("stayed entirely unbound")
             && message(&healthy[3]).contains("its Job completed"),
         "{healthy:#?}"
+    );
+    let secure = message(&healthy[4]);
+    assert!(
+        secure.contains("positive access: container gpu of pod positive-access")
+            && secure.contains("negative isolation: pod negative-isolation without a claim")
+            && secure.contains("sees no GPU device")
+            && secure.contains("its sibling unauthorized sees no GPU device"),
+        "{secure}"
     );
     assert!(
         message(&healthy[5])
@@ -141,6 +166,22 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&healthy[7]).contains("it scaled 1→2 and the new pod ran on an accelerator node")
             && message(&healthy[7]).contains("scaled back to 1"),
         "{healthy:#?}"
+    );
+
+    let sharing = gpu_sharing(&client, "healthy").await;
+    assert_eq!(letter(&sharing), 'P', "{sharing:#?}");
+    assert!(
+        message(&sharing).contains("9 pods each requesting 1 nvidia.com/gpu.shared")
+            && message(&sharing).contains("shared at the same time: GPU-"),
+        "{sharing:#?}"
+    );
+
+    let driver = driver_runtime(&client, "healthy").await;
+    assert_eq!(letter(&driver), 'P', "{driver:#?}");
+    assert!(
+        message(&driver).contains("gpu-0: driver 550.127.05")
+            && message(&driver).contains("read as 550.127.05 from /sys/module/nvidia/version"),
+        "{driver:#?}"
     );
 
     // Fault: the device-plugin DaemonSet's new pods never become ready.
@@ -168,7 +209,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPSPPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -204,7 +245,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPSPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -225,7 +266,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFSPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFPPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -252,7 +293,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFPP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -267,7 +308,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFPP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -283,7 +324,7 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPFP", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
@@ -297,11 +338,78 @@ async fn cluster_without_hpa_controller_fails_only_pod_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--no-hpa-controller"], "no-hpa").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPF", "{v:#?}");
     let m = message(&v[7]);
     assert!(
         m.contains("the HPA never read the metric")
             && m.contains("no HorizontalPodAutoscaler controller processed it"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn leaky_device_isolation_fails_only_secure_accelerator_access() {
+    let test = "leaky_device_isolation_fails_only_secure_accelerator_access";
+    let Some(v) = vector_with_fault(test, &["--leaky-device-isolation"], "leaky").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPFPPP", "{v:#?}");
+    let m = message(&v[4]);
+    assert!(
+        m.contains("negative isolation FAILED: pod negative-isolation without a claim")
+            && m.contains("sees /dev/nvidia0, /dev/nvidia1")
+            && m.contains("NVIDIA_VISIBLE_DEVICES=all")
+            && m.contains("multi-container isolation FAILED")
+            && m.contains("positive access FAILED"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn exclusive_gpu_replicas_fail_only_gpu_sharing() {
+    let test = "exclusive_gpu_replicas_fail_only_gpu_sharing";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--gpu-sharing-exclusive".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "exclusive").await;
+    assert_eq!(letters(&v), "PPPPPPPP", "{v:#?}");
+    let sharing = gpu_sharing(&client, "exclusive").await;
+    assert_eq!(letter(&sharing), 'F', "{sharing:#?}");
+    let m = message(&sharing);
+    assert!(
+        m.contains("1 of 9 did not run with exactly one GPU")
+            && m.contains("UnexpectedAdmissionError"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn skewed_driver_fails_only_driver_runtime_management() {
+    let test = "skewed_driver_fails_only_driver_runtime_management";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--driver-version-skew".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "skew").await;
+    assert_eq!(letters(&v), "PPPPPPPP", "{v:#?}");
+    assert_eq!(letter(&gpu_sharing(&client, "skew").await), 'P');
+    let driver = driver_runtime(&client, "skew").await;
+    assert_eq!(letter(&driver), 'F', "{driver:#?}");
+    let m = message(&driver);
+    assert!(
+        m.contains("2 of 2 GPU node(s) do not run what the platform reports")
+            && m.contains("reports driver 550.127.05, but a pod reads 535.183.01"),
         "{m}"
     );
 }

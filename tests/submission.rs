@@ -160,9 +160,12 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
         evidence.sort();
+        // One evidence file per requirement a case proves (gpu_sharing and
+        // driver_runtime_management from 1.35).
         let expected = match minor {
-            33..=35 => 9,
-            _ => 8,
+            33 | 34 => 9,
+            35 => 11,
+            _ => 10,
         };
         assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
         assert!(dir.join("README.md").is_file());
@@ -330,7 +333,11 @@ fn html_overview_has_one_row_per_requirement() {
     );
     assert!(row("robust_controller").contains("<td class=\"failed\">not implemented</td><td>conformance/robust-controller failed: 2 of 4 gang members"), "{}", row("robust_controller"));
     assert!(row("cluster_autoscaling").contains("<td>MUST (conditional)</td><td class=\"skipped\">not applicable</td><td>declared not applicable: on-prem"));
-    assert!(row("gpu_sharing").contains("<td>SHOULD</td><td class=\"skipped\">not run</td>"));
+    assert!(row("gpu_sharing").contains("<td>SHOULD</td><td class=\"passed\">implemented</td>"));
+    assert!(
+        row("virtualized_accelerator")
+            .contains("<td>SHOULD</td><td class=\"skipped\">not run</td>")
+    );
     assert!(html.contains("<h2>CNCF AI conformance 1.35</h2>"));
 }
 
@@ -545,7 +552,7 @@ fn should_not_run_stays_empty_and_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = write_submission(&report, tmp.path());
     let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
-    let i = text.find("id: gpu_sharing").unwrap();
+    let i = text.find("id: virtualized_accelerator").unwrap();
     let entry = &text[i..i + text[i..].find("- id:").unwrap()];
     assert!(
         entry.contains("status: \"\"")
@@ -556,17 +563,17 @@ fn should_not_run_stays_empty_and_passes() {
     assert!(check::check(&dir).passed());
     // With evidence but no status the program's CI refuses it.
     edit(&dir, |t| {
-        let j = t.find("id: gpu_sharing").unwrap();
+        let j = t.find("id: virtualized_accelerator").unwrap();
         let k = j + t[j..].find("evidence: []").unwrap();
         format!(
-            "{}evidence: [https://acme.example/sharing]{}",
+            "{}evidence: [https://acme.example/vgpu]{}",
             &t[..k],
             &t[k + "evidence: []".len()..]
         )
     });
     let r = check::check(&dir);
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    assert_eq!(r.problems[0].path, "spec.accelerators[2].status");
+    assert_eq!(r.problems[0].path, "spec.accelerators[3].status");
 }
 
 #[test]

@@ -136,10 +136,11 @@ async fn transports_from_nccl_debug_logs_against_the_recipe_fabric() {
     assert!(message(&got[10]).contains("not exercised on one node"));
 }
 
-/// Sources in order: no log and no cluster → skip; the env var; the embedded cluster's
-/// simulated nodes → skip. One test, because it sets a process-wide variable.
+/// Sources in order: no log and no cluster → skip; the env var; the cluster, where a recipe
+/// without an nccl-tests image fails naming it. One test, because it sets a process-wide
+/// variable.
 #[tokio::test]
-async fn fabric_sources_env_var_and_simulated_nodes() {
+async fn fabric_sources_env_var_and_cluster() {
     let recipe = Arc::new(recipe("gpu-operator"));
     let m = MetricsSink::default();
     let s = || spec("gdr-enabled", json!({}), Duration::from_secs(30), true);
@@ -163,7 +164,7 @@ async fn fabric_sources_env_var_and_simulated_nodes() {
         "{from_env:?}"
     );
 
-    let Some(cluster) = shared_or_skip("fabric_sources_env_var_and_simulated_nodes") else {
+    let Some(cluster) = shared_or_skip("fabric_sources_env_var_and_cluster") else {
         return;
     };
     let client = connect(&cluster.kubeconfig).await;
@@ -171,7 +172,7 @@ async fn fabric_sources_env_var_and_simulated_nodes() {
         let sp = spec(case, json!({}), Duration::from_secs(30), true);
         let o = run_case(Some(&client), &recipe, sp, "sim", &m).await;
         assert!(
-            matches!(&o, Outcome::Skipped { reason } if reason.starts_with("simulated GPU nodes (") && reason.contains("gpu-0")),
+            matches!(&o, Outcome::Failed { message } if message.starts_with("no nccl-tests image configured")),
             "{case}: {o:?}"
         );
     }

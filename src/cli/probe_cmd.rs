@@ -11,7 +11,8 @@ use aiconform::runner::suite::parse_duration;
 #[command(
     after_help = "Examples:\n  aiconform probe sleep 3s\n  aiconform probe devices --expect 1\n  \
     aiconform probe devices --expect 0 --termination-log /tmp/msg\n  \
-    aiconform probe gauge --configmap load --address 127.0.0.1 --port 8080"
+    aiconform probe gauge --configmap load --address 127.0.0.1 --port 8080\n  \
+    aiconform probe devices --expect 1 --hold 10s\n  aiconform probe driver"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -64,6 +65,18 @@ enum What {
         /// Where to write the termination message
         #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
         termination_log: PathBuf,
+        /// Keep running this long after reporting (`10s`), so that workloads sharing a
+        /// device are seen to run at the same time
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        hold: Option<std::time::Duration>,
+    },
+    /// Report the NVIDIA driver version of this node as the driver shows it
+    /// (/sys/module/nvidia/version or /proc/driver/nvidia/version; JSON on stdout and as the
+    /// termination message); exit 0 when a driver is loaded, 1 otherwise
+    Driver {
+        /// Where to write the termination message
+        #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
+        termination_log: PathBuf,
     },
 }
 
@@ -106,6 +119,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         What::Devices {
             expect,
             termination_log,
+            hold,
         } => {
             let view = probe::device_view(
                 &probe::probe_root(),
@@ -114,7 +128,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let text = serde_json::to_string(&view)?;
             println!("{text}");
             probe::write_termination_message(&termination_log, &text)?;
+            if let Some(d) = hold {
+                std::thread::sleep(d);
+            }
             Ok(if probe::view_matches(&view, expect) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        What::Driver { termination_log } => {
+            let view = probe::driver_view(&probe::probe_root());
+            let text = serde_json::to_string(&view)?;
+            println!("{text}");
+            probe::write_termination_message(&termination_log, &text)?;
+            Ok(if view.driver_version.is_some() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

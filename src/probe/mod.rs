@@ -7,7 +7,7 @@ pub mod gauge;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Image that carries the probe; cases use it unless `params.probeImage` says otherwise.
 pub const DEFAULT_PROBE_IMAGE: &str =
@@ -21,10 +21,11 @@ pub const ROOT_ENV: &str = "AICONFORM_PROBE_ROOT";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Accelerator devices visible to this process.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
     /// `/dev/nvidia<N>` device nodes, sorted.
+    #[serde(default)]
     pub devices: Vec<String>,
     /// `NVIDIA_VISIBLE_DEVICES` as the container runtime set it, if at all.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +65,59 @@ pub fn view_matches(view: &DeviceView, expect: Option<usize>) -> bool {
     match expect {
         Some(n) => view.devices.len() == n,
         None => !view.devices.is_empty(),
+    }
+}
+
+/// The NVIDIA kernel driver of the node this process runs on, as the driver reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverView {
+    /// `550.127.05`; absent when no NVIDIA driver is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+    /// The file it was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The version in the driver's `/proc/driver/nvidia/version` text
+/// (`NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.127.05  Tue Oct ...`).
+pub fn nvrm_version(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
+    let rest = &line[line.find("Kernel Module")? + "Kernel Module".len()..];
+    rest.split_whitespace()
+        .next()
+        .filter(|v| {
+            v.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+/// The loaded driver under `root`: `/sys/module/nvidia/version`, else the NVRM line of
+/// `/proc/driver/nvidia/version`.
+pub fn driver_view(root: &Path) -> DriverView {
+    let sys = "sys/module/nvidia/version";
+    if let Ok(v) = std::fs::read_to_string(root.join(sys)) {
+        let v = v.trim();
+        if !v.is_empty() {
+            return DriverView {
+                driver_version: Some(v.to_string()),
+                source: Some(format!("/{sys}")),
+            };
+        }
+    }
+    let proc = "proc/driver/nvidia/version";
+    match std::fs::read_to_string(root.join(proc))
+        .ok()
+        .as_deref()
+        .and_then(nvrm_version)
+    {
+        Some(v) => DriverView {
+            driver_version: Some(v),
+            source: Some(format!("/{proc}")),
+        },
+        None => DriverView::default(),
     }
 }
 
@@ -165,6 +219,37 @@ mod tests {
             "{m}"
         );
         task.abort();
+    }
+
+    #[test]
+    fn driver_version_from_sysfs_or_nvrm_line() {
+        assert_eq!(
+            nvrm_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.127.05  Tue Oct  8 03:22:07 UTC 2024\nGCC version: gcc 12\n")
+                .as_deref(),
+            Some("550.127.05")
+        );
+        assert_eq!(nvrm_version("NVRM version: garbage"), None);
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(driver_view(dir.path()), DriverView::default());
+        std::fs::create_dir_all(dir.path().join("proc/driver/nvidia")).expect("dir");
+        std::fs::write(
+            dir.path().join("proc/driver/nvidia/version"),
+            "NVRM version: NVIDIA UNIX Open Kernel Module  570.195.03  (x)\n",
+        )
+        .expect("write");
+        assert_eq!(
+            driver_view(dir.path()).driver_version.as_deref(),
+            Some("570.195.03")
+        );
+        std::fs::create_dir_all(dir.path().join("sys/module/nvidia")).expect("dir");
+        std::fs::write(dir.path().join("sys/module/nvidia/version"), "570.195.03\n")
+            .expect("write");
+        let v = driver_view(dir.path());
+        assert_eq!(v.source.as_deref(), Some("/sys/module/nvidia/version"));
+        assert_eq!(
+            serde_json::to_string(&v).expect("json"),
+            r#"{"driverVersion":"570.195.03","source":"/sys/module/nvidia/version"}"#
+        );
     }
 
     #[test]

@@ -25,7 +25,6 @@ use super::k8s::{
 use super::nccl::{self, Expectation, Fabric, Floors, NcclLog, Thresholds, TransportVerdict};
 use crate::runner::case::Series;
 use crate::runner::{CaseContext, Outcome};
-use crate::snapshot::cluster::is_simulated;
 
 /// Environment variable naming an existing nccl-tests output file to evaluate.
 pub const LOG_ENV: &str = "AICONFORM_NCCL_LOG";
@@ -201,17 +200,6 @@ async fn obtain_run(ctx: &CaseContext) -> anyhow::Result<Result<(NcclLog, String
         return Ok(Err(Outcome::failed(
             "no GPU nodes (no nvidia.com/gpu.present label or allocatable nvidia.com/gpu): nothing to run nccl-tests on",
         )));
-    }
-    let simulated: Vec<String> = gpu
-        .iter()
-        .filter(|n| is_simulated(n))
-        .map(|n| n.name_any())
-        .collect();
-    if !simulated.is_empty() {
-        return Ok(Err(Outcome::skipped(format!(
-            "simulated GPU nodes ({}): nccl-tests needs real GPUs and a real fabric; set params.logFile or {LOG_ENV} to evaluate an existing run",
-            simulated.join(", ")
-        ))));
     }
     // Both fabric cases judge the same run: run nccl-tests once per set of GPU nodes.
     let mut key: Vec<String> = gpu.iter().map(|n| n.name_any()).collect();

@@ -40,6 +40,11 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
         ("cluster-autoscaling", conformance::cluster_autoscaling),
         ("inference-gateway", conformance::inference_gateway),
         ("robust-controller", conformance::robust_controller),
+        ("gpu-sharing", conformance::gpu_sharing),
+        (
+            "driver-runtime-management",
+            conformance::driver_runtime_management,
+        ),
         // performance
         ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),
         ("gdr-enabled", fabric::gdr_enabled),

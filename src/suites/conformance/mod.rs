@@ -6,7 +6,9 @@ mod accelerator_metrics;
 mod ai_service_metrics;
 mod cluster_autoscaling;
 mod dra_support;
+mod driver_runtime_management;
 mod gang_scheduling;
+mod gpu_sharing;
 mod inference_gateway;
 mod pod_autoscaling;
 mod robust_controller;
@@ -66,11 +68,11 @@ case_fn!(
 );
 case_fn!(inference_gateway, inference_gateway::inference_gateway_impl);
 case_fn!(robust_controller, robust_controller::robust_controller_impl);
-
-fn image(ctx: &CaseContext) -> String {
-    ctx.param::<String>("image")
-        .unwrap_or_else(|| DEFAULT_GPU_IMAGE.to_string())
-}
+case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
+case_fn!(
+    driver_runtime_management,
+    driver_runtime_management::driver_runtime_management_impl
+);
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
 fn probe_image(ctx: &CaseContext) -> String {

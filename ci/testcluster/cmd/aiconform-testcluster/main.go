@@ -66,6 +66,10 @@ func run(args []string) int {
 		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 2 x CPUs, at least 4)")
 		images        = runImages{}
 	)
+	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")
+	sliceReplicas := fs.Int("gpu-time-slicing-replicas", 4, "advertise every GPU this many times as nvidia.com/gpu.shared (time-slicing; below 2: off)")
+	driverSkew := fs.Bool("driver-version-skew", false, "fault: GPU nodes run driver 535.183.01 while their labels and ResourceSlices report the profile's version")
+	sharingExclusive := fs.Bool("gpu-sharing-exclusive", false, "fault: time-sliced replicas are advertised but each GPU goes to one container at a time")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +117,9 @@ func run(args []string) int {
 
 		NoHPAController: *noHPA,
 		NoCustomMetrics: *noCustomMet,
+		LeakyDeviceIsolation: *leakyDevices,
+		GPUSharing:           sim.Sharing{Replicas: *sliceReplicas, Exclusive: *sharingExclusive},
+		DriverVersionSkew:    *driverSkew,
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -75,6 +75,12 @@ type Options struct {
 	NoHPAController bool
 	// NoCustomMetrics leaves the custom metrics API unserved.
 	NoCustomMetrics bool
+	// LeakyDeviceIsolation: containers see every GPU of their node (fault).
+	LeakyDeviceIsolation bool
+	// GPUSharing: time-sliced replicas of the GPU nodes' GPUs.
+	GPUSharing sim.Sharing
+	// DriverVersionSkew: GPU nodes run another driver than they report (fault).
+	DriverVersionSkew bool
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -390,13 +396,15 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		kubeletVersion = v.GitVersion
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	simulator.SetGPUSharing(o.GPUSharing)
 	if len(o.RunImages) > 0 {
 		ca, err := os.ReadFile(certs.CACert)
 		if err != nil {
 			return err
 		}
 		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
-			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca})
+			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
+			DriverVersionSkew: o.DriverVersionSkew})
 		if err != nil {
 			return err
 		}

@@ -74,7 +74,7 @@ func (s *Simulator) resourceSliceFor(n *node, owner *corev1.Node) *resourcev1.Re
 	for i := 0; i < g.Count; i++ {
 		attrs := map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{
 			"type":        strAttr("gpu"),
-			"uuid":        strAttr("GPU-" + uuidFrom("gpu", n.name, strconv.Itoa(i))),
+			"uuid":        strAttr(gpuUUID(n.name, i)),
 			"index":       {IntValue: ptr.To(int64(i))},
 			"minor":       {IntValue: ptr.To(int64(i))},
 			"productName": strAttr(firstNonEmpty(g.ProductName, g.Product)),
@@ -98,7 +98,7 @@ func (s *Simulator) resourceSliceFor(n *node, owner *corev1.Node) *resourcev1.Re
 			capacity["memory"] = resourcev1.DeviceCapacity{Value: *resource.NewQuantity(g.MemoryMiB*1024*1024, resource.BinarySI)}
 		}
 		devices = append(devices, resourcev1.Device{
-			Name:       fmt.Sprintf("gpu-%d", i),
+			Name:       gpuDeviceName(i),
 			Attributes: attrs,
 			Capacity:   capacity,
 		})

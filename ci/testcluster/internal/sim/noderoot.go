@@ -105,6 +105,9 @@ func nodeTree(n *node) map[string]string {
 			files["sys/module/nvidia/version"] = g.DriverVersion + "\n"
 			files["proc/driver/nvidia/version"] = fmt.Sprintf("NVRM version: NVIDIA UNIX Open Kernel Module  %s  (simulated)\n", g.DriverVersion)
 		}
+		for _, f := range nodeDeviceFiles(g) {
+			files[f] = ""
+		}
 		dev := gpuDeviceID(g)
 		for i := 0; i < g.Count; i++ {
 			d := "sys/bus/pci/devices/" + gpuPCIAddress(i) + "/"
@@ -158,3 +161,16 @@ func writeNodeTree(dir string, files map[string]string) error {
 // procOverlays are the files of the node tree bound over the container's own
 // /proc, so the container sees the simulated node's kernel like a real one.
 var procOverlays = []string{"sys/kernel/osrelease", "version", "cpuinfo", "modules"}
+
+// skewedDriverVersion is the driver a node really runs under the
+// driver-version-skew fault.
+const skewedDriverVersion = "535.183.01"
+
+// skewDriver replaces the driver version a GPU node's tree shows.
+func skewDriver(files map[string]string) {
+	if files["sys/module/nvidia/version"] == "" {
+		return
+	}
+	files["sys/module/nvidia/version"] = skewedDriverVersion + "\n"
+	files["proc/driver/nvidia/version"] = fmt.Sprintf("NVRM version: NVIDIA UNIX Open Kernel Module  %s  (simulated)\n", skewedDriverVersion)
+}

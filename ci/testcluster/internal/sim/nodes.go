@@ -61,6 +61,7 @@ type Simulator struct {
 	prof           *profile.Profile
 	kubeletVersion string
 	noDeviceClass  bool
+	sharing        Sharing
 
 	nodes map[string]*node
 	order []*node
@@ -144,6 +145,9 @@ func (s *Simulator) desiredNode(n *node) *corev1.Node {
 	labels["beta.kubernetes.io/os"] = "linux"
 	labels["beta.kubernetes.io/arch"] = arch
 	labels[LabelPool] = n.pool.Name
+	for k, v := range s.sharingLabels(n) {
+		labels[k] = v
+	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   n.name,
@@ -164,6 +168,7 @@ func (s *Simulator) desiredNode(n *node) *corev1.Node {
 func (s *Simulator) nodeStatus(n *node, old corev1.NodeStatus) corev1.NodeStatus {
 	now := metav1.Now()
 	rl := n.pool.ResourceList()
+	s.addSharedResources(n, rl)
 	kv := n.pool.NodeInfo.KubeletVersion
 	if kv == "" {
 		kv = s.kubeletVersion

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,12 @@ type RuntimeOptions struct {
 	// Server and CAData go into the kubeconfig of pods with credentials.
 	Server string
 	CAData []byte
+	// LeakyDeviceIsolation gives every container every GPU of its node,
+	// whatever it was allocated (fault).
+	LeakyDeviceIsolation bool
+	// DriverVersionSkew installs another driver on the GPU nodes than the
+	// one their labels and ResourceSlices report (fault).
+	DriverVersionSkew bool
 }
 
 // slotHold is how long a process occupies a concurrency slot at most, so
@@ -62,6 +69,7 @@ type Runtime struct {
 	closed bool
 	pods   map[string]*podRun // by namespace/name
 	roots  map[string]*nodeRootOnce
+	gpus   map[string]*gpuAllocator // by node name
 	wg     sync.WaitGroup
 }
 
@@ -94,7 +102,8 @@ type podRun struct {
 
 	mu      sync.Mutex
 	ctrs    map[string]*ctrState
-	failed  bool // an init container failed for good
+	failed  bool   // an init container failed for good
+	refused string // why the node refused the pod at admission
 	procs   map[string]*os.Process
 	podIP   string
 	hostIP  string
@@ -121,7 +130,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	return &Runtime{opts: opts, sem: make(chan struct{}, opts.Concurrency), isolated: os.Geteuid() == 0,
-		pods: map[string]*podRun{}, roots: map[string]*nodeRootOnce{}}, nil
+		pods: map[string]*podRun{}, roots: map[string]*nodeRootOnce{}, gpus: map[string]*gpuAllocator{}}, nil
 }
 
 // binaryFor returns the host binary of a mapped image.
@@ -247,9 +256,17 @@ func (rt *Runtime) runPod(ctx context.Context, pod *corev1.Pod, n *node, pr *pod
 		if ctx.Err() == nil {
 			klog.InfoS("sim runtime: pod setup failed", "pod", pr.key, "err", err)
 		}
+		var refused admissionError
+		if errors.As(err, &refused) {
+			pr.mu.Lock()
+			pr.failed, pr.refused = true, refused.msg
+			pr.mu.Unlock()
+			return
+		}
 		rt.failSetup(pr, pod, err)
 		return
 	}
+	defer rt.releaseDevices(pod, n)
 	policy := pod.Spec.RestartPolicy
 	var sidecars sync.WaitGroup
 	for i := range pod.Spec.InitContainers {
@@ -438,8 +455,11 @@ func readTail(file string, n int64) []byte {
 // podSetup is what every container of a pod shares.
 type podSetup struct {
 	nodeRoot   string
+	node       string
 	volumes    map[string]string // volume name -> host dir (or file for hostPath files)
 	kubeconfig string            // host path; empty without credentials
+	devices    map[string][]int  // container name -> GPU indices it sees
+	leaky      bool              // every container sees every GPU (fault)
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -451,7 +471,13 @@ func (rt *Runtime) nodeRoot(n *node) (string, error) {
 		rt.roots[n.name] = r
 	}
 	rt.mu.Unlock()
-	r.once.Do(func() { r.err = writeNodeTree(r.dir, nodeTree(n)) })
+	r.once.Do(func() {
+		files := nodeTree(n)
+		if rt.opts.DriverVersionSkew {
+			skewDriver(files)
+		}
+		r.err = writeNodeTree(r.dir, files)
+	})
 	return r.dir, r.err
 }
 
@@ -463,7 +489,10 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 	if err != nil {
 		return nil, fmt.Errorf("node root: %w", err)
 	}
-	setup := &podSetup{nodeRoot: root, volumes: map[string]string{}}
+	setup := &podSetup{nodeRoot: root, node: n.name, volumes: map[string]string{}, leaky: rt.opts.LeakyDeviceIsolation}
+	if setup.devices, err = rt.podDevices(ctx, pod, n); err != nil {
+		return nil, err
+	}
 	var token string
 	for _, v := range pod.Spec.Volumes {
 		dir := filepath.Join(pr.dir, "volumes", v.Name)
@@ -705,6 +734,9 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 			base["KUBECONFIG"] = setup.kubeconfig
 		}
 	}
+	if v := containerVisibleDevices(setup, c.Name); v != "" {
+		base["NVIDIA_VISIBLE_DEVICES"] = v
+	}
 	f := podFields{pod: pod, podIP: pr.podIP, hostIP: pr.hostIP}
 	env, vars, err := containerEnv(ctx, c, f, rt.sim.nodes[pod.Spec.NodeName].pool.ResourceList(), rt.env, base)
 	if err != nil {
@@ -774,8 +806,9 @@ func onlyTokenMounts(pod *corev1.Pod, c *corev1.Container) bool {
 var hostLibDirs = []string{"lib", "lib32", "lib64", "libx32", "usr/lib", "usr/lib32", "usr/lib64", "usr/libx32"}
 
 // containerMounts lays out the container filesystem: host libraries, the
-// binary, /proc and /sys showing the simulated node, a minimal /dev, /tmp,
-// the termination message file, the kubeconfig and the volume mounts.
+// binary, /proc and /sys showing the simulated node, a minimal /dev with the
+// device files of the container's GPUs, /tmp, the termination message file,
+// the kubeconfig and the volume mounts.
 func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFile string) ([]mountSpec, error) {
 	var ms []mountSpec
 	for _, d := range hostLibDirs {
@@ -821,6 +854,7 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
 		ms = append(ms, mountSpec{Kind: mountBind, Source: "/dev/" + d, Target: "/dev/" + d, File: true})
 	}
+	ms = append(ms, deviceMounts(setup.nodeRoot, setup.devices[c.Name])...)
 	msgPath := c.TerminationMessagePath
 	if msgPath == "" {
 		msgPath = "/dev/termination-log"
@@ -921,6 +955,9 @@ func (pr *podRun) status(pod *corev1.Pod, base *corev1.PodStatus, now time.Time)
 				st.ContainerStatuses[i].State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
 			}
 		}
+	}
+	if pr.refused != "" {
+		st.Reason, st.Message = "UnexpectedAdmissionError", "Allocate failed due to "+pr.refused+", which is unexpected"
 	}
 	setCondition(st, corev1.ContainersReady, ready, reason, mnow)
 	setCondition(st, corev1.PodReady, ready, reason, mnow)
