@@ -17,7 +17,9 @@ import (
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
+	"aiconform.dev/testcluster/internal/standin/dcgmexporter"
 	"aiconform.dev/testcluster/internal/standin/operator"
+	"aiconform.dev/testcluster/internal/standin/prometheus"
 )
 
 func main() {
@@ -48,6 +50,8 @@ func run(args []string) int {
 		noDeviceClass = fs.Bool("no-deviceclass", false, "do not create the gpu.nvidia.com DeviceClass")
 		opAdmitAll    = fs.Bool("operator-webhook-admits-all", false, "fault: the stand-in operator's admission webhook admits every ModelServer")
 		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
+		expFrozen     = fs.Bool("exporter-frozen", false, "fault: the stand-in DCGM exporter's numbers never change (devices idle whatever runs)")
+		monNoScrape   = fs.Bool("monitoring-no-scrape", false, "fault: the stand-in Prometheus answers queries but never scrapes")
 		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
 		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
 		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
@@ -108,6 +112,8 @@ func run(args []string) int {
 		RunConcurrency: *runConc,
 		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
+		DCGMExporter:   dcgmexporter.Options{Frozen: *expFrozen},
+		Monitoring:     prometheus.Options{NoScrape: *monNoScrape},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)
