@@ -3,7 +3,8 @@
 //! relevant cases is asserted.
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
-//! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling.
+//! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
+//! accelerator-metrics, ai-service-metrics.
 //! secure-accelerator-access is `S` (not proven) on simulated nodes: they run no containers
 //! whose view of the devices it could judge.
 
@@ -67,6 +68,18 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             Duration::from_secs(90),
             true,
         ),
+        spec(
+            "accelerator-metrics",
+            json!({"namespace": "gpu-operator", "changeWithinSeconds": 10}),
+            Duration::from_secs(40),
+            true,
+        ),
+        spec(
+            "ai-service-metrics",
+            json!({"scrapeInterval": "1s"}),
+            Duration::from_secs(30),
+            true,
+        ),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.
@@ -110,7 +123,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPSPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPSPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -133,6 +146,18 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     assert!(
         message(&healthy[6]).contains("the pool grew 0→1 nodes")
             && message(&healthy[6]).contains("shrank back to 0"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[7]).contains("scraped through the API server service proxy")
+            && message(&healthy[7]).contains("gpu-0: 8 GPUs")
+            && message(&healthy[7]).contains("utilization 0% → 97%")
+            && message(&healthy[7]).contains("attributed to healthy-accelerator-metrics/gpu-load"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[8]).contains("ServiceMonitor healthy-ai-service-metrics/aiconform-ai-service")
+            && message(&healthy[8]).contains("rising"),
         "{healthy:#?}"
     );
 
@@ -161,7 +186,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPSPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPSPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -197,7 +222,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPSPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPSPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -218,7 +243,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFSPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFSPPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -245,7 +270,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFPPP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -260,7 +285,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFPPP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -276,10 +301,41 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSPFPP", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn frozen_exporter_fails_only_accelerator_metrics() {
+    let test = "frozen_exporter_fails_only_accelerator_metrics";
+    let Some(v) = vector_with_fault(test, &["--exporter-frozen"], "frozen").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPSPPFP", "{v:#?}");
+    let m = message(&v[7]);
+    assert!(
+        m.contains("reports every GPU node")
+            && m.contains("do not follow the load")
+            && m.contains("no device changed"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn monitoring_that_never_scrapes_fails_only_ai_service_metrics() {
+    let test = "monitoring_that_never_scrapes_fails_only_ai_service_metrics";
+    let Some(v) = vector_with_fault(test, &["--monitoring-no-scrape"], "no-scrape").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPSPPPF", "{v:#?}");
+    let m = message(&v[8]);
+    assert!(
+        m.contains("answers queries but did not collect the service's metrics")
+            && m.contains("was not scraped"),
         "{m}"
     );
 }

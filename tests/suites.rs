@@ -445,6 +445,15 @@ async fn hand_written_status_passes_no_behavioural_case() {
             "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}})))
         .await
         .expect("prometheus");
+    // Its Service, with nothing behind it (the embedded cluster's own stand-in Prometheus, which
+    // really scrapes, is left out of this test by naming this Service).
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "monitoring");
+    create_or_exists(&services, json!({
+        "metadata": {"name": "prometheus-k8s", "labels": {"app.kubernetes.io/name": "prometheus"}},
+        "spec": {"selector": {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"},
+            "ports": [{"name": "web", "port": 9090}]}
+    }))
+    .await;
     dyn_api(gw, "GatewayClass", "gatewayclasses", None)
         .create(&PostParams::default(), &obj(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
@@ -536,7 +545,12 @@ async fn hand_written_status_passes_no_behavioural_case() {
         run_case(
             Some(&client),
             &recipe,
-            spec("ai-service-metrics", json!({}), t, false),
+            spec(
+                "ai-service-metrics",
+                json!({"prometheusService": "monitoring/prometheus-k8s:9090"}),
+                t,
+                true,
+            ),
             "stand-in",
             &m,
         )
@@ -587,7 +601,8 @@ async fn hand_written_status_passes_no_behavioural_case() {
     assert_eq!(letters, "FFPFF", "{cases:#?}");
     let msg = |i: usize| message(&cases[i]).to_string();
     assert!(
-        msg(0).contains("no Service exposes a Prometheus query API"),
+        msg(0).contains("no monitoring system answered a query")
+            && msg(0).contains("monitoring/prometheus-k8s:9090"),
         "{}",
         msg(0)
     );
