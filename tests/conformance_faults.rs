@@ -156,7 +156,8 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         "{healthy:#?}"
     );
     assert!(
-        message(&healthy[8]).contains("ServiceMonitor healthy-ai-service-metrics/aiconform-ai-service")
+        message(&healthy[8])
+            .contains("ServiceMonitor healthy-ai-service-metrics/aiconform-ai-service")
             && message(&healthy[8]).contains("rising"),
         "{healthy:#?}"
     );

@@ -447,7 +447,8 @@ async fn hand_written_status_passes_no_behavioural_case() {
         .expect("prometheus");
     // Its Service, with nothing behind it (the embedded cluster's own stand-in Prometheus, which
     // really scrapes, is left out of this test by naming this Service).
-    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "monitoring");
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "monitoring");
     create_or_exists(&services, json!({
         "metadata": {"name": "prometheus-k8s", "labels": {"app.kubernetes.io/name": "prometheus"}},
         "spec": {"selector": {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"},

@@ -116,9 +116,9 @@ pub fn coverage_problems(
             (Some(_), Some(n)) if complete < *n => out.push(format!(
                 "{node}: utilization and memory for {complete} of {n} GPUs"
             )),
-            (Some(_), None) if complete == 0 => {
-                out.push(format!("{node}: no device with both utilization and memory"))
-            }
+            (Some(_), None) if complete == 0 => out.push(format!(
+                "{node}: no device with both utilization and memory"
+            )),
             _ => {}
         }
     }
@@ -291,7 +291,9 @@ pub(super) async fn accelerator_metrics_impl(
     let (before, err) = scrape_nodes(&client, &path, &want, attempts, deadline).await?;
     let problems = coverage_problems(&expected, &before);
     if !problems.is_empty() {
-        let why = err.map(|e| format!("; last error: {e}")).unwrap_or_default();
+        let why = err
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
         return Ok(Outcome::failed(format!(
             "scraping {path} ({attempts} requests through the API server service proxy, {endpoints} endpoint(s)) does not give per-device utilization and memory for every GPU node: {}{why}",
             problems.join("; ")
@@ -336,19 +338,22 @@ pub(super) async fn accelerator_metrics_impl(
     let change_deadline = deadline.min(tokio::time::Instant::now() + within);
     let only = BTreeSet::from([node.clone()]);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last = format!("no scrape of {node} answered");
+    // The last judgement of a scrape of the node wins over a later scrape error.
+    let (mut judged, mut scrape_err) = (None, None);
     let verdict = loop {
         tick.tick().await;
         let (seen, err) = scrape_nodes(&client, &path, &only, attempts, change_deadline).await?;
         match seen.get(&node) {
             Some(after) => match utilization_change(&idle, after, &holder) {
                 Ok(m) => break Ok(m),
-                Err(e) => last = e,
+                Err(e) => judged = Some(e),
             },
-            None => last = err.unwrap_or(last),
+            None => scrape_err = err.or(scrape_err),
         }
         if tokio::time::Instant::now() >= change_deadline {
-            break Err(last);
+            break Err(judged
+                .or(scrape_err)
+                .unwrap_or_else(|| format!("no scrape of {node} answered")));
         }
     };
     let _ = pods
@@ -529,6 +534,9 @@ mod tests {
                 .contains("does not attribute")
         );
         let e = utilization_change(&idle, &idle, "ns/load").expect_err("idle");
-        assert!(e.contains("no device changed (utilization 0: 0%, 1: 0%)"), "{e}");
+        assert!(
+            e.contains("no device changed (utilization 0: 0%, 1: 0%)"),
+            "{e}"
+        );
     }
 }

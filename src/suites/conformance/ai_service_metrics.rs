@@ -130,7 +130,10 @@ pub fn selector_labels(
 ) -> BTreeMap<String, String> {
     prometheuses
         .iter()
-        .filter_map(|p| p.pointer(&format!("/spec/{selector}/matchLabels"))?.as_object())
+        .filter_map(|p| {
+            p.pointer(&format!("/spec/{selector}/matchLabels"))?
+                .as_object()
+        })
         .flat_map(|m| m.iter())
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect()
@@ -216,10 +219,17 @@ pub(super) async fn ai_service_metrics_impl(
         .param::<BTreeMap<String, String>>("monitorLabels")
         .unwrap_or_default();
     if served.contains("prometheuses.monitoring.coreos.com") {
-        let proms = dynamic_api(&client, "monitoring.coreos.com", "v1", "Prometheus", "prometheuses", None)
-            .list(&ListParams::default())
-            .await?
-            .items;
+        let proms = dynamic_api(
+            &client,
+            "monitoring.coreos.com",
+            "v1",
+            "Prometheus",
+            "prometheuses",
+            None,
+        )
+        .list(&ListParams::default())
+        .await?
+        .items;
         let specs: Vec<serde_json::Value> = proms.iter().map(|p| p.data.clone()).collect();
         let selector = if kind == "ServiceMonitor" {
             "serviceMonitorSelector"
@@ -239,7 +249,8 @@ pub(super) async fn ai_service_metrics_impl(
         p.and_then(|p| p.status.as_ref()?.phase.clone())
             .is_some_and(|ph| ph != "Pending")
     };
-    let waited = tokio::time::timeout_at(deadline, await_condition(pods.clone(), APP, running)).await;
+    let waited =
+        tokio::time::timeout_at(deadline, await_condition(pods.clone(), APP, running)).await;
     let pod = match waited {
         Ok(r) => r?,
         Err(_) => pods.get_opt(APP).await?,
@@ -273,10 +284,15 @@ pub(super) async fn ai_service_metrics_impl(
             break f;
         }
         if tokio::time::Instant::now() >= deadline {
-            let up = query(&client, &answering[0], &format!("up{{namespace=\"{ns}\"}}"), deadline)
-                .await
-                .map(|s| s.len())
-                .unwrap_or(0);
+            let up = query(
+                &client,
+                &answering[0],
+                &format!("up{{namespace=\"{ns}\"}}"),
+                deadline,
+            )
+            .await
+            .map(|s| s.len())
+            .unwrap_or(0);
             return Ok(Outcome::failed(format!(
                 "the monitoring system ({}) answers queries but did not collect the service's metrics within {}s: `{q}` returned no series ({up} `up` series in {ns}): the {kind} {ns}/{APP} was not scraped",
                 answering.join(", "),
@@ -363,7 +379,14 @@ async fn deploy_service(
                 "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": interval}]}),
         )
     };
-    let api = dynamic_api(client, "monitoring.coreos.com", "v1", kind, plural, Some(ns));
+    let api = dynamic_api(
+        client,
+        "monitoring.coreos.com",
+        "v1",
+        kind,
+        plural,
+        Some(ns),
+    );
     let obj: kube::core::DynamicObject = serde_json::from_value(json!({
         "apiVersion": "monitoring.coreos.com/v1", "kind": kind,
         "metadata": {"name": APP, "labels": monitor_labels}, "spec": spec}))?;
@@ -407,10 +430,7 @@ mod tests {
             selector_labels(&proms, "serviceMonitorSelector"),
             BTreeMap::from([("release".to_string(), "kps".to_string())])
         );
-        assert_eq!(
-            selector_labels(&proms, "podMonitorSelector")["team"],
-            "ml"
-        );
+        assert_eq!(selector_labels(&proms, "podMonitorSelector")["team"], "ml");
         assert!(selector_labels(&[], "serviceMonitorSelector").is_empty());
         let s = |v: f64| Series {
             labels: BTreeMap::new(),
