@@ -603,7 +603,8 @@ async fn hand_written_status_passes_no_behavioural_case() {
     let msg = |i: usize| message(&cases[i]).to_string();
     assert!(
         msg(0).contains("no monitoring system answered a query")
-            && msg(0).contains("monitoring/prometheus-k8s:9090"),
+            && msg(0)
+                .contains("monitoring/prometheus-k8s:9090: the Service has no ready endpoints"),
         "{}",
         msg(0)
     );

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::super::k8s::{case_namespace, create, dynamic_api, pod_state, served_resources};
-use super::{deadline, probe_image, secs};
+use super::{deadline, probe_image, secs, service_endpoints};
 use crate::runner::{CaseContext, Outcome};
 
 /// One series of an instant-query answer: its labels and value.
@@ -202,6 +202,14 @@ pub(super) async fn ai_service_metrics_impl(
     let mut answering = Vec::new();
     let mut problems = Vec::new();
     for ep in &endpoints {
+        let (ns, svc) = ep.split_once('/').unwrap_or(("default", ep));
+        let name = svc.split(':').next().unwrap_or(svc);
+        if service_endpoints(&client, ns, name).await? == 0 {
+            problems.push(format!(
+                "{ep}: the Service has no ready endpoints (nothing serves the query API)"
+            ));
+            continue;
+        }
         match query(&client, ep, "up", deadline).await {
             Ok(_) => answering.push(ep.clone()),
             Err(e) => problems.push(format!("{ep}: {e}")),
