@@ -190,6 +190,84 @@ pub fn utilization_change(
     }
 }
 
+/// Whether a held device's utilization moved once the workload ended: the devices attributed
+/// to `pod` while it ran (without attribution, any device) compared with a later scrape.
+pub fn utilization_release(
+    held: &BTreeMap<String, DeviceReading>,
+    after: &BTreeMap<String, DeviceReading>,
+    pod: &str,
+) -> Result<String, String> {
+    let ours: Vec<(&String, &DeviceReading)> = held
+        .iter()
+        .filter(|(_, r)| r.pod.as_deref() == Some(pod))
+        .collect();
+    let candidates = if ours.is_empty() {
+        held.iter().collect()
+    } else {
+        ours
+    };
+    for (g, h) in &candidates {
+        if let Some(a) = after.get(*g)
+            && a.util.is_some()
+            && a.util != h.util
+        {
+            return Ok(format!(
+                "{} utilization {}% while {pod} held it → {}% after it ended",
+                gpu_name(g, h),
+                num(h.util),
+                num(a.util)
+            ));
+        }
+    }
+    Err(format!(
+        "utilization stayed the same ({})",
+        candidates
+            .iter()
+            .map(|(g, r)| format!("{g}: {}%", num(r.util)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Scrape `node` every second until `judge` accepts its readings or `until` passes. Returns
+/// the verdict (the last judgement wins over a later scrape error) and the last readings.
+async fn watch_node(
+    client: &Client,
+    path: &str,
+    node: &str,
+    attempts: usize,
+    until: tokio::time::Instant,
+    judge: &(dyn Fn(&BTreeMap<String, DeviceReading>) -> Result<String, String> + Sync),
+) -> anyhow::Result<(
+    Result<String, String>,
+    Option<BTreeMap<String, DeviceReading>>,
+)> {
+    let only = BTreeSet::from([node.to_string()]);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (mut judged, mut scrape_err, mut last) = (None, None, None);
+    loop {
+        tick.tick().await;
+        let (mut seen, err) = scrape_nodes(client, path, &only, attempts, until).await?;
+        match seen.remove(node) {
+            Some(readings) => {
+                let verdict = judge(&readings);
+                last = Some(readings);
+                match verdict {
+                    Ok(m) => return Ok((Ok(m), last)),
+                    Err(e) => judged = Some(e),
+                }
+            }
+            None => scrape_err = err.or(scrape_err),
+        }
+        if tokio::time::Instant::now() >= until {
+            let e = judged
+                .or(scrape_err)
+                .unwrap_or_else(|| format!("no scrape of {node} answered"));
+            return Ok((Err(e), last));
+        }
+    }
+}
+
 /// Scrape through the service proxy until every node in `want` answered or `attempts` are
 /// used (each request reaches one endpoint). Returns the readings and the last error.
 async fn scrape_nodes(
@@ -336,32 +414,30 @@ pub(super) async fn accelerator_metrics_impl(
     let idle = before.get(&node).cloned().unwrap_or_default();
     let within = Duration::from_secs(ctx.param::<u64>("changeWithinSeconds").unwrap_or(60));
     let change_deadline = deadline.min(tokio::time::Instant::now() + within);
-    let only = BTreeSet::from([node.clone()]);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // The last judgement of a scrape of the node wins over a later scrape error.
-    let (mut judged, mut scrape_err) = (None, None);
-    let verdict = loop {
-        tick.tick().await;
-        let (seen, err) = scrape_nodes(&client, &path, &only, attempts, change_deadline).await?;
-        match seen.get(&node) {
-            Some(after) => match utilization_change(&idle, after, &holder) {
-                Ok(m) => break Ok(m),
-                Err(e) => judged = Some(e),
-            },
-            None => scrape_err = err.or(scrape_err),
-        }
-        if tokio::time::Instant::now() >= change_deadline {
-            break Err(judged
-                .or(scrape_err)
-                .unwrap_or_else(|| format!("no scrape of {node} answered")));
-        }
-    };
+    let (during, held) = watch_node(&client, &path, &node, attempts, change_deadline, &|after| {
+        utilization_change(&idle, after, &holder)
+    })
+    .await?;
     let _ = pods
         .delete(LOAD_POD, &DeleteParams::default().grace_period(0))
         .await;
+    // The device may have been busy before (another workload was ending): then the change
+    // shows when this one ends.
+    let verdict = match (during, held) {
+        (Ok(m), _) => Ok(m),
+        (Err(e), Some(held)) if tokio::time::Instant::now() < deadline => {
+            let until = deadline.min(tokio::time::Instant::now() + within);
+            let (released, _) = watch_node(&client, &path, &node, attempts, until, &|after| {
+                utilization_release(&held, after, &holder)
+            })
+            .await?;
+            released.map_err(|r| format!("{e}; and after it ended, {r}"))
+        }
+        (Err(e), _) => Err(e),
+    };
     Ok(match verdict {
         Ok(m) => Outcome::passed(format!(
-            "DCGM exporter {ns}/{name} scraped through the API server service proxy: utilization and memory per device on every GPU node ({coverage}); while {holder} held a GPU on {node}: {m}"
+            "DCGM exporter {ns}/{name} scraped through the API server service proxy: utilization and memory per device on every GPU node ({coverage}); {holder} held a GPU on {node}: {m}"
         )),
         Err(e) => Outcome::failed(format!(
             "DCGM exporter {ns}/{name} reports every GPU node ({coverage}), but its numbers do not follow the load: while {holder} held a GPU on {node} for {}s, {e}",
@@ -538,5 +614,22 @@ mod tests {
             e.contains("no device changed (utilization 0: 0%, 1: 0%)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn utilization_may_move_when_the_workload_ends() {
+        // Busy before (another workload), busy while held: the change shows at the end.
+        let held = scrape("gpu-0", &[97.0, 0.0], None);
+        let mut held = held["gpu-0"].clone();
+        held.get_mut("0").unwrap().pod = Some("ns/load".into());
+        let ended = scrape("gpu-0", &[0.0, 0.0], None).remove("gpu-0").unwrap();
+        let m = utilization_release(&held, &ended, "ns/load").expect("released");
+        assert_eq!(
+            m,
+            "GPU 0 (GPU-0) utilization 97% while ns/load held it → 0% after it ended"
+        );
+        let frozen = scrape("gpu-0", &[0.0, 0.0], None).remove("gpu-0").unwrap();
+        let e = utilization_release(&frozen, &frozen, "ns/load").expect_err("frozen");
+        assert_eq!(e, "utilization stayed the same (0: 0%, 1: 0%)");
     }
 }
