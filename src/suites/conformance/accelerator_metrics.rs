@@ -229,6 +229,9 @@ pub fn utilization_release(
     ))
 }
 
+/// A verdict on one node's device readings: why they show the load, or why not.
+type Judge<'a> = dyn Fn(&BTreeMap<String, DeviceReading>) -> Result<String, String> + Sync + 'a;
+
 /// Scrape `node` every second until `judge` accepts its readings or `until` passes. Returns
 /// the verdict (the last judgement wins over a later scrape error) and the last readings.
 async fn watch_node(
@@ -237,7 +240,7 @@ async fn watch_node(
     node: &str,
     attempts: usize,
     until: tokio::time::Instant,
-    judge: &(dyn Fn(&BTreeMap<String, DeviceReading>) -> Result<String, String> + Sync),
+    judge: &Judge<'_>,
 ) -> anyhow::Result<(
     Result<String, String>,
     Option<BTreeMap<String, DeviceReading>>,
