@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -54,6 +55,8 @@ type Options struct {
 
 type exporter struct {
 	opts   Options
+	mu     sync.Mutex
+	given  map[string]map[string][]int // node -> extended-resource assignment (see Assign)
 	pods   corelisters.PodLister
 	claims resourcelisters.ResourceClaimLister
 	slices resourcelisters.ResourceSliceLister
@@ -202,7 +205,14 @@ func (e *exporter) metrics(node string) (string, error) {
 		for _, c := range claimList {
 			claims[c.Namespace+"/"+c.Name] = c
 		}
-		holders = Assign(devices, pods, claims, Driver, Extended, node)
+		e.mu.Lock()
+		var given map[string][]int
+		holders, given = Assign(devices, pods, claims, Driver, Extended, node, e.given[node])
+		if e.given == nil {
+			e.given = map[string]map[string][]int{}
+		}
+		e.given[node] = given
+		e.mu.Unlock()
 	}
 	readings := map[int]Reading{}
 	for _, d := range devices {

@@ -81,7 +81,7 @@ func TestAssignFollowsClaimsAndExtendedResources(t *testing.T) {
 		withGPUs(pod("b", "elsewhere", "gpu-1", 0, corev1.PodRunning), 1),
 		dra,
 	}
-	held := Assign(devs, pods, claims, Driver, Extended, "gpu-0")
+	held, given := Assign(devs, pods, claims, Driver, Extended, "gpu-0", nil)
 	want := map[int]string{0: "a/dra", 1: "b/early", 2: "b/early", 3: "b/late"}
 	if len(held) != len(want) {
 		t.Fatalf("held %+v", held)
@@ -89,6 +89,20 @@ func TestAssignFollowsClaimsAndExtendedResources(t *testing.T) {
 	for i, w := range want {
 		if h := held[i]; h.Namespace+"/"+h.Pod != w || h.Container != "main" {
 			t.Errorf("device %d: %+v, want %s", i, h, w)
+		}
+	}
+	// Once the earlier pod ends, the later one keeps its device, as a device plugin's
+	// assignment does; a new pod gets the lowest free one.
+	pods[1].Status.Phase = corev1.PodSucceeded
+	newer := withGPUs(pod("b", "new", "gpu-0", 9, corev1.PodRunning), 1)
+	held, _ = Assign(devs, append(pods, newer), claims, Driver, Extended, "gpu-0", given)
+	want = map[int]string{0: "a/dra", 1: "b/new", 3: "b/late"}
+	if len(held) != len(want) {
+		t.Fatalf("after the early pod ended: %+v", held)
+	}
+	for i, w := range want {
+		if h := held[i]; h.Namespace+"/"+h.Pod != w {
+			t.Errorf("after the early pod ended, device %d: %+v, want %s", i, h, w)
 		}
 	}
 }

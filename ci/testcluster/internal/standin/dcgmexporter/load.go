@@ -58,9 +58,11 @@ func active(p *corev1.Pod) bool {
 // Assign maps device indices of node to the containers holding them:
 // devices of the pods' allocated ResourceClaims (driver, pool = node), then,
 // for containers that request the extended resource (nvidia.com/gpu), the
-// lowest free indices in pod creation order, as a device plugin hands them
-// out. claims are keyed namespace/name.
-func Assign(devices []Device, pods []*corev1.Pod, claims map[string]*resourcev1.ResourceClaim, driver, extended, node string) map[int]Holder {
+// devices they were given before (prev, by pod and container) and for new
+// ones the lowest free indices in pod creation order, as a device plugin
+// hands them out and keeps them. claims are keyed namespace/name. It returns
+// the holders and the extended-resource assignment to pass as prev next time.
+func Assign(devices []Device, pods []*corev1.Pod, claims map[string]*resourcev1.ResourceClaim, driver, extended, node string, prev map[string][]int) (map[int]Holder, map[string][]int) {
 	byName := map[string]int{}
 	for _, d := range devices {
 		byName[d.Name] = d.Index
@@ -93,28 +95,60 @@ func Assign(devices []Device, pods []*corev1.Pod, claims map[string]*resourcev1.
 			}
 		}
 	}
+	type want struct {
+		key string
+		h   Holder
+		n   int
+	}
+	var wants []want
 	for _, p := range running {
 		for _, c := range p.Spec.Containers {
 			q, ok := c.Resources.Limits[corev1.ResourceName(extended)]
 			if !ok {
 				q, ok = c.Resources.Requests[corev1.ResourceName(extended)]
 			}
-			if !ok {
-				continue
-			}
-			want := int(q.Value())
-			for _, d := range devices {
-				if want == 0 {
-					break
-				}
-				if _, taken := held[d.Index]; !taken {
-					held[d.Index] = Holder{Namespace: p.Namespace, Pod: p.Name, Container: c.Name}
-					want--
-				}
+			if ok && q.Value() > 0 {
+				wants = append(wants, want{p.Namespace + "/" + p.Name + "/" + string(p.UID) + "/" + c.Name, Holder{Namespace: p.Namespace, Pod: p.Name, Container: c.Name}, int(q.Value())})
 			}
 		}
 	}
-	return held
+	next := map[string][]int{}
+	known := map[int]bool{}
+	for _, d := range devices {
+		known[d.Index] = true
+	}
+	for _, w := range wants {
+		idx := prev[w.key]
+		keep := len(idx) == w.n
+		for _, i := range idx {
+			if _, taken := held[i]; taken || !known[i] {
+				keep = false
+			}
+		}
+		if keep {
+			for _, i := range idx {
+				held[i] = w.h
+			}
+			next[w.key] = idx
+		}
+	}
+	for _, w := range wants {
+		if _, done := next[w.key]; done {
+			continue
+		}
+		var idx []int
+		for _, d := range devices {
+			if len(idx) == w.n {
+				break
+			}
+			if _, taken := held[d.Index]; !taken {
+				held[d.Index] = w.h
+				idx = append(idx, d.Index)
+			}
+		}
+		next[w.key] = idx
+	}
+	return held, next
 }
 
 // claimName resolves a pod's claim entry to the ResourceClaim's name
