@@ -4,7 +4,7 @@
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
-//! pod-autoscaling.
+//! pod-autoscaling, accelerator-metrics, ai-service-metrics.
 
 mod suites_support;
 
@@ -67,6 +67,18 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             true,
         ),
         spec("pod-autoscaling", json!({}), Duration::from_secs(60), true),
+        spec(
+            "accelerator-metrics",
+            json!({"namespace": "gpu-operator", "changeWithinSeconds": 10}),
+            Duration::from_secs(40),
+            true,
+        ),
+        spec(
+            "ai-service-metrics",
+            json!({"scrapeInterval": "1s"}),
+            Duration::from_secs(30),
+            true,
+        ),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.
@@ -129,7 +141,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPPPPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPPPPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -183,6 +195,19 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
             && message(&driver).contains("read as 550.127.05 from /sys/module/nvidia/version"),
         "{driver:#?}"
     );
+    assert!(
+        message(&healthy[8]).contains("scraped through the API server service proxy")
+            && message(&healthy[8]).contains("gpu-0: 8 GPUs")
+            && message(&healthy[8]).contains("utilization 0% → 97%")
+            && message(&healthy[8]).contains("attributed to healthy-accelerator-metrics/gpu-load"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[9])
+            .contains("ServiceMonitor healthy-ai-service-metrics/aiconform-ai-service")
+            && message(&healthy[9]).contains("rising"),
+        "{healthy:#?}"
+    );
 
     // Fault: the device-plugin DaemonSet's new pods never become ready.
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), GPU_NS);
@@ -209,7 +234,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPPPPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPPPPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -245,7 +270,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPPPPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -266,7 +291,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFPPPPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -293,7 +318,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFPPPP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -308,7 +333,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFPPPP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -324,7 +349,7 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPFPPP", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
@@ -338,11 +363,27 @@ async fn cluster_without_hpa_controller_fails_only_pod_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--no-hpa-controller"], "no-hpa").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPFPP", "{v:#?}");
     let m = message(&v[7]);
     assert!(
         m.contains("the HPA never read the metric")
             && m.contains("no HorizontalPodAutoscaler controller processed it"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn frozen_exporter_fails_only_accelerator_metrics() {
+    let test = "frozen_exporter_fails_only_accelerator_metrics";
+    let Some(v) = vector_with_fault(test, &["--exporter-frozen"], "frozen").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPPPPFP", "{v:#?}");
+    let m = message(&v[8]);
+    assert!(
+        m.contains("reports every GPU node")
+            && m.contains("do not follow the load")
+            && m.contains("no device changed"),
         "{m}"
     );
 }
@@ -353,7 +394,7 @@ async fn leaky_device_isolation_fails_only_secure_accelerator_access() {
     let Some(v) = vector_with_fault(test, &["--leaky-device-isolation"], "leaky").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPFPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPFPPPPP", "{v:#?}");
     let m = message(&v[4]);
     assert!(
         m.contains("negative isolation FAILED: pod negative-isolation without a claim")
@@ -378,7 +419,7 @@ async fn exclusive_gpu_replicas_fail_only_gpu_sharing() {
     let client = connect(&cluster.kubeconfig).await;
     deploy_components(&client, GPU_NS).await;
     let v = vector(&client, "exclusive").await;
-    assert_eq!(letters(&v), "PPPPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPPPP", "{v:#?}");
     let sharing = gpu_sharing(&client, "exclusive").await;
     assert_eq!(letter(&sharing), 'F', "{sharing:#?}");
     let m = message(&sharing);
@@ -402,7 +443,7 @@ async fn skewed_driver_fails_only_driver_runtime_management() {
     let client = connect(&cluster.kubeconfig).await;
     deploy_components(&client, GPU_NS).await;
     let v = vector(&client, "skew").await;
-    assert_eq!(letters(&v), "PPPPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPPPP", "{v:#?}");
     assert_eq!(letter(&gpu_sharing(&client, "skew").await), 'P');
     let driver = driver_runtime(&client, "skew").await;
     assert_eq!(letter(&driver), 'F', "{driver:#?}");
@@ -410,6 +451,21 @@ async fn skewed_driver_fails_only_driver_runtime_management() {
     assert!(
         m.contains("2 of 2 GPU node(s) do not run what the platform reports")
             && m.contains("reports driver 550.127.05, but a pod reads 535.183.01"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn monitoring_that_never_scrapes_fails_only_ai_service_metrics() {
+    let test = "monitoring_that_never_scrapes_fails_only_ai_service_metrics";
+    let Some(v) = vector_with_fault(test, &["--monitoring-no-scrape"], "no-scrape").await else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPPPPPF", "{v:#?}");
+    let m = message(&v[9]);
+    assert!(
+        m.contains("answers queries but did not collect the service's metrics")
+            && m.contains("was not scraped"),
         "{m}"
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
 use aiconform::cluster::testing::shared_or_skip;
@@ -228,7 +228,12 @@ async fn read_only_cases_on_the_embedded_cluster() {
         run_case(
             Some(&client),
             &recipe,
-            spec("accelerator-metrics", json!({}), quick, false),
+            spec(
+                "accelerator-metrics",
+                json!({"exporter": "absent-exporter"}),
+                quick,
+                false,
+            ),
             "ro",
             &m,
         )
@@ -236,7 +241,12 @@ async fn read_only_cases_on_the_embedded_cluster() {
         run_case(
             Some(&client),
             &recipe,
-            spec("ai-service-metrics", json!({}), quick, false),
+            spec(
+                "ai-service-metrics",
+                json!({"prometheusService": "monitoring/absent-prometheus:9090"}),
+                quick,
+                false,
+            ),
             "ro",
             &m,
         )
@@ -287,8 +297,16 @@ async fn read_only_cases_on_the_embedded_cluster() {
         msg(2)
     );
     assert!(msg(3).contains("not part of recipe"), "{}", msg(3));
-    assert!(msg(4).contains("no DCGM exporter"), "{}", msg(4));
-    assert!(msg(5).contains("no monitor kinds are served"), "{}", msg(5));
+    assert!(
+        msg(4).contains("no DCGM exporter: no Service gpu-operator/absent-exporter"),
+        "{}",
+        msg(4)
+    );
+    assert!(
+        msg(5).contains("monitoring/absent-prometheus:9090: the Service has no ready endpoints"),
+        "{}",
+        msg(5)
+    );
     assert!(
         msg(6).contains("no autoscaled GPU node pool found"),
         "{}",
@@ -301,12 +319,13 @@ async fn read_only_cases_on_the_embedded_cluster() {
     );
     assert!(msg(8).contains("no operator under test"), "{}", msg(8));
 
-    // A DCGM exporter on simulated nodes: deployed, but it cannot be scraped → skip.
+    // An exporter deployed on the GPU nodes whose pods serve nothing: its Service has
+    // endpoints, but scraping them gives no per-device numbers.
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "gpu-operator");
     let exporter = serde_json::from_value(json!({
-        "metadata": {"name": "nvidia-dcgm-exporter"},
-        "spec": {"selector": {"matchLabels": {"app": "nvidia-dcgm-exporter"}},
-            "template": {"metadata": {"labels": {"app": "nvidia-dcgm-exporter"}},
+        "metadata": {"name": "silent-exporter"},
+        "spec": {"selector": {"matchLabels": {"app": "silent-exporter"}},
+            "template": {"metadata": {"labels": {"app": "silent-exporter"}},
                 "spec": {"nodeSelector": {"nvidia.com/gpu.present": "true"},
                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                     "containers": [{"name": "exporter", "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04",
@@ -318,8 +337,8 @@ async fn read_only_cases_on_the_embedded_cluster() {
         .expect("create exporter");
     let svc: Api<Service> = Api::namespaced(client.clone(), "gpu-operator");
     let service = serde_json::from_value(json!({
-        "metadata": {"name": "nvidia-dcgm-exporter"},
-        "spec": {"selector": {"app": "nvidia-dcgm-exporter"}, "ports": [{"name": "gpu-metrics", "port": 9400, "targetPort": 9400}]}
+        "metadata": {"name": "silent-exporter"},
+        "spec": {"selector": {"app": "silent-exporter"}, "ports": [{"name": "gpu-metrics", "port": 9400, "targetPort": 9400}]}
     }))
     .expect("svc");
     svc.create(&PostParams::default(), &service)
@@ -331,7 +350,7 @@ async fn read_only_cases_on_the_embedded_cluster() {
         |d: Option<&DaemonSet>| d.is_some_and(|d| aiconform::suites::health::daemonset(d).is_ok());
     tokio::time::timeout(
         Duration::from_secs(60),
-        kube::runtime::wait::await_condition(ds.clone(), "nvidia-dcgm-exporter", ready),
+        kube::runtime::wait::await_condition(ds.clone(), "silent-exporter", ready),
     )
     .await
     .expect("exporter ready")
@@ -339,15 +358,25 @@ async fn read_only_cases_on_the_embedded_cluster() {
     let o = run_case(
         Some(&client),
         &recipe,
-        spec("accelerator-metrics", json!({}), quick, false),
+        spec(
+            "accelerator-metrics",
+            json!({"exporter": "silent-exporter"}),
+            Duration::from_secs(15),
+            false,
+        ),
         "ro",
         &m,
     )
     .await;
     assert!(
-        matches!(&o, Outcome::Skipped { reason } if reason.contains("cannot be scraped") && reason.contains("simulated GPU nodes")),
+        matches!(&o, Outcome::Failed { message } if message.contains("does not give per-device utilization and memory for every GPU node")
+            && message.contains("gpu-0: no series with Hostname=gpu-0")),
         "{o:?}"
     );
+    let _ = ds.delete("silent-exporter", &DeleteParams::default()).await;
+    let _ = svc
+        .delete("silent-exporter", &DeleteParams::default())
+        .await;
 }
 
 /// Objects without the behaviour behind them (CRDs, objects whose status was written by hand,
@@ -440,6 +469,16 @@ async fn hand_written_status_passes_no_behavioural_case() {
             "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}})))
         .await
         .expect("prometheus");
+    // Its Service, with nothing behind it (the embedded cluster's own stand-in Prometheus, which
+    // really scrapes, is left out of this test by naming this Service).
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "monitoring");
+    create_or_exists(&services, json!({
+        "metadata": {"name": "prometheus-k8s", "labels": {"app.kubernetes.io/name": "prometheus"}},
+        "spec": {"selector": {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"},
+            "ports": [{"name": "web", "port": 9090}]}
+    }))
+    .await;
     dyn_api(gw, "GatewayClass", "gatewayclasses", None)
         .create(&PostParams::default(), &obj(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
@@ -531,7 +570,12 @@ async fn hand_written_status_passes_no_behavioural_case() {
         run_case(
             Some(&client),
             &recipe,
-            spec("ai-service-metrics", json!({}), t, false),
+            spec(
+                "ai-service-metrics",
+                json!({"prometheusService": "monitoring/prometheus-k8s:9090"}),
+                t,
+                true,
+            ),
             "stand-in",
             &m,
         )
@@ -582,7 +626,9 @@ async fn hand_written_status_passes_no_behavioural_case() {
     assert_eq!(letters, "FFPFF", "{cases:#?}");
     let msg = |i: usize| message(&cases[i]).to_string();
     assert!(
-        msg(0).contains("no Service exposes a Prometheus query API"),
+        msg(0).contains("no monitoring system answered a query")
+            && msg(0)
+                .contains("monitoring/prometheus-k8s:9090: the Service has no ready endpoints"),
         "{}",
         msg(0)
     );

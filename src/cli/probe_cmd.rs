@@ -33,6 +33,9 @@ enum What {
         name: String,
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Address to listen on (e.g. the pod's IP, from `status.podIP`)
+        #[arg(long, default_value = "0.0.0.0")]
+        address: std::net::IpAddr,
     },
     /// Serve a Prometheus gauge on PORT (`/metrics`) whose value follows a key of a
     /// ConfigMap in the pod's namespace (credentials from KUBECONFIG or in-cluster; needs
@@ -89,14 +92,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             rt.block_on(probe::sleep(duration));
             Ok(ExitCode::SUCCESS)
         }
-        What::Serve { name, port } => {
+        What::Serve {
+            name,
+            port,
+            address,
+        } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let l = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                let l = tokio::net::TcpListener::bind((address, port))
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on port {port}: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {address} port {port}: {e}"))?;
                 probe::serve(name, l).await?;
                 Ok::<_, anyhow::Error>(())
             })?;

@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod deployment;
+pub mod exposition;
 pub mod fabric;
 pub mod health;
 pub mod k8s;

@@ -17,7 +17,9 @@ import (
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
+	"aiconform.dev/testcluster/internal/standin/dcgmexporter"
 	"aiconform.dev/testcluster/internal/standin/operator"
+	"aiconform.dev/testcluster/internal/standin/prometheus"
 )
 
 func main() {
@@ -50,6 +52,8 @@ func run(args []string) int {
 		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
 		noHPA         = fs.Bool("no-hpa-controller", false, "fault: kube-controller-manager runs without the HorizontalPodAutoscaler controller")
 		noCustomMet   = fs.Bool("no-custom-metrics-api", false, "fault: do not serve custom.metrics.k8s.io (no APIService, no adapter)")
+		expFrozen     = fs.Bool("exporter-frozen", false, "fault: the stand-in DCGM exporter's numbers never change (devices idle whatever runs)")
+		monNoScrape   = fs.Bool("monitoring-no-scrape", false, "fault: the stand-in Prometheus answers queries but never scrapes")
 		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
 		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
 		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
@@ -115,11 +119,13 @@ func run(args []string) int {
 		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
 
-		NoHPAController: *noHPA,
-		NoCustomMetrics: *noCustomMet,
+		NoHPAController:      *noHPA,
+		NoCustomMetrics:      *noCustomMet,
 		LeakyDeviceIsolation: *leakyDevices,
 		GPUSharing:           sim.Sharing{Replicas: *sliceReplicas, Exclusive: *sharingExclusive},
 		DriverVersionSkew:    *driverSkew,
+		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
+		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

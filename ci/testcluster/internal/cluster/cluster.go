@@ -34,7 +34,9 @@ import (
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/custommetrics"
+	"aiconform.dev/testcluster/internal/standin/dcgmexporter"
 	"aiconform.dev/testcluster/internal/standin/operator"
+	"aiconform.dev/testcluster/internal/standin/prometheus"
 )
 
 // KubernetesVersion is the version of the embedded Kubernetes components
@@ -64,6 +66,10 @@ type Options struct {
 	ImageArchives  []string // OCI archives imported into the real node's runtime
 	// Operator selects faults of the stand-in AI operator.
 	Operator operator.Options
+	// DCGMExporter selects faults of the stand-in DCGM exporter.
+	DCGMExporter dcgmexporter.Options
+	// Monitoring selects faults of the stand-in Prometheus.
+	Monitoring prometheus.Options
 	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
 	GPUPool autoscaler.PoolOptions
 	// RunImages maps image repositories to host binaries the simulated
@@ -412,6 +418,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		// Runs after the components are cancelled (defers run last-in first-out).
 		defer rt.Shutdown()
 	}
+	if err := simulator.EnablePodNetwork(ctx); err != nil {
+		o.progress("pod addresses on loopback (Services of simulated pods get no endpoints): %v", err)
+	}
 	burst, hasBurst := autoscaler.BurstPool(prof)
 	var burstSlots []string
 	if hasBurst && o.GPUPool.Max > 0 {
@@ -475,6 +484,18 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}); err != nil {
 			return err
 		}
+	}
+
+	if err := step("installing the stand-in DCGM exporter", func(ctx context.Context) error {
+		return dcgmexporter.Run(compCtx, client, o.DCGMExporter)
+	}); err != nil {
+		return err
+	}
+
+	if err := step("installing the stand-in Prometheus", func(ctx context.Context) error {
+		return prometheus.Run(compCtx, restCfg, o.Monitoring)
+	}); err != nil {
+		return err
 	}
 
 	if err := step("waiting for cluster readiness", func(ctx context.Context) error {

@@ -68,6 +68,7 @@ type Simulator struct {
 	boot  time.Time
 
 	rt     *Runtime        // nil: no process runtime (containers are only simulated)
+	podNet *podNetwork     // nil: pod addresses on loopback (see EnablePodNetwork)
 	runCtx context.Context // lifetime of runtime processes
 }
 
@@ -97,10 +98,10 @@ func New(client kubernetes.Interface, prof *profile.Profile, kubeletVersion stri
 	return s
 }
 
-// Node IPs and pod IPs are deliberately in 127.0.0.0/8: nothing listens
-// there, and anything the apiserver might dial (logs/exec go to the node
-// address) stays on loopback. Node i is 127.1.<i/250>.<i%250+1>, its pods get
-// addresses from 127.<16+i>.0.0/16.
+// Node IPs are deliberately in 127.0.0.0/8: nothing listens there, and
+// anything the apiserver might dial (logs/exec go to the node address) stays
+// on loopback. Node i is 127.1.<i/250>.<i%250+1>; its pods get addresses
+// from PodCIDR (see EnablePodNetwork), else from 127.<16+i>.0.0/16.
 func nodeIP(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) }
 
 func (n *node) allocPodIP() string {

@@ -207,7 +207,7 @@ func (s *Simulator) runningStatus(n *node, pod *corev1.Pod, now time.Time) *core
 	st.HostIP = n.ip
 	st.HostIPs = []corev1.HostIP{{IP: n.ip}}
 	if st.PodIP == "" {
-		ip := n.allocPodIP()
+		ip := s.allocPodIP(n)
 		if pod.Spec.HostNetwork {
 			ip = n.ip
 		}

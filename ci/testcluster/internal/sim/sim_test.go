@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -125,5 +126,26 @@ func TestPodIPsUnique(t *testing.T) {
 			}
 			seen[ip] = true
 		}
+	}
+}
+
+func TestPodNetworkAddresses(t *testing.T) {
+	p := &podNetwork{base: 198<<24 | 18<<16, salt: 255}
+	seen := map[string]bool{}
+	for node := 0; node < 3; node++ {
+		for n := 1; n <= podBlockSize-2; n++ {
+			a := p.addr(node, n)
+			ip := net.ParseIP(a).To4()
+			if ip == nil || ip[0] != 198 || ip[1] < 18 || ip[1] > 19 || seen[a] {
+				t.Fatalf("node %d n %d: %s (dup %v)", node, n, a, seen[a])
+			}
+			seen[a] = true
+		}
+	}
+	if a := p.addr(0, 1); a != "198.19.254.1" {
+		t.Errorf("salted block of node 0: %s", a)
+	}
+	if a := p.addr(1, 1); a != "198.18.0.1" {
+		t.Errorf("block wraps around: %s", a)
 	}
 }
