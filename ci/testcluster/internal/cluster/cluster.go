@@ -289,7 +289,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err != nil {
 		return err
 	}
-	restCfg.QPS, restCfg.Burst = 200, 400
+	// The simulator alone renews a lease per node every 10 s.
+	restCfg.QPS, restCfg.Burst = 1000, 2000
 	restCfg.UserAgent = "aiconform-testcluster"
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
@@ -403,7 +404,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 	simulator.RunHeartbeats(compCtx)
-	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 4) }); err != nil {
+	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 16) }); err != nil {
 		return err
 	}
 	dyn, err := dynamic.NewForConfig(restCfg)
