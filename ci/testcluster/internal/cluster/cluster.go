@@ -175,10 +175,11 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return fmt.Errorf("generating certificates: %w", err)
 	}
 
-	listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port))
+	loopback, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port))
 	if err != nil {
 		return fmt.Errorf("apiserver listener: %w", err)
 	}
+	listener := newMultiListener(loopback)
 	port := listener.Addr().(*net.TCPAddr).Port
 	server := fmt.Sprintf("https://127.0.0.1:%d", port)
 	adminKubeconfig := filepath.Join(dataDir, "admin.kubeconfig")
@@ -425,7 +426,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 
 	var rn *realnode.Node
 	if err := step("starting the real node", func(ctx context.Context) (err error) {
-		rn, err = startRealNode(ctx, &o, certs, server, dataDir, client)
+		rn, err = startRealNode(ctx, &o, certs, server, dataDir, client, listener, net.JoinHostPort(svcIP.String(), "443"))
 		return err
 	}); err != nil {
 		return err
