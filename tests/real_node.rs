@@ -214,7 +214,6 @@ fn host(path: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "agents report through the API server (a ConfigMap per node), which pods on the real node cannot reach yet: the API server listens on 127.0.0.1 only and nothing serves the kubernetes Service ClusterIP there"]
 async fn snapshot_agent_reads_this_machine_from_its_container() {
     let Some(c) = cluster("snapshot_agent_reads_this_machine_from_its_container") else {
         return;

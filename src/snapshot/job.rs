@@ -26,7 +26,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount, Taint, Toleration};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -45,6 +45,8 @@ pub const NODE_ANNOTATION: &str = "aiconform.dev/node";
 /// Key of the agent's JSON report in its ConfigMap.
 pub const REPORT_KEY: &str = "report.json";
 const SERVICE_ACCOUNT: &str = "aiconform-agent";
+/// Bound of the one list that settles agents whose report the watch has not delivered.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 const GPU_RESOURCE: &str = "nvidia.com/gpu";
 /// Waiting reasons after which a pod will not start without a change to its spec.
 const FATAL_WAITING: &[&str] = &[
@@ -708,6 +710,60 @@ enum Event {
     CreateFailed(usize, String),
 }
 
+/// The outcome an agent's ConfigMap gives.
+fn outcome_of(cm: &ConfigMap, node: &str) -> AgentOutcome {
+    match report_from_configmap(cm, node) {
+        Ok(report) => AgentOutcome::Collected {
+            report: Box::new(report),
+        },
+        Err(reason) => AgentOutcome::Unavailable { reason },
+    }
+}
+
+/// Settle agents that exited 0 but whose report has not come through the watch: one list
+/// of the reports (bounded by [`SETTLE_TIMEOUT`]) rather than a read per agent.
+async fn settle_exited(
+    cms: &Api<ConfigMap>,
+    selector: &str,
+    nodes: &[&str],
+    exited: &mut BTreeMap<usize, Box<Pod>>,
+    done: &mut BTreeMap<usize, AgentOutcome>,
+) {
+    if exited.is_empty() {
+        return;
+    }
+    let listed = tokio::time::timeout(
+        SETTLE_TIMEOUT,
+        cms.list(&ListParams::default().labels(selector)),
+    )
+    .await;
+    let mut reports: BTreeMap<usize, ConfigMap> = BTreeMap::new();
+    let error = match listed {
+        Ok(Ok(list)) => {
+            for cm in list.items {
+                if let Some(i) = index_of(cm.metadata.name.as_deref(), nodes.len()) {
+                    reports.insert(i, cm);
+                }
+            }
+            None
+        }
+        Ok(Err(e)) => Some(super::kube_message(&e)),
+        Err(_) => Some(format!("no answer within {}s", SETTLE_TIMEOUT.as_secs())),
+    };
+    for (i, pod) in std::mem::take(exited) {
+        let outcome = match (reports.get(&i), &error) {
+            (Some(cm), _) => outcome_of(cm, nodes[i]),
+            (None, None) => AgentOutcome::Unavailable {
+                reason: format!("{} but wrote no report", pod_failure(&pod)),
+            },
+            (None, Some(e)) => AgentOutcome::Unavailable {
+                reason: format!("cannot read the agent report: {e}"),
+            },
+        };
+        done.insert(i, outcome);
+    }
+}
+
 async fn run_in_namespace(
     client: &kube::Client,
     namespace: &str,
@@ -771,8 +827,16 @@ async fn run_in_namespace(
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let mut done: BTreeMap<usize, AgentOutcome> = BTreeMap::new();
     let mut last_state: BTreeMap<usize, String> = BTreeMap::new();
+    // Agents that exited 0 before their report came through the ConfigMap watch (the two
+    // watches are not ordered with respect to each other).
+    let mut exited: BTreeMap<usize, Box<Pod>> = BTreeMap::new();
     let mut reported_tenths = 0;
     while done.len() < nodes.len() {
+        if !exited.is_empty() && done.len() + exited.len() == nodes.len() {
+            // Everything else is settled: one list finds the reports still in flight.
+            settle_exited(&cms, &selector, nodes, &mut exited, &mut done).await;
+            break;
+        }
         let event = match tokio::time::timeout_at(deadline, events.try_next()).await {
             Err(_) => break,
             Ok(Ok(Some(e))) => e,
@@ -791,19 +855,14 @@ async fn run_in_namespace(
                 let Some(i) = index_of(cm.metadata.name.as_deref(), nodes.len()) else {
                     continue;
                 };
-                let outcome = match report_from_configmap(&cm, nodes[i]) {
-                    Ok(report) => AgentOutcome::Collected {
-                        report: Box::new(report),
-                    },
-                    Err(reason) => AgentOutcome::Unavailable { reason },
-                };
-                done.insert(i, outcome);
+                exited.remove(&i);
+                done.insert(i, outcome_of(&cm, nodes[i]));
             }
             Event::Pod(pod) => {
                 let Some(i) = index_of(pod.metadata.name.as_deref(), nodes.len()) else {
                     continue;
                 };
-                if done.contains_key(&i) {
+                if done.contains_key(&i) || exited.contains_key(&i) {
                     continue;
                 }
                 last_state.insert(i, pod_state(&pod));
@@ -816,26 +875,8 @@ async fn run_in_namespace(
                             },
                         );
                     }
-                    // The report watch may lag behind the pod's: look the report up.
                     Some("Succeeded") => {
-                        let outcome = match cms.get_opt(&agent_name(i)).await {
-                            Ok(Some(cm)) => match report_from_configmap(&cm, nodes[i]) {
-                                Ok(report) => AgentOutcome::Collected {
-                                    report: Box::new(report),
-                                },
-                                Err(reason) => AgentOutcome::Unavailable { reason },
-                            },
-                            Ok(None) => AgentOutcome::Unavailable {
-                                reason: format!("{} but wrote no report", pod_failure(&pod)),
-                            },
-                            Err(e) => AgentOutcome::Unavailable {
-                                reason: format!(
-                                    "cannot read the agent report: {}",
-                                    super::kube_message(&e)
-                                ),
-                            },
-                        };
-                        done.insert(i, outcome);
+                        exited.insert(i, pod);
                     }
                     _ => {
                         if let Some(reason) = fatal_waiting(&pod) {
@@ -852,6 +893,7 @@ async fn run_in_namespace(
         }
     }
 
+    settle_exited(&cms, &selector, nodes, &mut exited, &mut done).await;
     let mut out = BTreeMap::new();
     for (i, node) in nodes.iter().enumerate() {
         let outcome = done

@@ -67,7 +67,7 @@ func run(args []string) int {
 		realNode      = fs.String("real-node", "auto", "a kubelet-backed node beside the simulated ones: auto (when the machine can run it), on, off")
 		realNodeBins  = fs.String("real-node-bin-dir", "", "directory with kubelet and pause-image.tar (default: this executable's directory)")
 		archives      stringList
-		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 2 x CPUs, at least 4)")
+		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 8 x CPUs, at least 32)")
 		images        = runImages{}
 	)
 	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")

@@ -193,10 +193,11 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return fmt.Errorf("generating certificates: %w", err)
 	}
 
-	listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port))
+	loopback, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port))
 	if err != nil {
 		return fmt.Errorf("apiserver listener: %w", err)
 	}
+	listener := newMultiListener(loopback)
 	port := listener.Addr().(*net.TCPAddr).Port
 	server := fmt.Sprintf("https://127.0.0.1:%d", port)
 	adminKubeconfig := filepath.Join(dataDir, "admin.kubeconfig")
@@ -307,7 +308,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err != nil {
 		return err
 	}
-	restCfg.QPS, restCfg.Burst = 200, 400
+	// The simulator alone renews a lease per node every 10 s.
+	restCfg.QPS, restCfg.Burst = 1000, 2000
 	restCfg.UserAgent = "aiconform-testcluster"
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
@@ -430,7 +432,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 	simulator.RunHeartbeats(compCtx)
-	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 4) }); err != nil {
+	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 16) }); err != nil {
 		return err
 	}
 	dyn, err := dynamic.NewForConfig(restCfg)
@@ -451,7 +453,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 
 	var rn *realnode.Node
 	if err := step("starting the real node", func(ctx context.Context) (err error) {
-		rn, err = startRealNode(ctx, &o, certs, server, dataDir, client)
+		rn, err = startRealNode(ctx, &o, certs, server, dataDir, client, listener, net.JoinHostPort(svcIP.String(), "443"))
 		return err
 	}); err != nil {
 		return err

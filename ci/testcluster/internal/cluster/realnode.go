@@ -24,7 +24,10 @@ const realNodeStatusFile = "real-node"
 // startRealNode starts the real node per o.RealNode ("auto", "on", "off").
 // With "auto" a machine that cannot run it gets a one-line reason and the
 // cluster starts without it; with "on" that is an error.
-func startRealNode(ctx context.Context, o *Options, certs *pki.Files, server, dataDir string, client kubernetes.Interface) (*realnode.Node, error) {
+// The API server also serves on the node's bridge gateway (through api) so
+// its pods reach it through the kubernetes Service at svcAddr.
+func startRealNode(ctx context.Context, o *Options, certs *pki.Files, server, dataDir string, client kubernetes.Interface,
+	api *multiListener, svcAddr string) (*realnode.Node, error) {
 	report := func(line string) {
 		line = "REAL-NODE " + strings.Join(strings.Fields(line), " ")
 		_ = os.WriteFile(filepath.Join(dataDir, realNodeStatusFile), []byte(line+"\n"), 0o644)
@@ -58,6 +61,11 @@ func startRealNode(ctx context.Context, o *Options, certs *pki.Files, server, da
 		CAKey:         certs.CAKey,
 		LogDir:        logDir,
 		Progress:      o.progress,
+		ServiceAddr:   svcAddr,
+		ServeAPI: func(ip string) (int, func(), error) {
+			port, err := api.Listen(ip)
+			return port, func() { api.Unlisten(ip) }, err
+		},
 	}
 	if err := realnode.Check(ropts); err != nil {
 		report("off: " + err.Error())

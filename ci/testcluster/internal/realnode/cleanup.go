@@ -47,10 +47,12 @@ func CleanupStale() {
 
 // teardown removes everything that can remain of a run once its pods are gone
 // (or could not be removed): processes (kubelet, containerd, shims and their
-// containers), mounts under dir, the bridge and dir itself.
+// containers), mounts under dir, the kubernetes Service rules, the bridge and
+// dir itself.
 func teardown(dir, bridge string) {
 	killProcessesUsing(dir, true)
 	unmountUnder(dir)
+	removeService(bridge)
 	if bridge != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, err := os.Stat("/sys/class/net/" + bridge); err == nil {

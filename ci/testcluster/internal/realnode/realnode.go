@@ -4,9 +4,10 @@
 // host-local IPAM; a locally built pause image). Pods scheduled there really
 // run, so logs, exec, probes and pod IPs work through the API server.
 //
-// Everything lives under /var/lib/aiconform-realnode/<pid> and one bridge
-// interface. Stop removes all of it (pods via CRI, processes, mounts, the
-// bridge); a run that crashed is cleaned up by the next Start.
+// Everything lives under /var/lib/aiconform-realnode/<pid>, one bridge
+// interface and one iptables nat chain (the kubernetes Service for the
+// node's pods). Stop removes all of it (pods via CRI, processes, mounts, the
+// chain, the bridge); a run that crashed is cleaned up by the next Start.
 package realnode
 
 import (
@@ -54,6 +55,12 @@ type Options struct {
 	LogDir         string   // kubelet.log and containerd.log go here
 	Progress       func(format string, args ...interface{})
 	StartupTimeout time.Duration
+	// ServiceAddr is the kubernetes Service (ClusterIP:port) and ServeAPI
+	// serves the API server on another address (the bridge gateway),
+	// returning its port and how to stop; with both, the node's pods reach
+	// the API server through the Service (see setupService).
+	ServiceAddr string
+	ServeAPI    func(ip string) (port int, stop func(), err error)
 }
 
 // Check returns nil when this machine can run the real node, or the reason it cannot.
@@ -73,7 +80,7 @@ func Check(o Options) error {
 		}
 	}
 	var missing []string
-	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip"} {
+	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip", "iptables"} {
 		if _, err := exec.LookPath(b); err != nil {
 			missing = append(missing, b)
 		}
@@ -82,7 +89,7 @@ func Check(o Options) error {
 		missing = append(missing, err.Error())
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s (Debian packages containerd, runc, containernetworking-plugins, iproute2; ci/install-deps.sh installs them)", strings.Join(missing, ", "))
+		return fmt.Errorf("missing %s (Debian packages containerd, runc, containernetworking-plugins, iproute2, iptables; ci/install-deps.sh installs them)", strings.Join(missing, ", "))
 	}
 	if _, err := os.Stat("/sys/fs/cgroup"); err != nil {
 		return fmt.Errorf("no cgroup filesystem at /sys/fs/cgroup")
@@ -116,6 +123,8 @@ type Node struct {
 	containerd *exec.Cmd
 	kubelet    *exec.Cmd
 	exited     chan string
+	// stopServing stops the API server's listener on the bridge gateway.
+	stopServing func()
 }
 
 // Name of the node.
@@ -156,6 +165,9 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	if err := n.setupBridge(); err != nil {
 		return n, fmt.Errorf("bridge: %w", err)
+	}
+	if err := n.setupService(ctx); err != nil {
+		return n, fmt.Errorf("kubernetes Service: %w", err)
 	}
 	if err := n.startContainerd(ctx); err != nil {
 		return n, fmt.Errorf("containerd: %w", err)
@@ -289,6 +301,9 @@ func (n *Node) Stop() {
 	}
 	stopProcess(n.containerd, 10*time.Second)
 	teardown(n.dir, n.bridge)
+	if n.stopServing != nil {
+		n.stopServing()
+	}
 	klog.InfoS("realnode: stopped", "node", n.o.Name, "elapsed", time.Since(start))
 }
 

@@ -128,13 +128,24 @@ func (n *Node) cniConfig() string {
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": %q, "gateway": %q}]],
+        "routes": %s,
         "dataDir": %q
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, n.bridge, n.subnet, n.nodeIP, filepath.Join(n.dir, "cni/ipam"))
+`, n.bridge, n.subnet, n.nodeIP, n.podRoutes(), filepath.Join(n.dir, "cni/ipam"))
+}
+
+// podRoutes routes the kubernetes Service's ClusterIP through the bridge
+// gateway (where setupService translates it); nothing else leaves the bridge.
+func (n *Node) podRoutes() string {
+	host, _, err := net.SplitHostPort(n.o.ServiceAddr)
+	if err != nil || net.ParseIP(host) == nil {
+		return "[]"
+	}
+	return fmt.Sprintf(`[{"dst": %q}]`, host+"/32")
 }
 
 func (n *Node) startContainerd(ctx context.Context) error {

@@ -42,7 +42,9 @@ const (
 	defaultRunDuration = time.Second
 	leaseDuration      = 40
 	leaseRenewInterval = 10 * time.Second
-	statusInterval     = 60 * time.Second
+	// Like the kubelet's nodeStatusReportFrequency: with node leases, an
+	// unchanged status is only reported every 5 minutes.
+	statusInterval = 5 * time.Minute
 )
 
 type node struct {
@@ -53,6 +55,7 @@ type node struct {
 
 	mu     sync.Mutex
 	nextIP int
+	lease  *coordinationv1.Lease // last written, renewed without a GET
 }
 
 // Simulator owns the fake nodes.
@@ -255,9 +258,23 @@ func (s *Simulator) updateStatus(ctx context.Context, n *node) error {
 	})
 }
 
+// renewLease renews the node's lease like the kubelet's lease controller:
+// an update of the last lease it wrote, and a GET only when that fails.
 func (s *Simulator) renewLease(ctx context.Context, n *node) error {
 	leases := s.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	now := metav1.NewMicroTime(time.Now())
+	n.mu.Lock()
+	last := n.lease
+	n.mu.Unlock()
+	if last != nil {
+		l := last.DeepCopy()
+		l.Spec.RenewTime = &now
+		if updated, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
+			n.setLease(updated)
+			return nil
+		}
+		n.setLease(nil)
+	}
 	l, err := leases.Get(ctx, n.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		nd, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
@@ -278,8 +295,17 @@ func (s *Simulator) renewLease(ctx context.Context, n *node) error {
 		return err
 	}
 	l.Spec.RenewTime = &now
-	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	updated, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+	if err == nil {
+		n.setLease(updated)
+	}
 	return err
+}
+
+func (n *node) setLease(l *coordinationv1.Lease) {
+	n.mu.Lock()
+	n.lease = l
+	n.mu.Unlock()
 }
 
 // RunHeartbeats renews node leases and Ready heartbeats until ctx is done.

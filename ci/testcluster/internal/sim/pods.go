@@ -54,6 +54,9 @@ func (s *Simulator) RunPods(ctx context.Context, workers int) error {
 	lister := podInf.Lister()
 	if s.rt != nil {
 		s.rt.notify = func(key string) { queue.Add(key) }
+		s.rt.env = newCachedEnvSource(factory, s.rt.env)
+		s.rt.wg.Add(1)
+		go func() { defer s.rt.wg.Done(); s.rt.warmNodeRoots(ctx, s.order) }()
 	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {

@@ -113,7 +113,8 @@ type podRun struct {
 // NewRuntime prepares the runtime (nothing runs until pods arrive).
 func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = max(4, 2*runtime.NumCPU())
+		// Short-lived processes mostly wait on the API server: keep many in flight.
+		opts.Concurrency = max(32, 8*runtime.NumCPU())
 	}
 	for repo, bin := range opts.Images {
 		abs, err := filepath.Abs(bin)

@@ -136,7 +136,10 @@ func applyMount(root string, m mountSpec) error {
 				return err
 			}
 			if _, err := os.Lstat(target); os.IsNotExist(err) {
-				f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644)
+				// Read-only: a process forked meanwhile by another container start
+				// inherits the descriptor until it execs, and a writable one would
+				// make the read-only remount of the root fail with EBUSY.
+				f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o644)
 				if err != nil {
 					return err
 				}
