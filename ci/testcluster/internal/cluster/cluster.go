@@ -33,6 +33,7 @@ import (
 	"aiconform.dev/testcluster/internal/realnode"
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
+	"aiconform.dev/testcluster/internal/standin/gateway"
 	"aiconform.dev/testcluster/internal/standin/operator"
 )
 
@@ -63,6 +64,8 @@ type Options struct {
 	ImageArchives  []string // OCI archives imported into the real node's runtime
 	// Operator selects faults of the stand-in AI operator.
 	Operator operator.Options
+	// Gateway selects faults of the stand-in Gateway API implementation.
+	Gateway gateway.Options
 	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
 	GPUPool autoscaler.PoolOptions
 	// RunImages maps image repositories to host binaries the simulated
@@ -447,6 +450,12 @@ func Run(ctx context.Context, o Options) (retErr error) {
 
 	if err := step("installing the stand-in operator", func(ctx context.Context) error {
 		return operator.Run(compCtx, restCfg, o.Operator)
+	}); err != nil {
+		return err
+	}
+
+	if err := step("installing the stand-in Gateway API implementation", func(ctx context.Context) error {
+		return gateway.Run(compCtx, restCfg, o.Gateway)
 	}); err != nil {
 		return err
 	}

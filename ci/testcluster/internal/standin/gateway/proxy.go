@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+)
+
+// Endpoints resolves a Service port to the ready endpoint addresses
+// (host:port) behind it.
+type Endpoints interface {
+	Ready(namespace, service string, port int32) ([]string, error)
+}
+
+// sliceEndpoints reads Services and EndpointSlices from informer listers.
+type sliceEndpoints struct {
+	services corelisters.ServiceLister
+	slices   discoverylisters.EndpointSliceLister
+}
+
+func (e sliceEndpoints) Ready(ns, name string, port int32) ([]string, error) {
+	svc, err := e.services.Services(ns).Get(name)
+	if err != nil {
+		return nil, err
+	}
+	slices, err := e.slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name}))
+	if err != nil {
+		return nil, err
+	}
+	return readyAddresses(svc, slices, port)
+}
+
+// readyAddresses maps a Service port to its target port in the slices and
+// lists the ready endpoints' addresses with it, sorted by slice order.
+func readyAddresses(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, port int32) ([]string, error) {
+	var sp *corev1.ServicePort
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Port == port {
+			sp = &svc.Spec.Ports[i]
+		}
+	}
+	if sp == nil {
+		return nil, fmt.Errorf("Service %s/%s has no port %d", svc.Namespace, svc.Name, port)
+	}
+	var out []string
+	for _, s := range slices {
+		var target int32
+		for _, p := range s.Ports {
+			if p.Port != nil && (p.Name == nil && sp.Name == "" || p.Name != nil && *p.Name == sp.Name) {
+				target = *p.Port
+			}
+		}
+		if target == 0 {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				out = append(out, net.JoinHostPort(a, strconv.Itoa(int(target))))
+			}
+		}
+	}
+	return out, nil
+}
+
+// table is what one Gateway routes: its attached rules in precedence order.
+type table struct {
+	rules []routeRule
+}
+
+// proxy is one Gateway's data plane: it matches a request against the
+// current table, picks a backend by weight, an endpoint round robin, and
+// forwards the request.
+type proxy struct {
+	gateway   string
+	table     atomic.Pointer[table]
+	endpoints Endpoints
+	transport http.RoundTripper
+
+	mu   sync.Mutex
+	next map[string]int // round-robin position per backend
+}
+
+func newProxy(gateway string, eps Endpoints) *proxy {
+	p := &proxy{gateway: gateway, endpoints: eps, next: map[string]int{},
+		transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: 30 * time.Second}}
+	p.table.Store(&table{})
+	return p
+}
+
+func (p *proxy) endpoint(b backend) (string, error) {
+	addrs, err := p.endpoints.Ready(b.Namespace, b.Service, b.Port)
+	if err != nil {
+		return "", err
+	}
+	if len(addrs) == 0 {
+		return "", fmt.Errorf("Service %s/%s port %d has no ready endpoints", b.Namespace, b.Service, b.Port)
+	}
+	key := fmt.Sprintf("%s/%s:%d", b.Namespace, b.Service, b.Port)
+	p.mu.Lock()
+	i := p.next[key] % len(addrs)
+	p.next[key] = i + 1
+	p.mu.Unlock()
+	return addrs[i], nil
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rule := firstMatch(p.table.Load().rules, r)
+	if rule == nil {
+		http.Error(w, fmt.Sprintf("gateway %s: no HTTPRoute rule matches %s %s", p.gateway, r.Method, r.URL.Path), http.StatusNotFound)
+		return
+	}
+	b, ok := rule.Pick.next()
+	if !ok {
+		http.Error(w, fmt.Sprintf("gateway %s: HTTPRoute %s rule %d has no backend with weight", p.gateway, rule.Route, rule.Index), http.StatusInternalServerError)
+		return
+	}
+	addr, err := p.endpoint(b)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("gateway %s: %v", p.gateway, err), http.StatusServiceUnavailable)
+		return
+	}
+	target := &url.URL{Scheme: "http", Host: addr}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport: p.transport,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, fmt.Sprintf("gateway %s: backend %s/%s (%s): %v", p.gateway, b.Namespace, b.Service, addr, err), http.StatusBadGateway)
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
