@@ -75,9 +75,11 @@ func startController(ctx context.Context, client kubernetes.Interface, dyn dynam
 		return err
 	}
 	sliceInf := kf.Discovery().V1().EndpointSlices()
-	_ = sliceInf.Informer() // request resolution reads it at request time
+	_ = sliceInf.Informer() // requests read endpoints when they arrive
 	c.services = func(ns, name string) (*corev1.Service, error) { return svcInf.Lister().Services(ns).Get(name) }
-	c.endpoints = sliceEndpoints{services: svcInf.Lister(), slices: sliceInf.Lister()}
+	podInf := kf.Core().V1().Pods()
+	_ = podInf.Informer()
+	c.endpoints = sliceEndpoints{services: svcInf.Lister(), slices: sliceInf.Lister(), pods: podInf.Lister()}
 	df.Start(ctx.Done())
 	kf.Start(ctx.Done())
 	for _, ok := range df.WaitForCacheSync(ctx.Done()) {

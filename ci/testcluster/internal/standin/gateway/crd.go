@@ -104,6 +104,8 @@ func crdFor(kind, plural, singular string, scope apiextensionsv1.ResourceScope, 
 		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + Group, Annotations: map[string]string{
 			"gateway.networking.k8s.io/bundle-version": BundleVersion,
 			"gateway.networking.k8s.io/channel":        "standard",
+			// *.k8s.io groups need it; the upstream CRDs name their approval.
+			"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466",
 		}},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: Group,

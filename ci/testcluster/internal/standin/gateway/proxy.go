@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 )
@@ -24,12 +26,17 @@ type Endpoints interface {
 	Ready(namespace, service string, port int32) ([]string, error)
 }
 
-// sliceEndpoints reads Services and EndpointSlices from informer listers.
+// sliceEndpoints reads Services, EndpointSlices and Pods from informer listers.
 type sliceEndpoints struct {
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
+	pods     corelisters.PodLister
 }
 
+// Ready reads the Service's EndpointSlices. Pod IPs of this cluster are in
+// 127.0.0.0/8, which EndpointSlice validation rejects, so the endpointslice
+// controller cannot publish them; when no slice lists a ready endpoint the
+// same selection is made from the Pods (ready pods the selector matches).
 func (e sliceEndpoints) Ready(ns, name string, port int32) ([]string, error) {
 	svc, err := e.services.Services(ns).Get(name)
 	if err != nil {
@@ -39,7 +46,65 @@ func (e sliceEndpoints) Ready(ns, name string, port int32) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readyAddresses(svc, slices, port)
+	out, err := readyAddresses(svc, slices, port)
+	if err != nil || len(out) > 0 || len(svc.Spec.Selector) == 0 {
+		return out, err
+	}
+	pods, err := e.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+	if err != nil {
+		return nil, err
+	}
+	return readyPodAddresses(svc, pods, port)
+}
+
+// readyPodAddresses is what the endpointslice controller would publish: the
+// ready, non-terminating pods with an IP, at the Service port's target port
+// (a number, or a container port's name).
+func readyPodAddresses(svc *corev1.Service, pods []*corev1.Pod, port int32) ([]string, error) {
+	var sp *corev1.ServicePort
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Port == port {
+			sp = &svc.Spec.Ports[i]
+		}
+	}
+	if sp == nil {
+		return nil, fmt.Errorf("Service %s/%s has no port %d", svc.Namespace, svc.Name, port)
+	}
+	sorted := append([]*corev1.Pod(nil), pods...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	var out []string
+	for _, p := range sorted {
+		if p.DeletionTimestamp != nil || p.Status.PodIP == "" || !podReady(p) {
+			continue
+		}
+		target := sp.TargetPort.IntVal
+		if sp.TargetPort.Type == intstr.String {
+			target = 0
+			for _, c := range p.Spec.Containers {
+				for _, cp := range c.Ports {
+					if cp.Name == sp.TargetPort.StrVal {
+						target = cp.ContainerPort
+					}
+				}
+			}
+		} else if target == 0 {
+			target = sp.Port
+		}
+		if target == 0 {
+			continue
+		}
+		out = append(out, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(target))))
+	}
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // readyAddresses maps a Service port to its target port in the slices and

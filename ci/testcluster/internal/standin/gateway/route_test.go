@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -279,5 +280,32 @@ func TestCRDsAreStructural(t *testing.T) {
 	}
 	if gatewayAddress(0) != "127.2.0.1" || gatewayAddress(250) != "127.2.1.1" {
 		t.Fatal("gateway addresses")
+	}
+}
+
+func TestReadyPodAddressesLikeTheEndpointSliceController(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}, {Port: 81, TargetPort: intstr.FromInt32(9000)}}}}
+	pod := func(name, ip string, ready bool, deleting bool) *corev1.Pod {
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+			Status: corev1.PodStatus{PodIP: ip, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}}}
+		if deleting {
+			p.DeletionTimestamp = &metav1.Time{}
+		}
+		return p
+	}
+	pods := []*corev1.Pod{pod("b", "127.16.0.3", true, false), pod("a", "127.16.0.2", true, false),
+		pod("c", "127.16.0.4", false, false), pod("d", "127.16.0.5", true, true), pod("e", "", true, false)}
+	got, err := readyPodAddresses(svc, pods, 80)
+	if err != nil || strings.Join(got, ",") != "127.16.0.2:8080,127.16.0.3:8080" {
+		t.Fatalf("%v %v", got, err)
+	}
+	if got, _ := readyPodAddresses(svc, pods, 81); strings.Join(got, ",") != "127.16.0.2:9000,127.16.0.3:9000" {
+		t.Fatalf("numeric target port: %v", got)
 	}
 }
