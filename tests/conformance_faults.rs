@@ -3,7 +3,8 @@
 //! relevant cases is asserted.
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
-//! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling.
+//! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
+//! inference-gateway.
 //! secure-accelerator-access is `S` (not proven) on simulated nodes: they run no containers
 //! whose view of the devices it could judge.
 
@@ -67,6 +68,12 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             Duration::from_secs(90),
             true,
         ),
+        spec(
+            "inference-gateway",
+            json!({"gatewayClass": "aiconform"}),
+            Duration::from_secs(90),
+            true,
+        ),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.
@@ -110,7 +117,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPSPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPSPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -133,6 +140,12 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     assert!(
         message(&healthy[6]).contains("the pool grew 0→1 nodes")
             && message(&healthy[6]).contains("shrank back to 0"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[7]).contains("Programmed at http://127.2.")
+            && message(&healthy[7]).contains("for weights 80:20")
+            && message(&healthy[7]).contains("all 20 requests with the header reached canary"),
         "{healthy:#?}"
     );
 
@@ -161,7 +174,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPSPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPSPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -197,7 +210,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPSPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPSPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -218,7 +231,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFSPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFSPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -245,7 +258,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFPP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -260,7 +273,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFPP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -276,10 +289,27 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSPFP", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_that_ignores_weights_fails_only_inference_gateway() {
+    let test = "gateway_that_ignores_weights_fails_only_inference_gateway";
+    let Some(v) = vector_with_fault(test, &["--gateway-ignores-weights"], "no-weights").await
+    else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPSPPF", "{v:#?}");
+    let m = message(&v[7]);
+    assert!(
+        m.contains("200 requests split stable=200 for weights 80:20")
+            && m.contains("5σ binomial bound")
+            && !m.contains("header rule"),
         "{m}"
     );
 }

@@ -365,7 +365,8 @@ async fn read_only_cases_on_the_embedded_cluster() {
 /// Objects without the behaviour behind them (CRDs, objects whose status was written by hand,
 /// an autoscaler Deployment that does nothing, a webhook without endpoints): no case whose
 /// behaviour is missing passes. A fresh cluster: the CRDs and webhooks are cluster-wide.
-/// Known gap: inference-gateway still judges Gateway status (a fake controller passes it).
+/// The test cluster's own Gateway API stand-in also runs here; inference-gateway is pointed at
+/// the hand-written GatewayClass, whose fake controller only writes Gateway status.
 #[tokio::test]
 async fn hand_written_status_passes_no_behavioural_case() {
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -552,7 +553,12 @@ async fn hand_written_status_passes_no_behavioural_case() {
         run_case(
             Some(&client),
             &recipe,
-            spec("inference-gateway", json!({}), t, true),
+            spec(
+                "inference-gateway",
+                json!({"gatewayClass": "kgateway"}),
+                t,
+                true,
+            ),
             "stand-in",
             &m,
         )
@@ -584,7 +590,7 @@ async fn hand_written_status_passes_no_behavioural_case() {
     ];
     controller.abort();
     let letters: String = cases.iter().map(letter).collect();
-    assert_eq!(letters, "FFPFF", "{cases:#?}");
+    assert_eq!(letters, "FFFFF", "{cases:#?}");
     let msg = |i: usize| message(&cases[i]).to_string();
     assert!(
         msg(0).contains("no Service exposes a Prometheus query API"),
@@ -595,6 +601,12 @@ async fn hand_written_status_passes_no_behavioural_case() {
         msg(1).contains("no autoscaled GPU node pool found"),
         "{}",
         msg(1)
+    );
+    assert!(
+        msg(2).contains("Gateway")
+            && msg(2).contains("(class kgateway) not Accepted and Programmed with an address"),
+        "{}",
+        msg(2)
     );
     assert!(
         msg(3).contains("APIService v1beta1.custom.metrics.k8s.io: Available=False"),

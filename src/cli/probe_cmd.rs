@@ -10,7 +10,10 @@ use aiconform::runner::suite::parse_duration;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  aiconform probe sleep 3s\n  aiconform probe devices --expect 1\n  \
-    aiconform probe devices --expect 0 --termination-log /tmp/msg"
+    aiconform probe devices --expect 0 --termination-log /tmp/msg\n  \
+    aiconform probe serve --name stable --address 127.0.0.1 --port 8080\n  \
+    aiconform probe http --url http://127.0.0.1:8080/v1/completions --count 100 \
+    --header 'X-Gateway-Model-Name: canary'"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -31,6 +34,27 @@ enum What {
         name: String,
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Address to listen on (e.g. the pod IP)
+        #[arg(long, default_value = "0.0.0.0")]
+        address: std::net::IpAddr,
+    },
+    /// Send COUNT GET requests to URL and tally the backend that answered each one (the
+    /// `x-served-by` header of `probe serve`): JSON on stdout and as the termination message;
+    /// exit 0 when every request got a 2xx answer naming a backend, 1 otherwise
+    Http {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// Request header `NAME: VALUE` (repeatable)
+        #[arg(long = "header", value_name = "NAME: VALUE", value_parser = probe::traffic::parse_header)]
+        headers: Vec<(String, String)>,
+        /// Retry one uncounted request until it succeeds, for at most this long
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        warmup: std::time::Duration,
+        /// Where to write the termination message
+        #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
+        termination_log: PathBuf,
     },
     /// Report the GPU device nodes this process sees (JSON on stdout and as the termination
     /// message); exit 0 when they match --expect, 1 otherwise
@@ -53,18 +77,44 @@ pub fn run(args: Args) -> Result<ExitCode> {
             rt.block_on(probe::sleep(duration));
             Ok(ExitCode::SUCCESS)
         }
-        What::Serve { name, port } => {
+        What::Serve {
+            name,
+            port,
+            address,
+        } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let l = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                let l = tokio::net::TcpListener::bind((address, port))
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on port {port}: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {address} port {port}: {e}"))?;
                 probe::serve(name, l).await?;
                 Ok::<_, anyhow::Error>(())
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        What::Http {
+            url,
+            count,
+            headers,
+            warmup,
+            termination_log,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let tally = rt
+                .block_on(probe::traffic::send(&url, count, &headers, warmup))
+                .map_err(anyhow::Error::msg)?;
+            let text = serde_json::to_string(&tally)?;
+            println!("{text}");
+            probe::write_termination_message(&termination_log, &text)?;
+            Ok(if tally.failures == 0 && tally.unidentified == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         What::Devices {
             expect,

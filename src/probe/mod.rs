@@ -2,6 +2,8 @@
 //! deterministic programs whose exit code and termination message are the evidence a case
 //! judges from outside the container.
 
+pub mod traffic;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
