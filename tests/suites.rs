@@ -259,7 +259,12 @@ async fn read_only_cases_on_the_embedded_cluster() {
         run_case(
             Some(&client),
             &recipe,
-            spec("inference-gateway", json!({}), quick, true),
+            spec(
+                "inference-gateway",
+                json!({"gatewayClass": "absent"}),
+                quick,
+                true,
+            ),
             "ro",
             &m,
         )
@@ -307,7 +312,7 @@ async fn read_only_cases_on_the_embedded_cluster() {
         msg(7)
     );
     assert!(
-        msg(8).contains("CRD gateways.gateway.networking.k8s.io is not installed"),
+        msg(8).contains("no accepted GatewayClass named absent: aiconform (Accepted=True"),
         "{}",
         msg(8)
     );
@@ -446,13 +451,24 @@ async fn hand_written_status_passes_no_behavioural_case() {
             "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}})))
         .await
         .expect("prometheus");
-    dyn_api(gw, "GatewayClass", "gatewayclasses", None)
+    // The Gateway API CRDs (the test cluster's) have a status subresource: status is written there.
+    let accepted = json!({"status": {"conditions": [{"type": "Accepted", "status": "True",
+        "reason": "Accepted", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let classes = dyn_api(gw, "GatewayClass", "gatewayclasses", None);
+    classes
         .create(&PostParams::default(), &obj(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": "kgateway"}, "spec": {"controllerName": "kgateway.dev/kgateway"},
-            "status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}})))
+            "metadata": {"name": "kgateway"}, "spec": {"controllerName": "kgateway.dev/kgateway"}})))
         .await
         .expect("gatewayclass");
+    classes
+        .patch_status(
+            "kgateway",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(accepted.clone()),
+        )
+        .await
+        .expect("gatewayclass status");
     let autoscaler: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
     create_or_exists(&autoscaler, json!({
         "metadata": {"name": "cluster-autoscaler"},
@@ -522,8 +538,11 @@ async fn hand_written_status_passes_no_behavioural_case() {
                     let api =
                         Api::<kube::core::DynamicObject>::namespaced_with(client.clone(), &ns, &ar);
                     let _ = api
-                        .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({
-                            "status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}})))
+                        .patch_status(
+                            &name,
+                            &kube::api::PatchParams::default(),
+                            &kube::api::Patch::Merge(&accepted),
+                        )
                         .await;
                 }
             }
