@@ -50,6 +50,7 @@ func run(args []string) int {
 		opAdmitAll    = fs.Bool("operator-webhook-admits-all", false, "fault: the stand-in operator's admission webhook admits every ModelServer")
 		opNoReconcile = fs.Bool("operator-no-reconciler", false, "fault: the stand-in operator does not reconcile ModelServers")
 		gwNoWeights   = fs.Bool("gateway-ignores-weights", false, "fault: the stand-in Gateway API implementation sends every request of an HTTPRoute rule to its first backendRef")
+		gwEPPNoLoad   = fs.Bool("gateway-epp-ignores-metrics", false, "fault: the stand-in gateway's InferencePool endpoint picker chooses round robin instead of the least-loaded model server")
 		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
 		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
 		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
@@ -110,7 +111,7 @@ func run(args []string) int {
 		RunConcurrency: *runConc,
 		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},
-		Gateway:        gateway.Options{IgnoresWeights: *gwNoWeights},
+		Gateway:        gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,9 +42,10 @@ type controller struct {
 	opts   Options
 	queue  workqueue.TypedRateLimitingInterface[string]
 
-	classes, gateways, routes cache.GenericLister
-	services                  func(ns, name string) (*corev1.Service, error)
-	endpoints                 Endpoints
+	classes, gateways, routes, pools cache.GenericLister
+	picker                           *endpointPicker
+	services                         func(ns, name string) (*corev1.Service, error)
+	endpoints                        Endpoints
 
 	planes map[string]*dataPlane // by namespace/name; only the worker touches it
 	nextIP int
@@ -63,12 +65,14 @@ func startController(ctx context.Context, client kubernetes.Interface, dyn dynam
 		DeleteFunc: func(interface{}) { c.queue.Add(syncKey) },
 	}
 	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
-	for _, g := range []schema.GroupVersionResource{classGVR, gwGVR, routeGVR} {
+	for _, g := range []schema.GroupVersionResource{classGVR, gwGVR, routeGVR, poolGVR} {
 		if _, err := df.ForResource(g).Informer().AddEventHandler(handler); err != nil {
 			return err
 		}
 	}
 	c.classes, c.gateways, c.routes = df.ForResource(classGVR).Lister(), df.ForResource(gwGVR).Lister(), df.ForResource(routeGVR).Lister()
+	c.pools = df.ForResource(poolGVR).Lister()
+	c.picker = newEndpointPicker(opts.EPPIgnoresMetrics)
 	kf := informers.NewSharedInformerFactory(client, 0)
 	svcInf := kf.Core().V1().Services()
 	if _, err := svcInf.Informer().AddEventHandler(handler); err != nil {
@@ -79,7 +83,7 @@ func startController(ctx context.Context, client kubernetes.Interface, dyn dynam
 	c.services = func(ns, name string) (*corev1.Service, error) { return svcInf.Lister().Services(ns).Get(name) }
 	podInf := kf.Core().V1().Pods()
 	_ = podInf.Informer()
-	c.endpoints = sliceEndpoints{services: svcInf.Lister(), slices: sliceInf.Lister(), pods: podInf.Lister()}
+	c.endpoints = sliceEndpoints{services: svcInf.Lister(), slices: sliceInf.Lister(), pods: podInf.Lister(), pools: c.pools}
 	df.Start(ctx.Done())
 	kf.Start(ctx.Done())
 	for _, ok := range df.WaitForCacheSync(ctx.Done()) {
@@ -116,6 +120,11 @@ func (c *controller) work(ctx context.Context) {
 		}
 		c.queue.Done(key)
 	}
+}
+
+func (c *controller) poolExists(ns, name string) bool {
+	_, err := c.pools.ByNamespace(ns).Get(name)
+	return err == nil
 }
 
 func (c *controller) closeAll() {
@@ -216,6 +225,8 @@ func (c *controller) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// InferencePools (namespace/name) behind accepted routes, with their Gateways.
+	poolParents := map[string]map[string]bool{}
 	for _, rt := range routes {
 		var spec httpRouteSpec
 		if err := decode(rt, "spec", &spec); err != nil {
@@ -227,15 +238,19 @@ func (c *controller) sync(ctx context.Context) error {
 		resolvedReason, resolvedMsg := "ResolvedRefs", "all backendRefs resolved"
 		var compiled [][]compiledMatch
 		var pickers []*picker
+		var routePools []string
 		badMatch := ""
 		for i, r := range spec.Rules {
 			var backends []backend
 			for _, ref := range r.BackendRefs {
-				b, reason, msg := serviceBackend(ref, ns, c.services)
+				b, reason, msg := resolveBackend(ref, ns, c.services, c.poolExists)
 				if reason != "" && resolvedReason == "ResolvedRefs" {
 					resolvedReason, resolvedMsg = reason, msg
 				}
 				backends = append(backends, b)
+				if b.Pool && reason == "" {
+					routePools = append(routePools, b.Namespace+"/"+b.Service)
+				}
 			}
 			pickers = append(pickers, newPicker(backends, c.opts.IgnoresWeights))
 			matches := r.Matches
@@ -284,6 +299,12 @@ func (c *controller) sync(ctx context.Context) error {
 				accepted = cond{"Accepted", "False", "UnsupportedValue", badMatch}
 			}
 			if accepted.status == "True" {
+				for _, pk := range routePools {
+					if poolParents[pk] == nil {
+						poolParents[pk] = map[string]bool{}
+					}
+					poolParents[pk][info.obj.GetNamespace()+"/"+info.obj.GetName()] = true
+				}
 				for _, l := range listeners {
 					info.attached[l]++
 				}
@@ -325,6 +346,36 @@ func (c *controller) sync(ctx context.Context) error {
 		errs = append(errs, c.writeStatus(ctx, routeGVR, rt, map[string]interface{}{"parents": parents}))
 	}
 
+	pools, err := listAll(c.pools)
+	if err != nil {
+		return err
+	}
+	for _, pool := range pools {
+		gwKeys := poolParents[pool.GetNamespace()+"/"+pool.GetName()]
+		if len(gwKeys) == 0 {
+			continue
+		}
+		var parents []interface{}
+		old, _, _ := unstructured.NestedSlice(pool.Object, "status", "parents")
+		for _, gk := range sortedKeys(gwKeys) {
+			ns, name, _ := strings.Cut(gk, "/")
+			ref := map[string]interface{}{"group": Group, "kind": "Gateway", "namespace": ns, "name": name}
+			var prev []interface{}
+			for _, o := range old {
+				if m, ok := o.(map[string]interface{}); ok {
+					if r, _ := m["parentRef"].(map[string]interface{}); r["name"] == name && r["namespace"] == ns {
+						prev, _ = m["conditions"].([]interface{})
+					}
+				}
+			}
+			parents = append(parents, map[string]interface{}{"parentRef": ref, "conditions": buildConditions(prev, pool.GetGeneration(), []cond{
+				{"Accepted", "True", "Accepted", "routed by Gateway " + name + " with the built-in endpoint picker"},
+				{"ResolvedRefs", "True", "ResolvedRefs", ""},
+			})})
+		}
+		errs = append(errs, c.writeStatus(ctx, poolGVR, pool, map[string]interface{}{"parents": parents}))
+	}
+
 	for _, key := range sortedKeys(infos) {
 		info := infos[key]
 		sortRules(info.rules)
@@ -355,7 +406,7 @@ func gatewayAddress(n int) string {
 func (c *controller) ensurePlane(key string, spec gatewaySpec) *dataPlane {
 	p := c.planes[key]
 	if p == nil {
-		p = &dataPlane{ip: gatewayAddress(c.nextIP), proxy: newProxy(key, c.endpoints), servers: map[int32]*http.Server{}}
+		p = &dataPlane{ip: gatewayAddress(c.nextIP), proxy: newProxy(key, c.endpoints, c.picker), servers: map[int32]*http.Server{}}
 		c.nextIP++
 		c.planes[key] = p
 	}

@@ -121,7 +121,8 @@ func crdFor(kind, plural, singular string, scope apiextensionsv1.ResourceScope, 
 	}
 }
 
-// CRDs are GatewayClass, Gateway and HTTPRoute.
+// CRDs are GatewayClass, Gateway, HTTPRoute and the Inference Extension's
+// InferencePool.
 func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 	gatewayClass := crdFor("GatewayClass", "gatewayclasses", "gatewayclass", apiextensionsv1.ClusterScoped,
 		obj(props{"controllerName": str(), "description": str(), "parametersRef": preserved()}, "controllerName"),
@@ -163,7 +164,7 @@ func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 			"rules":      list(rule, 16),
 		}),
 		obj(props{"parents": list(parentStatus, 32)}, "parents"))
-	return []*apiextensionsv1.CustomResourceDefinition{gatewayClass, gateway, httpRoute}
+	return []*apiextensionsv1.CustomResourceDefinition{gatewayClass, gateway, httpRoute, PoolCRD()}
 }
 
 func ensureCRDs(ctx context.Context, cfg *rest.Config) error {

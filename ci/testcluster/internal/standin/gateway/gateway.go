@@ -46,6 +46,9 @@ var (
 type Options struct {
 	// IgnoresWeights sends every request of a rule to its first backendRef (fault).
 	IgnoresWeights bool
+	// EPPIgnoresMetrics makes the endpoint picker of InferencePools choose
+	// round robin instead of the least-loaded model server (fault).
+	EPPIgnoresMetrics bool
 }
 
 // Run installs the CRDs and the GatewayClass and starts the controller. It
@@ -75,6 +78,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("GatewayClass %s: %w", ClassName, err)
 	}
 	return startController(ctx, client, dyn, opts)
+}
+
+// resolveBackend resolves a backendRef to an InferencePool (which must
+// exist in the route's namespace) or to a Service.
+func resolveBackend(ref backendRef, ns string, services func(ns, name string) (*corev1.Service, error), poolExists func(ns, name string) bool) (backend, string, string) {
+	if deref(ref.Group, "") == PoolGroup && deref(ref.Kind, "") == "InferencePool" {
+		b := backend{Namespace: deref(ref.Namespace, ns), Service: ref.Name, Weight: deref(ref.Weight, 1), Pool: true}
+		if b.Namespace != ns {
+			return b, "RefNotPermitted", fmt.Sprintf("backendRef %s/%s: cross-namespace references need a ReferenceGrant, which this implementation does not support", b.Namespace, ref.Name)
+		}
+		if !poolExists(ns, ref.Name) {
+			return b, "BackendNotFound", fmt.Sprintf("InferencePool %s/%s not found", ns, ref.Name)
+		}
+		return b, "", ""
+	}
+	return serviceBackend(ref, ns, services)
 }
 
 // serviceBackend resolves a backendRef of a route in ns, or says why not

@@ -14,16 +14,20 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Endpoints resolves a Service port to the ready endpoint addresses
 // (host:port) behind it.
 type Endpoints interface {
 	Ready(namespace, service string, port int32) ([]string, error)
+	// PoolReady lists an InferencePool's ready members (host:targetPort).
+	PoolReady(namespace, pool string) ([]string, error)
 }
 
 // sliceEndpoints reads Services, EndpointSlices and Pods from informer listers.
@@ -31,6 +35,32 @@ type sliceEndpoints struct {
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
 	pods     corelisters.PodLister
+	pools    cache.GenericLister
+}
+
+func (e sliceEndpoints) PoolReady(ns, name string) ([]string, error) {
+	obj, err := e.pools.ByNamespace(ns).Get(name)
+	if err != nil {
+		return nil, err
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("InferencePool %s/%s: unexpected object", ns, name)
+	}
+	var spec poolSpec
+	if err := decode(u, "spec", &spec); err != nil {
+		return nil, err
+	}
+	if len(spec.TargetPorts) == 0 || len(spec.Selector.MatchLabels) == 0 {
+		return nil, fmt.Errorf("InferencePool %s/%s has no selector or target port", ns, name)
+	}
+	pods, err := e.pods.Pods(ns).List(labels.SelectorFromSet(spec.Selector.MatchLabels))
+	if err != nil {
+		return nil, err
+	}
+	// The pool's target port as a Service port of the same number.
+	port := spec.TargetPorts[0].Number
+	return readyPodAddresses(&corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: port, TargetPort: intstr.FromInt32(port)}}}}, pods, port)
 }
 
 // Ready reads the Service's EndpointSlices. Pod IPs of this cluster are in
@@ -154,14 +184,15 @@ type proxy struct {
 	gateway   string
 	table     atomic.Pointer[table]
 	endpoints Endpoints
+	picker    *endpointPicker
 	transport http.RoundTripper
 
 	mu   sync.Mutex
 	next map[string]int // round-robin position per backend
 }
 
-func newProxy(gateway string, eps Endpoints) *proxy {
-	p := &proxy{gateway: gateway, endpoints: eps, next: map[string]int{},
+func newProxy(gateway string, eps Endpoints, picker *endpointPicker) *proxy {
+	p := &proxy{gateway: gateway, endpoints: eps, picker: picker, next: map[string]int{},
 		transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: 30 * time.Second}}
 	p.table.Store(&table{})
 	return p
@@ -194,10 +225,26 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("gateway %s: HTTPRoute %s rule %d has no backend with weight", p.gateway, rule.Route, rule.Index), http.StatusInternalServerError)
 		return
 	}
-	addr, err := p.endpoint(b)
+	var addr string
+	var err error
+	if b.Pool {
+		var members []string
+		if members, err = p.endpoints.PoolReady(b.Namespace, b.Service); err == nil {
+			addr, err = p.picker.pick(r.Context(), members)
+		}
+		if err != nil {
+			err = fmt.Errorf("InferencePool %s/%s: %w", b.Namespace, b.Service, err)
+		}
+	} else {
+		addr, err = p.endpoint(b)
+	}
 	if err != nil {
 		http.Error(w, fmt.Sprintf("gateway %s: %v", p.gateway, err), http.StatusServiceUnavailable)
 		return
+	}
+	if b.Pool {
+		r.Header.Set(DestinationHeader, addr)
+		w.Header().Set(DestinationHeader, addr)
 	}
 	target := &url.URL{Scheme: "http", Host: addr}
 	rp := &httputil.ReverseProxy{

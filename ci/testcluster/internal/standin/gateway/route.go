@@ -71,9 +71,10 @@ type backendRef struct {
 // backend is a resolved backendRef: a Service port in a namespace.
 type backend struct {
 	Namespace string
-	Service   string
+	Service   string // the Service or, with Pool, the InferencePool
 	Port      int32
 	Weight    int32
+	Pool      bool
 }
 
 // routeRule is one match of one HTTPRoute rule, with what it routes to.

@@ -181,6 +181,10 @@ func (f fixedEndpoints) Ready(ns, name string, port int32) ([]string, error) {
 	return f[ns+"/"+name], nil
 }
 
+func (f fixedEndpoints) PoolReady(ns, name string) ([]string, error) {
+	return f["pool:"+ns+"/"+name], nil
+}
+
 // backendServer answers with its name, like `aiconform probe serve`.
 func backendServer(t *testing.T, name string) string {
 	t.Helper()
@@ -195,7 +199,7 @@ func backendServer(t *testing.T, name string) string {
 func TestProxyRoutesByHeaderAndWeight(t *testing.T) {
 	for _, ignore := range []bool{false, true} {
 		eps := fixedEndpoints{"ns/a": {backendServer(t, "a")}, "ns/b": {backendServer(t, "b")}, "ns/empty": nil}
-		p := newProxy("ns/gw", eps)
+		p := newProxy("ns/gw", eps, newEndpointPicker(false))
 		weighted := newPicker([]backend{{Namespace: "ns", Service: "a", Port: 80, Weight: 3}, {Namespace: "ns", Service: "b", Port: 80, Weight: 1}}, ignore)
 		pinned := newPicker([]backend{{Namespace: "ns", Service: "b", Port: 80, Weight: 1}}, ignore)
 		empty := newPicker([]backend{{Namespace: "ns", Service: "empty", Port: 80, Weight: 1}}, ignore)
@@ -254,7 +258,7 @@ func TestProxyReportsUnreachableBackend(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close()
-	p := newProxy("ns/gw", fixedEndpoints{"ns/a": {dead}})
+	p := newProxy("ns/gw", fixedEndpoints{"ns/a": {dead}}, newEndpointPicker(false))
 	p.table.Store(&table{rules: []routeRule{{Route: "ns/r", Match: mustMatch(t, httpRouteMatch{}),
 		Pick: newPicker([]backend{{Namespace: "ns", Service: "a", Port: 80, Weight: 1}}, false)}}})
 	w := httptest.NewRecorder()
