@@ -83,7 +83,19 @@ func startController(ctx context.Context, client kubernetes.Interface, dyn dynam
 	c.services = func(ns, name string) (*corev1.Service, error) { return svcInf.Lister().Services(ns).Get(name) }
 	podInf := kf.Core().V1().Pods()
 	_ = podInf.Informer()
-	c.endpoints = sliceEndpoints{services: svcInf.Lister(), slices: sliceInf.Lister(), pods: podInf.Lister(), pools: c.pools}
+	live := func(ns, selector string) ([]*corev1.Pod, error) {
+		list, err := client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return nil, err
+		}
+		var out []*corev1.Pod
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		klog.InfoS("gateway stand-in: endpoints not in the cache, listed live", "namespace", ns, "selector", selector, "pods", len(out))
+		return out, nil
+	}
+	c.endpoints = sliceEndpoints{services: svcInf.Lister(), slices: sliceInf.Lister(), pods: podInf.Lister(), pools: c.pools, live: live}
 	df.Start(ctx.Done())
 	kf.Start(ctx.Done())
 	for _, ok := range df.WaitForCacheSync(ctx.Done()) {

@@ -36,6 +36,8 @@ type sliceEndpoints struct {
 	slices   discoverylisters.EndpointSliceLister
 	pods     corelisters.PodLister
 	pools    cache.GenericLister
+	// live lists pods from the API server (not the cache).
+	live func(ns, selector string) ([]*corev1.Pod, error)
 }
 
 func (e sliceEndpoints) PoolReady(ns, name string) ([]string, error) {
@@ -54,13 +56,23 @@ func (e sliceEndpoints) PoolReady(ns, name string) ([]string, error) {
 	if len(spec.TargetPorts) == 0 || len(spec.Selector.MatchLabels) == 0 {
 		return nil, fmt.Errorf("InferencePool %s/%s has no selector or target port", ns, name)
 	}
-	pods, err := e.pods.Pods(ns).List(labels.SelectorFromSet(spec.Selector.MatchLabels))
+	sel := labels.SelectorFromSet(spec.Selector.MatchLabels)
+	pods, err := e.pods.Pods(ns).List(sel)
 	if err != nil {
 		return nil, err
 	}
 	// The pool's target port as a Service port of the same number.
 	port := spec.TargetPorts[0].Number
-	return readyPodAddresses(&corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: port, TargetPort: intstr.FromInt32(port)}}}}, pods, port)
+	svc := &corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: port, TargetPort: intstr.FromInt32(port)}}}}
+	out, err := readyPodAddresses(svc, pods, port)
+	if err != nil || len(out) > 0 || e.live == nil {
+		return out, err
+	}
+	live, err := e.live(ns, sel.String())
+	if err != nil {
+		return nil, err
+	}
+	return readyPodAddresses(svc, live, port)
 }
 
 // Ready reads the Service's EndpointSlices. Pod IPs of this cluster are in
@@ -80,11 +92,21 @@ func (e sliceEndpoints) Ready(ns, name string, port int32) ([]string, error) {
 	if err != nil || len(out) > 0 || len(svc.Spec.Selector) == 0 {
 		return out, err
 	}
-	pods, err := e.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+	sel := labels.SelectorFromSet(svc.Spec.Selector)
+	pods, err := e.pods.Pods(ns).List(sel)
 	if err != nil {
 		return nil, err
 	}
-	return readyPodAddresses(svc, pods, port)
+	out, err = readyPodAddresses(svc, pods, port)
+	if err != nil || len(out) > 0 || e.live == nil {
+		return out, err
+	}
+	// The cache may trail the API server by a moment; ask it before answering 503.
+	live, err := e.live(ns, sel.String())
+	if err != nil {
+		return nil, err
+	}
+	return readyPodAddresses(svc, live, port)
 }
 
 // readyPodAddresses is what the endpointslice controller would publish: the
