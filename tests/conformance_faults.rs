@@ -4,7 +4,7 @@
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
-//! inference-gateway.
+//! inference-gateway, inference-ingress.
 //! secure-accelerator-access is `S` (not proven) on simulated nodes: they run no containers
 //! whose view of the devices it could judge.
 
@@ -74,6 +74,12 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             Duration::from_secs(90),
             true,
         ),
+        spec(
+            "inference-ingress",
+            json!({"gatewayClass": "aiconform"}),
+            Duration::from_secs(90),
+            true,
+        ),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.
@@ -117,7 +123,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPSPPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPSPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -148,6 +154,11 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
             && message(&healthy[7]).contains("all 20 requests with the header reached canary"),
         "{healthy:#?}"
     );
+    assert!(
+        message(&healthy[8]).contains("all 30 requests reached the least-loaded model server idle")
+            && message(&healthy[8]).contains("in x-gateway-destination-endpoint for each"),
+        "{healthy:#?}"
+    );
 
     // Fault: the device-plugin DaemonSet's new pods never become ready.
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), GPU_NS);
@@ -174,7 +185,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPSPPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPSPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -210,7 +221,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPSPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPSPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -231,7 +242,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFSPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFSPPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -258,7 +269,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFPPP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -273,7 +284,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSFPPP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -289,7 +300,7 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSPFPP", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
@@ -304,12 +315,28 @@ async fn gateway_that_ignores_weights_fails_only_inference_gateway() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPSPPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPSPPFP", "{v:#?}");
     let m = message(&v[7]);
     assert!(
         m.contains("200 requests split stable=200 for weights 80:20")
             && m.contains("5σ binomial bound")
             && !m.contains("header rule"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_picker_that_ignores_load_fails_only_inference_ingress() {
+    let test = "endpoint_picker_that_ignores_load_fails_only_inference_ingress";
+    let Some(v) = vector_with_fault(test, &["--gateway-epp-ignores-metrics"], "epp-no-load").await
+    else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPSPPPF", "{v:#?}");
+    let m = message(&v[8]);
+    assert!(
+        m.contains("30 requests reached busy=10 idle=10 warm=10")
+            && m.contains("the least-loaded model server idle should have answered all"),
         "{m}"
     );
 }

@@ -37,6 +37,18 @@ enum What {
         /// Address to listen on (e.g. the pod IP)
         #[arg(long, default_value = "0.0.0.0")]
         address: std::net::IpAddr,
+        /// Also report model-server load on /metrics: this many waiting requests
+        /// (`vllm:num_requests_waiting`)
+        #[arg(long, value_name = "N")]
+        queue: Option<u64>,
+        /// KV-cache usage reported with --queue (`vllm:kv_cache_usage_perc`, 0..1)
+        #[arg(
+            long,
+            value_name = "FRACTION",
+            default_value_t = 0.0,
+            requires = "queue"
+        )]
+        kv_cache: f64,
     },
     /// Send COUNT GET requests to URL and tally the backend that answered each one (the
     /// `x-served-by` header of `probe serve`): JSON on stdout and as the termination message;
@@ -49,6 +61,10 @@ enum What {
         /// Request header `NAME: VALUE` (repeatable)
         #[arg(long = "header", value_name = "NAME: VALUE", value_parser = probe::traffic::parse_header)]
         headers: Vec<(String, String)>,
+        /// Also tally the answers by this response header's value (e.g. an endpoint
+        /// picker's `x-gateway-destination-endpoint`)
+        #[arg(long, value_name = "NAME")]
+        record_header: Option<String>,
         /// Retry one uncounted request until it succeeds, for at most this long
         #[arg(long, value_parser = parse_duration, default_value = "30s")]
         warmup: std::time::Duration,
@@ -81,7 +97,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             name,
             port,
             address,
+            queue,
+            kv_cache,
         } => {
+            let extra = queue
+                .map(|q| probe::traffic::model_load_metrics(&name, q, kv_cache))
+                .unwrap_or_default();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -89,7 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let l = tokio::net::TcpListener::bind((address, port))
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {address} port {port}: {e}"))?;
-                probe::serve(name, l).await?;
+                probe::serve_with_metrics(name, l, extra).await?;
                 Ok::<_, anyhow::Error>(())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -98,6 +119,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             url,
             count,
             headers,
+            record_header,
             warmup,
             termination_log,
         } => {
@@ -105,7 +127,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .enable_all()
                 .build()?;
             let tally = rt
-                .block_on(probe::traffic::send(&url, count, &headers, warmup))
+                .block_on(probe::traffic::send(
+                    &url,
+                    count,
+                    &headers,
+                    record_header.as_deref(),
+                    warmup,
+                ))
                 .map_err(anyhow::Error::msg)?;
             let text = serde_json::to_string(&tally)?;
             println!("{text}");

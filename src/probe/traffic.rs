@@ -31,6 +31,10 @@ pub struct Tally {
     /// The first failure, for the verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
+    /// Successful answers by the value of a recorded response header (`--record-header`),
+    /// e.g. an endpoint picker's decision; answers without it count under "".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_header: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -41,13 +45,23 @@ impl Tally {
 
     /// Record one response (or transport error).
     pub fn record(&mut self, result: Result<(u16, Option<String>), String>) {
+        self.record_with(result.map(|(s, b)| (s, b, None)));
+    }
+
+    /// Record one response with the value of the recorded header, if one is recorded.
+    pub fn record_with(&mut self, result: Result<(u16, Option<String>, Option<String>), String>) {
         self.requests += 1;
         match result {
-            Ok((status, served_by)) if (200..300).contains(&status) => match served_by {
-                Some(name) => *self.by_backend.entry(name).or_default() += 1,
-                None => self.unidentified += 1,
-            },
-            Ok((status, _)) => self.fail(format!("HTTP {status}")),
+            Ok((status, served_by, header)) if (200..300).contains(&status) => {
+                if let Some(h) = header {
+                    *self.by_header.entry(h).or_default() += 1;
+                }
+                match served_by {
+                    Some(name) => *self.by_backend.entry(name).or_default() += 1,
+                    None => self.unidentified += 1,
+                }
+            }
+            Ok((status, _, _)) => self.fail(format!("HTTP {status}")),
             Err(e) => self.fail(e),
         }
     }
@@ -70,6 +84,19 @@ impl Tally {
     }
 }
 
+/// Model-server load in vLLM's metric names (`vllm:num_requests_waiting`,
+/// `vllm:kv_cache_usage_perc`), which inference endpoint pickers read.
+pub fn model_load_metrics(name: &str, waiting: u64, kv_cache: f64) -> String {
+    format!(
+        "# HELP vllm:num_requests_waiting Requests waiting to be processed.\n\
+         # TYPE vllm:num_requests_waiting gauge\n\
+         vllm:num_requests_waiting{{model_name=\"{name}\"}} {waiting}\n\
+         # HELP vllm:kv_cache_usage_perc KV-cache usage (1 = full).\n\
+         # TYPE vllm:kv_cache_usage_perc gauge\n\
+         vllm:kv_cache_usage_perc{{model_name=\"{name}\"}} {kv_cache}\n"
+    )
+}
+
 /// A `NAME: VALUE` request header from the command line.
 pub fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
@@ -87,7 +114,8 @@ async fn get(
     client: &HttpClient,
     uri: &http::Uri,
     headers: &[(String, String)],
-) -> Result<(u16, Option<String>), String> {
+    record: Option<&str>,
+) -> Result<(u16, Option<String>, Option<String>), String> {
     let mut req = http::Request::get(uri.clone());
     for (k, v) in headers {
         req = req.header(k, v);
@@ -103,6 +131,13 @@ async fn get(
         .get(SERVED_BY)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let recorded = record.map(|h| {
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    });
     // Drain the body so the connection is reused.
     let body = resp
         .into_body()
@@ -118,7 +153,7 @@ async fn get(
             .collect();
         return Err(format!("HTTP {status}: {text}"));
     }
-    Ok((status, served_by))
+    Ok((status, served_by, recorded))
 }
 
 /// Send `count` GET requests to `url` one after another and tally the answers. Before
@@ -128,6 +163,7 @@ pub async fn send(
     url: &str,
     count: u64,
     headers: &[(String, String)],
+    record: Option<&str>,
     warmup: Duration,
 ) -> Result<Tally, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
@@ -137,9 +173,9 @@ pub async fn send(
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let until = tokio::time::Instant::now() + warmup;
     loop {
-        let last = match get(&client, &uri, headers).await {
-            Ok((s, _)) if (200..300).contains(&s) => break,
-            Ok((s, _)) => format!("HTTP {s}"),
+        let last = match get(&client, &uri, headers, record).await {
+            Ok((s, _, _)) if (200..300).contains(&s) => break,
+            Ok((s, _, _)) => format!("HTTP {s}"),
             Err(e) => e,
         };
         if tokio::time::Instant::now() >= until {
@@ -154,7 +190,7 @@ pub async fn send(
     }
     let mut tally = Tally::default();
     for _ in 0..count {
-        tally.record(get(&client, &uri, headers).await);
+        tally.record_with(get(&client, &uri, headers, record).await);
     }
     Ok(tally)
 }
@@ -186,6 +222,19 @@ mod tests {
     }
 
     #[test]
+    fn model_load_is_exposed_in_vllm_names() {
+        let m = model_load_metrics("idle", 0, 0.1);
+        assert!(
+            m.contains("vllm:num_requests_waiting{model_name=\"idle\"} 0\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("vllm:kv_cache_usage_perc{model_name=\"idle\"} 0.1\n"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn headers_parse() {
         assert_eq!(
             parse_header("X-Gateway-Model-Name:  canary "),
@@ -206,14 +255,16 @@ mod tests {
             &format!("http://{addr}/v1/completions"),
             5,
             &[("x-test".into(), "1".into())],
+            Some(SERVED_BY),
             Duration::from_secs(5),
         )
         .await
         .expect("send");
         assert_eq!(t.summary(), "a=5");
         assert_eq!((t.requests, t.failures), (5, 0));
+        assert_eq!(t.by_header, [("a".to_string(), 5)].into());
         server.abort();
-        assert!(send("ftp://x", 1, &[], Duration::ZERO).await.is_err());
+        assert!(send("ftp://x", 1, &[], None, Duration::ZERO).await.is_err());
     }
 
     #[tokio::test]
@@ -221,7 +272,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         drop(l);
-        let t = send(&format!("http://{addr}/"), 3, &[], Duration::ZERO)
+        let t = send(&format!("http://{addr}/"), 3, &[], None, Duration::ZERO)
             .await
             .expect("send");
         assert_eq!((t.requests, t.failures), (0, 1));

@@ -39,6 +39,7 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
         ("pod-autoscaling", conformance::pod_autoscaling),
         ("cluster-autoscaling", conformance::cluster_autoscaling),
         ("inference-gateway", conformance::inference_gateway),
+        ("inference-ingress", conformance::inference_ingress),
         ("robust-controller", conformance::robust_controller),
         // performance
         ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),

@@ -27,8 +27,8 @@ use crate::probe::traffic::Tally;
 use crate::runner::{CaseContext, Outcome};
 
 const GW_GROUP: &str = "gateway.networking.k8s.io";
-const GATEWAY: &str = "inference";
-const ROUTE: &str = "inference";
+pub(super) const GATEWAY: &str = "inference";
+pub(super) const ROUTE: &str = "inference";
 /// Header and value of the header rule (the model-name header of inference gateways).
 pub const MODEL_HEADER: &str = "X-Gateway-Model-Name";
 pub const CANARY_MODEL: &str = "canary";
@@ -167,8 +167,15 @@ fn backend(name: &str, image: &str) -> (serde_json::Value, serde_json::Value) {
     (deploy, svc)
 }
 
-/// A client pod that sends `count` requests to `url` and reports the tally.
-fn client_pod(name: &str, image: &str, url: &str, count: u64, header: bool) -> serde_json::Value {
+/// A client pod that sends `count` requests to `url` (with `extra` args of `probe http`) and
+/// reports the tally.
+pub(super) fn client_pod(
+    name: &str,
+    image: &str,
+    url: &str,
+    count: u64,
+    extra: &[String],
+) -> serde_json::Value {
     let mut args = vec![
         "probe".to_string(),
         "http".into(),
@@ -177,10 +184,7 @@ fn client_pod(name: &str, image: &str, url: &str, count: u64, header: bool) -> s
         "--count".into(),
         count.to_string(),
     ];
-    if header {
-        args.push("--header".into());
-        args.push(format!("{MODEL_HEADER}: {CANARY_MODEL}"));
-    }
+    args.extend(extra.iter().cloned());
     json!({
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "inference-client"}},
         "spec": {"restartPolicy": "Never",
@@ -257,12 +261,14 @@ fn condition_list(obj: &DynamicObject) -> String {
     }
 }
 
-pub(super) async fn inference_gateway_impl(
-    ctx: CaseContext,
-    client: Client,
-) -> anyhow::Result<Outcome> {
+/// The GatewayClass under test (`params.gatewayClass`, else the first accepted one) and its
+/// controller name, or the failure saying what was found instead.
+pub(super) async fn accepted_class(
+    ctx: &CaseContext,
+    client: &Client,
+) -> anyhow::Result<Result<(String, String), Outcome>> {
     let missing = crd_problems(
-        &client,
+        client,
         &[
             "gatewayclasses.gateway.networking.k8s.io",
             "gateways.gateway.networking.k8s.io",
@@ -271,13 +277,13 @@ pub(super) async fn inference_gateway_impl(
     )
     .await?;
     if !missing.is_empty() {
-        return Ok(Outcome::failed(format!(
+        return Ok(Err(Outcome::failed(format!(
             "Gateway API is not installed: {}",
             missing.join("; ")
-        )));
+        ))));
     }
     let classes = dynamic_api(
-        &client,
+        client,
         GW_GROUP,
         "v1",
         "GatewayClass",
@@ -298,7 +304,7 @@ pub(super) async fn inference_gateway_impl(
             .iter()
             .map(|c| format!("{} ({})", c.name_any(), condition_list(c)))
             .collect();
-        return Ok(Outcome::failed(format!(
+        return Ok(Err(Outcome::failed(format!(
             "no accepted GatewayClass{}: {}",
             wanted.map(|w| format!(" named {w}")).unwrap_or_default(),
             if all.is_empty() {
@@ -306,54 +312,29 @@ pub(super) async fn inference_gateway_impl(
             } else {
                 all.join("; ")
             }
-        )));
+        ))));
     };
-    let class = class_obj.name_any();
     let controller = class_obj
         .data
         .pointer("/spec/controllerName")
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_string();
-    let port: u16 = ctx.param("listenerPort").unwrap_or(8080);
-    let requests: u64 = ctx.param("requests").unwrap_or(200);
-    let header_requests: u64 = ctx.param("headerRequests").unwrap_or(20);
-    let image = probe_image(&ctx);
-    let ns = case_namespace(&ctx)?;
+    Ok(Ok((class_obj.name_any(), controller)))
+}
 
-    // Backends.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-    for (name, _) in WEIGHTS {
-        let (d, s) = backend(name, &image);
-        create(&deployments, d).await?;
-        create(&services, s).await?;
-    }
-    for (name, _) in WEIGHTS {
-        let svc = format!("inference-{name}");
-        if !await_available(&deployments, &svc, deadline(&ctx)).await? {
-            let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-                .list(&ListParams::default().labels(&format!("aiconform.dev/backend={name}")))
-                .await?
-                .items;
-            let states: Vec<String> = pods
-                .iter()
-                .map(|p| format!("{} {}", p.name_any(), pod_state(p)))
-                .collect();
-            return Ok(Outcome::failed(format!(
-                "backend Deployment {ns}/{svc} has no available replica within {}s (pods: {})",
-                secs(ctx.spec.timeout),
-                if states.is_empty() {
-                    "none".to_string()
-                } else {
-                    states.join(", ")
-                }
-            )));
-        }
-    }
-
-    // Gateway and route, accepted and programmed by the implementation.
-    let gws = dynamic_api(&client, GW_GROUP, "v1", "Gateway", "gateways", Some(&ns));
+/// Create Gateway `inference` of `class` with one HTTP listener on `port` and the route
+/// `route`, wait until the Gateway is Accepted and Programmed with an address and the route
+/// Accepted with ResolvedRefs by `controller`. Ok: the URL of the Gateway.
+pub(super) async fn programmed_gateway(
+    ctx: &CaseContext,
+    client: &Client,
+    ns: &str,
+    (class, controller): (&str, &str),
+    port: u16,
+    route: serde_json::Value,
+) -> anyhow::Result<Result<String, Outcome>> {
+    let gws = dynamic_api(client, GW_GROUP, "v1", "Gateway", "gateways", Some(ns));
     let gw: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
         "metadata": {"name": GATEWAY},
@@ -361,18 +342,11 @@ pub(super) async fn inference_gateway_impl(
             "listeners": [{"name": "http", "protocol": "HTTP", "port": port}]}
     }))?;
     gws.create(&kube::api::PostParams::default(), &gw).await?;
-    let routes = dynamic_api(
-        &client,
-        GW_GROUP,
-        "v1",
-        "HTTPRoute",
-        "httproutes",
-        Some(&ns),
-    );
+    let routes = dynamic_api(client, GW_GROUP, "v1", "HTTPRoute", "httproutes", Some(ns));
     routes
         .create(
             &kube::api::PostParams::default(),
-            &serde_json::from_value(http_route())?,
+            &serde_json::from_value(route)?,
         )
         .await?;
     let programmed = |g: Option<&DynamicObject>| {
@@ -383,7 +357,7 @@ pub(super) async fn inference_gateway_impl(
         })
     };
     let waited = tokio::time::timeout_at(
-        deadline(&ctx),
+        deadline(ctx),
         await_condition(gws.clone(), GATEWAY, programmed),
     )
     .await;
@@ -406,18 +380,18 @@ pub(super) async fn inference_gateway_impl(
                 )
             })
             .unwrap_or_else(|| "gone".to_string());
-        return Ok(Outcome::failed(format!(
+        return Ok(Err(Outcome::failed(format!(
             "Gateway {ns}/{GATEWAY} (class {class}) not Accepted and Programmed with an address within {}s: {state}",
             secs(ctx.spec.timeout)
-        )));
+        ))));
     };
     let Some(url) = gateway_url(&gw, port) else {
         anyhow::bail!("Gateway {ns}/{GATEWAY} lost its address");
     };
-    let ctrl = controller.clone();
+    let ctrl = controller.to_string();
     let attached = move |r: Option<&DynamicObject>| r.is_some_and(|r| route_ready(r, &ctrl));
     let waited = tokio::time::timeout_at(
-        deadline(&ctx),
+        deadline(ctx),
         await_condition(routes.clone(), ROUTE, attached),
     )
     .await;
@@ -425,7 +399,7 @@ pub(super) async fn inference_gateway_impl(
         let state = routes
             .get_opt(ROUTE)
             .await?
-            .map(|r| match route_parent_conditions(&r, &controller) {
+            .map(|r| match route_parent_conditions(&r, controller) {
                 Some(cs) => cs
                     .into_iter()
                     .map(|(_, s)| s)
@@ -434,23 +408,99 @@ pub(super) async fn inference_gateway_impl(
                 None => format!("no status.parents entry for Gateway {GATEWAY} from {controller}"),
             })
             .unwrap_or_else(|| "gone".to_string());
-        return Ok(Outcome::failed(format!(
+        return Ok(Err(Outcome::failed(format!(
             "HTTPRoute {ns}/{ROUTE} not Accepted with ResolvedRefs by {controller} within {}s: {state}",
             secs(ctx.spec.timeout)
-        )));
+        ))));
     }
+    Ok(Ok(url))
+}
+
+/// Pod states of `selector` in `ns`, for messages.
+pub(super) async fn pod_states(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+) -> anyhow::Result<String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items;
+    let states: Vec<String> = pods
+        .iter()
+        .map(|p| format!("{} {}", p.name_any(), pod_state(p)))
+        .collect();
+    Ok(if states.is_empty() {
+        "none".to_string()
+    } else {
+        states.join(", ")
+    })
+}
+
+pub(super) async fn inference_gateway_impl(
+    ctx: CaseContext,
+    client: Client,
+) -> anyhow::Result<Outcome> {
+    let (class, controller) = match accepted_class(&ctx, &client).await? {
+        Ok(c) => c,
+        Err(o) => return Ok(o),
+    };
+    let port: u16 = ctx.param("listenerPort").unwrap_or(8080);
+    let requests: u64 = ctx.param("requests").unwrap_or(200);
+    let header_requests: u64 = ctx.param("headerRequests").unwrap_or(20);
+    let image = probe_image(&ctx);
+    let ns = case_namespace(&ctx)?;
+
+    // Backends.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    for (name, _) in WEIGHTS {
+        let (d, s) = backend(name, &image);
+        create(&deployments, d).await?;
+        create(&services, s).await?;
+    }
+    for (name, _) in WEIGHTS {
+        let svc = format!("inference-{name}");
+        if !await_available(&deployments, &svc, deadline(&ctx)).await? {
+            return Ok(Outcome::failed(format!(
+                "backend Deployment {ns}/{svc} has no available replica within {}s (pods: {})",
+                secs(ctx.spec.timeout),
+                pod_states(&client, &ns, &format!("aiconform.dev/backend={name}")).await?
+            )));
+        }
+    }
+
+    // Gateway and route, accepted and programmed by the implementation.
+    let url = match programmed_gateway(
+        &ctx,
+        &client,
+        &ns,
+        (&class, &controller),
+        port,
+        http_route(),
+    )
+    .await?
+    {
+        Ok(u) => u,
+        Err(o) => return Ok(o),
+    };
 
     // Traffic through the gateway, from pods.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let header = format!("{MODEL_HEADER}: {CANARY_MODEL}");
     let clients = [
-        ("inference-client", requests, false),
-        ("inference-client-header", header_requests, true),
+        ("inference-client", requests, vec![]),
+        (
+            "inference-client-header",
+            header_requests,
+            vec!["--header".to_string(), header],
+        ),
     ];
-    for (name, count, header) in clients {
-        create(&pods, client_pod(name, &image, &url, count, header)).await?;
+    for (name, count, extra) in &clients {
+        create(&pods, client_pod(name, &image, &url, *count, extra)).await?;
     }
     let mut tallies = Vec::new();
-    for (name, _, _) in clients {
+    for (name, _, _) in &clients {
         match client_tally(&pods, name, &ctx).await? {
             Ok(t) => tallies.push(t),
             Err(why) => {
@@ -483,7 +533,7 @@ pub(super) async fn inference_gateway_impl(
 }
 
 /// Wait (watching) until the Deployment has an available replica.
-async fn await_available(
+pub(super) async fn await_available(
     deployments: &Api<Deployment>,
     name: &str,
     deadline: tokio::time::Instant,
@@ -501,7 +551,7 @@ async fn await_available(
 }
 
 /// Wait for a client pod to finish and read its tally from the termination message.
-async fn client_tally(
+pub(super) async fn client_tally(
     pods: &Api<Pod>,
     name: &str,
     ctx: &CaseContext,
@@ -661,8 +711,13 @@ mod tests {
         assert!(!route_ready(&route, "x.dev/gw"));
         assert!(route_ready(&route, "other.dev/c"));
         assert!(!route_ready(&route, "nobody"));
+        let extra = [
+            "--header".to_string(),
+            format!("{MODEL_HEADER}: {CANARY_MODEL}"),
+        ];
         let args =
-            client_pod("c", "img", "http://a:1/", 5, true)["spec"]["containers"][0]["args"].clone();
+            client_pod("c", "img", "http://a:1/", 5, &extra)["spec"]["containers"][0]["args"]
+                .clone();
         assert_eq!(
             args,
             json!([

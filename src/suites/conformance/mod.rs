@@ -8,6 +8,7 @@ mod cluster_autoscaling;
 mod dra_support;
 mod gang_scheduling;
 mod inference_gateway;
+mod inference_ingress;
 mod pod_autoscaling;
 mod robust_controller;
 mod secure_accelerator_access;
@@ -65,6 +66,7 @@ case_fn!(
     cluster_autoscaling::cluster_autoscaling_impl
 );
 case_fn!(inference_gateway, inference_gateway::inference_gateway_impl);
+case_fn!(inference_ingress, inference_ingress::inference_ingress_impl);
 case_fn!(robust_controller, robust_controller::robust_controller_impl);
 
 fn image(ctx: &CaseContext) -> String {
