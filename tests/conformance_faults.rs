@@ -4,7 +4,8 @@
 //!
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
-//! pod-autoscaling, accelerator-metrics, ai-service-metrics.
+//! pod-autoscaling, accelerator-metrics, ai-service-metrics, inference-gateway,
+//! inference-ingress.
 
 mod suites_support;
 
@@ -79,6 +80,18 @@ async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
             Duration::from_secs(30),
             true,
         ),
+        spec(
+            "inference-gateway",
+            json!({"gatewayClass": "aiconform"}),
+            Duration::from_secs(90),
+            true,
+        ),
+        spec(
+            "inference-ingress",
+            json!({"gatewayClass": "aiconform"}),
+            Duration::from_secs(90),
+            true,
+        ),
     ];
     let mut out = Vec::new();
     // Sequential: gangs and GPU pods of one case must not disturb the next.
@@ -141,7 +154,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     deploy_components(&client, GPU_NS).await;
 
     let healthy = vector(&client, "healthy").await;
-    assert_eq!(letters(&healthy), "PPPPPPPPPP", "{healthy:#?}");
+    assert_eq!(letters(&healthy), "PPPPPPPPPPPP", "{healthy:#?}");
     assert!(
         message(&healthy[1]).contains("version v25.10.1 confirmed"),
         "{healthy:#?}"
@@ -208,6 +221,18 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
             && message(&healthy[9]).contains("rising"),
         "{healthy:#?}"
     );
+    assert!(
+        message(&healthy[10]).contains("Programmed at http://127.2.")
+            && message(&healthy[10]).contains("for weights 80:20")
+            && message(&healthy[10]).contains("all 20 requests with the header reached canary"),
+        "{healthy:#?}"
+    );
+    assert!(
+        message(&healthy[11])
+            .contains("all 30 requests reached the least-loaded model server idle")
+            && message(&healthy[11]).contains("in x-gateway-destination-endpoint for each"),
+        "{healthy:#?}"
+    );
 
     // Fault: the device-plugin DaemonSet's new pods never become ready.
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), GPU_NS);
@@ -234,7 +259,7 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
     .expect("watch");
 
     let faulty = vector(&client, "unready-ds").await;
-    assert_eq!(letters(&faulty), "PFPPPPPPPP", "{faulty:#?}");
+    assert_eq!(letters(&faulty), "PFPPPPPPPPPP", "{faulty:#?}");
     let m = message(&faulty[1]);
     assert!(
         m.contains("DaemonSet gpu-operator/nvidia-device-plugin-daemonset")
@@ -270,7 +295,7 @@ async fn deleted_device_class_fails_only_dra_support() {
     .expect("watch");
 
     let v = vector(&client, "no-deviceclass").await;
-    assert_eq!(letters(&v), "PPFPPPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPFPPPPPPPPP", "{v:#?}");
     assert!(
         message(&v[2]).contains("DeviceClass gpu.nvidia.com not found"),
         "{v:#?}"
@@ -291,7 +316,7 @@ async fn cluster_without_gang_plugin_fails_only_gang_scheduling() {
     deploy_components(&client, GPU_NS).await;
 
     let v = vector(&client, "no-gang").await;
-    assert_eq!(letters(&v), "PPPFPPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPFPPPPPPPP", "{v:#?}");
     let m = message(&v[3]);
     assert!(
         m.contains("partial placement") && m.contains("of 3 members bound"),
@@ -318,7 +343,7 @@ async fn webhook_that_admits_everything_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPFPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFPPPPPP", "{v:#?}");
     assert!(
         message(&v[5]).contains("the invalid ModelServer")
             && message(&v[5]).contains("was admitted"),
@@ -333,7 +358,7 @@ async fn operator_without_reconciler_fails_only_robust_controller() {
     else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPFPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPFPPPPPP", "{v:#?}");
     let m = message(&v[5]);
     assert!(
         m.contains("denied the invalid ModelServer")
@@ -349,7 +374,7 @@ async fn autoscaler_that_never_shrinks_fails_only_cluster_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--gpu-pool-no-scale-down"], "no-shrink").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPFPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPFPPPPP", "{v:#?}");
     let m = message(&v[6]);
     assert!(
         m.contains("the pool grew to 1 nodes") && m.contains("does not scale down"),
@@ -363,11 +388,28 @@ async fn cluster_without_hpa_controller_fails_only_pod_autoscaling() {
     let Some(v) = vector_with_fault(test, &["--no-hpa-controller"], "no-hpa").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPPFPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPFPPPP", "{v:#?}");
     let m = message(&v[7]);
     assert!(
         m.contains("the HPA never read the metric")
             && m.contains("no HorizontalPodAutoscaler controller processed it"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_that_ignores_weights_fails_only_inference_gateway() {
+    let test = "gateway_that_ignores_weights_fails_only_inference_gateway";
+    let Some(v) = vector_with_fault(test, &["--gateway-ignores-weights"], "no-weights").await
+    else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPPPPPPFP", "{v:#?}");
+    let m = message(&v[10]);
+    assert!(
+        m.contains("200 requests split stable=200 for weights 80:20")
+            && m.contains("5σ binomial bound")
+            && !m.contains("header rule"),
         "{m}"
     );
 }
@@ -378,7 +420,7 @@ async fn frozen_exporter_fails_only_accelerator_metrics() {
     let Some(v) = vector_with_fault(test, &["--exporter-frozen"], "frozen").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPPPFP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPPFPPP", "{v:#?}");
     let m = message(&v[8]);
     assert!(
         m.contains("reports every GPU node")
@@ -394,7 +436,7 @@ async fn leaky_device_isolation_fails_only_secure_accelerator_access() {
     let Some(v) = vector_with_fault(test, &["--leaky-device-isolation"], "leaky").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPFPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPFPPPPPPP", "{v:#?}");
     let m = message(&v[4]);
     assert!(
         m.contains("negative isolation FAILED: pod negative-isolation without a claim")
@@ -419,7 +461,7 @@ async fn exclusive_gpu_replicas_fail_only_gpu_sharing() {
     let client = connect(&cluster.kubeconfig).await;
     deploy_components(&client, GPU_NS).await;
     let v = vector(&client, "exclusive").await;
-    assert_eq!(letters(&v), "PPPPPPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
     let sharing = gpu_sharing(&client, "exclusive").await;
     assert_eq!(letter(&sharing), 'F', "{sharing:#?}");
     let m = message(&sharing);
@@ -443,7 +485,7 @@ async fn skewed_driver_fails_only_driver_runtime_management() {
     let client = connect(&cluster.kubeconfig).await;
     deploy_components(&client, GPU_NS).await;
     let v = vector(&client, "skew").await;
-    assert_eq!(letters(&v), "PPPPPPPPPP", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
     assert_eq!(letter(&gpu_sharing(&client, "skew").await), 'P');
     let driver = driver_runtime(&client, "skew").await;
     assert_eq!(letter(&driver), 'F', "{driver:#?}");
@@ -461,11 +503,27 @@ async fn monitoring_that_never_scrapes_fails_only_ai_service_metrics() {
     let Some(v) = vector_with_fault(test, &["--monitoring-no-scrape"], "no-scrape").await else {
         return;
     };
-    assert_eq!(letters(&v), "PPPPPPPPPF", "{v:#?}");
+    assert_eq!(letters(&v), "PPPPPPPPPFPP", "{v:#?}");
     let m = message(&v[9]);
     assert!(
         m.contains("answers queries but did not collect the service's metrics")
             && m.contains("was not scraped"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_picker_that_ignores_load_fails_only_inference_ingress() {
+    let test = "endpoint_picker_that_ignores_load_fails_only_inference_ingress";
+    let Some(v) = vector_with_fault(test, &["--gateway-epp-ignores-metrics"], "epp-no-load").await
+    else {
+        return;
+    };
+    assert_eq!(letters(&v), "PPPPPPPPPPPF", "{v:#?}");
+    let m = message(&v[11]);
+    assert!(
+        m.contains("30 requests reached busy=10 idle=10 warm=10")
+            && m.contains("the least-loaded model server idle should have answered all"),
         "{m}"
     );
 }

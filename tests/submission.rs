@@ -160,12 +160,12 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
         evidence.sort();
-        // One evidence file per requirement a case proves (gpu_sharing and
-        // driver_runtime_management from 1.35).
+        // One evidence file per requirement a case proves: gpu_sharing and
+        // driver_runtime_management from 1.35; 1.36 drops dra_support and gains
+        // advanced_inference_ingress.
         let expected = match minor {
             33 | 34 => 9,
-            35 => 11,
-            _ => 10,
+            _ => 11,
         };
         assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
         assert!(dir.join("README.md").is_file());

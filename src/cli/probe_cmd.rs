@@ -12,7 +12,10 @@ use aiconform::runner::suite::parse_duration;
     after_help = "Examples:\n  aiconform probe sleep 3s\n  aiconform probe devices --expect 1\n  \
     aiconform probe devices --expect 0 --termination-log /tmp/msg\n  \
     aiconform probe gauge --configmap load --address 127.0.0.1 --port 8080\n  \
-    aiconform probe devices --expect 1 --hold 10s\n  aiconform probe driver"
+    aiconform probe devices --expect 1 --hold 10s\n  aiconform probe driver\n  \
+    aiconform probe serve --name stable --address 127.0.0.1 --port 8080\n  \
+    aiconform probe http --url http://127.0.0.1:8080/v1/completions --count 100 \
+    --header 'X-Gateway-Model-Name: canary'"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -33,9 +36,21 @@ enum What {
         name: String,
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Address to listen on (e.g. the pod's IP, from `status.podIP`)
+        /// Address to listen on (e.g. the pod IP)
         #[arg(long, default_value = "0.0.0.0")]
         address: std::net::IpAddr,
+        /// Also report model-server load on /metrics: this many waiting requests
+        /// (`vllm:num_requests_waiting`)
+        #[arg(long, value_name = "N")]
+        queue: Option<u64>,
+        /// KV-cache usage reported with --queue (`vllm:kv_cache_usage_perc`, 0..1)
+        #[arg(
+            long,
+            value_name = "FRACTION",
+            default_value_t = 0.0,
+            requires = "queue"
+        )]
+        kv_cache: f64,
     },
     /// Serve a Prometheus gauge on PORT (`/metrics`) whose value follows a key of a
     /// ConfigMap in the pod's namespace (credentials from KUBECONFIG or in-cluster; needs
@@ -58,6 +73,28 @@ enum What {
         address: std::net::IpAddr,
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+    /// Send COUNT GET requests to URL and tally the backend that answered each one (the
+    /// `x-served-by` header of `probe serve`): JSON on stdout and as the termination message;
+    /// exit 0 when every request got a 2xx answer naming a backend, 1 otherwise
+    Http {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// Request header `NAME: VALUE` (repeatable)
+        #[arg(long = "header", value_name = "NAME: VALUE", value_parser = probe::traffic::parse_header)]
+        headers: Vec<(String, String)>,
+        /// Also tally the answers by this response header's value (e.g. an endpoint
+        /// picker's `x-gateway-destination-endpoint`)
+        #[arg(long, value_name = "NAME")]
+        record_header: Option<String>,
+        /// Retry one uncounted request until it succeeds, for at most this long
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        warmup: std::time::Duration,
+        /// Where to write the termination message
+        #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
+        termination_log: PathBuf,
     },
     /// Report the GPU device nodes this process sees (JSON on stdout and as the termination
     /// message); exit 0 when they match --expect, 1 otherwise
@@ -96,7 +133,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             name,
             port,
             address,
+            queue,
+            kv_cache,
         } => {
+            let extra = queue
+                .map(|q| probe::traffic::model_load_metrics(&name, q, kv_cache))
+                .unwrap_or_default();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -104,7 +146,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let l = tokio::net::TcpListener::bind((address, port))
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {address} port {port}: {e}"))?;
-                probe::serve(name, l).await?;
+                probe::serve_with_metrics(name, l, extra).await?;
                 Ok::<_, anyhow::Error>(())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -122,6 +164,35 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .build()?;
             rt.block_on(gauge(name, configmap, key, namespace, address, port))?;
             Ok(ExitCode::SUCCESS)
+        }
+        What::Http {
+            url,
+            count,
+            headers,
+            record_header,
+            warmup,
+            termination_log,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let tally = rt
+                .block_on(probe::traffic::send(
+                    &url,
+                    count,
+                    &headers,
+                    record_header.as_deref(),
+                    warmup,
+                ))
+                .map_err(anyhow::Error::msg)?;
+            let text = serde_json::to_string(&tally)?;
+            println!("{text}");
+            probe::write_termination_message(&termination_log, &text)?;
+            Ok(if tally.failures == 0 && tally.unidentified == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         What::Devices {
             expect,

@@ -3,6 +3,7 @@
 //! judges from outside the container.
 
 pub mod gauge;
+pub mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -160,27 +161,38 @@ pub fn metrics_text(name: &str, count: u64) -> String {
 /// Answer every request with `name` (body and `x-served-by` header) and count it; `/metrics`
 /// exposes the count. For routing checks: which backend a request reached is visible outside.
 pub async fn serve(name: String, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_with_metrics(name, listener, String::new()).await
+}
+
+/// [`serve`], with `extra` appended to the `/metrics` exposition (e.g.
+/// [`traffic::model_load_metrics`]).
+pub async fn serve_with_metrics(
+    name: String,
+    listener: tokio::net::TcpListener,
+    extra: String,
+) -> std::io::Result<()> {
     use axum::response::IntoResponse;
     let state = std::sync::Arc::new((name, Served::default()));
     let metrics_state = state.clone();
-    let app =
-        axum::Router::new()
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let s = metrics_state.clone();
-                    async move {
-                        metrics_text(&s.0, s.1.count.load(std::sync::atomic::Ordering::Relaxed))
-                    }
-                }),
-            )
-            .fallback(move || {
-                let s = state.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let s = metrics_state.clone();
+                let extra = extra.clone();
                 async move {
-                    s.1.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    ([("x-served-by", s.0.clone())], s.0.clone()).into_response()
+                    metrics_text(&s.0, s.1.count.load(std::sync::atomic::Ordering::Relaxed))
+                        + &extra
                 }
-            });
+            }),
+        )
+        .fallback(move || {
+            let s = state.clone();
+            async move {
+                s.1.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ([("x-served-by", s.0.clone())], s.0.clone()).into_response()
+            }
+        });
     axum::serve(listener, app).await
 }
 

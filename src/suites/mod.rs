@@ -40,6 +40,7 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
         ("pod-autoscaling", conformance::pod_autoscaling),
         ("cluster-autoscaling", conformance::cluster_autoscaling),
         ("inference-gateway", conformance::inference_gateway),
+        ("inference-ingress", conformance::inference_ingress),
         ("robust-controller", conformance::robust_controller),
         ("gpu-sharing", conformance::gpu_sharing),
         (

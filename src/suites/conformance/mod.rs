@@ -10,6 +10,7 @@ mod driver_runtime_management;
 mod gang_scheduling;
 mod gpu_sharing;
 mod inference_gateway;
+mod inference_ingress;
 mod pod_autoscaling;
 mod robust_controller;
 mod secure_accelerator_access;
@@ -67,6 +68,7 @@ case_fn!(
     cluster_autoscaling::cluster_autoscaling_impl
 );
 case_fn!(inference_gateway, inference_gateway::inference_gateway_impl);
+case_fn!(inference_ingress, inference_ingress::inference_ingress_impl);
 case_fn!(robust_controller, robust_controller::robust_controller_impl);
 case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
 case_fn!(

@@ -18,6 +18,7 @@ import (
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/dcgmexporter"
+	"aiconform.dev/testcluster/internal/standin/gateway"
 	"aiconform.dev/testcluster/internal/standin/operator"
 	"aiconform.dev/testcluster/internal/standin/prometheus"
 )
@@ -54,6 +55,8 @@ func run(args []string) int {
 		noCustomMet   = fs.Bool("no-custom-metrics-api", false, "fault: do not serve custom.metrics.k8s.io (no APIService, no adapter)")
 		expFrozen     = fs.Bool("exporter-frozen", false, "fault: the stand-in DCGM exporter's numbers never change (devices idle whatever runs)")
 		monNoScrape   = fs.Bool("monitoring-no-scrape", false, "fault: the stand-in Prometheus answers queries but never scrapes")
+		gwNoWeights   = fs.Bool("gateway-ignores-weights", false, "fault: the stand-in Gateway API implementation sends every request of an HTTPRoute rule to its first backendRef")
+		gwEPPNoLoad   = fs.Bool("gateway-epp-ignores-metrics", false, "fault: the stand-in gateway's InferencePool endpoint picker chooses round robin instead of the least-loaded model server")
 		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
 		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
 		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
@@ -126,6 +129,7 @@ func run(args []string) int {
 		DriverVersionSkew:    *driverSkew,
 		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
 		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
+		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -35,6 +35,7 @@ import (
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/custommetrics"
 	"aiconform.dev/testcluster/internal/standin/dcgmexporter"
+	"aiconform.dev/testcluster/internal/standin/gateway"
 	"aiconform.dev/testcluster/internal/standin/operator"
 	"aiconform.dev/testcluster/internal/standin/prometheus"
 )
@@ -70,6 +71,8 @@ type Options struct {
 	DCGMExporter dcgmexporter.Options
 	// Monitoring selects faults of the stand-in Prometheus.
 	Monitoring prometheus.Options
+	// Gateway selects faults of the stand-in Gateway API implementation.
+	Gateway gateway.Options
 	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
 	GPUPool autoscaler.PoolOptions
 	// RunImages maps image repositories to host binaries the simulated
@@ -496,6 +499,12 @@ func Run(ctx context.Context, o Options) (retErr error) {
 
 	if err := step("installing the stand-in Prometheus", func(ctx context.Context) error {
 		return prometheus.Run(compCtx, restCfg, o.Monitoring)
+	}); err != nil {
+		return err
+	}
+
+	if err := step("installing the stand-in Gateway API implementation", func(ctx context.Context) error {
+		return gateway.Run(compCtx, restCfg, o.Gateway)
 	}); err != nil {
 		return err
 	}
