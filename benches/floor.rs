@@ -86,8 +86,11 @@ fn rss_child() -> ExitCode {
         eprintln!("floor: {RSS_ENV} needs a command after --");
         return ExitCode::FAILURE;
     };
+    // The measured command must not see the child-mode variables: when it is this program
+    // again (the readiness child), it would re-enter this mode instead of doing the work.
     let status = Command::new(cmd)
         .args(rest)
+        .env_remove(RSS_ENV)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -183,6 +186,7 @@ struct Row {
 
 fn run() -> Result<()> {
     let runs = env_bounded("AICONFORM_BENCH_RUNS", 21, 201) as usize;
+    let load_before = load_average();
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let recipe_file = tmp.path().join("recipe.yaml");
     let recipe_path = recipe_file.to_str().ok_or("temp path is not UTF-8")?;
@@ -290,16 +294,26 @@ fn run() -> Result<()> {
         rss: mib(server_rss),
     });
 
-    print_table(&rows, runs);
+    let load = format!("{load_before} → {}", load_average());
+    print_table(&rows, runs, &load);
     Ok(())
 }
 
-fn print_table(rows: &[Row], runs: usize) {
+/// The 1, 5 and 15 minute load averages, as `uptime` prints them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn print_table(rows: &[Row], runs: usize, load: &str) {
     println!();
     println!(
-        "aiconform {} · {} · medians of {runs} alternating CLI runs · loopback load from a single-threaded client · machine shared, so compare ratios, not times",
+        "aiconform {} · {} · {} CPUs, load average {load} (start → end) · medians of {runs} alternating CLI runs · loopback load from a single-threaded client · machine shared, so compare ratios, not times",
         env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!();
     println!("| measure | value | floor | ratio | target | peak RSS |");

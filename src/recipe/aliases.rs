@@ -8,7 +8,6 @@ use serde::Deserialize;
 use super::error::{RecipeError, Result};
 use super::overlay::API_VERSION;
 use super::source::RecipeFiles;
-use crate::yaml;
 
 /// Where the aliases live, relative to the recipes root.
 pub const ALIASES_FILE: &str = "components/aliases.yaml";
@@ -35,7 +34,7 @@ impl ComponentAliases {
         let Some(src) = files.get(ALIASES_FILE) else {
             return Ok(ComponentAliases::default());
         };
-        let file: AliasesFile = yaml::from_slice(&src.content, &src.origin)?;
+        let file: AliasesFile = src.parse()?;
         if file.api_version != API_VERSION || file.kind != ALIASES_KIND {
             return Err(RecipeError::Invalid {
                 origin: src.origin.clone(),

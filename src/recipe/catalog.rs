@@ -6,7 +6,6 @@ use super::criteria::Criteria;
 use super::error::{RecipeError, Result};
 use super::overlay::{API_VERSION, OverlayFile};
 use super::source::{RecipeFiles, SourceFile};
-use crate::yaml;
 
 pub const OVERLAY_KIND: &str = "Overlay";
 const OVERLAY_DIR: &str = "overlays/";
@@ -122,7 +121,7 @@ impl Catalog {
                         });
                     };
                     if what == "values file" && !values.contains_key(file) {
-                        let v: serde_json::Value = yaml::from_slice(&src.content, &src.origin)?;
+                        let v: serde_json::Value = src.parse()?;
                         if !(v.is_object() || v.is_null()) {
                             return Err(RecipeError::Invalid {
                                 origin: src.origin.clone(),
@@ -172,7 +171,7 @@ impl Catalog {
 }
 
 fn parse_overlay(src: &SourceFile) -> Result<LoadedOverlay> {
-    let file: OverlayFile = yaml::from_slice(&src.content, &src.origin)?;
+    let file: OverlayFile = src.parse()?;
     let invalid = |message: String| RecipeError::Invalid {
         origin: src.origin.clone(),
         message,

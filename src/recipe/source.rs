@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use include_dir::{Dir, include_dir};
 
 use super::error::{RecipeError, Result};
-use crate::yaml::MAX_YAML_BYTES;
+use crate::yaml::{MAX_YAML_BYTES, YamlError};
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/recipes");
+
+/// The built-in YAML documents parsed at build time (see `build.rs`), as JSON text.
+mod parsed {
+    include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
+}
 
 /// Refuse data directories that are clearly not recipe trees.
 const MAX_FILES: usize = 10_000;
@@ -31,6 +36,40 @@ pub struct RecipeFiles {
     /// Every file of every layer, in layer order, so overlays can be overridden by name.
     pub layers: Vec<BTreeMap<String, SourceFile>>,
 }
+
+impl SourceFile {
+    /// The build-time JSON form of this file when it is a built-in YAML document exactly as
+    /// built into the binary; parsing it gives the same value as parsing the YAML, faster.
+    pub fn builtin_json(&self) -> Option<&'static str> {
+        if self.layer != 0 {
+            return None;
+        }
+        let rel = self.origin.strip_prefix(BUILTIN_ORIGIN)?;
+        let builtin = BUILTIN.get_file(rel)?;
+        if builtin.contents() != self.content.as_slice() {
+            return None;
+        }
+        let i = parsed::BUILTIN_JSON
+            .binary_search_by(|(path, _)| (*path).cmp(rel))
+            .ok()?;
+        Some(parsed::BUILTIN_JSON[i].1)
+    }
+
+    /// Parse this YAML file: from its build-time JSON form when it has one, else (and if
+    /// that does not fit `T`) from the YAML, whose errors name the file, line and column.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> std::result::Result<T, YamlError> {
+        if let Some(value) = self
+            .builtin_json()
+            .and_then(|json| serde_json::from_str(json).ok())
+        {
+            return Ok(value);
+        }
+        crate::yaml::from_slice(&self.content, &self.origin)
+    }
+}
+
+/// Origin prefix of built-in files.
+const BUILTIN_ORIGIN: &str = "builtin:recipes/";
 
 impl RecipeFiles {
     /// The effective file at a relative path: the one from the latest layer that has it.
@@ -87,7 +126,7 @@ fn collect_builtin(dir: &Dir<'_>, out: &mut BTreeMap<String, SourceFile>) {
         out.insert(
             rel.clone(),
             SourceFile {
-                origin: format!("builtin:recipes/{rel}"),
+                origin: format!("{BUILTIN_ORIGIN}{rel}"),
                 layer: 0,
                 content: file.contents().to_vec(),
             },
@@ -158,4 +197,58 @@ pub fn read_dir_tree(root: &Path, layer: usize) -> Result<BTreeMap<String, Sourc
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::overlay::OverlayFile;
+
+    /// The build-time JSON of every built-in document parses to exactly what its YAML
+    /// parses to, as a generic value and, for overlays, as the typed file.
+    #[test]
+    fn builtin_json_matches_yaml() {
+        let files = RecipeFiles::builtin();
+        let mut checked = 0;
+        for (rel, src) in &files.layers[0] {
+            if !(rel.ends_with(".yaml") || rel.ends_with(".yml")) || rel.contains("/manifests/") {
+                continue;
+            }
+            let json = src
+                .builtin_json()
+                .unwrap_or_else(|| panic!("{rel} has no build-time JSON form"));
+            let from_yaml: serde_json::Value =
+                crate::yaml::from_slice(&src.content, &src.origin).unwrap();
+            let from_json: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(from_json, from_yaml, "{rel}");
+            if rel.starts_with("overlays/") {
+                let from_yaml: OverlayFile =
+                    crate::yaml::from_slice(&src.content, &src.origin).unwrap();
+                let from_json: OverlayFile = serde_json::from_str(json).unwrap();
+                assert_eq!(from_json, from_yaml, "{rel}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 20, "only {checked} built-in documents");
+    }
+
+    /// A file that is not byte for byte the built-in one is parsed from its own YAML.
+    #[test]
+    fn changed_builtin_is_parsed_from_yaml() {
+        let files = RecipeFiles::builtin();
+        let (rel, src) = files.layers[0]
+            .iter()
+            .find(|(rel, _)| rel.starts_with("overlays/"))
+            .unwrap();
+        assert!(src.builtin_json().is_some(), "{rel}");
+        let mut changed = src.clone();
+        changed.content.extend_from_slice(b"\nextra: [unclosed\n");
+        assert!(changed.builtin_json().is_none());
+        let err = changed.parse::<serde_json::Value>().unwrap_err();
+        assert_eq!(err.origin, src.origin);
+        assert!(err.line.is_some(), "{err}");
+        let mut data_layer = src.clone();
+        data_layer.layer = 1;
+        assert!(data_layer.builtin_json().is_none());
+    }
 }
