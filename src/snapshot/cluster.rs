@@ -20,9 +20,6 @@ use super::model::{
 };
 use crate::readiness::version::Version;
 
-/// Annotation the embedded test cluster puts on its simulated nodes.
-pub const SIMULATED_NODE_ANNOTATION: &str = "testcluster.aiconform.dev/simulated";
-
 /// An operator aiconform recognizes, with the names it is found by.
 pub struct KnownOperator {
     pub name: &'static str,
@@ -209,13 +206,6 @@ pub fn node_facts(node: &Node) -> NodeFacts {
         node_info,
         agent: AgentOutcome::Skipped,
     }
-}
-
-pub fn is_simulated(node: &Node) -> bool {
-    node.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(SIMULATED_NODE_ANNOTATION))
 }
 
 /// The tag of a container image (`nvcr.io/nvidia/gpu-operator:v25.10.1` → `v25.10.1`).
