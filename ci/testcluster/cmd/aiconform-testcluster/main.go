@@ -77,6 +77,8 @@ func run(args []string) int {
 	sliceReplicas := fs.Int("gpu-time-slicing-replicas", 4, "advertise every GPU this many times as nvidia.com/gpu.shared (time-slicing; below 2: off)")
 	driverSkew := fs.Bool("driver-version-skew", false, "fault: GPU nodes run driver 535.183.01 while their labels and ResourceSlices report the profile's version")
 	sharingExclusive := fs.Bool("gpu-sharing-exclusive", false, "fault: time-sliced replicas are advertised but each GPU goes to one container at a time")
+	vgpuPerGPU := fs.Int("vgpu-per-gpu", 2, "split the last GPU of every node of the first GPU pool into this many vGPUs, published by DRA driver vgpu.nvidia.com (0: no vGPUs)")
+	vgpuLeaky := fs.Bool("vgpu-leaky", false, "fault: containers of a vGPU claim see every vGPU of its parent GPU")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +86,10 @@ func run(args []string) int {
 	}
 	if *realNode != "auto" && *realNode != "on" && *realNode != "off" {
 		fmt.Fprintf(os.Stderr, "--real-node must be auto, on or off (got %q)\n", *realNode)
+		return 2
+	}
+	if *vgpuPerGPU < 0 {
+		fmt.Fprintf(os.Stderr, "--vgpu-per-gpu must be 0 or more (got %d)\n", *vgpuPerGPU)
 		return 2
 	}
 	if *poolMin < 0 || *poolMax < *poolMin {
@@ -127,6 +133,7 @@ func run(args []string) int {
 		LeakyDeviceIsolation: *leakyDevices,
 		GPUSharing:           sim.Sharing{Replicas: *sliceReplicas, Exclusive: *sharingExclusive},
 		DriverVersionSkew:    *driverSkew,
+		VGPU:                 sim.VGPU{PerGPU: *vgpuPerGPU, Leaky: *vgpuLeaky},
 		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
 		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
 		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad},

@@ -88,6 +88,8 @@ type Options struct {
 	LeakyDeviceIsolation bool
 	// GPUSharing: time-sliced replicas of the GPU nodes' GPUs.
 	GPUSharing sim.Sharing
+	// VGPU: simulated vGPUs on the first GPU pool's nodes.
+	VGPU sim.VGPU
 	// DriverVersionSkew: GPU nodes run another driver than they report (fault).
 	DriverVersionSkew bool
 }
@@ -408,6 +410,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
 	simulator.SetGPUSharing(o.GPUSharing)
+	simulator.SetVGPU(o.VGPU)
 	if len(o.RunImages) > 0 {
 		ca, err := os.ReadFile(certs.CACert)
 		if err != nil {

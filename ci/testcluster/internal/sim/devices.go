@@ -118,10 +118,15 @@ func uniqueSorted(idx []int) []int {
 }
 
 // visibleDevices is NVIDIA_VISIBLE_DEVICES for the given GPUs: their UUIDs,
-// as the device plugin and the DRA driver set it.
-func visibleDevices(node string, idx []int) string {
+// as the device plugin and the DRA driver set it (vgpus: the UUIDs of the
+// node's vGPU device minors).
+func visibleDevices(node string, idx []int, vgpus map[int]string) string {
 	var u []string
 	for _, i := range idx {
+		if v, ok := vgpus[i]; ok {
+			u = append(u, v)
+			continue
+		}
 		u = append(u, gpuUUID(node, i))
 	}
 	return strings.Join(u, ",")
@@ -211,6 +216,9 @@ func (rt *Runtime) podDevices(ctx context.Context, pod *corev1.Pod, n *node) (ma
 			return nil, fmt.Errorf("resource claim %s (%s): %w", podName, claimName, err)
 		}
 		claims[podName] = claimGPUs(claim, n.name)
+		for req, idx := range rt.sim.claimVGPUs(claim, n) {
+			claims[podName][req] = append(claims[podName][req], idx...)
+		}
 	}
 	owner := string(pod.UID)
 	rt.mu.Lock()
@@ -293,7 +301,7 @@ func containerVisibleDevices(setup *podSetup, container string) string {
 	if setup.leaky {
 		return "all"
 	}
-	return visibleDevices(setup.node, idx)
+	return visibleDevices(setup.node, idx, setup.vgpus)
 }
 
 // free is the number of GPUs no container holds through nvidia.com/gpu.

@@ -22,8 +22,12 @@ const (
 	DeviceClassName = "gpu.nvidia.com"
 )
 
-// EnsureDeviceClass creates the gpu.nvidia.com DeviceClass.
+// EnsureDeviceClass creates the gpu.nvidia.com DeviceClass (and the vGPU
+// one when vGPUs are enabled).
 func (s *Simulator) EnsureDeviceClass(ctx context.Context) error {
+	if err := s.ensureVGPUDeviceClass(ctx); err != nil {
+		return err
+	}
 	if s.noDeviceClass {
 		return nil
 	}
@@ -128,7 +132,8 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// PublishResourceSlices creates one ResourceSlice per GPU node.
+// PublishResourceSlices creates one ResourceSlice per GPU node (plus one for
+// the vGPUs of nodes that have them).
 func (s *Simulator) PublishResourceSlices(ctx context.Context) error {
 	for _, n := range s.order {
 		if n.pool.GPU == nil {
@@ -136,6 +141,9 @@ func (s *Simulator) PublishResourceSlices(ctx context.Context) error {
 		}
 		owner, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
 		if err != nil {
+			return err
+		}
+		if err := s.publishVGPUSlice(ctx, n, owner); err != nil {
 			return err
 		}
 		slice := s.resourceSliceFor(n, owner)

@@ -65,6 +65,7 @@ type Simulator struct {
 	kubeletVersion string
 	noDeviceClass  bool
 	sharing        Sharing
+	vgpu           VGPU
 
 	nodes map[string]*node
 	order []*node

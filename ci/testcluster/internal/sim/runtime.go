@@ -461,6 +461,7 @@ type podSetup struct {
 	kubeconfig string            // host path; empty without credentials
 	devices    map[string][]int  // container name -> GPU indices it sees
 	leaky      bool              // every container sees every GPU (fault)
+	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -474,6 +475,9 @@ func (rt *Runtime) nodeRoot(n *node) (string, error) {
 	rt.mu.Unlock()
 	r.once.Do(func() {
 		files := nodeTree(n)
+		for _, f := range rt.sim.vgpuDeviceFiles(n) {
+			files[f] = ""
+		}
 		if rt.opts.DriverVersionSkew {
 			skewDriver(files)
 		}
@@ -490,7 +494,8 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 	if err != nil {
 		return nil, fmt.Errorf("node root: %w", err)
 	}
-	setup := &podSetup{nodeRoot: root, node: n.name, volumes: map[string]string{}, leaky: rt.opts.LeakyDeviceIsolation}
+	setup := &podSetup{nodeRoot: root, node: n.name, volumes: map[string]string{}, leaky: rt.opts.LeakyDeviceIsolation,
+		vgpus: rt.sim.vgpuDevices(n)}
 	if setup.devices, err = rt.podDevices(ctx, pod, n); err != nil {
 		return nil, err
 	}
