@@ -14,6 +14,7 @@ mod inference_ingress;
 mod pod_autoscaling;
 mod robust_controller;
 mod secure_accelerator_access;
+mod virtualized_accelerator;
 
 use std::time::Duration;
 
@@ -74,6 +75,10 @@ case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
 case_fn!(
     driver_runtime_management,
     driver_runtime_management::driver_runtime_management_impl
+);
+case_fn!(
+    virtualized_accelerator,
+    virtualized_accelerator::virtualized_accelerator_impl
 );
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
