@@ -120,6 +120,18 @@ async fn driver_runtime(client: &Client, prefix: &str) -> Outcome {
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
 }
 
+/// The 1.35 SHOULD case virtualized-accelerator.
+async fn virtualized_accelerator(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "virtualized-accelerator",
+        json!({}),
+        Duration::from_secs(90),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -207,6 +219,17 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&driver).contains("gpu-0: driver 550.127.05")
             && message(&driver).contains("read as 550.127.05 from /sys/module/nvidia/version"),
         "{driver:#?}"
+    );
+
+    let vgpu = virtualized_accelerator(&client, "healthy").await;
+    assert_eq!(letter(&vgpu), 'P', "{vgpu:#?}");
+    assert!(
+        message(&vgpu)
+            .contains("3 pods each claiming one of the 2 vGPU(s) H100-40C of parent GPU GPU-")
+            && message(&vgpu)
+                .contains("2 ran at the same time, each probe saw exactly its own vGPU")
+            && message(&vgpu).contains("waited unallocated (Unschedulable"),
+        "{vgpu:#?}"
     );
     assert!(
         message(&healthy[8]).contains("scraped through the API server service proxy")
@@ -524,6 +547,31 @@ async fn endpoint_picker_that_ignores_load_fails_only_inference_ingress() {
     assert!(
         m.contains("30 requests reached busy=10 idle=10 warm=10")
             && m.contains("the least-loaded model server idle should have answered all"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn leaky_vgpus_fail_only_virtualized_accelerator() {
+    let test = "leaky_vgpus_fail_only_virtualized_accelerator";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--vgpu-leaky".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "leaky-vgpu").await;
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
+    let vgpu = virtualized_accelerator(&client, "leaky-vgpu").await;
+    assert_eq!(letter(&vgpu), 'F', "{vgpu:#?}");
+    let m = message(&vgpu);
+    assert!(
+        m.contains("did not run with exactly their own vGPU")
+            && m.contains("but sees /dev/nvidia8, /dev/nvidia9 (NVIDIA_VISIBLE_DEVICES=GPU-")
+            && m.contains("sibling vGPU(s) vgpu-7-"),
         "{m}"
     );
 }
