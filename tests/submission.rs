@@ -57,6 +57,15 @@ fn fail(_: CaseContext) -> BoxFuture<'static, anyhow::Result<Outcome>> {
 
 /// Run the built-in conformance suite with stub cases: every case passes except `failing`.
 fn stub_run(conformance: ConformanceRun, failing: Option<&'static str>) -> RunReport {
+    stub_run_without(conformance, failing, &[])
+}
+
+/// [`stub_run`] without the cases `exclude` selects (their requirements are not run).
+fn stub_run_without(
+    conformance: ConformanceRun,
+    failing: Option<&'static str>,
+    exclude: &[&str],
+) -> RunReport {
     // The built-in conformance suite, minus per-case namespaces (there is no cluster).
     let text = std::fs::read_to_string(root().join("suites/conformance.yaml"))
         .unwrap()
@@ -64,6 +73,7 @@ fn stub_run(conformance: ConformanceRun, failing: Option<&'static str>) -> RunRe
     let set = SuiteSet::from_texts(&[("suites/conformance.yaml".into(), text)]).unwrap();
     let sel = Selection {
         phases: vec![Phase::Conformance],
+        exclude: exclude.iter().map(|e| e.to_string()).collect(),
         ..Default::default()
     };
     let p = plan(&set, &recipe(), &sel).unwrap();
@@ -160,12 +170,12 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
         evidence.sort();
-        // One evidence file per requirement a case proves: gpu_sharing and
-        // driver_runtime_management from 1.35; 1.36 drops dra_support and gains
-        // advanced_inference_ingress.
+        // One evidence file per requirement a case proves: gpu_sharing,
+        // driver_runtime_management and virtualized_accelerator from 1.35; 1.36 drops
+        // dra_support and gains advanced_inference_ingress.
         let expected = match minor {
             33 | 34 => 9,
-            _ => 11,
+            _ => 12,
         };
         assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
         assert!(dir.join("README.md").is_file());
@@ -311,9 +321,10 @@ fn cases_report_their_requirement_level_and_checklist_gating() {
 
 #[test]
 fn html_overview_has_one_row_per_requirement() {
-    let report = stub_run(
+    let report = stub_run_without(
         conformance(35, &[("cluster_autoscaling", ON_PREM)]),
         Some("robust-controller"),
+        &["conformance/virtualized-accelerator"],
     );
     let html = report::perf::render_html(&report);
     let rows: Vec<&str> = html
@@ -548,7 +559,11 @@ fn check_reads_the_version_from_the_path_and_accepts_snake_case_metadata() {
 
 #[test]
 fn should_not_run_stays_empty_and_passes() {
-    let report = stub_run(conformance(35, &[("cluster_autoscaling", ON_PREM)]), None);
+    let report = stub_run_without(
+        conformance(35, &[("cluster_autoscaling", ON_PREM)]),
+        None,
+        &["conformance/virtualized-accelerator"],
+    );
     let tmp = tempfile::tempdir().unwrap();
     let dir = write_submission(&report, tmp.path());
     let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
