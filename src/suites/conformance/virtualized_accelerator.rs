@@ -683,10 +683,11 @@ pub(super) async fn virtualized_accelerator_impl(
             .as_ref()
             .and_then(|s| s.node_name.as_ref())
             .is_some();
-        if bound && !allocated.contains_key(&name) {
-            if let Some(d) = allocated_device(&claims, &pod).await? {
-                allocated.insert(name.clone(), d);
-            }
+        if bound
+            && !allocated.contains_key(&name)
+            && let Some(d) = allocated_device(&claims, &pod).await?
+        {
+            allocated.insert(name.clone(), d);
         }
         latest.insert(name, pod);
         if names.iter().all(|n| latest.get(n).is_some_and(is_done)) {
@@ -772,7 +773,8 @@ mod tests {
     #[test]
     fn vgpus_found_by_type_attribute_in_any_domain() {
         let v = vgpu_devices(&cluster(), &VgpuAttributes::default());
-        let short: Vec<(&str, &str, &str, Option<&str>, Option<i64>)> = v
+        type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<i64>);
+        let short: Vec<Row> = v
             .iter()
             .map(|v| {
                 (
