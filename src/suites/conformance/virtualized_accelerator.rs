@@ -456,7 +456,12 @@ pub fn judge(p: &VgpuParent, parent: &ParentIds, runs: &[VgpuRun]) -> Result<Str
                     None if *code != 0 => {
                         problems.push(format!("pod {}: the probe exited {code}", r.pod))
                     }
-                    None => seen.push(format!("{} {} {}", r.pod, own.device, describe_view(view))),
+                    None => seen.push(format!(
+                        "{} got {}: {}",
+                        r.pod,
+                        own.device,
+                        describe_view(view)
+                    )),
                 }
             }
         }
@@ -508,7 +513,7 @@ pub fn judge(p: &VgpuParent, parent: &ParentIds, runs: &[VgpuRun]) -> Result<Str
         ));
     }
     Ok(format!(
-        "{what}: {k} ran at the same time, each probe saw exactly its own vGPU and neither the parent GPU nor a sibling ({}); pod {} waited unallocated ({}) while all {k} were held and ran once a holder finished",
+        "{what}: {k} ran at the same time, each probe saw exactly its own vGPU and neither the parent GPU nor a sibling ({}); pod {} waited unallocated ({}) while all {k} vGPUs were held and ran once a holder finished",
         seen.join("; "),
         waiter.pod,
         why
@@ -524,13 +529,9 @@ fn unscheduled(pod: &Pod) -> Option<String> {
         .iter()
         .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
-    let msg: String = c
-        .message
-        .as_deref()
-        .unwrap_or("")
-        .chars()
-        .take(160)
-        .collect();
+    // The scheduler's first sentence says why; the rest is about preemption.
+    let first = c.message.as_deref().unwrap_or("").split(". ").next();
+    let msg: String = first.unwrap_or("").chars().take(200).collect();
     Some(format!("{}: {msg}", c.reason.as_deref().unwrap_or("-")))
 }
 
@@ -950,7 +951,7 @@ mod tests {
         assert!(
             ok.contains("3 pods each claiming one of the 2 vGPU(s) H100-40C of parent GPU GPU-p on node gpu-0")
                 && ok.contains("2 ran at the same time")
-                && ok.contains("vgpu-0 vgpu-7-0 /dev/nvidia8 (NVIDIA_VISIBLE_DEVICES=GPU-a)")
+                && ok.contains("vgpu-0 got vgpu-7-0: /dev/nvidia8 (NVIDIA_VISIBLE_DEVICES=GPU-a)")
                 && ok.contains("pod vgpu-2 waited unallocated (Unschedulable: cannot allocate all claims)"),
             "{ok}"
         );
@@ -1067,6 +1068,23 @@ mod tests {
             e.contains("pod vgpu-1: container probe did not finish within 180s"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_schedulers_reason_for_a_waiting_pod() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "vgpu-2"},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 1 cannot allocate all claims. still not schedulable, preemption: 0/3 nodes are available"}]}}))
+        .expect("pod");
+        assert_eq!(
+            unscheduled(&pod).as_deref(),
+            Some("Unschedulable: 0/3 nodes are available: 1 cannot allocate all claims")
+        );
+        let bound: Pod = serde_json::from_value(json!({"metadata": {"name": "vgpu-0"},
+            "status": {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}]}}))
+        .expect("pod");
+        assert_eq!(unscheduled(&bound), None);
     }
 
     #[test]
