@@ -4,7 +4,8 @@
 //! device probe sees exactly its own vGPU (neither the parent GPU nor a sibling), the extra
 //! claim stays unallocated while every vGPU is held, and its pod runs once a holder is done.
 //! A cluster that advertises no vGPUs is not applicable: the case is skipped saying where it
-//! looked, never passed.
+//! looked, never passed. vGPUs advertised only as extended resources (outside DRA) are reported
+//! and skipped too: their allocation semantics are not proven here.
 
 use std::collections::BTreeMap;
 
@@ -213,7 +214,7 @@ impl VgpuParent {
 pub enum Plan {
     /// No vGPUs anywhere it looked: not applicable, for this reason.
     NotApplicable(String),
-    /// vGPUs exist only as extended resources: their DRA semantics cannot be shown.
+    /// vGPUs exist only as extended resources: their semantics are not proven here.
     OutsideDra(String),
     /// Prove the semantics on this parent.
     Prove(VgpuParent),
@@ -221,7 +222,13 @@ pub enum Plan {
 
 /// Choose the parent to prove the semantics on: the one with the fewest vGPUs among those with
 /// at least two (two vGPUs of one GPU must serve two pods at once), else the smallest.
-pub fn plan(vgpus: &[Vgpu], extended: &[(String, String, u64)], looked: &str) -> Plan {
+/// `looked` says which ResourceSlices were searched, `patterns` which extended resources.
+pub fn plan(
+    vgpus: &[Vgpu],
+    extended: &[(String, String, u64)],
+    looked: &str,
+    patterns: &[String],
+) -> Plan {
     let mut parents: BTreeMap<(String, Option<String>, String), Vec<Vgpu>> = BTreeMap::new();
     for v in vgpus {
         parents
@@ -242,7 +249,7 @@ pub fn plan(vgpus: &[Vgpu], extended: &[(String, String, u64)], looked: &str) ->
     }
     if !extended.is_empty() {
         return Plan::OutsideDra(format!(
-            "vGPUs are advertised only as extended resources ({}), not as DRA devices: vGPUs must be exposed and allocated through DRA like fractional GPUs, and no ResourceSlice publishes them ({looked})",
+            "vGPUs are advertised only as extended resources ({}), not as DRA devices ({looked}): this case proves vGPU allocation semantics through DRA claims only; publish them with a DRA driver, or declare virtualized_accelerator not applicable with a reason",
             extended
                 .iter()
                 .map(|(n, r, c)| format!("{n}: {c} {r}"))
@@ -251,7 +258,8 @@ pub fn plan(vgpus: &[Vgpu], extended: &[(String, String, u64)], looked: &str) ->
         ));
     }
     Plan::NotApplicable(format!(
-        "no vGPU devices found: {looked}. Declare virtualized_accelerator not applicable with a reason (a cluster without vGPUs does not pass)"
+        "no vGPU devices found: {looked}, and no node advertises an extended resource matching {}. Declare virtualized_accelerator not applicable with a reason (a cluster without vGPUs does not pass)",
+        patterns.join(", ")
     ))
 }
 
@@ -590,7 +598,7 @@ pub(super) async fn virtualized_accelerator_impl(
     let drivers: std::collections::BTreeSet<&str> =
         slices.iter().map(|s| s.spec.driver.as_str()).collect();
     let looked = format!(
-        "no device in {} ResourceSlice(s) (drivers: {}) has attribute {}={}, and no node advertises an extended resource matching {}",
+        "no device in {} ResourceSlice(s) (drivers: {}) has attribute {}={}",
         slices.len(),
         if drivers.is_empty() {
             "none".to_string()
@@ -599,15 +607,15 @@ pub(super) async fn virtualized_accelerator_impl(
         },
         attrs.type_name,
         attrs.type_value,
-        patterns.join(", ")
     );
     let parent = match plan(
         &vgpu_devices(&slices, &attrs),
         &vgpu_extended_resources(&nodes, &patterns),
         &looked,
+        &patterns,
     ) {
         Plan::NotApplicable(reason) => return Ok(Outcome::skipped(reason)),
-        Plan::OutsideDra(why) => return Ok(Outcome::failed(why)),
+        Plan::OutsideDra(why) => return Ok(Outcome::skipped(why)),
         Plan::Prove(p) => p,
     };
     let class = ctx
@@ -818,7 +826,7 @@ mod tests {
     #[test]
     fn plan_prefers_a_parent_with_two_vgpus_and_states_why_when_not_applicable() {
         let attrs = VgpuAttributes::default();
-        let Plan::Prove(p) = plan(&vgpu_devices(&cluster(), &attrs), &[], "x") else {
+        let Plan::Prove(p) = plan(&vgpu_devices(&cluster(), &attrs), &[], "x", &[]) else {
             panic!("a parent to prove");
         };
         assert_eq!((p.node.as_str(), p.vgpus.len()), ("gpu-0", 2));
@@ -835,15 +843,20 @@ mod tests {
         );
 
         // Nothing advertised: not applicable with the reason, never a pass.
+        let patterns: Vec<String> = DEFAULT_VGPU_EXTENDED_RESOURCES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let Plan::NotApplicable(why) = plan(
             &[],
             &[],
             "no device in 2 ResourceSlice(s) has attribute type=vgpu",
+            &patterns,
         ) else {
             panic!("not applicable");
         };
         assert!(
-            why.starts_with("no vGPU devices found: no device in 2 ResourceSlice(s)")
+            why.starts_with("no vGPU devices found: no device in 2 ResourceSlice(s) has attribute type=vgpu, and no node advertises an extended resource matching nvidia.com/vgpu, nvidia.com/GRID_*.")
                 && why.contains("Declare virtualized_accelerator not applicable with a reason"),
             "{why}"
         );
@@ -855,10 +868,6 @@ mod tests {
             {"metadata": {"name": "plain"}, "status": {"allocatable": {"nvidia.com/gpu": "8"}}}
         ]))
         .expect("nodes");
-        let patterns: Vec<String> = DEFAULT_VGPU_EXTENDED_RESOURCES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
         let ext = vgpu_extended_resources(&nodes, &patterns);
         assert_eq!(
             ext,
@@ -868,10 +877,14 @@ mod tests {
                 10
             )]
         );
-        let Plan::OutsideDra(why) = plan(&[], &ext, "x") else {
+        let Plan::OutsideDra(why) = plan(&[], &ext, "x", &patterns) else {
             panic!("outside DRA");
         };
-        assert!(why.contains("kv-0: 10 nvidia.com/GRID_A100-4C"), "{why}");
+        assert!(
+            why.contains("kv-0: 10 nvidia.com/GRID_A100-4C")
+                && why.contains("declare virtualized_accelerator not applicable"),
+            "{why}"
+        );
     }
 
     fn at(secs: i64) -> Time {
@@ -880,7 +893,7 @@ mod tests {
 
     fn parent() -> (VgpuParent, ParentIds) {
         let attrs = VgpuAttributes::default();
-        let Plan::Prove(p) = plan(&vgpu_devices(&cluster(), &attrs), &[], "x") else {
+        let Plan::Prove(p) = plan(&vgpu_devices(&cluster(), &attrs), &[], "x", &[]) else {
             panic!("parent");
         };
         let ids = parent_ids(&cluster(), p.parent.as_deref(), &attrs);
