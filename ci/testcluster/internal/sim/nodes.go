@@ -5,6 +5,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -73,6 +74,8 @@ type Simulator struct {
 	rt     *Runtime        // nil: no process runtime (containers are only simulated)
 	podNet *podNetwork     // nil: pod addresses on loopback (see EnablePodNetwork)
 	runCtx context.Context // lifetime of runtime processes
+	// kubeletPort is the port nodes report for their kubelet (0: 10250).
+	kubeletPort int32
 }
 
 // SetRuntime makes the simulator run containers of mapped images as
@@ -196,7 +199,7 @@ func (s *Simulator) nodeStatus(n *node, old corev1.NodeStatus) corev1.NodeStatus
 			{Type: corev1.NodeInternalIP, Address: n.ip},
 			{Type: corev1.NodeHostName, Address: n.name},
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: cmp.Or(s.kubeletPort, 10250)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID:               hash("machine", n.name)[:32],
 			SystemUUID:              uuidFrom("system", n.name),
