@@ -104,10 +104,11 @@ func New(client kubernetes.Interface, prof *profile.Profile, kubeletVersion stri
 	return s
 }
 
-// Node IPs are deliberately in 127.0.0.0/8: nothing listens there, and
-// anything the apiserver might dial (logs/exec go to the node address) stays
-// on loopback. Node i is 127.1.<i/250>.<i%250+1>; its pods get addresses
-// from PodCIDR (see EnablePodNetwork), else from 127.<16+i>.0.0/16.
+// Node IPs are deliberately in 127.0.0.0/8: anything the apiserver might
+// dial (logs/exec go to the node address) stays on loopback, where only the
+// container-log endpoint answers (ServeContainerLogs). Node i is
+// 127.1.<i/250>.<i%250+1>; its pods get addresses from PodCIDR (see
+// EnablePodNetwork), else from 127.<16+i>.0.0/16.
 func nodeIP(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) }
 
 func (n *node) allocPodIP() string {
