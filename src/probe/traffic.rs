@@ -166,6 +166,34 @@ pub async fn send(
     record: Option<&str>,
     warmup: Duration,
 ) -> Result<Tally, String> {
+    send_with_ids(url, count, headers, record, warmup, None).await
+}
+
+/// The `x-request-id` of request `i` (`None`: the warm-up) with [`send_with_ids`].
+pub fn request_id(prefix: &str, i: Option<u64>) -> String {
+    match i {
+        Some(i) => format!("{prefix}-{i:04}"),
+        None => format!("{prefix}-warmup"),
+    }
+}
+
+/// [`send`], each request carrying a distinct `x-request-id` ([`request_id`]) when
+/// `id_prefix` is given.
+pub async fn send_with_ids(
+    url: &str,
+    count: u64,
+    headers: &[(String, String)],
+    record: Option<&str>,
+    warmup: Duration,
+    id_prefix: Option<&str>,
+) -> Result<Tally, String> {
+    let with_id = |i: Option<u64>| {
+        let mut h = headers.to_vec();
+        if let Some(p) = id_prefix {
+            h.push((super::phase::REQUEST_ID.to_string(), request_id(p, i)));
+        }
+        h
+    };
     let uri: http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(format!("--url {url:?} must be an http:// URL with a host"));
@@ -173,7 +201,7 @@ pub async fn send(
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let until = tokio::time::Instant::now() + warmup;
     loop {
-        let last = match get(&client, &uri, headers, record).await {
+        let last = match get(&client, &uri, &with_id(None), record).await {
             Ok((s, _, _)) if (200..300).contains(&s) => break,
             Ok((s, _, _)) => format!("HTTP {s}"),
             Err(e) => e,
@@ -189,8 +217,8 @@ pub async fn send(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let mut tally = Tally::default();
-    for _ in 0..count {
-        tally.record_with(get(&client, &uri, headers, record).await);
+    for i in 0..count {
+        tally.record_with(get(&client, &uri, &with_id(Some(i)), record).await);
     }
     Ok(tally)
 }

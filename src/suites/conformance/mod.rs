@@ -5,6 +5,7 @@
 mod accelerator_metrics;
 mod ai_service_metrics;
 mod cluster_autoscaling;
+mod disaggregated_inference;
 mod dra_support;
 mod driver_runtime_management;
 mod gang_scheduling;
@@ -74,6 +75,10 @@ case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
 case_fn!(
     driver_runtime_management,
     driver_runtime_management::driver_runtime_management_impl
+);
+case_fn!(
+    disaggregated_inference,
+    disaggregated_inference::disaggregated_inference_impl
 );
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
