@@ -1,11 +1,19 @@
 package sim
 
 import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"aiconform.dev/testcluster/internal/pki"
 )
 
 func TestContainerLogsServesTheContainersOutput(t *testing.T) {
@@ -34,5 +42,63 @@ func TestContainerLogsServesTheContainersOutput(t *testing.T) {
 		if w.Code != http.StatusNotFound {
 			t.Errorf("%s: HTTP %d", path, w.Code)
 		}
+	}
+}
+
+func TestNodesReportTheLogEndpointPort(t *testing.T) {
+	s := testSim(t)
+	n := s.nodes["gpu-0"]
+	if p := s.nodeStatus(n, corev1.NodeStatus{}).DaemonEndpoints.KubeletEndpoint.Port; p != 10250 {
+		t.Fatalf("default kubelet port %d", p)
+	}
+	s.SetKubeletPort(41234)
+	if p := s.nodeStatus(n, corev1.NodeStatus{}).DaemonEndpoints.KubeletEndpoint.Port; p != 41234 {
+		t.Fatalf("kubelet port %d", p)
+	}
+}
+
+func TestContainerLogEndpointOnlyAnswersClusterClients(t *testing.T) {
+	certs, err := pki.Generate(t.TempDir(), net.ParseIP("10.96.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(certs.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "c.log"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := &Runtime{pods: map[string]*podRun{"ns/p": {dir: dir, ctrs: map[string]*ctrState{"c": {name: "c"}}}}}
+	done := make(chan struct{})
+	defer close(done)
+	port, err := rt.ServeContainerLogs(done, certs.ServingCert, certs.ServingKey, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Any loopback address reaches it, as the API server dials a node's address.
+	url := fmt.Sprintf("https://127.1.0.2:%d/containerLogs/ns/p/c", port)
+	// Like the API server without --kubelet-certificate-authority, the client
+	// does not verify the serving certificate.
+	client := func(cert ...tls.Certificate) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, Certificates: cert}}}
+	}
+	if _, err := client().Get(url); err == nil {
+		t.Fatal("a client without a certificate was answered")
+	}
+	admin, err := tls.LoadX509KeyPair(certs.AdminCert, certs.AdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client(admin).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "hello\n" {
+		t.Fatalf("HTTP %d %q", resp.StatusCode, body)
 	}
 }
