@@ -54,12 +54,13 @@ pub struct PhaseLog {
     pub text: String,
 }
 
-/// Whether `id` occurs in `text` as a whole token (not inside a longer id).
+/// Whether `id` occurs in `text` between non-alphanumeric characters: not inside a longer
+/// id, but found where a server wraps it (vLLM logs `cmpl-<x-request-id>-0`).
 fn contains_token(text: &str, id: &str) -> bool {
-    let part = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    let alnum = |c: char| c.is_ascii_alphanumeric();
     text.match_indices(id).any(|(i, _)| {
-        !text[..i].chars().next_back().is_some_and(part)
-            && !text[i + id.len()..].chars().next().is_some_and(part)
+        !text[..i].chars().next_back().is_some_and(alnum)
+            && !text[i + id.len()..].chars().next().is_some_and(alnum)
     })
 }
 
@@ -538,6 +539,10 @@ mod tests {
         ));
         assert!(!contains_token("request ns-00010", "ns-0001"));
         assert!(!contains_token("request xns-0001", "ns-0001"));
+        assert!(contains_token(
+            "Received request cmpl-ns-0001-0: prompt",
+            "ns-0001"
+        ));
         // A log without structured lines still places the id, but shows no transfer.
         let plain = [
             PhaseLog {
