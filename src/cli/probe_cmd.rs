@@ -80,7 +80,7 @@ enum What {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
-    /// Send COUNT GET requests to URL and tally the backend that answered each one (the
+    /// Send COUNT GET (or, with --body, POST) requests to URL and tally the backend that answered each one (the
     /// `x-served-by` header of `probe serve`): JSON on stdout and as the termination message;
     /// exit 0 when every request got a 2xx answer naming a backend, 1 otherwise
     Http {
@@ -99,6 +99,9 @@ enum What {
         /// (PREFIX-warmup for the warm-up)
         #[arg(long, value_name = "PREFIX")]
         request_id_prefix: Option<String>,
+        /// POST this JSON body (e.g. an OpenAI completion request) instead of a GET
+        #[arg(long, value_name = "JSON")]
+        body: Option<String>,
         /// Retry one uncounted request until it succeeds, for at most this long
         #[arg(long, value_parser = parse_duration, default_value = "30s")]
         warmup: std::time::Duration,
@@ -185,6 +188,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             headers,
             record_header,
             request_id_prefix,
+            body,
             warmup,
             termination_log,
         } => {
@@ -199,6 +203,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     record_header.as_deref(),
                     warmup,
                     request_id_prefix.as_deref(),
+                    body.as_deref(),
                 ))
                 .map_err(anyhow::Error::msg)?;
             let text = serde_json::to_string(&tally)?;

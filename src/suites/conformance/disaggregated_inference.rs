@@ -16,6 +16,14 @@
 //! `roleLabel` (`llm-d.ai/role`), `prefillRole` (`prefill`), `decodeRole` (`decode`),
 //! `endpointPickerRef` (the pool's, default `{name: disagg-epp, port: {number: 9002}}`),
 //! `probeImage`.
+//!
+//! A provider-installed stack (vLLM, SGLang, llm-d or Dynamo) is judged instead when
+//! `stack` is given: `{gatewayUrl, namespace, prefillSelector (llm-d.ai/role=prefill),
+//! decodeSelector (llm-d.ai/role=decode), container (all), requestBody}`. Requests are POSTed
+//! with `requestBody` (e.g. an OpenAI completion) when set; every one must succeed and every
+//! request id must appear in a prefill pod's and a separate decode pod's logs (the servers
+//! must log the `x-request-id`, e.g. vLLM with `--enable-request-id-headers`); the KV-handle
+//! check applies only to the case's own servers, whose log format it knows.
 
 use std::collections::BTreeSet;
 
@@ -33,7 +41,7 @@ use super::inference_gateway::{
     programmed_gateway,
 };
 use super::*;
-use crate::probe::phase::{self, PREFILLER, Phase};
+use crate::probe::phase::{self, Phase};
 use crate::probe::traffic::{Tally, request_id};
 use crate::runner::{CaseContext, Outcome};
 
@@ -99,9 +107,10 @@ fn examples(ids: &[String]) -> String {
 }
 
 /// Judge the pods' logs: every id must appear in the log of a prefill pod and of a
-/// different, decode pod, and the decode pod must have received a KV-transfer handle the
-/// prefill pod produced for that id. Ok and Err both say what was observed.
-pub fn judge_phases(ids: &[String], logs: &[PhaseLog]) -> Result<String, String> {
+/// different, decode pod; with `handoff` (model servers that log [`phase::log_line`]s), the
+/// decode pod must also have received a KV-transfer handle the prefill pod produced for that
+/// id. Ok and Err both say what was observed.
+pub fn judge_phases(ids: &[String], logs: &[PhaseLog], handoff: bool) -> Result<String, String> {
     let pods = |p: Phase| -> BTreeSet<&str> {
         logs.iter()
             .filter(|l| l.phase == p)
@@ -136,6 +145,16 @@ pub fn judge_phases(ids: &[String], logs: &[PhaseLog]) -> Result<String, String>
             no_decode.push(id.clone());
         }
         if p.pods.is_empty() || d.pods.is_empty() {
+            continue;
+        }
+        if !handoff {
+            example.get_or_insert_with(|| {
+                format!(
+                    "{id} in {} and {}",
+                    p.pods.iter().next().map_or("", String::as_str),
+                    d.pods.iter().next().map_or("", String::as_str)
+                )
+            });
             continue;
         }
         match d.handles.intersection(&p.handles).next() {
@@ -187,16 +206,35 @@ pub fn judge_phases(ids: &[String], logs: &[PhaseLog]) -> Result<String, String>
             pods_of(&decode)
         ));
     }
+    let what = if handoff {
+        "each decode pod having received the KV-transfer handle the prefill pod produced"
+    } else {
+        "the same id on both sides"
+    };
     Ok(format!(
-        "all {n} request ids appear in the logs of prefill pods ({}) and of separate decode pods ({}), each decode pod having received the KV-transfer handle the prefill pod produced (e.g. {})",
+        "all {n} request ids appear in the logs of prefill pods ({}) and of separate decode pods ({}), {what} (e.g. {})",
         pods_of(&prefill),
         pods_of(&decode),
         example.unwrap_or_default()
     ))
 }
 
-/// Every request must have succeeded through the gateway and been answered by a decode pod.
-pub fn judge_answers(tally: &Tally, decode_pods: &BTreeSet<String>) -> Result<String, String> {
+/// Every request must have succeeded through the gateway and, when `decode_pods` is given
+/// (model servers that name themselves in `x-served-by`), been answered by a decode pod.
+pub fn judge_answers(
+    tally: &Tally,
+    decode_pods: Option<&BTreeSet<String>>,
+) -> Result<String, String> {
+    let Some(decode_pods) = decode_pods else {
+        return match (tally.failures, tally.requests) {
+            (0, 0) => Err("no request was sent through the gateway".to_string()),
+            (0, n) => Ok(format!("all {n} requests through the gateway succeeded")),
+            (f, n) => Err(format!(
+                "{f} of {n} requests through the gateway failed (first failure: {})",
+                tally.first_failure.as_deref().unwrap_or("-")
+            )),
+        };
+    };
     if tally.failures > 0 || tally.unidentified > 0 {
         return Err(format!(
             "{} of {} requests through the gateway failed and {} answered without naming a server (first failure: {}); answered: {}",
@@ -267,10 +305,51 @@ fn pool_route() -> serde_json::Value {
     })
 }
 
+/// The stack under test: where its gateway is and how to find its model servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stack {
+    url: String,
+    namespace: String,
+    prefill: String,
+    decode: String,
+    /// The model servers' container to read (all containers when `None`).
+    container: Option<String>,
+    /// POSTed to the gateway instead of a GET, when set.
+    body: Option<String>,
+    /// The case's own model servers: their handoff log lines and `x-served-by` answers are
+    /// judged too.
+    ours: bool,
+}
+
+/// A provider-installed stack from `params.stack` (`gatewayUrl`, `namespace`,
+/// `prefillSelector`, `decodeSelector`, `container`, `requestBody`), if given.
+fn provider_stack(stack: Option<&serde_json::Value>) -> Result<Option<Stack>, String> {
+    let Some(v) = stack else {
+        return Ok(None);
+    };
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let url = text("gatewayUrl")
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .ok_or("params.stack.gatewayUrl must be the http(s) URL of the stack's gateway")?;
+    let namespace = text("namespace")
+        .filter(|n| !n.is_empty())
+        .ok_or("params.stack.namespace must name the namespace of the stack's model-server pods")?;
+    Ok(Some(Stack {
+        url,
+        namespace,
+        prefill: text("prefillSelector").unwrap_or_else(|| format!("{ROLE_LABEL}=prefill")),
+        decode: text("decodeSelector").unwrap_or_else(|| format!("{ROLE_LABEL}=decode")),
+        container: text("container"),
+        body: v.get("requestBody").map(|b| b.to_string()),
+        ours: false,
+    }))
+}
+
 /// The logs of the pods `selector` matches, as pods of `phase`.
 async fn phase_logs(
     pods: &Api<Pod>,
     selector: &str,
+    container: Option<&str>,
     phase: Phase,
 ) -> anyhow::Result<Vec<PhaseLog>> {
     let mut out = vec![];
@@ -280,13 +359,26 @@ async fn phase_logs(
         .items
     {
         let name = p.name_any();
-        let params = LogParams {
-            container: Some(CONTAINER.to_string()),
-            ..LogParams::default()
+        let containers: Vec<String> = match container {
+            Some(c) => vec![c.to_string()],
+            None => p
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+                .collect(),
         };
-        let text = pods.logs(&name, &params).await.map_err(|e| {
-            anyhow::anyhow!("reading the log of {phase} pod {name} through the API server: {e}")
-        })?;
+        let mut text = String::new();
+        for c in containers {
+            let params = LogParams {
+                container: Some(c.clone()),
+                ..LogParams::default()
+            };
+            text.push_str(&pods.logs(&name, &params).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "reading the log of {phase} pod {name} (container {c}) through the API server: {e}"
+                )
+            })?);
+        }
         out.push(PhaseLog {
             pod: name,
             phase,
@@ -296,23 +388,26 @@ async fn phase_logs(
     Ok(out)
 }
 
-pub(super) async fn disaggregated_inference_impl(
-    ctx: CaseContext,
-    client: Client,
-) -> anyhow::Result<Outcome> {
-    let (class, controller) = match accepted_class(&ctx, &client).await? {
+/// Install the case's own stack: prefill and decode model servers, an InferencePool of
+/// both behind an HTTPRoute on a Gateway. Err is the verdict when the platform does not
+/// accept or program them.
+async fn own_stack(
+    ctx: &CaseContext,
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<Result<Stack, Outcome>> {
+    let (class, controller) = match accepted_class(ctx, client).await? {
         Ok(c) => c,
-        Err(o) => return Ok(o),
+        Err(o) => return Ok(Err(o)),
     };
-    let missing = crd_problems(&client, &["inferencepools.inference.networking.k8s.io"]).await?;
+    let missing = crd_problems(client, &["inferencepools.inference.networking.k8s.io"]).await?;
     if !missing.is_empty() {
-        return Ok(Outcome::failed(format!(
+        return Ok(Err(Outcome::failed(format!(
             "the Gateway API Inference Extension is not installed: {}",
             missing.join("; ")
-        )));
+        ))));
     }
     let port: u16 = ctx.param("listenerPort").unwrap_or(8080);
-    let requests: u64 = ctx.param("requests").unwrap_or(12);
     let role_label: String = ctx
         .param("roleLabel")
         .unwrap_or_else(|| ROLE_LABEL.to_string());
@@ -331,31 +426,30 @@ pub(super) async fn disaggregated_inference_impl(
     let picker = ctx
         .param::<serde_json::Value>("endpointPickerRef")
         .unwrap_or_else(|| json!({"name": format!("{POOL}-epp"), "port": {"number": 9002}}));
-    let image = probe_image(&ctx);
-    let ns = case_namespace(&ctx)?;
+    let image = probe_image(ctx);
 
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     for (phase, role) in &roles {
         create(&deployments, server(&role_label, role, *phase, &image)).await?;
     }
     for (phase, role) in &roles {
         let d = format!("model-{phase}");
-        if !await_available(&deployments, &d, deadline(&ctx)).await? {
-            return Ok(Outcome::failed(format!(
+        if !await_available(&deployments, &d, deadline(ctx)).await? {
+            return Ok(Err(Outcome::failed(format!(
                 "{phase} model server Deployment {ns}/{d} has no available replica within {}s (pods: {})",
                 secs(ctx.spec.timeout),
-                pod_states(&client, &ns, &format!("{role_label}={role}")).await?
-            )));
+                pod_states(client, ns, &format!("{role_label}={role}")).await?
+            ))));
         }
     }
 
     let pools = dynamic_api(
-        &client,
+        client,
         POOL_GROUP,
         "v1",
         "InferencePool",
         "inferencepools",
-        Some(&ns),
+        Some(ns),
     );
     pools
         .create(
@@ -363,21 +457,14 @@ pub(super) async fn disaggregated_inference_impl(
             &serde_json::from_value(pool(picker))?,
         )
         .await?;
-    let url = match programmed_gateway(
-        &ctx,
-        &client,
-        &ns,
-        (&class, &controller),
-        port,
-        pool_route(),
-    )
-    .await?
+    let url = match programmed_gateway(ctx, client, ns, (&class, &controller), port, pool_route())
+        .await?
     {
         Ok(u) => u,
-        Err(o) => return Ok(o),
+        Err(o) => return Ok(Err(o)),
     };
     let waited = tokio::time::timeout_at(
-        deadline(&ctx),
+        deadline(ctx),
         await_condition(pools.clone(), POOL, |p: Option<&DynamicObject>| {
             p.is_some_and(super::inference_ingress::pool_accepted)
         }),
@@ -389,24 +476,60 @@ pub(super) async fn disaggregated_inference_impl(
             .await?
             .and_then(|p| p.data.pointer("/status").map(|s| s.to_string()))
             .unwrap_or_else(|| "no status".to_string());
-        return Ok(Outcome::failed(format!(
+        return Ok(Err(Outcome::failed(format!(
             "InferencePool {ns}/{POOL} behind HTTPRoute {ROUTE} was not Accepted by a parent Gateway within {}s: {state}",
             secs(ctx.spec.timeout)
-        )));
+        ))));
     }
+    let [(_, prefill), (_, decode)] = roles;
+    Ok(Ok(Stack {
+        url,
+        namespace: ns.to_string(),
+        prefill: format!("{role_label}={prefill}"),
+        decode: format!("{role_label}={decode}"),
+        container: Some(CONTAINER.to_string()),
+        body: None,
+        ours: true,
+    }))
+}
 
+pub(super) async fn disaggregated_inference_impl(
+    ctx: CaseContext,
+    client: Client,
+) -> anyhow::Result<Outcome> {
+    let ns = case_namespace(&ctx)?;
+    let stack = match provider_stack(ctx.spec.params.get("stack")) {
+        Err(why) => return Ok(Outcome::failed(why)),
+        Ok(Some(s)) => s,
+        Ok(None) => match own_stack(&ctx, &client, &ns).await? {
+            Ok(s) => s,
+            Err(o) => return Ok(o),
+        },
+    };
+    let requests: u64 = ctx.param("requests").unwrap_or(12);
+    let image = probe_image(&ctx);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let name = "disaggregated-inference-client";
-    let extra = [
-        "--request-id-prefix".to_string(),
-        ns.clone(),
-        "--record-header".to_string(),
-        PREFILLER.to_string(),
-    ];
-    create(&pods, client_pod(name, &image, &url, requests, &extra)).await?;
-    let prefix = format!(
-        "InferencePool {ns}/{POOL} of prefill and decode model servers ({role_label}) Accepted behind HTTPRoute {ROUTE} on Gateway {GATEWAY} (class {class}) at {url}"
-    );
+    let mut extra = vec!["--request-id-prefix".to_string(), ns.clone()];
+    if let Some(b) = &stack.body {
+        extra.extend(["--body".to_string(), b.clone()]);
+    }
+    create(
+        &pods,
+        client_pod(name, &image, &stack.url, requests, &extra),
+    )
+    .await?;
+    let prefix = if stack.ours {
+        format!(
+            "InferencePool {ns}/{POOL} of prefill ({}) and decode ({}) model servers Accepted behind HTTPRoute {ROUTE} on Gateway {GATEWAY} at {}",
+            stack.prefill, stack.decode, stack.url
+        )
+    } else {
+        format!(
+            "stack at {} with prefill pods {} and decode pods {} in namespace {}",
+            stack.url, stack.prefill, stack.decode, stack.namespace
+        )
+    };
     let tally = match client_tally(&pods, name, &ctx).await? {
         Ok(t) => t,
         Err(why) => {
@@ -415,18 +538,18 @@ pub(super) async fn disaggregated_inference_impl(
             )));
         }
     };
-    let mut logs = vec![];
-    for (phase, role) in &roles {
-        logs.extend(phase_logs(&pods, &format!("{role_label}={role}"), *phase).await?);
-    }
+    let stack_pods: Api<Pod> = Api::namespaced(client.clone(), &stack.namespace);
+    let container = stack.container.as_deref();
+    let mut logs = phase_logs(&stack_pods, &stack.prefill, container, Phase::Prefill).await?;
+    logs.extend(phase_logs(&stack_pods, &stack.decode, container, Phase::Decode).await?);
     let decode_pods: BTreeSet<String> = logs
         .iter()
         .filter(|l| l.phase == Phase::Decode)
         .map(|l| l.pod.clone())
         .collect();
     let ids: Vec<String> = (0..requests).map(|i| request_id(&ns, Some(i))).collect();
-    let answers = judge_answers(&tally, &decode_pods);
-    let phases = judge_phases(&ids, &logs);
+    let answers = judge_answers(&tally, stack.ours.then_some(&decode_pods));
+    let phases = judge_phases(&ids, &logs, stack.ours);
     Ok(match (answers, phases) {
         (Ok(a), Ok(p)) => Outcome::passed(format!("{prefix}; {a}; {p}")),
         (a, p) => {
@@ -470,7 +593,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            judge_phases(&ids(2), &logs),
+            judge_phases(&ids(2), &logs, true),
             Ok("all 2 request ids appear in the logs of prefill pods (model-prefill-a) and of separate decode pods (model-decode-b), each decode pod having received the KV-transfer handle the prefill pod produced (e.g. ns-0000: prefill model-prefill-a produced kv-p-1, decode model-decode-b received it)".to_string())
         );
     }
@@ -487,7 +610,7 @@ mod tests {
             log("d", Phase::Decode, &[("ns-0001", None), ("ns-0003", None)]),
         ];
         assert_eq!(
-            judge_phases(&ids(4), &split).unwrap_err(),
+            judge_phases(&ids(4), &split, true).unwrap_err(),
             "of 4 request ids, 2 never appeared in a prefill pod's log (ns-0001, ns-0003); 2 never appeared in a decode pod's log (ns-0000, ns-0002) (prefill pods p; decode pods d)"
         );
         // Both phases saw the id, but decode computed without the prefill's KV cache.
@@ -496,7 +619,7 @@ mod tests {
             log("d", Phase::Decode, &[("ns-0000", Some("kv-other"))]),
         ];
         assert!(
-            judge_phases(&ids(1), &no_handle)
+            judge_phases(&ids(1), &no_handle, true)
                 .unwrap_err()
                 .contains("1 reached a decode pod without the KV-transfer handle the prefill pod produced (ns-0000 (prefill handle kv-p-1, decode received kv-other))")
         );
@@ -507,7 +630,7 @@ mod tests {
             log("d", Phase::Decode, &many),
         ];
         assert!(
-            judge_phases(&ids(5), &only_decode)
+            judge_phases(&ids(5), &only_decode, true)
                 .unwrap_err()
                 .starts_with("of 5 request ids, 5 never appeared in a prefill pod's log (ns-0000, ns-0001, ns-0002 and 2 more)")
         );
@@ -520,13 +643,13 @@ mod tests {
             log("x", Phase::Decode, &[("ns-0000", Some("kv-1"))]),
         ];
         assert!(
-            judge_phases(&ids(1), &same)
+            judge_phases(&ids(1), &same, true)
                 .unwrap_err()
                 .contains("pod x is labelled as both prefill and decode")
         );
         let no_decode = [log("p", Phase::Prefill, &[("ns-0000", Some("kv-1"))])];
         assert_eq!(
-            judge_phases(&ids(1), &no_decode).unwrap_err(),
+            judge_phases(&ids(1), &no_decode, true).unwrap_err(),
             "logs of 1 prefill and 0 decode pod(s) were read; both phases need a pod"
         );
     }
@@ -553,7 +676,7 @@ mod tests {
             log("d", Phase::Decode, &[("ns-0000", None)]),
         ];
         assert!(
-            judge_phases(&ids(1), &plain)
+            judge_phases(&ids(1), &plain, true)
                 .unwrap_err()
                 .contains("(prefill handle none, decode received none)")
         );
@@ -565,7 +688,7 @@ mod tests {
         let mut t = Tally::default();
         t.record(Ok((200, Some("d".into()))));
         assert_eq!(
-            judge_answers(&t, &decode),
+            judge_answers(&t, Some(&decode)),
             Ok(
                 "all 1 requests through the gateway succeeded, answered by decode pods (d=1)"
                     .into()
@@ -573,14 +696,76 @@ mod tests {
         );
         t.record(Ok((200, Some("p".into()))));
         assert_eq!(
-            judge_answers(&t, &decode).unwrap_err(),
+            judge_answers(&t, Some(&decode)).unwrap_err(),
             "1 of 2 requests were answered by a pod that is not a decode pod: answered d=1 p=1"
         );
         t.record(Err("HTTP 503: no prefill".into()));
         assert!(
-            judge_answers(&t, &decode)
+            judge_answers(&t, Some(&decode))
                 .unwrap_err()
                 .starts_with("1 of 3 requests through the gateway failed")
+        );
+    }
+
+    #[test]
+    fn provider_stacks_need_only_the_id_on_both_sides() {
+        let plain = [
+            PhaseLog {
+                pod: "vllm-prefill-0".into(),
+                phase: Phase::Prefill,
+                text: "INFO Received request cmpl-ns-0000-0: prompt\n".into(),
+            },
+            PhaseLog {
+                pod: "vllm-decode-0".into(),
+                phase: Phase::Decode,
+                text: "INFO Received request cmpl-ns-0000-0: prompt\n".into(),
+            },
+        ];
+        assert_eq!(
+            judge_phases(&ids(1), &plain, false),
+            Ok("all 1 request ids appear in the logs of prefill pods (vllm-prefill-0) and of separate decode pods (vllm-decode-0), the same id on both sides (e.g. ns-0000 in vllm-prefill-0 and vllm-decode-0)".into())
+        );
+        assert!(
+            judge_phases(&ids(2), &plain, false)
+                .unwrap_err()
+                .contains("1 never appeared in a prefill pod's log (ns-0001)")
+        );
+        let mut t = Tally::default();
+        t.record(Ok((200, None)));
+        assert_eq!(
+            judge_answers(&t, None),
+            Ok("all 1 requests through the gateway succeeded".into())
+        );
+        t.record(Err("HTTP 502: upstream".into()));
+        assert_eq!(
+            judge_answers(&t, None).unwrap_err(),
+            "1 of 2 requests through the gateway failed (first failure: HTTP 502: upstream)"
+        );
+    }
+
+    #[test]
+    fn provider_stack_params() {
+        assert_eq!(provider_stack(None), Ok(None));
+        let s = provider_stack(Some(
+            &json!({"gatewayUrl": "http://10.0.0.1/v1/completions",
+            "namespace": "llm-d", "requestBody": {"model": "m", "prompt": "hi"}}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (s.prefill.as_str(), s.decode.as_str(), s.container, s.ours),
+            ("llm-d.ai/role=prefill", "llm-d.ai/role=decode", None, false)
+        );
+        assert_eq!(s.body.as_deref(), Some(r#"{"model":"m","prompt":"hi"}"#));
+        assert!(
+            provider_stack(Some(&json!({"namespace": "x"})))
+                .unwrap_err()
+                .contains("gatewayUrl")
+        );
+        assert!(
+            provider_stack(Some(&json!({"gatewayUrl": "http://g"})))
+                .unwrap_err()
+                .contains("params.stack.namespace")
         );
     }
 
