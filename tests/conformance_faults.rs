@@ -132,6 +132,18 @@ async fn virtualized_accelerator(client: &Client, prefix: &str) -> Outcome {
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
 }
 
+/// The 1.36 SHOULD case disaggregated-inference.
+async fn disaggregated(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "disaggregated-inference",
+        json!({"gatewayClass": "aiconform"}),
+        Duration::from_secs(90),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -230,6 +242,16 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
                 .contains("2 ran at the same time, each probe saw exactly its own vGPU")
             && message(&vgpu).contains("waited unallocated (Unschedulable"),
         "{vgpu:#?}"
+    );
+
+    let disagg = disaggregated(&client, "healthy").await;
+    assert_eq!(letter(&disagg), 'P', "{disagg:#?}");
+    let m = message(&disagg);
+    assert!(
+        m.contains("all 12 requests through the gateway succeeded, answered by decode pods")
+            && m.contains("all 12 request ids appear in the logs of prefill pods (model-prefill-")
+            && m.contains("produced kv-model-prefill-"),
+        "{m}"
     );
     assert!(
         message(&healthy[8]).contains("scraped through the API server service proxy")
@@ -572,6 +594,31 @@ async fn leaky_vgpus_fail_only_virtualized_accelerator() {
         m.contains("did not run with exactly their own vGPU")
             && m.contains("but sees /dev/nvidia8, /dev/nvidia9 (NVIDIA_VISIBLE_DEVICES=GPU-")
             && m.contains("sibling vGPU(s) vgpu-7-"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_without_disaggregation_fails_only_disaggregated_inference() {
+    let test = "gateway_without_disaggregation_fails_only_disaggregated_inference";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--gateway-no-disaggregation".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "no-disagg").await;
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
+    let disagg = disaggregated(&client, "no-disagg").await;
+    assert_eq!(letter(&disagg), 'F', "{disagg:#?}");
+    let m = message(&disagg);
+    assert!(
+        m.contains("of 12 request ids, ")
+            && m.contains("never appeared in a prefill pod's log")
+            && m.contains("were answered by a pod that is not a decode pod"),
         "{m}"
     );
 }

@@ -14,6 +14,7 @@ use aiconform::runner::suite::parse_duration;
     aiconform probe gauge --configmap load --address 127.0.0.1 --port 8080\n  \
     aiconform probe devices --expect 1 --hold 10s\n  aiconform probe driver\n  \
     aiconform probe serve --name stable --address 127.0.0.1 --port 8080\n  \
+    aiconform probe serve --name prefill-0 --role prefill --port 8000\n  \
     aiconform probe http --url http://127.0.0.1:8080/v1/completions --count 100 \
     --header 'X-Gateway-Model-Name: canary'"
 )]
@@ -51,6 +52,11 @@ enum What {
             requires = "queue"
         )]
         kv_cache: f64,
+        /// Serve one phase of a disaggregated inference stack: `prefill` answers each
+        /// request with a KV-transfer handle (`x-kv-transfer-handle`), `decode` receives one;
+        /// both log `phase=... request_id=... kv_handle=...` per request to stdout
+        #[arg(long, value_enum, conflicts_with = "queue")]
+        role: Option<probe::phase::Phase>,
     },
     /// Serve a Prometheus gauge on PORT (`/metrics`) whose value follows a key of a
     /// ConfigMap in the pod's namespace (credentials from KUBECONFIG or in-cluster; needs
@@ -74,7 +80,7 @@ enum What {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
-    /// Send COUNT GET requests to URL and tally the backend that answered each one (the
+    /// Send COUNT GET (or, with --body, POST) requests to URL and tally the backend that answered each one (the
     /// `x-served-by` header of `probe serve`): JSON on stdout and as the termination message;
     /// exit 0 when every request got a 2xx answer naming a backend, 1 otherwise
     Http {
@@ -89,6 +95,13 @@ enum What {
         /// picker's `x-gateway-destination-endpoint`)
         #[arg(long, value_name = "NAME")]
         record_header: Option<String>,
+        /// Send a distinct `x-request-id` with each request: PREFIX-0000, PREFIX-0001, ...
+        /// (PREFIX-warmup for the warm-up)
+        #[arg(long, value_name = "PREFIX")]
+        request_id_prefix: Option<String>,
+        /// POST this JSON body (e.g. an OpenAI completion request) instead of a GET
+        #[arg(long, value_name = "JSON")]
+        body: Option<String>,
         /// Retry one uncounted request until it succeeds, for at most this long
         #[arg(long, value_parser = parse_duration, default_value = "30s")]
         warmup: std::time::Duration,
@@ -135,6 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             address,
             queue,
             kv_cache,
+            role,
         } => {
             let extra = queue
                 .map(|q| probe::traffic::model_load_metrics(&name, q, kv_cache))
@@ -146,7 +160,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let l = tokio::net::TcpListener::bind((address, port))
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {address} port {port}: {e}"))?;
-                probe::serve_with_metrics(name, l, extra).await?;
+                match role {
+                    Some(phase) => probe::phase::serve(name, phase, l).await?,
+                    None => probe::serve_with_metrics(name, l, extra).await?,
+                }
                 Ok::<_, anyhow::Error>(())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -170,6 +187,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             count,
             headers,
             record_header,
+            request_id_prefix,
+            body,
             warmup,
             termination_log,
         } => {
@@ -177,12 +196,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .enable_all()
                 .build()?;
             let tally = rt
-                .block_on(probe::traffic::send(
+                .block_on(probe::traffic::send_with_ids(
                     &url,
                     count,
                     &headers,
                     record_header.as_deref(),
                     warmup,
+                    request_id_prefix.as_deref(),
+                    body.as_deref(),
                 ))
                 .map_err(anyhow::Error::msg)?;
             let text = serde_json::to_string(&tally)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -108,19 +108,26 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.trim().to_string()))
 }
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-async fn get(
+async fn exchange(
     client: &HttpClient,
     uri: &http::Uri,
     headers: &[(String, String)],
     record: Option<&str>,
+    body: Option<&str>,
 ) -> Result<(u16, Option<String>, Option<String>), String> {
-    let mut req = http::Request::get(uri.clone());
+    let mut req = match body {
+        Some(_) => {
+            http::Request::post(uri.clone()).header(http::header::CONTENT_TYPE, "application/json")
+        }
+        None => http::Request::get(uri.clone()),
+    };
     for (k, v) in headers {
         req = req.header(k, v);
     }
-    let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
+    let payload = Bytes::from(body.unwrap_or_default().to_string());
+    let req = req.body(Full::new(payload)).map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .map_err(|_| "no answer within 10s".to_string())?
@@ -166,6 +173,35 @@ pub async fn send(
     record: Option<&str>,
     warmup: Duration,
 ) -> Result<Tally, String> {
+    send_with_ids(url, count, headers, record, warmup, None, None).await
+}
+
+/// The `x-request-id` of request `i` (`None`: the warm-up) with [`send_with_ids`].
+pub fn request_id(prefix: &str, i: Option<u64>) -> String {
+    match i {
+        Some(i) => format!("{prefix}-{i:04}"),
+        None => format!("{prefix}-warmup"),
+    }
+}
+
+/// [`send`], each request carrying a distinct `x-request-id` ([`request_id`]) when
+/// `id_prefix` is given, and POSTing `body` (JSON) instead of a GET when it is given.
+pub async fn send_with_ids(
+    url: &str,
+    count: u64,
+    headers: &[(String, String)],
+    record: Option<&str>,
+    warmup: Duration,
+    id_prefix: Option<&str>,
+    body: Option<&str>,
+) -> Result<Tally, String> {
+    let with_id = |i: Option<u64>| {
+        let mut h = headers.to_vec();
+        if let Some(p) = id_prefix {
+            h.push((super::phase::REQUEST_ID.to_string(), request_id(p, i)));
+        }
+        h
+    };
     let uri: http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(format!("--url {url:?} must be an http:// URL with a host"));
@@ -173,7 +209,7 @@ pub async fn send(
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let until = tokio::time::Instant::now() + warmup;
     loop {
-        let last = match get(&client, &uri, headers, record).await {
+        let last = match exchange(&client, &uri, &with_id(None), record, body).await {
             Ok((s, _, _)) if (200..300).contains(&s) => break,
             Ok((s, _, _)) => format!("HTTP {s}"),
             Err(e) => e,
@@ -189,8 +225,8 @@ pub async fn send(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let mut tally = Tally::default();
-    for _ in 0..count {
-        tally.record_with(get(&client, &uri, headers, record).await);
+    for i in 0..count {
+        tally.record_with(exchange(&client, &uri, &with_id(Some(i)), record, body).await);
     }
     Ok(tally)
 }
@@ -265,6 +301,43 @@ mod tests {
         assert_eq!(t.by_header, [("a".to_string(), 5)].into());
         server.abort();
         assert!(send("ftp://x", 1, &[], None, Duration::ZERO).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn ids_and_bodies_reach_the_server() {
+        use axum::http::{HeaderMap, Method};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let app =
+            axum::Router::new().fallback(|m: Method, h: HeaderMap, body: String| async move {
+                let id = h
+                    .get(super::super::phase::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string();
+                ([(SERVED_BY, format!("{m} {body} {id}"))], "ok")
+            });
+        let server = tokio::spawn(async move { axum::serve(l, app).await });
+        let url = format!("http://{addr}/v1/completions");
+        let t = send_with_ids(
+            &url,
+            2,
+            &[],
+            None,
+            Duration::from_secs(5),
+            Some("r"),
+            Some("{}"),
+        )
+        .await
+        .expect("send");
+        assert_eq!(t.summary(), "POST {} r-0000=1 POST {} r-0001=1");
+        let t = send_with_ids(&url, 1, &[], None, Duration::from_secs(5), None, None)
+            .await
+            .expect("send");
+        assert_eq!(t.summary(), "GET  -=1");
+        server.abort();
     }
 
     #[tokio::test]

@@ -51,6 +51,10 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
             "virtualized-accelerator",
             conformance::virtualized_accelerator,
         ),
+        (
+            "disaggregated-inference",
+            conformance::disaggregated_inference,
+        ),
         // performance
         ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),
         ("gdr-enabled", fabric::gdr_enabled),

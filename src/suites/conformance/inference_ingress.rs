@@ -125,7 +125,7 @@ fn pool_route() -> serde_json::Value {
 }
 
 /// Whether the pool reports a parent that accepted it.
-fn pool_accepted(p: &DynamicObject) -> bool {
+pub(super) fn pool_accepted(p: &DynamicObject) -> bool {
     p.data
         .pointer("/status/parents")
         .and_then(|v| v.as_array())

@@ -5,6 +5,7 @@
 mod accelerator_metrics;
 mod ai_service_metrics;
 mod cluster_autoscaling;
+mod disaggregated_inference;
 mod dra_support;
 mod driver_runtime_management;
 mod gang_scheduling;
@@ -79,6 +80,10 @@ case_fn!(
 case_fn!(
     virtualized_accelerator,
     virtualized_accelerator::virtualized_accelerator_impl
+);
+case_fn!(
+    disaggregated_inference,
+    disaggregated_inference::disaggregated_inference_impl
 );
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).

@@ -57,6 +57,7 @@ func run(args []string) int {
 		monNoScrape   = fs.Bool("monitoring-no-scrape", false, "fault: the stand-in Prometheus answers queries but never scrapes")
 		gwNoWeights   = fs.Bool("gateway-ignores-weights", false, "fault: the stand-in Gateway API implementation sends every request of an HTTPRoute rule to its first backendRef")
 		gwEPPNoLoad   = fs.Bool("gateway-epp-ignores-metrics", false, "fault: the stand-in gateway's InferencePool endpoint picker chooses round robin instead of the least-loaded model server")
+		gwNoDisagg    = fs.Bool("gateway-no-disaggregation", false, "fault: the stand-in gateway ignores InferencePool members' llm-d.ai/role labels: each request goes to one model server, no prefill phase runs on a prefill pod")
 		poolMin       = fs.Int("gpu-pool-min", 0, "minimum nodes of the autoscaled GPU pool "+autoscaler.PoolName)
 		poolMax       = fs.Int("gpu-pool-max", 1, "maximum nodes of the autoscaled GPU pool (0: no pool)")
 		poolCooldown  = fs.Duration("gpu-pool-scale-down-after", 10*time.Second, "how long a pool node stays idle before the autoscaler removes it")
@@ -136,7 +137,7 @@ func run(args []string) int {
 		VGPU:                 sim.VGPU{PerGPU: *vgpuPerGPU, Leaky: *vgpuLeaky},
 		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
 		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
-		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad},
+		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad, NoDisaggregation: *gwNoDisagg},
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

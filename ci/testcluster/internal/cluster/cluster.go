@@ -423,6 +423,12 @@ func Run(ctx context.Context, o Options) (retErr error) {
 			return err
 		}
 		simulator.SetRuntime(rt)
+		// pods/log of simulated pods: the API server dials the nodes' kubelet port.
+		logPort, err := rt.ServeContainerLogs(compCtx.Done(), certs.ServingCert, certs.ServingKey, ca)
+		if err != nil {
+			return err
+		}
+		simulator.SetKubeletPort(logPort)
 		// Runs after the components are cancelled (defers run last-in first-out).
 		defer rt.Shutdown()
 	}

@@ -5,6 +5,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -74,6 +75,8 @@ type Simulator struct {
 	rt     *Runtime        // nil: no process runtime (containers are only simulated)
 	podNet *podNetwork     // nil: pod addresses on loopback (see EnablePodNetwork)
 	runCtx context.Context // lifetime of runtime processes
+	// kubeletPort is the port nodes report for their kubelet (0: 10250).
+	kubeletPort int32
 }
 
 // SetRuntime makes the simulator run containers of mapped images as
@@ -102,10 +105,11 @@ func New(client kubernetes.Interface, prof *profile.Profile, kubeletVersion stri
 	return s
 }
 
-// Node IPs are deliberately in 127.0.0.0/8: nothing listens there, and
-// anything the apiserver might dial (logs/exec go to the node address) stays
-// on loopback. Node i is 127.1.<i/250>.<i%250+1>; its pods get addresses
-// from PodCIDR (see EnablePodNetwork), else from 127.<16+i>.0.0/16.
+// Node IPs are deliberately in 127.0.0.0/8: anything the apiserver might
+// dial (logs/exec go to the node address) stays on loopback, where only the
+// container-log endpoint answers (ServeContainerLogs). Node i is
+// 127.1.<i/250>.<i%250+1>; its pods get addresses from PodCIDR (see
+// EnablePodNetwork), else from 127.<16+i>.0.0/16.
 func nodeIP(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) }
 
 func (n *node) allocPodIP() string {
@@ -197,7 +201,7 @@ func (s *Simulator) nodeStatus(n *node, old corev1.NodeStatus) corev1.NodeStatus
 			{Type: corev1.NodeInternalIP, Address: n.ip},
 			{Type: corev1.NodeHostName, Address: n.name},
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: cmp.Or(s.kubeletPort, 10250)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID:               hash("machine", n.name)[:32],
 			SystemUUID:              uuidFrom("system", n.name),

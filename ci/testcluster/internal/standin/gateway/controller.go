@@ -419,6 +419,7 @@ func (c *controller) ensurePlane(key string, spec gatewaySpec) *dataPlane {
 	p := c.planes[key]
 	if p == nil {
 		p = &dataPlane{ip: gatewayAddress(c.nextIP), proxy: newProxy(key, c.endpoints, c.picker), servers: map[int32]*http.Server{}}
+		p.proxy.noDisaggregation = c.opts.NoDisaggregation
 		c.nextIP++
 		c.planes[key] = p
 	}

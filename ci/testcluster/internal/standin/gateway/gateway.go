@@ -8,6 +8,8 @@
 // by the routes' path, method and header matches and backendRef weights to
 // the ready endpoints of the referenced Services (EndpointSlices). Fault:
 // IgnoresWeights routes every request of a rule to its first backendRef.
+// InferencePools get an endpoint picker (inferencepool.go) and, for pools of
+// prefill and decode model servers, llm-d style disaggregation (disagg.go).
 package gateway
 
 import (
@@ -49,6 +51,10 @@ type Options struct {
 	// EPPIgnoresMetrics makes the endpoint picker of InferencePools choose
 	// round robin instead of the least-loaded model server (fault).
 	EPPIgnoresMetrics bool
+	// NoDisaggregation makes the endpoint picker ignore InferencePool
+	// members' prefill/decode roles: each request goes to one member and no
+	// prefill phase runs elsewhere (fault).
+	NoDisaggregation bool
 }
 
 // Run installs the CRDs and the GatewayClass and starts the controller. It

@@ -41,38 +41,68 @@ type sliceEndpoints struct {
 }
 
 func (e sliceEndpoints) PoolReady(ns, name string) ([]string, error) {
-	obj, err := e.pools.ByNamespace(ns).Get(name)
+	out, _, err := e.poolMembers(ns, name)
+	return out, err
+}
+
+// PoolRoles maps the pool's ready members to their RoleLabel values.
+func (e sliceEndpoints) PoolRoles(ns, name string) (map[string]string, error) {
+	addrs, pods, err := e.poolMembers(ns, name)
 	if err != nil {
 		return nil, err
 	}
+	roles := map[string]string{}
+	for _, a := range addrs {
+		if p := pods[a]; p != nil {
+			roles[a] = p.Labels[RoleLabel]
+		}
+	}
+	return roles, nil
+}
+
+// poolMembers lists the pool's ready members (host:targetPort) and the pod
+// behind each.
+func (e sliceEndpoints) poolMembers(ns, name string) ([]string, map[string]*corev1.Pod, error) {
+	obj, err := e.pools.ByNamespace(ns).Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
-		return nil, fmt.Errorf("InferencePool %s/%s: unexpected object", ns, name)
+		return nil, nil, fmt.Errorf("InferencePool %s/%s: unexpected object", ns, name)
 	}
 	var spec poolSpec
 	if err := decode(u, "spec", &spec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(spec.TargetPorts) == 0 || len(spec.Selector.MatchLabels) == 0 {
-		return nil, fmt.Errorf("InferencePool %s/%s has no selector or target port", ns, name)
+		return nil, nil, fmt.Errorf("InferencePool %s/%s has no selector or target port", ns, name)
 	}
 	sel := labels.SelectorFromSet(spec.Selector.MatchLabels)
 	pods, err := e.pods.Pods(ns).List(sel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The pool's target port as a Service port of the same number.
 	port := spec.TargetPorts[0].Number
 	svc := &corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: port, TargetPort: intstr.FromInt32(port)}}}}
 	out, err := readyPodAddresses(svc, pods, port)
-	if err != nil || len(out) > 0 || e.live == nil {
-		return out, err
+	if err == nil && len(out) == 0 && e.live != nil {
+		if pods, err = e.live(ns, sel.String()); err != nil {
+			return nil, nil, err
+		}
+		out, err = readyPodAddresses(svc, pods, port)
 	}
-	live, err := e.live(ns, sel.String())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return readyPodAddresses(svc, live, port)
+	byAddr := map[string]*corev1.Pod{}
+	for _, p := range pods {
+		if p.Status.PodIP != "" {
+			byAddr[net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port)))] = p
+		}
+	}
+	return out, byAddr, nil
 }
 
 // Ready reads the Service's EndpointSlices. Pod IPs of this cluster are in
@@ -208,6 +238,8 @@ type proxy struct {
 	endpoints Endpoints
 	picker    *endpointPicker
 	transport http.RoundTripper
+	// noDisaggregation ignores pool members' roles (fault).
+	noDisaggregation bool
 
 	mu   sync.Mutex
 	next map[string]int // round-robin position per backend
@@ -251,8 +283,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if b.Pool {
 		var members []string
-		if members, err = p.endpoints.PoolReady(b.Namespace, b.Service); err == nil {
-			addr, err = p.picker.pick(r.Context(), members)
+		var split bool
+		if addr, split, err = p.disaggregated(w, r, b); !split && err == nil {
+			if members, err = p.endpoints.PoolReady(b.Namespace, b.Service); err == nil {
+				addr, err = p.picker.pick(r.Context(), members)
+			}
 		}
 		if err != nil {
 			err = fmt.Errorf("InferencePool %s/%s: %w", b.Namespace, b.Service, err)
