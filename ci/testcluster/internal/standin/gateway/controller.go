@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -412,15 +413,62 @@ func gatewayAddress(n int) string {
 	return fmt.Sprintf("127.2.%d.%d", n/250, n%250+1)
 }
 
+// addressAttempts bounds the search for a free Gateway address.
+const addressAttempts = 64
+
+// claimAddress takes the next Gateway address whose HTTP listener ports are
+// free on this machine and returns it with those ports already bound: other
+// clusters on the same machine hand out the same loopback addresses, and an
+// address one of them holds is skipped instead of leaving the Gateway
+// unprogrammed. Errors other than "address in use" are left to ensurePlane,
+// which reports them in the Gateway's status.
+func (c *controller) claimAddress(spec gatewaySpec) (string, map[int32]net.Listener) {
+	var ip string
+	for attempt := 0; attempt < addressAttempts; attempt++ {
+		ip = gatewayAddress(c.nextIP)
+		c.nextIP++
+		bound, inUse := bindListeners(ip, spec)
+		if !inUse {
+			return ip, bound
+		}
+		klog.InfoS("gateway stand-in: address in use on this machine, taking the next one", "address", ip)
+	}
+	return ip, nil
+}
+
+// bindListeners binds every HTTP listener port of spec on ip. When one is in
+// use it closes the others and reports inUse.
+func bindListeners(ip string, spec gatewaySpec) (bound map[int32]net.Listener, inUse bool) {
+	bound = map[int32]net.Listener{}
+	for _, l := range spec.Listeners {
+		if l.Protocol != "HTTP" || bound[l.Port] != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(int(l.Port))))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			for _, b := range bound {
+				_ = b.Close()
+			}
+			return nil, true
+		}
+		if err == nil {
+			bound[l.Port] = ln
+		}
+	}
+	return bound, false
+}
+
 // ensurePlane gives the Gateway an address and opens an HTTP server on each
 // of its HTTP listener ports (once; a port that failed is retried on the
 // next sync).
 func (c *controller) ensurePlane(key string, spec gatewaySpec) *dataPlane {
 	p := c.planes[key]
+	var bound map[int32]net.Listener
 	if p == nil {
-		p = &dataPlane{ip: gatewayAddress(c.nextIP), proxy: newProxy(key, c.endpoints, c.picker), servers: map[int32]*http.Server{}}
+		var ip string
+		ip, bound = c.claimAddress(spec)
+		p = &dataPlane{ip: ip, proxy: newProxy(key, c.endpoints, c.picker), servers: map[int32]*http.Server{}}
 		p.proxy.noDisaggregation = c.opts.NoDisaggregation
-		c.nextIP++
 		c.planes[key] = p
 	}
 	p.bindErr = map[int32]string{}
@@ -434,7 +482,10 @@ func (c *controller) ensurePlane(key string, spec gatewaySpec) *dataPlane {
 			continue
 		}
 		addr := net.JoinHostPort(p.ip, strconv.Itoa(int(l.Port)))
-		ln, err := net.Listen("tcp", addr)
+		ln, err := bound[l.Port], error(nil)
+		if ln == nil {
+			ln, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
 			p.bindErr[l.Port] = err.Error()
 			continue
