@@ -3,6 +3,7 @@
 //! judges from outside the container.
 
 pub mod gauge;
+pub mod net;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

@@ -47,6 +47,10 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
             "driver-runtime-management",
             conformance::driver_runtime_management,
         ),
+        (
+            "high-performance-networking",
+            conformance::high_performance_networking,
+        ),
         // performance
         ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),
         ("gdr-enabled", fabric::gdr_enabled),

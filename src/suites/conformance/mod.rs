@@ -9,6 +9,7 @@ mod dra_support;
 mod driver_runtime_management;
 mod gang_scheduling;
 mod gpu_sharing;
+mod high_performance_networking;
 mod inference_gateway;
 mod inference_ingress;
 mod pod_autoscaling;
@@ -74,6 +75,10 @@ case_fn!(gpu_sharing, gpu_sharing::gpu_sharing_impl);
 case_fn!(
     driver_runtime_management,
     driver_runtime_management::driver_runtime_management_impl
+);
+case_fn!(
+    high_performance_networking,
+    high_performance_networking::high_performance_networking_impl
 );
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
