@@ -5,7 +5,7 @@
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
 //! pod-autoscaling, accelerator-metrics, ai-service-metrics, inference-gateway,
-//! inference-ingress.
+//! inference-ingress. SHOULD cases of 1.35/1.36 run after it on the same cluster.
 
 mod suites_support;
 
@@ -120,6 +120,18 @@ async fn driver_runtime(client: &Client, prefix: &str) -> Outcome {
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
 }
 
+/// The 1.36 SHOULD case high-performance-networking.
+async fn high_performance_networking(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "high-performance-networking",
+        json!({}),
+        Duration::from_secs(120),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -207,6 +219,19 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         message(&driver).contains("gpu-0: driver 550.127.05")
             && message(&driver).contains("read as 550.127.05 from /sys/module/nvidia/version"),
         "{driver:#?}"
+    );
+
+    let hpn = high_performance_networking(&client, "healthy").await;
+    assert_eq!(letter(&hpn), 'P', "{hpn:#?}");
+    let m = message(&hpn);
+    assert!(
+        m.contains("4 NIC(s) of dra.net on gpu-0")
+            && m.contains("rdma=true pciAddress=0000:1a:00.0 numaNode=0")
+            && m.contains("a pod pinned to gpu-1 (no NIC) stayed unschedulable")
+            && m.contains("hpn-client: ens")
+            && m.contains("besides eth0; send 8388608 bytes")
+            && m.contains("received"),
+        "{m}"
     );
     assert!(
         message(&healthy[8]).contains("scraped through the API server service proxy")
@@ -524,6 +549,31 @@ async fn endpoint_picker_that_ignores_load_fails_only_inference_ingress() {
     assert!(
         m.contains("30 requests reached busy=10 idle=10 warm=10")
             && m.contains("the least-loaded model server idle should have answered all"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn nics_without_secondary_interface_fail_only_high_performance_networking() {
+    let test = "nics_without_secondary_interface_fail_only_high_performance_networking";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--nic-no-secondary-interface".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "no-nic-if").await;
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
+    let hpn = high_performance_networking(&client, "no-nic-if").await;
+    assert_eq!(letter(&hpn), 'F', "{hpn:#?}");
+    let m = message(&hpn);
+    assert!(
+        m.contains("4 NIC(s) of dra.net on gpu-0")
+            && m.contains("the claim's networkData names interface ens")
+            && m.contains("but the pod's own network namespace has only eth0, lo"),
         "{m}"
     );
 }

@@ -242,6 +242,40 @@ fn net_report(pod: &Pod) -> Result<(i32, NetReport), String> {
         })
 }
 
+/// The networkData of the claims in the namespace, by the pod owning each claim, as the
+/// driver writes it.
+async fn record_network_data(
+    claims: Api<ResourceClaim>,
+    driver: String,
+    seen: tokio::sync::watch::Sender<BTreeMap<String, (String, Vec<String>)>>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let mut stream = std::pin::pin!(watcher(claims, watcher::Config::default()).applied_objects());
+    while let Some(ev) = stream.next().await {
+        let Ok(claim) = ev else { continue };
+        let Some(net) = network_data(&claim, &driver) else {
+            continue;
+        };
+        for owner in claim.owner_references().iter().filter(|o| o.kind == "Pod") {
+            seen.send_if_modified(|m| {
+                let new = !m.contains_key(&owner.name);
+                m.entry(owner.name.clone()).or_insert_with(|| net.clone());
+                new
+            });
+        }
+    }
+}
+
+/// Aborts a background task when the case returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn claim_name(pod: &Pod) -> Option<String> {
     pod.status
         .as_ref()?
@@ -412,7 +446,11 @@ pub(super) async fn high_performance_networking_impl(
         }
     };
 
-    // 3. The server: its claim's networkData is where the client sends.
+    // 3. The server: its claim's networkData is where the client sends. A claim generated
+    // for a pod is deallocated once the pod is done: record networkData as it appears.
+    let (seen_tx, seen) = tokio::sync::watch::channel(BTreeMap::new());
+    let recorder = tokio::spawn(record_network_data(claims.clone(), driver.clone(), seen_tx));
+    let _stop = AbortOnDrop(recorder);
     create(
         &pods,
         nic_pod(
@@ -449,18 +487,12 @@ pub(super) async fn high_performance_networking_impl(
             "pod hpn-server runs but no ResourceClaim was generated for it from template hpn-nic",
         ));
     };
-    let has_data = {
-        let driver = driver.clone();
-        move |c: Option<&ResourceClaim>| c.is_some_and(|c| network_data(c, &driver).is_some())
-    };
+    let mut seen_rx = seen.clone();
     let until = deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(20));
-    let _ = tokio::time::timeout_at(
-        until,
-        await_condition(claims.clone(), &server_claim, has_data),
-    )
-    .await;
-    let claim = claims.get(&server_claim).await?;
-    let Some(server_net) = network_data(&claim, &driver) else {
+    let _ =
+        tokio::time::timeout_at(until, seen_rx.wait_for(|m| m.contains_key("hpn-server"))).await;
+    let Some(server_net) = seen.borrow().get("hpn-server").cloned() else {
+        let claim = claims.get(&server_claim).await?;
         return Ok(Outcome::failed(format!(
             "ResourceClaim {server_claim} of pod hpn-server is allocated [{}] but the driver wrote no networkData (interface name, IPs) into its status",
             claim_devices(&claim).join(", ")
@@ -514,10 +546,7 @@ pub(super) async fn high_performance_networking_impl(
             ));
             break;
         }
-        let net = match claim_name(&pod) {
-            Some(c) => network_data(&claims.get(&c).await?, &driver),
-            None => None,
-        };
+        let net = seen.borrow().get(name).cloned();
         let verdict = net_report(&pod)
             .map_err(|e| format!("{name}: {e}"))
             .and_then(|(_, r)| judge_pod(name, net.as_ref(), &r, bytes));
