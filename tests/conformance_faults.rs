@@ -5,7 +5,7 @@
 //! Vector order: component-health(cert-manager), component-health(gpu-operator), dra-support,
 //! gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
 //! pod-autoscaling, accelerator-metrics, ai-service-metrics, inference-gateway,
-//! inference-ingress. SHOULD cases of 1.35/1.36 run after it on the same cluster.
+//! inference-ingress.
 
 mod suites_support;
 
