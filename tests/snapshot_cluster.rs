@@ -164,6 +164,7 @@ async fn snapshot_with_agents_then_readiness() {
     assert_eq!(
         c.resource_slices
             .iter()
+            .filter(|s| s.driver == "gpu.nvidia.com")
             .map(|s| s.device_count)
             .sum::<usize>(),
         16,

@@ -162,10 +162,11 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
         evidence.sort();
         // One evidence file per requirement a case proves: gpu_sharing and
         // driver_runtime_management from 1.35; 1.36 drops dra_support and gains
-        // advanced_inference_ingress.
+        // advanced_inference_ingress and high_performance_networking.
         let expected = match minor {
             33 | 34 => 9,
-            _ => 11,
+            35 => 11,
+            _ => 12,
         };
         assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
         assert!(dir.join("README.md").is_file());
