@@ -2,9 +2,13 @@ package sim
 
 import (
 	"context"
+	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -122,4 +126,107 @@ func readInNetns(t *testing.T, ns *netns, path string) string {
 		out <- string(b)
 	})
 	return <-out
+}
+
+// TestNICsCarryPodToPodTraffic connects two pod namespaces through the
+// fabric (root only): data sent to the other pod's NIC address leaves on the
+// sender's NIC, not on its eth0.
+func TestNICsCarryPodToPodTraffic(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	ctx := context.Background()
+	fabric, err := newNetns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fabric.Close()
+	if err := fabric.ipBatch(ctx, []string{"link add fabric type bridge", "link set fabric up", "link add pods type bridge", "link set pods up"}); err != nil {
+		t.Fatal(err)
+	}
+	nics := nicDevices(0)
+	var pods []*netns
+	for i, ip := range []string{"198.18.0.9", "198.18.0.10"} {
+		ns, err := newNetns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		podCmds, fabricCmds := podNetnsCommands(fabric.path(), i+1, ip, nics[i:i+1])
+		if err := ns.ipBatch(ctx, podCmds); err != nil {
+			t.Fatal(err)
+		}
+		if err := fabric.ipBatch(ctx, fabricCmds); err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, ns)
+	}
+	// Sockets belong to the namespace of the thread that creates them.
+	lc := make(chan net.Listener, 1)
+	onThrowawayThread(func() {
+		if err := unix.Setns(pods[1].fd(), unix.CLONE_NEWNET); err != nil {
+			t.Error(err)
+		}
+		l, err := net.Listen("tcp", nics[1].IP+":5201")
+		if err != nil {
+			t.Error(err)
+		}
+		lc <- l
+	})
+	l := <-lc
+	if l == nil {
+		t.FailNow()
+	}
+	defer l.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	const size = 4 << 20
+	before := readInNetns(t, pods[0], "/proc/thread-self/net/dev")
+	sent := make(chan error, 1)
+	onThrowawayThread(func() {
+		if err := unix.Setns(pods[0].fd(), unix.CLONE_NEWNET); err != nil {
+			sent <- err
+			return
+		}
+		c, err := net.DialTimeout("tcp", nics[1].IP+":5201", 10*time.Second)
+		if err != nil {
+			sent <- err
+			return
+		}
+		_, err = c.Write(make([]byte, size))
+		c.Close()
+		sent <- err
+	})
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if n := <-got; n != size {
+		t.Fatalf("received %d of %d bytes", n, size)
+	}
+	after := readInNetns(t, pods[0], "/proc/thread-self/net/dev")
+	tx := func(dev, name string) int64 {
+		for _, line := range strings.Split(dev, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == name {
+				f := strings.Fields(v)
+				n, _ := strconv.ParseInt(f[8], 10, 64)
+				return n
+			}
+		}
+		return -1
+	}
+	if d := tx(after, nics[0].IfName) - tx(before, nics[0].IfName); d < size {
+		t.Errorf("%s sent %d bytes, want >= %d", nics[0].IfName, d, size)
+	}
+	if d := tx(after, "eth0") - tx(before, "eth0"); d >= size/2 {
+		t.Errorf("eth0 sent %d bytes", d)
+	}
 }
