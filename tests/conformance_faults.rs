@@ -144,6 +144,18 @@ async fn disaggregated(client: &Client, prefix: &str) -> Outcome {
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
 }
 
+/// The 1.36 SHOULD case high-performance-networking.
+async fn high_performance_networking(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "high-performance-networking",
+        json!({}),
+        Duration::from_secs(120),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
 /// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
 fn stand_in_operator() -> serde_json::Value {
     json!({
@@ -251,6 +263,19 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
         m.contains("all 12 requests through the gateway succeeded, answered by decode pods")
             && m.contains("all 12 request ids appear in the logs of prefill pods (model-prefill-")
             && m.contains("produced kv-model-prefill-"),
+        "{m}"
+    );
+
+    let hpn = high_performance_networking(&client, "healthy").await;
+    assert_eq!(letter(&hpn), 'P', "{hpn:#?}");
+    let m = message(&hpn);
+    assert!(
+        m.contains("4 NIC(s) of dra.net on gpu-0")
+            && m.contains("rdma=true pciAddress=0000:1a:00.0 numaNode=0")
+            && m.contains("a pod pinned to gpu-1 (no NIC) stayed unschedulable")
+            && m.contains("hpn-client: ens")
+            && m.contains("besides eth0; send 8388608 bytes")
+            && m.contains("received"),
         "{m}"
     );
     assert!(
@@ -619,6 +644,31 @@ async fn gateway_without_disaggregation_fails_only_disaggregated_inference() {
         m.contains("of 12 request ids, ")
             && m.contains("never appeared in a prefill pod's log")
             && m.contains("were answered by a pod that is not a decode pod"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn nics_without_secondary_interface_fail_only_high_performance_networking() {
+    let test = "nics_without_secondary_interface_fail_only_high_performance_networking";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--nic-no-secondary-interface".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "no-nic-if").await;
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
+    let hpn = high_performance_networking(&client, "no-nic-if").await;
+    assert_eq!(letter(&hpn), 'F', "{hpn:#?}");
+    let m = message(&hpn);
+    assert!(
+        m.contains("4 NIC(s) of dra.net on gpu-0")
+            && m.contains("the claim's networkData names interface ens")
+            && m.contains("but the pod's own network namespace has only eth0, lo"),
         "{m}"
     );
 }

@@ -172,11 +172,12 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
         evidence.sort();
         // One evidence file per requirement a case proves: gpu_sharing,
         // driver_runtime_management and virtualized_accelerator from 1.35; 1.36 drops
-        // dra_support and gains advanced_inference_ingress and disaggregated_inference.
+        // dra_support and gains advanced_inference_ingress, high_performance_networking and
+        // disaggregated_inference.
         let expected = match minor {
             33 | 34 => 9,
             35 => 12,
-            _ => 13,
+            _ => 14,
         };
         assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
         assert!(dir.join("README.md").is_file());

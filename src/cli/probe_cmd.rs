@@ -16,7 +16,9 @@ use aiconform::runner::suite::parse_duration;
     aiconform probe serve --name stable --address 127.0.0.1 --port 8080\n  \
     aiconform probe serve --name prefill-0 --role prefill --port 8000\n  \
     aiconform probe http --url http://127.0.0.1:8080/v1/completions --count 100 \
-    --header 'X-Gateway-Model-Name: canary'"
+    --header 'X-Gateway-Model-Name: canary'\n  aiconform probe net\n  \
+    aiconform probe net --serve 0.0.0.0:5201\n  \
+    aiconform probe net --send 100.64.0.2:5201 --bytes 8388608"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -122,6 +124,31 @@ enum What {
         /// device are seen to run at the same time
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         hold: Option<std::time::Duration>,
+    },
+    /// Report this pod's network interfaces (names, addresses; from /proc/net/dev and
+    /// getifaddrs), optionally around one TCP transfer: --serve accepts one connection and reads
+    /// it to the end, --send sends BYTES; each interface's received/sent bytes during the
+    /// transfer are reported (JSON on stdout and as the termination message); exit 0 when the
+    /// transfer (if any) completed, 1 otherwise
+    Net {
+        /// Accept one connection on ADDRESS:PORT and count what arrives
+        #[arg(long, value_name = "ADDRESS:PORT", conflicts_with = "send")]
+        serve: Option<std::net::SocketAddr>,
+        /// Send --bytes to ADDRESS:PORT (a `probe net --serve`)
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        send: Option<std::net::SocketAddr>,
+        /// Payload to send with --send
+        #[arg(long, default_value_t = 8 * 1024 * 1024)]
+        bytes: u64,
+        /// With --send: retry refused connections this long (the server may still be starting)
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        warmup: std::time::Duration,
+        /// Give up the transfer after this long
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: std::time::Duration,
+        /// Where to write the termination message
+        #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
+        termination_log: PathBuf,
     },
     /// Report the NVIDIA driver version of this node as the driver shows it
     /// (/sys/module/nvidia/version or /proc/driver/nvidia/version; JSON on stdout and as the
@@ -231,6 +258,36 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 std::thread::sleep(d);
             }
             Ok(if probe::view_matches(&view, expect) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        What::Net {
+            serve,
+            send,
+            bytes,
+            warmup,
+            timeout,
+            termination_log,
+        } => {
+            let transfer = match (serve, send) {
+                (Some(listen), _) => Some(probe::net::Transfer::Serve { listen }),
+                (None, Some(peer)) => Some(probe::net::Transfer::Send {
+                    peer,
+                    bytes,
+                    warmup,
+                }),
+                (None, None) => None,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(probe::net::run(transfer, timeout));
+            let text = serde_json::to_string(&report)?;
+            println!("{text}");
+            probe::write_termination_message(&termination_log, &text)?;
+            Ok(if report.error.is_none() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

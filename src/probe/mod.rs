@@ -4,6 +4,7 @@
 
 pub mod gauge;
 pub mod phase;
+pub mod net;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

@@ -55,6 +55,10 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
             "disaggregated-inference",
             conformance::disaggregated_inference,
         ),
+        (
+            "high-performance-networking",
+            conformance::high_performance_networking,
+        ),
         // performance
         ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),
         ("gdr-enabled", fabric::gdr_enabled),

@@ -10,6 +10,7 @@ mod dra_support;
 mod driver_runtime_management;
 mod gang_scheduling;
 mod gpu_sharing;
+mod high_performance_networking;
 mod inference_gateway;
 mod inference_ingress;
 mod pod_autoscaling;
@@ -84,6 +85,10 @@ case_fn!(
 case_fn!(
     disaggregated_inference,
     disaggregated_inference::disaggregated_inference_impl
+);
+case_fn!(
+    high_performance_networking,
+    high_performance_networking::high_performance_networking_impl
 );
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).

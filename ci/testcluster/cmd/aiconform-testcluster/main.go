@@ -77,6 +77,7 @@ func run(args []string) int {
 	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")
 	sliceReplicas := fs.Int("gpu-time-slicing-replicas", 4, "advertise every GPU this many times as nvidia.com/gpu.shared (time-slicing; below 2: off)")
 	driverSkew := fs.Bool("driver-version-skew", false, "fault: GPU nodes run driver 535.183.01 while their labels and ResourceSlices report the profile's version")
+	nicNoSecondary := fs.Bool("nic-no-secondary-interface", false, "fault: the NIC driver stand-in publishes NICs and writes networkData to claims, but pods get no interface for their NICs")
 	sharingExclusive := fs.Bool("gpu-sharing-exclusive", false, "fault: time-sliced replicas are advertised but each GPU goes to one container at a time")
 	vgpuPerGPU := fs.Int("vgpu-per-gpu", 2, "split the last GPU of every node of the first GPU pool into this many vGPUs, published by DRA driver vgpu.nvidia.com (0: no vGPUs)")
 	vgpuLeaky := fs.Bool("vgpu-leaky", false, "fault: containers of a vGPU claim see every vGPU of its parent GPU")
@@ -135,6 +136,7 @@ func run(args []string) int {
 		GPUSharing:           sim.Sharing{Replicas: *sliceReplicas, Exclusive: *sharingExclusive},
 		DriverVersionSkew:    *driverSkew,
 		VGPU:                 sim.VGPU{PerGPU: *vgpuPerGPU, Leaky: *vgpuLeaky},
+		NICs:                 sim.NICOptions{NoSecondaryInterface: *nicNoSecondary},
 		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
 		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
 		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad, NoDisaggregation: *gwNoDisagg},

@@ -92,6 +92,8 @@ type Options struct {
 	VGPU sim.VGPU
 	// DriverVersionSkew: GPU nodes run another driver than they report (fault).
 	DriverVersionSkew bool
+	// NICs: the DRA NIC driver stand-in (dra.net) on some GPU nodes.
+	NICs sim.NICOptions
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -435,6 +437,10 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err := simulator.EnablePodNetwork(ctx); err != nil {
 		o.progress("pod addresses on loopback (Services of simulated pods get no endpoints): %v", err)
 	}
+	if err := simulator.EnableNICs(ctx, o.NICs); err != nil {
+		o.progress("NIC driver stand-in (dra.net) off, no NICs published: %v", err)
+	}
+	defer simulator.CloseNICs()
 	burst, hasBurst := autoscaler.BurstPool(prof)
 	var burstSlots []string
 	if hasBurst && o.GPUPool.Max > 0 {
@@ -460,6 +466,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 	if err := step("publishing ResourceSlices", simulator.PublishResourceSlices); err != nil {
+		return err
+	}
+	if err := step("publishing NICs (dra.net)", simulator.PublishNICs); err != nil {
 		return err
 	}
 

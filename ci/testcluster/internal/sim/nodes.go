@@ -74,6 +74,7 @@ type Simulator struct {
 
 	rt     *Runtime        // nil: no process runtime (containers are only simulated)
 	podNet *podNetwork     // nil: pod addresses on loopback (see EnablePodNetwork)
+	nics   *nicDriver      // nil: no NIC driver stand-in (see EnableNICs)
 	runCtx context.Context // lifetime of runtime processes
 	// kubeletPort is the port nodes report for their kubelet (0: 10250).
 	kubeletPort int32

@@ -268,6 +268,7 @@ func (rt *Runtime) runPod(ctx context.Context, pod *corev1.Pod, n *node, pr *pod
 		return
 	}
 	defer rt.releaseDevices(pod, n)
+	defer setup.netns.Close()
 	policy := pod.Spec.RestartPolicy
 	var sidecars sync.WaitGroup
 	for i := range pod.Spec.InitContainers {
@@ -462,6 +463,7 @@ type podSetup struct {
 	devices    map[string][]int  // container name -> GPU indices it sees
 	leaky      bool              // every container sees every GPU (fault)
 	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
+	netns      *netns            // the pod's network namespace; nil: the host's
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -590,6 +592,9 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 		if err := os.WriteFile(setup.kubeconfig, podKubeconfig(rt.opts.Server, rt.opts.CAData, token, pod.Namespace), 0o644); err != nil {
 			return nil, err
 		}
+	}
+	if setup.netns, err = rt.prepareNICs(ctx, pod, n, pr.podIP); err != nil {
+		return nil, err
 	}
 	return setup, nil
 }
@@ -779,6 +784,7 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 			Groups:   groups,
 			Hostname: pod.Name,
 			ReadOnly: c.SecurityContext != nil && ptr.Deref(c.SecurityContext.ReadOnlyRootFilesystem, false),
+			NetNS:    setup.netns,
 		}
 		spec.Mounts, err = containerMounts(c, binary, setup, msgFile)
 		if err != nil {

@@ -22,6 +22,7 @@ type containerSpec struct {
 	Groups   []uint32
 	Hostname string
 	ReadOnly bool
+	NetNS    *netns // network namespace to enter; nil: the host's
 }
 
 type mountKind string
@@ -83,6 +84,11 @@ func startIsolated(spec *containerSpec, cmd *exec.Cmd) (<-chan error, error) {
 }
 
 func setupContainer(spec *containerSpec) error {
+	if spec.NetNS != nil {
+		if err := unix.Setns(spec.NetNS.fd(), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("entering the pod's network namespace: %w", err)
+		}
+	}
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_NEWUTS); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
