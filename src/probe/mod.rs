@@ -3,8 +3,8 @@
 //! judges from outside the container.
 
 pub mod gauge;
-pub mod phase;
 pub mod net;
+pub mod phase;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

@@ -174,23 +174,26 @@ pub(super) async fn cluster_autoscaling_impl(
     }
     let mut node_selector = serde_json::Map::new();
     node_selector.insert(label.clone(), json!(pool));
-    for i in 0..count {
-        create(
-            &pods,
-            json!({
-                "metadata": {"name": format!("gpu-{i}"), "labels": {APP_LABEL: "true"}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "nodeSelector": node_selector,
-                    "tolerations": tolerations,
-                    "containers": [{"name": "gpu", "image": probe_image(&ctx),
-                        "args": ["probe", "sleep", "1h"],
-                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]
-                }
-            }),
-        )
-        .await?;
-    }
+    let create_pods = async {
+        for i in 0..count {
+            create(
+                &pods,
+                json!({
+                    "metadata": {"name": format!("gpu-{i}"), "labels": {APP_LABEL: "true"}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "nodeSelector": node_selector,
+                        "tolerations": tolerations,
+                        "containers": [{"name": "gpu", "image": probe_image(&ctx),
+                            "args": ["probe", "sleep", "1h"],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}}}]
+                    }
+                }),
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    };
     let deadline = deadline(&ctx);
     let obs = watch_scale_up(
         &client,
@@ -199,6 +202,7 @@ pub(super) async fn cluster_autoscaling_impl(
         baseline.clone(),
         count as usize,
         deadline,
+        create_pods,
     )
     .await?;
     let what = format!("pool {selector} ({n} nodes, {free} free GPUs), {count} single-GPU pods");
@@ -269,6 +273,8 @@ async fn find_pool(
     ))
 }
 
+/// Lists the probe pods' watch, creates them with `create_pods`, then follows pods and pool
+/// nodes until every pod runs and one was rescued by a new node, or the deadline.
 async fn watch_scale_up(
     client: &Client,
     ns: &str,
@@ -276,12 +282,28 @@ async fn watch_scale_up(
     baseline: BTreeSet<String>,
     pods: usize,
     deadline: Instant,
+    create_pods: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<ScaleUp> {
     let mut obs = ScaleUp::new(baseline);
     let mut pod_stream = std::pin::pin!(watcher(
         Api::<Pod>::namespaced(client.clone(), ns),
         watcher::Config::default().labels(&format!("{APP_LABEL}=true"))
     ));
+    // The pod watch is listed before the pods exist: a pod that an autoscaler rescues quickly
+    // is still seen Pending, where a list taken after the creations could miss it.
+    loop {
+        match next_before(&mut pod_stream, deadline).await {
+            Some(ev) => {
+                if matches!(ev?, watcher::Event::InitDone) {
+                    break;
+                }
+            }
+            None => {
+                anyhow::bail!("the pod watch in namespace {ns} did not start before the deadline")
+            }
+        }
+    }
+    create_pods.await?;
     let mut node_stream = std::pin::pin!(watcher(
         Api::<Node>::all(client.clone()),
         watcher::Config::default().labels(pool_selector)
