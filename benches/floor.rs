@@ -154,8 +154,15 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// Two decimals, more below 0.1 so a small ratio never prints as `0.00×`.
 fn ratio(x: f64, floor: f64) -> String {
-    format!("{:.2}×", x / floor)
+    let r = x / floor;
+    let decimals = if r > 0.0 && r < 0.1 {
+        (2.0 - r.log10().floor()).min(6.0) as usize
+    } else {
+        2
+    };
+    format!("{r:.decimals$}×")
 }
 
 /// One timed run of the CLI; fails on a non-zero exit.
