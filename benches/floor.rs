@@ -154,8 +154,15 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// Two decimals, more below 0.1 so a small ratio never prints as `0.00×`.
 fn ratio(x: f64, floor: f64) -> String {
-    format!("{:.2}×", x / floor)
+    let r = x / floor;
+    let decimals = if r > 0.0 && r < 0.1 {
+        (2.0 - r.log10().floor()).min(6.0) as usize
+    } else {
+        2
+    };
+    format!("{r:.decimals$}×")
 }
 
 /// One timed run of the CLI; fails on a non-zero exit.
@@ -209,7 +216,12 @@ fn run() -> Result<()> {
             "-o",
             dir_str,
         ])?);
-        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+    }
+    // Removed only after the timed runs: on ext4 without a journal the inode allocator skips
+    // every recently deleted inode, one lookup each, so deleting a bundle right before the
+    // next run would make that run pay for this loop's own deletes.
+    for i in 0..runs {
+        std::fs::remove_dir_all(bundle_dir(i)).map_err(|e| e.to_string())?;
     }
     let (floor, recipe, bundle) = (median(&mut floor), median(&mut recipe), median(&mut bundle));
     let rss_dir = bundle_dir(runs);

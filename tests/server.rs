@@ -620,6 +620,43 @@ async fn openapi_lists_every_route_and_they_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_bundles_are_the_bytes_a_fresh_render_gives() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let post = |body: Value| {
+        let req = s.client.post(s.url("/v1/bundle")).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap()
+        }
+    };
+    let plain = json!({"criteria": {"service": "eks", "intent": "training"}});
+    let placed = json!({"criteria": {"service": "eks", "intent": "training"},
+                        "options": {"systemNodeSelector": ["nodeGroup=system"]}});
+    let first = post(plain.clone()).await;
+    let other = post(placed.clone()).await;
+    assert_ne!(first, other, "options are part of the cache key");
+    for _ in 0..2 {
+        assert_eq!(post(plain.clone()).await, first);
+        assert_eq!(post(placed.clone()).await, other);
+    }
+    // The recipe sent in the body is never cached and renders the same archive.
+    let recipe = compose(
+        &catalog(),
+        &criteria(&[(Dimension::Service, "eks"), (Dimension::Intent, "training")]),
+    )
+    .unwrap();
+    let sent = post(json!({"recipe": serde_json::to_value(&recipe).unwrap()})).await;
+    assert_eq!(sent, first);
+    let m = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        m.contains("aiconform_bundle_cache_entries 2\n"),
+        "two cached archives in\n{m}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_is_a_tar_gz_with_values_per_component() {
     let s = TestServer::start(ServerConfig::default()).await;
     let c = criteria(&[

@@ -57,16 +57,48 @@ fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every directory the files need, parents before children (a parent sorts before its
+/// children), each once.
+fn tree_dirs(files: &BTreeMap<String, BundleFile>) -> BTreeSet<&str> {
+    files
+        .keys()
+        .flat_map(|rel| rel.match_indices('/').map(|(i, _)| &rel[..i]))
+        .collect()
+}
+
+#[cfg(unix)]
+fn write_file(path: &Path, f: &BundleFile) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(&f.content)?;
+    // On the open handle: the mode is exact whatever the umask, without another path lookup.
+    file.set_permissions(std::fs::Permissions::from_mode(if f.executable {
+        0o755
+    } else {
+        0o644
+    }))
+}
+
+#[cfg(not(unix))]
+fn write_file(path: &Path, f: &BundleFile) -> std::io::Result<()> {
+    std::fs::write(path, &f.content)
+}
+
+/// Write the files into `root`, an empty directory: each directory created once, then each
+/// file created, written and given its mode through one handle.
 fn write_tree(root: &Path, files: &BTreeMap<String, BundleFile>) -> Result<(), BundleError> {
+    for rel in tree_dirs(files) {
+        let dir = rel_to_path(root, rel);
+        std::fs::create_dir(&dir)
+            .map_err(|e| BundleError::io("cannot create directory", &dir, e))?;
+    }
     for (rel, f) in files {
         let path = rel_to_path(root, rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| BundleError::io("cannot create directory", parent, e))?;
-        }
-        std::fs::write(&path, &f.content).map_err(|e| BundleError::io("cannot write", &path, e))?;
-        set_mode(&path, if f.executable { 0o755 } else { 0o644 })
-            .map_err(|e| BundleError::io("cannot set permissions of", &path, e))?;
+        write_file(&path, f).map_err(|e| BundleError::io("cannot write", &path, e))?;
     }
     set_mode(root, 0o755).map_err(|e| BundleError::io("cannot set permissions of", root, e))
 }
@@ -630,6 +662,22 @@ mod tests {
                 ("b/".to_string(), 0o755, TAR_MTIME),
                 ("b/x.yaml".to_string(), 0o644, TAR_MTIME),
             ]
+        );
+    }
+
+    #[test]
+    fn tree_dirs_lists_each_directory_once_parents_first() {
+        let file = || BundleFile {
+            content: vec![],
+            executable: false,
+        };
+        let files: BTreeMap<String, BundleFile> = ["a.sh", "b/x", "b/y/z", "b/y/w", "b-c/d"]
+            .into_iter()
+            .map(|p| (p.to_string(), file()))
+            .collect();
+        assert_eq!(
+            tree_dirs(&files).into_iter().collect::<Vec<_>>(),
+            ["b", "b-c", "b/y"]
         );
     }
 

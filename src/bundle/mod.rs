@@ -59,7 +59,7 @@ pub use scripts::sh_quote;
 type RenderedText = (String, String);
 
 /// How to render a bundle. `Default` gives no node placement and the Helm deployer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct BundleOptions {
     /// Pins system workloads (operators, controllers) to these node labels.
     pub system_node_selector: BTreeMap<String, String>,

@@ -27,6 +27,8 @@ pub struct SourceFile {
     /// Which layer it came from: 0 is built-in, then each `--data` dir in order.
     pub layer: usize,
     pub content: Vec<u8>,
+    /// The bytes built into the binary this file was read from (built-in files only).
+    builtin: Option<&'static [u8]>,
 }
 
 /// A virtual recipes tree: relative path (with `/`) to file. Later layers replace files with
@@ -41,14 +43,10 @@ impl SourceFile {
     /// The build-time JSON form of this file when it is a built-in YAML document exactly as
     /// built into the binary; parsing it gives the same value as parsing the YAML, faster.
     pub fn builtin_json(&self) -> Option<&'static str> {
-        if self.layer != 0 {
+        if self.layer != 0 || self.builtin? != self.content.as_slice() {
             return None;
         }
         let rel = self.origin.strip_prefix(BUILTIN_ORIGIN)?;
-        let builtin = BUILTIN.get_file(rel)?;
-        if builtin.contents() != self.content.as_slice() {
-            return None;
-        }
         let i = parsed::BUILTIN_JSON
             .binary_search_by(|(path, _)| (*path).cmp(rel))
             .ok()?;
@@ -93,6 +91,7 @@ impl RecipeFiles {
                         origin: format!("{name}:{rel}"),
                         layer,
                         content: content.as_bytes().to_vec(),
+                        builtin: None,
                     },
                 )
             })
@@ -120,7 +119,7 @@ impl RecipeFiles {
     }
 }
 
-fn collect_builtin(dir: &Dir<'_>, out: &mut BTreeMap<String, SourceFile>) {
+fn collect_builtin(dir: &'static Dir<'static>, out: &mut BTreeMap<String, SourceFile>) {
     for file in dir.files() {
         let rel = file.path().to_string_lossy().replace('\\', "/");
         out.insert(
@@ -129,6 +128,7 @@ fn collect_builtin(dir: &Dir<'_>, out: &mut BTreeMap<String, SourceFile>) {
                 origin: format!("{BUILTIN_ORIGIN}{rel}"),
                 layer: 0,
                 content: file.contents().to_vec(),
+                builtin: Some(file.contents()),
             },
         );
     }
@@ -183,6 +183,7 @@ pub fn read_dir_tree(root: &Path, layer: usize) -> Result<BTreeMap<String, Sourc
                         origin: path.display().to_string(),
                         layer,
                         content,
+                        builtin: None,
                     },
                 );
                 if out.len() > MAX_FILES {

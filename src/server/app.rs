@@ -25,6 +25,7 @@ use super::request::{
     self, BUNDLE_PARAMS, BundleInput, FORMAT_ONLY, Params, QUERY_PARAMS, RECIPE_PARAMS,
     content_type, negotiate,
 };
+use crate::bundle::BundleOptions;
 use crate::output::Format;
 use crate::recipe::aliases::ComponentAliases;
 use crate::recipe::model::Recipe;
@@ -34,6 +35,10 @@ use crate::recipe::{Adjustments, Catalog, Criteria, compose, compose_with, overr
 /// Upper bound on cached recipes. Valid criteria form a finite set (well under this), so
 /// the cache can never be grown by clients; the bound is belt and braces.
 const RECIPE_CACHE_MAX: usize = 4096;
+
+/// Upper bound on cached bundle archives. Their keys include client-chosen options, so the
+/// bound is what keeps the cache small (a few MiB); later keys are rendered every time.
+const BUNDLE_CACHE_MAX: usize = 256;
 
 /// Everything handlers share. The catalog is loaded once and never changes, so composed
 /// recipes are cached by criteria.
@@ -45,6 +50,8 @@ pub struct AppState {
     recipes: Mutex<HashMap<Criteria, Arc<Recipe>>>,
     /// Rendered recipe documents by (criteria, is YAML); same bound as `recipes`.
     documents: Mutex<HashMap<(Criteria, bool), Bytes>>,
+    /// Bundle archives of catalog recipes (no overrides) by criteria and options.
+    bundles: Mutex<HashMap<(Criteria, BundleOptions), Bytes>>,
     openapi: Bytes,
     draining: AtomicBool,
 }
@@ -61,6 +68,7 @@ impl AppState {
             metrics: Metrics::default(),
             recipes: Mutex::new(HashMap::new()),
             documents: Mutex::new(HashMap::new()),
+            bundles: Mutex::new(HashMap::new()),
             openapi,
             draining: AtomicBool::new(false),
         })
@@ -147,6 +155,37 @@ impl AppState {
         let mut docs = lock(&self.documents);
         if docs.len() < 2 * RECIPE_CACHE_MAX {
             docs.insert(key, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    /// The tar.gz bundle of `recipe`, rendered on a blocking thread. With a `key` (a catalog
+    /// recipe without overrides: the same key always means the same recipe) the archive is
+    /// cached, and rendering is deterministic, so a hit gives the very bytes a render would.
+    async fn bundle_archive(
+        &self,
+        recipe: Arc<Recipe>,
+        options: BundleOptions,
+        client_recipe: bool,
+        key: Option<(Criteria, BundleOptions)>,
+    ) -> Result<Bytes, ApiError> {
+        if let Some(hit) = key
+            .as_ref()
+            .and_then(|k| lock(&self.bundles).get(k).cloned())
+        {
+            return Ok(hit);
+        }
+        let bytes = tokio::task::spawn_blocking(move || {
+            super::bundle::render_tar_gz(&recipe, &options, client_recipe)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("bundle task failed: {e}")))??;
+        let bytes = Bytes::from(bytes);
+        if let Some(key) = key {
+            let mut bundles = lock(&self.bundles);
+            if bundles.len() < BUNDLE_CACHE_MAX {
+                bundles.insert(key, bytes.clone());
+            }
         }
         Ok(bytes)
     }
@@ -358,23 +397,24 @@ async fn post_bundle(
     let value = read_json(&state, &headers, body).await?;
     let (input, options) = request::bundle_request(&value)?;
     let options = super::bundle::options_from_json(&options)?;
-    let (recipe, client_recipe) = match input {
-        BundleInput::Criteria(c) => (state.recipe_with_sets(c, sets).await?, false),
+    let (recipe, client_recipe, key) = match input {
+        BundleInput::Criteria(c) => {
+            let key = sets.is_empty().then(|| (c.clone(), options.clone()));
+            (state.recipe_with_sets(c, sets).await?, false, key)
+        }
         BundleInput::Recipe(mut r) => {
             if !sets.is_empty() {
                 let aliases =
                     ComponentAliases::load(&state.catalog.files).map_err(from_recipe_error)?;
                 overrides::apply_texts(&mut r, &sets, &aliases).map_err(from_recipe_error)?;
             }
-            (Arc::new(*r), true)
+            (Arc::new(*r), true, None)
         }
     };
     let name = download_name(&recipe.metadata.name);
-    let bytes = tokio::task::spawn_blocking(move || {
-        super::bundle::render_tar_gz(&recipe, &options, client_recipe)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("bundle task failed: {e}")))??;
+    let bytes = state
+        .bundle_archive(recipe, options, client_recipe, key)
+        .await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}.tar.gz\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"bundle.tar.gz\""));
     Ok((
@@ -437,6 +477,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "aiconform_recipe_cache_entries",
             "Composed recipes cached by criteria.",
             state.cache().len() as f64,
+        ),
+        (
+            "aiconform_bundle_cache_entries",
+            "Bundle archives of catalog recipes cached by criteria and options.",
+            lock(&state.bundles).len() as f64,
         ),
     ]);
     (
