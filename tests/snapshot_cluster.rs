@@ -51,34 +51,27 @@ fn agent_namespace(stderr: &str) -> String {
         .to_string()
 }
 
-/// What a snapshot run left behind: agent pods or report ConfigMaps (none may remain when
-/// it returns), a namespace that is not being deleted, or a namespace the cluster has not
-/// removed within a minute after that (its controller starts after a 5 s grace period).
+/// What a snapshot run left behind: agent pods still running or a namespace not being
+/// deleted when it returns, or a namespace (with its finished pods and reports) the cluster
+/// has not removed within a minute (its controller starts after a 5 s grace period).
 async fn leftovers(kubeconfig: &Path, namespace: &str) -> Vec<String> {
-    use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::wait::{await_condition, conditions};
     let client = aiconform::cluster::connect(Some(kubeconfig)).await.unwrap();
     let mut out = Vec::new();
-    let agents = ListParams::default().labels("app.kubernetes.io/name=aiconform-agent");
+    let running = ListParams::default()
+        .labels("app.kubernetes.io/name=aiconform-agent")
+        .fields("status.phase!=Succeeded,status.phase!=Failed");
     let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&agents)
+        .list(&running)
         .await
         .unwrap();
-    out.extend(
-        pods.items
-            .into_iter()
-            .map(|p| format!("pod {}", p.metadata.name.unwrap_or_default())),
-    );
-    let reports = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .list(&agents)
-        .await
-        .unwrap();
-    out.extend(
-        reports
-            .items
-            .into_iter()
-            .map(|c| format!("configmap {}", c.metadata.name.unwrap_or_default())),
-    );
+    out.extend(pods.items.into_iter().map(|p| {
+        format!(
+            "pod {} ({:?})",
+            p.metadata.name.unwrap_or_default(),
+            p.status.and_then(|s| s.phase)
+        )
+    }));
     let namespaces = Api::<Namespace>::all(client);
     if let Some(ns) = namespaces.get_opt(namespace).await.unwrap() {
         if ns.metadata.deletion_timestamp.is_none() {

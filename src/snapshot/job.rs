@@ -8,11 +8,13 @@
 //! so no request goes through a node's kubelet.
 //!
 //! Cleanup, on success, failure, timeout and Ctrl-C: the namespace is deleted (so nothing
-//! new can be created in it), the agent pods and report ConfigMaps are deleted by two
-//! collection deletes, and the run waits (watch, deadline) until both are gone: no agent
-//! runs and no report remains when it returns. The empty namespace (and the agent's
-//! ServiceAccount and Role in it) is then left to the namespace controller, which starts
-//! on a deleted namespace after a grace period of its own (5 s upstream).
+//! new can be created in it), the agent pods that have not finished are deleted by one
+//! collection delete, and the run waits (watch, deadline) until those are gone: no agent
+//! runs when it returns. Everything else in the namespace (finished pods, report
+//! ConfigMaps, the ServiceAccount and Role) is removed by the namespace controller, which
+//! starts on a deleted namespace after a grace period of its own (5 s upstream) and
+//! deletes a collection one object at a time; waiting for that would cost seconds per
+//! hundred pods.
 //!
 //! Least privilege: the agent's ServiceAccount may only `create` ConfigMaps in that
 //! namespace (a Role, no cluster-wide rights). Pods run as nobody with all capabilities
@@ -53,6 +55,8 @@ pub const NODE_ANNOTATION: &str = "aiconform.dev/node";
 /// Key of the agent's JSON report in its ConfigMap.
 pub const REPORT_KEY: &str = "report.json";
 const SERVICE_ACCOUNT: &str = "aiconform-agent";
+/// Field selector of pods that have not finished (their containers may still run).
+const NOT_FINISHED: &str = "status.phase!=Succeeded,status.phase!=Failed";
 /// Where agent pods write their termination message (Kubernetes' default).
 const TERMINATION_LOG: &str = "/dev/termination-log";
 /// Bound of the one list that settles agents whose report the watch has not delivered.
@@ -71,7 +75,7 @@ pub struct AgentJobOptions {
     pub image: String,
     /// How long to wait for all agents to report.
     pub timeout: Duration,
-    /// How long to wait for the agent pods and reports to be gone.
+    /// How long to wait for the agent pods still running to be gone.
     pub cleanup_timeout: Duration,
     /// Extra annotations on agent pods (e.g. to opt out of sidecar injection); they override
     /// aiconform's own.
@@ -120,7 +124,7 @@ pub struct AgentTarget {
 #[derive(Debug, Clone, Default)]
 pub struct AgentRun {
     pub outcomes: BTreeMap<String, AgentOutcome>,
-    /// Set when the agent pods and reports could not be confirmed deleted.
+    /// Set when the namespace could not be deleted or agent pods still run.
     pub cleanup_warning: Option<String>,
     pub namespace: String,
 }
@@ -284,11 +288,11 @@ fn api_error(what: String) -> impl FnOnce(kube::Error) -> SnapshotError {
     }
 }
 
-/// Delete the namespace, the agent pods and the report ConfigMaps in it, and wait until the
-/// pods and ConfigMaps are gone; the namespace controller removes the rest.
+/// Delete the namespace and the agent pods still running in it, and wait until those are
+/// gone; finished pods, reports and the rest go with the namespace.
 pub async fn clean_up(client: &kube::Client, name: &str, timeout: Duration) -> Result<(), String> {
     let fix = format!("remove it with `kubectl delete namespace {name}`");
-    // Deleting the namespace first stops new objects (a late report) from appearing in it.
+    // Deleting the namespace first stops new objects from appearing in it.
     match Api::<Namespace>::all(client.clone())
         .delete(name, &DeleteParams::background())
         .await
@@ -302,61 +306,52 @@ pub async fn clean_up(client: &kube::Client, name: &str, timeout: Duration) -> R
             ));
         }
     }
-    let selector = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), name);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+    let labels = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
     let work = async {
-        let lp = ListParams::default().labels(&selector);
-        let dp = DeleteParams::background();
-        let (p, c) = tokio::join!(
-            pods.delete_collection(&dp, &lp),
-            cms.delete_collection(&dp, &lp)
-        );
-        for (what, result) in [
-            ("pods", p.map(|_| ())),
-            ("report ConfigMaps", c.map(|_| ())),
-        ] {
-            match result {
-                Ok(()) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot delete the agent {what} in namespace {name}: {}; {fix}",
-                        super::kube_message(&e)
-                    ));
-                }
+        let pods: Api<Pod> = Api::namespaced(client.clone(), name);
+        match pods
+            .delete_collection(
+                &DeleteParams::background(),
+                &ListParams::default().labels(&labels).fields(NOT_FINISHED),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot delete the agent pods in namespace {name}: {}; {fix}",
+                    super::kube_message(&e)
+                ));
             }
         }
-        // Metadata-only watches: the wait needs names, not the objects.
-        tokio::join!(
-            until_none(
-                Api::<PartialObjectMeta<Pod>>::namespaced(client.clone(), name),
-                &selector
-            ),
-            until_none(
-                Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), name),
-                &selector
-            )
-        );
+        // A metadata-only watch: the wait needs names, not the pods.
+        until_none(
+            Api::<PartialObjectMeta<Pod>>::namespaced(client.clone(), name),
+            watcher::Config::default()
+                .labels(&labels)
+                .fields(NOT_FINISHED),
+        )
+        .await;
         Ok(())
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(format!(
-            "agent pods or reports in namespace {name} are still there after {}s; {fix}",
+            "agent pods in namespace {name} are still running after {}s; {fix}",
             timeout.as_secs()
         )),
     }
 }
 
-/// Wait until no object of `api` matches `selector` (a metadata watch; errors are retried
-/// with backoff, the caller bounds the wait).
-async fn until_none<K>(api: Api<K>, selector: &str)
+/// Wait until no object of `api` matches `config`'s selectors (errors are retried with
+/// backoff; the caller bounds the wait).
+async fn until_none<K>(api: Api<K>, config: watcher::Config)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     use kube::runtime::watcher::Event as W;
-    let stream = watcher(api, watcher::Config::default().labels(selector)).default_backoff();
+    let stream = watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
     // Names present as of the last complete list, updated by later events.
     let mut present = None::<std::collections::BTreeSet<String>>;
@@ -750,6 +745,9 @@ pub async fn run_agents(
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(SnapshotError::Interrupted { namespace: namespace.clone() }),
     };
+    progress(&format!(
+        "deleting namespace {namespace} and the agent pods still running in it"
+    ));
     let cleanup_warning = clean_up(client, &namespace, opts.cleanup_timeout)
         .await
         .err();
@@ -779,6 +777,8 @@ enum Event {
     Report(Box<ConfigMap>),
     Pod(Box<Pod>),
     CreateFailed(usize, String),
+    /// Every creation request has been answered.
+    CreationsDone,
 }
 
 /// The outcome an agent's ConfigMap gives.
@@ -920,7 +920,8 @@ async fn run_in_namespace(
             }
         })
         .buffer_unordered(opts.create_concurrency.max(1))
-        .filter_map(futures::future::ready);
+        .filter_map(futures::future::ready)
+        .chain(futures::stream::once(async { Ok(Event::CreationsDone) }));
     let mut events = futures::stream::select(
         futures::stream::select(reports.boxed(), pod_events.boxed()),
         creations.boxed(),
@@ -952,6 +953,13 @@ async fn run_in_namespace(
             Event::CreateFailed(i, reason) => {
                 done.entry(i)
                     .or_insert(AgentOutcome::Unavailable { reason });
+            }
+            Event::CreationsDone => {
+                progress(&format!(
+                    "agent pods created; agents done: {}/{}",
+                    done.len(),
+                    nodes.len()
+                ));
             }
             Event::Report(cm) => {
                 let Some(i) = index_of(cm.metadata.name.as_deref(), nodes.len()) else {
