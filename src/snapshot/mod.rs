@@ -35,7 +35,7 @@ const CONFIGMAP_MAX_BYTES: usize = 1024 * 1024 - 4096;
 pub enum SnapshotError {
     #[error("Kubernetes API error while {what}: {message}")]
     Api { what: String, message: String },
-    #[error("interrupted; removed the agent namespace {namespace}")]
+    #[error("interrupted; deleted the agent namespace {namespace} (no agent runs any more)")]
     Interrupted { namespace: String },
     #[error("invalid snapshot location `{location}`: {message}")]
     Location { location: String, message: String },
