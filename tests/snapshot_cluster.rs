@@ -51,30 +51,43 @@ fn agent_namespace(stderr: &str) -> String {
         .to_string()
 }
 
-/// What is left of a snapshot run's namespace: the namespace itself and agent pods in it.
+/// What a snapshot run left behind: agent pods still running or a namespace not being
+/// deleted when it returns, or a namespace (with its finished pods and reports) the cluster
+/// has not removed within a minute (its controller starts after a 5 s grace period).
 async fn leftovers(kubeconfig: &Path, namespace: &str) -> Vec<String> {
+    use kube::runtime::wait::{await_condition, conditions};
     let client = aiconform::cluster::connect(Some(kubeconfig)).await.unwrap();
     let mut out = Vec::new();
-    if let Some(ns) = Api::<Namespace>::all(client.clone())
-        .get_opt(namespace)
-        .await
-        .unwrap()
-    {
-        out.push(format!(
-            "namespace {namespace} ({:?})",
-            ns.status.and_then(|s| s.phase)
-        ));
-    }
-    let pods = Api::<Pod>::all(client)
-        .list(&ListParams::default().labels("app.kubernetes.io/name=aiconform-agent"))
+    let running = ListParams::default()
+        .labels("app.kubernetes.io/name=aiconform-agent")
+        .fields("status.phase!=Succeeded,status.phase!=Failed");
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&running)
         .await
         .unwrap();
-    out.extend(
-        pods.items
-            .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-            .map(|p| format!("pod {}", p.metadata.name.unwrap_or_default())),
-    );
+    out.extend(pods.items.into_iter().map(|p| {
+        format!(
+            "pod {} ({:?})",
+            p.metadata.name.unwrap_or_default(),
+            p.status.and_then(|s| s.phase)
+        )
+    }));
+    let namespaces = Api::<Namespace>::all(client);
+    if let Some(ns) = namespaces.get_opt(namespace).await.unwrap() {
+        if ns.metadata.deletion_timestamp.is_none() {
+            out.push(format!("namespace {namespace} (not deleted)"));
+        } else if out.is_empty() {
+            let uid = ns.metadata.uid.unwrap_or_default();
+            let gone = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                await_condition(namespaces, namespace, conditions::is_deleted(&uid)),
+            )
+            .await;
+            if !matches!(gone, Ok(Ok(_))) {
+                out.push(format!("namespace {namespace} still there after 60s"));
+            }
+        }
+    }
     out
 }
 
@@ -632,4 +645,80 @@ async fn restricted_agents_and_tolerations() {
         }
     }
     assert!(stderr.contains("using Node facts"), "{stderr}");
+}
+
+/// The agent's two ways of returning a report: a report that fits in a termination message
+/// goes there and creates no ConfigMap; a larger one (a node with 1,500 PCI functions)
+/// leaves the message empty and is created as a ConfigMap.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_report_in_termination_message_or_configmap() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{DeleteParams, PostParams};
+    let Some(cluster) = shared_or_skip("agent_report_in_termination_message_or_configmap") else {
+        return;
+    };
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let ns = format!("agent-transport-{}", snapshot::job::random_suffix());
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sysfs/h100-sxm-8x");
+    let dir = tempfile::tempdir().unwrap();
+    let big_sys = dir.path().join("sys");
+    for i in 0..1500u32 {
+        let dev = big_sys.join(format!(
+            "bus/pci/devices/0000:{:02x}:{:02x}.{}",
+            i / 256,
+            (i / 8) % 32,
+            i % 8
+        ));
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::write(dev.join("vendor"), "0x15b3\n").unwrap();
+        std::fs::write(dev.join("device"), format!("{:#06x}\n", 0x1000 + i)).unwrap();
+        std::fs::write(dev.join("class"), "0x020700\n").unwrap();
+    }
+    let run = |sys: &Path, name: &str| {
+        let message = dir.path().join(format!("{name}.msg"));
+        std::fs::write(&message, "").unwrap();
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .args(["agent", "--no-nvml", "--node-name", "gpu-0", "--output"])
+            .arg(format!("cm://{ns}/{name}"))
+            .arg("--termination-log")
+            .arg(&message)
+            .arg("--sysfs-root")
+            .arg(sys)
+            .arg("--proc-root")
+            .arg(fixture.join("proc"))
+            .arg("--etc-root")
+            .arg(fixture.join("etc"))
+            .assert()
+            .success();
+        std::fs::read_to_string(message).unwrap()
+    };
+    // Blocking commands on this runtime worker (the cluster is shared with async tests).
+    let (small, large) = tokio::task::block_in_place(|| {
+        (run(&fixture.join("sys"), "small"), run(&big_sys, "large"))
+    });
+
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let report = snapshot::message::decode(&small).unwrap();
+    assert_eq!(report.gpu.devices.len(), 8, "{report:?}");
+    assert!(cms.get_opt("small").await.unwrap().is_none());
+    assert_eq!(large, "", "a report too large for a termination message");
+    let cm = cms.get("large").await.unwrap();
+    let report = snapshot::job::report_from_configmap(&cm, "gpu-0").unwrap();
+    assert_eq!(report.pci_devices.len(), 1500);
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
 }

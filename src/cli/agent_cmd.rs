@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use aiconform::output::{Format, write_target};
-use aiconform::snapshot::Location;
 use aiconform::snapshot::agent::{AgentOptions, collect};
 use aiconform::snapshot::job::publish_report;
+use aiconform::snapshot::{Location, message};
 
 /// Collect this machine's node facts: os-release, kernel, sysctls, kernel modules and GPUs
 /// (NVML when the driver is loaded, else PCI devices in sysfs).
@@ -38,6 +38,11 @@ pub struct Args {
     /// Do not try NVML; detect GPUs from sysfs only
     #[arg(long)]
     no_nvml: bool,
+    /// With a cm:// output: write the report to this termination message file instead when
+    /// it fits in one (4 KiB, JSON or gzip+base64), so it reaches the pod status without an
+    /// API request; the ConfigMap is created only for larger reports
+    #[arg(long, value_name = "FILE")]
+    termination_log: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -49,6 +54,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let report = collect(&opts);
     if let Location::ConfigMap { namespace, name } = Location::parse(&args.output)? {
+        if let (Some(path), Some(text)) = (&args.termination_log, message::encode(&report)) {
+            match std::fs::write(path, &text) {
+                Ok(()) => return Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    // Leave no partial report behind; the ConfigMap carries it instead.
+                    let _ = std::fs::write(path, "");
+                    eprintln!(
+                        "warning: cannot write the termination message {}: {e}; writing cm://{namespace}/{name}",
+                        path.display()
+                    );
+                }
+            }
+        }
         let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
         rt.block_on(async {
             // No version probe: one request per agent is all the API server sees.

@@ -16,8 +16,10 @@ use aiconform::snapshot::{self, Location, SnapshotError, TakeOptions};
     aiconform snapshot --node-selector nvidia.com/gpu.present=true --output cm://aiconform/snapshot\n  \
     aiconform snapshot --no-agent --output -\n\n\
     The agents run as one pod per node in a temporary namespace aiconform-snapshot-<random> \
-    that is deleted afterwards, also on failure, timeout and Ctrl-C; each writes its facts to \
-    a ConfigMap there (its ServiceAccount may only create ConfigMaps in that namespace). Nodes \
+    that is deleted afterwards, also on failure, timeout and Ctrl-C (the command returns once \
+    the agent pods and reports are gone; the empty namespace follows within seconds). Each \
+    agent returns its facts as its termination message, or when they do not fit in one (4 KiB) \
+    as a ConfigMap there (its ServiceAccount may only create ConfigMaps in that namespace). Nodes \
     whose agent did not report in time are recorded as `agent: unavailable` with the reason; \
     their OS facts then come from the Node object."
 )]

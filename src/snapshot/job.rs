@@ -1,10 +1,20 @@
 //! Running `aiconform agent` on nodes at scale: one bare Pod per node, pinned with
 //! `nodeName` (no scheduler or controller in the loop), in a namespace of its own. Each
-//! agent writes its report to a ConfigMap named after its pod; the collector watches the
-//! namespace's ConfigMaps and Pods until every node has reported or failed, or the deadline
-//! passes. Nodes without a report fall back to their Node object, with the reason. The
-//! namespace (with everything in it) is deleted afterwards: on success, failure, timeout
-//! and Ctrl-C. No pod logs are read, so no request goes through a node's kubelet.
+//! agent writes its report to its termination message when it fits (see [`super::message`]:
+//! the kubelet puts it into the pod's final status, so the report costs no request), else
+//! to a ConfigMap named after its pod; the collector watches the namespace's Pods and
+//! ConfigMaps until every node has reported or failed, or the deadline passes. Nodes
+//! without a report fall back to their Node object, with the reason. No pod logs are read,
+//! so no request goes through a node's kubelet.
+//!
+//! Cleanup, on success, failure, timeout and Ctrl-C: the namespace is deleted (so nothing
+//! new can be created in it), the agent pods that have not finished are deleted by one
+//! collection delete, and the run waits (watch, deadline) until those are gone: no agent
+//! runs when it returns. Everything else in the namespace (finished pods, report
+//! ConfigMaps, the ServiceAccount and Role) is removed by the namespace controller, which
+//! starts on a deleted namespace after a grace period of its own (5 s upstream) and
+//! deletes a collection one object at a time; waiting for that would cost seconds per
+//! hundred pods.
 //!
 //! Least privilege: the agent's ServiceAccount may only `create` ConfigMaps in that
 //! namespace (a Role, no cluster-wide rights). Pods run as nobody with all capabilities
@@ -26,8 +36,8 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount, Taint, Toleration};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, PartialObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
@@ -45,6 +55,10 @@ pub const NODE_ANNOTATION: &str = "aiconform.dev/node";
 /// Key of the agent's JSON report in its ConfigMap.
 pub const REPORT_KEY: &str = "report.json";
 const SERVICE_ACCOUNT: &str = "aiconform-agent";
+/// Field selector of pods that have not finished (their containers may still run).
+const NOT_FINISHED: &str = "status.phase!=Succeeded,status.phase!=Failed";
+/// Where agent pods write their termination message (Kubernetes' default).
+const TERMINATION_LOG: &str = "/dev/termination-log";
 /// Bound of the one list that settles agents whose report the watch has not delivered.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 const GPU_RESOURCE: &str = "nvidia.com/gpu";
@@ -61,7 +75,7 @@ pub struct AgentJobOptions {
     pub image: String,
     /// How long to wait for all agents to report.
     pub timeout: Duration,
-    /// How long to wait for the namespace to be gone.
+    /// How long to wait for the agent pods still running to be gone.
     pub cleanup_timeout: Duration,
     /// Extra annotations on agent pods (e.g. to opt out of sidecar injection); they override
     /// aiconform's own.
@@ -110,7 +124,7 @@ pub struct AgentTarget {
 #[derive(Debug, Clone, Default)]
 pub struct AgentRun {
     pub outcomes: BTreeMap<String, AgentOutcome>,
-    /// Set when the namespace could not be confirmed deleted.
+    /// Set when the namespace could not be deleted or agent pods still run.
     pub cleanup_warning: Option<String>,
     pub namespace: String,
 }
@@ -274,25 +288,15 @@ fn api_error(what: String) -> impl FnOnce(kube::Error) -> SnapshotError {
     }
 }
 
-/// Delete the namespace and wait until it is gone.
-pub async fn delete_namespace(
-    client: &kube::Client,
-    name: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    let api: Api<Namespace> = Api::all(client.clone());
+/// Delete the namespace and the agent pods still running in it, and wait until those are
+/// gone; finished pods, reports and the rest go with the namespace.
+pub async fn clean_up(client: &kube::Client, name: &str, timeout: Duration) -> Result<(), String> {
     let fix = format!("remove it with `kubectl delete namespace {name}`");
-    let uid = match api.get_opt(name).await {
-        Ok(Some(ns)) => ns.metadata.uid.unwrap_or_default(),
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            return Err(format!(
-                "cannot check namespace {name}: {}; {fix}",
-                super::kube_message(&e)
-            ));
-        }
-    };
-    match api.delete(name, &DeleteParams::background()).await {
+    // Deleting the namespace first stops new objects from appearing in it.
+    match Api::<Namespace>::all(client.clone())
+        .delete(name, &DeleteParams::background())
+        .await
+    {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
         Err(e) => {
@@ -302,20 +306,78 @@ pub async fn delete_namespace(
             ));
         }
     }
-    match tokio::time::timeout(
-        timeout,
-        await_condition(api, name, conditions::is_deleted(&uid)),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!(
-            "waiting for namespace {name} to go away: {e}; {fix}"
-        )),
+    let labels = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
+    let work = async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), name);
+        match pods
+            .delete_collection(
+                &DeleteParams::background(),
+                &ListParams::default().labels(&labels).fields(NOT_FINISHED),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot delete the agent pods in namespace {name}: {}; {fix}",
+                    super::kube_message(&e)
+                ));
+            }
+        }
+        // A metadata-only watch: the wait needs names, not the pods.
+        until_none(
+            Api::<PartialObjectMeta<Pod>>::namespaced(client.clone(), name),
+            watcher::Config::default()
+                .labels(&labels)
+                .fields(NOT_FINISHED),
+        )
+        .await;
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
         Err(_) => Err(format!(
-            "namespace {name} is still terminating after {}s; {fix}",
+            "agent pods in namespace {name} are still running after {}s; {fix}",
             timeout.as_secs()
         )),
+    }
+}
+
+/// Wait until no object of `api` matches `config`'s selectors (errors are retried with
+/// backoff; the caller bounds the wait).
+async fn until_none<K>(api: Api<K>, config: watcher::Config)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use kube::runtime::watcher::Event as W;
+    let stream = watcher(api, config).default_backoff();
+    futures::pin_mut!(stream);
+    // Names present as of the last complete list, updated by later events.
+    let mut present = None::<std::collections::BTreeSet<String>>;
+    let mut listing = std::collections::BTreeSet::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(W::Init) => listing.clear(),
+            Ok(W::InitApply(o)) => {
+                listing.insert(o.name_any());
+            }
+            Ok(W::InitDone) => present = Some(std::mem::take(&mut listing)),
+            Ok(W::Apply(o)) => {
+                if let Some(p) = &mut present {
+                    p.insert(o.name_any());
+                }
+            }
+            Ok(W::Delete(o)) => {
+                if let Some(p) = &mut present {
+                    p.remove(&o.name_any());
+                }
+            }
+            Err(e) => tracing::debug!("cleanup watch error (retrying): {e}"),
+        }
+        if present.as_ref().is_some_and(|p| p.is_empty()) {
+            return;
+        }
     }
 }
 
@@ -398,6 +460,8 @@ pub fn agent_pod(
         "cm://$(POD_NAMESPACE)/$(POD_NAME)",
         "--node-name",
         "$(NODE_NAME)",
+        "--termination-log",
+        TERMINATION_LOG,
     ];
     let (mounts, volumes) = if opts.privileged {
         command.extend([
@@ -473,7 +537,9 @@ pub fn agent_pod(
                     { "name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility" },
                 ],
                 "resources": { "requests": requests, "limits": limits },
-                // Failures reach the collector through the pod status, not logs.
+                // Reports and failures reach the collector through the pod status, not
+                // logs.
+                "terminationMessagePath": TERMINATION_LOG,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
                 "securityContext": {
                     "allowPrivilegeEscalation": false,
@@ -679,7 +745,10 @@ pub async fn run_agents(
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(SnapshotError::Interrupted { namespace: namespace.clone() }),
     };
-    let cleanup_warning = delete_namespace(client, &namespace, opts.cleanup_timeout)
+    progress(&format!(
+        "deleting namespace {namespace} and the agent pods still running in it"
+    ));
+    let cleanup_warning = clean_up(client, &namespace, opts.cleanup_timeout)
         .await
         .err();
     if let Some(w) = &cleanup_warning {
@@ -708,6 +777,8 @@ enum Event {
     Report(Box<ConfigMap>),
     Pod(Box<Pod>),
     CreateFailed(usize, String),
+    /// Every creation request has been answered.
+    CreationsDone,
 }
 
 /// The outcome an agent's ConfigMap gives.
@@ -717,6 +788,37 @@ fn outcome_of(cm: &ConfigMap, node: &str) -> AgentOutcome {
             report: Box::new(report),
         },
         Err(reason) => AgentOutcome::Unavailable { reason },
+    }
+}
+
+/// The non-empty termination message of an agent pod's container.
+fn termination_message(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?
+        .message
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+}
+
+/// The outcome a succeeded agent pod's termination message gives.
+fn outcome_of_message(pod: &Pod, text: &str) -> AgentOutcome {
+    match super::message::decode(text) {
+        Ok(report) => AgentOutcome::Collected {
+            report: Box::new(report),
+        },
+        Err(e) => AgentOutcome::Unavailable {
+            reason: format!(
+                "agent pod {} succeeded but its report is unreadable: {e}",
+                pod.metadata.name.as_deref().unwrap_or("")
+            ),
+        },
     }
 }
 
@@ -818,7 +920,8 @@ async fn run_in_namespace(
             }
         })
         .buffer_unordered(opts.create_concurrency.max(1))
-        .filter_map(futures::future::ready);
+        .filter_map(futures::future::ready)
+        .chain(futures::stream::once(async { Ok(Event::CreationsDone) }));
     let mut events = futures::stream::select(
         futures::stream::select(reports.boxed(), pod_events.boxed()),
         creations.boxed(),
@@ -851,6 +954,13 @@ async fn run_in_namespace(
                 done.entry(i)
                     .or_insert(AgentOutcome::Unavailable { reason });
             }
+            Event::CreationsDone => {
+                progress(&format!(
+                    "agent pods created; agents done: {}/{}",
+                    done.len(),
+                    nodes.len()
+                ));
+            }
             Event::Report(cm) => {
                 let Some(i) = index_of(cm.metadata.name.as_deref(), nodes.len()) else {
                     continue;
@@ -875,9 +985,15 @@ async fn run_in_namespace(
                             },
                         );
                     }
-                    Some("Succeeded") => {
-                        exited.insert(i, pod);
-                    }
+                    Some("Succeeded") => match termination_message(&pod) {
+                        Some(text) => {
+                            done.insert(i, outcome_of_message(&pod, text));
+                        }
+                        // The report went to a ConfigMap.
+                        None => {
+                            exited.insert(i, pod);
+                        }
+                    },
                     _ => {
                         if let Some(reason) = fatal_waiting(&pod) {
                             done.insert(i, AgentOutcome::Unavailable { reason });
@@ -943,6 +1059,14 @@ mod tests {
             "{cmd}"
         );
         assert!(cmd.contains("--proc-root /host/proc"), "{cmd}");
+        assert!(
+            cmd.contains("--termination-log /dev/termination-log"),
+            "{cmd}"
+        );
+        assert_eq!(
+            c.termination_message_path.as_deref(),
+            Some("/dev/termination-log")
+        );
         assert!(
             c.volume_mounts
                 .as_ref()
@@ -1110,6 +1234,43 @@ mod tests {
                 .contains("InvalidImageName: bad ref")
         );
         assert_eq!(pod_state(&waiting), "Pending, InvalidImageName");
+    }
+
+    #[test]
+    fn succeeded_pods_carry_their_report() {
+        let report = AgentReport {
+            api_version: super::super::model::API_VERSION.into(),
+            kind: AGENT_KIND.into(),
+            kernel_release: Some("6.8.0".into()),
+            ..AgentReport::default()
+        };
+        let pod = |message: &str| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "agent-4"},
+                "status": {"phase": "Succeeded", "containerStatuses": [{
+                    "name": "agent", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "message": message}}
+                }]}
+            }))
+            .unwrap()
+        };
+        let with_report = pod(&super::super::message::encode(&report).unwrap());
+        let text = termination_message(&with_report).unwrap();
+        assert_eq!(
+            outcome_of_message(&with_report, text),
+            AgentOutcome::Collected {
+                report: Box::new(report)
+            }
+        );
+        // An empty message: the report went to a ConfigMap.
+        assert_eq!(termination_message(&pod("  ")), None);
+        let garbled = pod("%%%");
+        match outcome_of_message(&garbled, termination_message(&garbled).unwrap()) {
+            AgentOutcome::Unavailable { reason } => {
+                assert!(reason.contains("agent-4 succeeded but"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`agent`], [`osrelease`], [`cpu`], [`sysfs`], [`nvml`]: node facts collected by
 //!   `aiconform agent`.
 //! - [`cluster`]: cluster facts from the API server; [`job`]: running the agent on nodes.
+//! - [`message`]: agent reports as termination messages.
 //! - [`measure`]: flattening into `Type.subtype.key` measurements for readiness.
 //! - [`Location`]: where snapshots are written and read (file, stdout, ConfigMap).
 
@@ -12,6 +13,7 @@ pub mod cluster;
 pub mod cpu;
 pub mod job;
 pub mod measure;
+pub mod message;
 pub mod model;
 pub mod nvml;
 pub mod osrelease;
@@ -33,7 +35,7 @@ const CONFIGMAP_MAX_BYTES: usize = 1024 * 1024 - 4096;
 pub enum SnapshotError {
     #[error("Kubernetes API error while {what}: {message}")]
     Api { what: String, message: String },
-    #[error("interrupted; removed the agent namespace {namespace}")]
+    #[error("interrupted; deleted the agent namespace {namespace} (no agent runs any more)")]
     Interrupted { namespace: String },
     #[error("invalid snapshot location `{location}`: {message}")]
     Location { location: String, message: String },

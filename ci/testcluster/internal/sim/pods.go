@@ -122,6 +122,11 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 		if s.rt != nil {
 			s.rt.stop(key, time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 30))*time.Second)
 		}
+		if ptr.Deref(pod.DeletionGracePeriodSeconds, 30) == 0 {
+			// The API server removes an object marked with grace 0 itself
+			// (terminal pods, forced deletions) once no finalizer holds it.
+			return 0, nil
+		}
 		err := pods.Delete(ctx, name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To[int64](0),
 			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
@@ -137,7 +142,7 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 
 	now := time.Now()
 	if s.rt.manages(pod) {
-		return 0, s.syncRuntimePod(ctx, pod, n, now)
+		return s.syncRuntimePod(ctx, pod, n, now)
 	}
 	// Terminate pods that carry an exit code once they ran long enough.
 	if codeStr, ok := pod.Annotations[AnnotationExitCode]; ok && pod.Status.Phase == corev1.PodRunning && pod.Status.StartTime != nil {
@@ -342,16 +347,28 @@ func statusEqual(a, b *corev1.PodStatus) bool {
 }
 
 // syncRuntimePod starts a pod with mapped images in the runtime (once) and
-// publishes the status of its processes.
-func (s *Simulator) syncRuntimePod(ctx context.Context, pod *corev1.Pod, n *node, now time.Time) error {
+// publishes the status of its processes: a terminal status at once, others
+// once they have held for statusSettle. It returns when to look again.
+func (s *Simulator) syncRuntimePod(ctx context.Context, pod *corev1.Pod, n *node, now time.Time) (time.Duration, error) {
 	base := s.runningStatus(n, pod, now)
 	pr := s.rt.ensure(s.runCtx, pod, n, base.PodIP)
+	if pod.ResourceVersion == pr.writtenFrom {
+		// The cache still holds the pod our last write replaced; the
+		// write's update event brings the pod back.
+		return 0, nil
+	}
 	base.PodIP = pr.podIP
 	base.PodIPs = []corev1.PodIP{{IP: pr.podIP}}
 	desired := pr.status(pod, base, now)
 	if statusSame(&pod.Status, desired) {
-		return nil
+		return 0, nil
+	}
+	if wait := pr.publishDelay(desired, now); wait > 0 {
+		return wait, nil
 	}
 	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, withStatus(pod, desired), metav1.UpdateOptions{})
-	return err
+	if err == nil {
+		pr.writtenFrom = pod.ResourceVersion
+	}
+	return 0, err
 }

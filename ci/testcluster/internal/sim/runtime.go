@@ -108,6 +108,30 @@ type podRun struct {
 	podIP   string
 	hostIP  string
 	started time.Time
+
+	// Status publishing, used by the pod's sync only (the work queue never
+	// syncs one pod concurrently).
+	writtenFrom  string    // resourceVersion our last status write replaced
+	pending      []byte    // statusKey of the status waiting to settle
+	pendingSince time.Time // when it was first computed
+}
+
+// statusSettle is how long a runtime pod's non-terminal status must hold
+// before it is published, as the kubelet notices container changes on a
+// relist about once a second: a pod that ends within it costs one status
+// write (its final one) rather than one per state it passed through.
+const statusSettle = time.Second
+
+// publishDelay is how long to wait before publishing desired: zero for a
+// terminal status or one that has held for statusSettle.
+func (pr *podRun) publishDelay(desired *corev1.PodStatus, now time.Time) time.Duration {
+	if desired.Phase == corev1.PodSucceeded || desired.Phase == corev1.PodFailed {
+		return 0
+	}
+	if key := statusKey(desired); !bytes.Equal(key, pr.pending) {
+		pr.pending, pr.pendingSince = key, now
+	}
+	return max(0, pr.pendingSince.Add(statusSettle).Sub(now))
 }
 
 // NewRuntime prepares the runtime (nothing runs until pods arrive).
@@ -988,12 +1012,13 @@ func boolCond(b bool) corev1.ConditionStatus {
 
 // statusSame compares the parts of a status the runtime changes.
 func statusSame(a, b *corev1.PodStatus) bool {
-	if a.Phase != b.Phase || a.PodIP != b.PodIP || a.StartTime == nil {
-		return false
-	}
-	ja, _ := json.Marshal([]interface{}{a.ContainerStatuses, a.InitContainerStatuses, condStatuses(a)})
-	jb, _ := json.Marshal([]interface{}{b.ContainerStatuses, b.InitContainerStatuses, condStatuses(b)})
-	return bytes.Equal(ja, jb)
+	return a.StartTime != nil && bytes.Equal(statusKey(a), statusKey(b))
+}
+
+// statusKey encodes the parts of a status the runtime changes.
+func statusKey(s *corev1.PodStatus) []byte {
+	b, _ := json.Marshal([]interface{}{s.Phase, s.PodIP, s.ContainerStatuses, s.InitContainerStatuses, condStatuses(s)})
+	return b
 }
 
 func condStatuses(s *corev1.PodStatus) map[corev1.PodConditionType]corev1.ConditionStatus {

@@ -325,3 +325,32 @@ func TestRunProcess(t *testing.T) {
 	}
 	rt.Shutdown()
 }
+
+// TestPublishDelay: non-terminal statuses are published once they have held
+// for statusSettle (a change restarts the wait); terminal ones at once.
+func TestPublishDelay(t *testing.T) {
+	pr := &podRun{}
+	t0 := time.Unix(1000, 0)
+	pending := &corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: "c",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}
+	if d := pr.publishDelay(pending, t0); d != statusSettle {
+		t.Fatalf("first look: wait %v", d)
+	}
+	if d := pr.publishDelay(pending, t0.Add(400*time.Millisecond)); d != statusSettle-400*time.Millisecond {
+		t.Fatalf("same status later: wait %v", d)
+	}
+	running := pending.DeepCopy()
+	running.Phase = corev1.PodRunning
+	running.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	if d := pr.publishDelay(running, t0.Add(500*time.Millisecond)); d != statusSettle {
+		t.Fatalf("changed status: wait %v", d)
+	}
+	if d := pr.publishDelay(running, t0.Add(1600*time.Millisecond)); d != 0 {
+		t.Fatalf("settled status: wait %v", d)
+	}
+	done := running.DeepCopy()
+	done.Phase = corev1.PodSucceeded
+	if d := (&podRun{}).publishDelay(done, t0); d != 0 {
+		t.Fatalf("terminal status: wait %v", d)
+	}
+}
