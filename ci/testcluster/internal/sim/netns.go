@@ -19,7 +19,10 @@ import (
 // no file and no process refers to it, and its veth pairs with it.
 
 // netns is one network namespace held open by this process.
-type netns struct{ f *os.File }
+type netns struct {
+	f        *os.File
+	cleanups []func() // run by Close, last first
+}
 
 // newNetns creates an empty network namespace (only a down loopback).
 func newNetns() (*netns, error) {
@@ -66,10 +69,21 @@ func (n *netns) path() string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid()
 // fd is the descriptor for setns.
 func (n *netns) fd() int { return int(n.f.Fd()) }
 
+// onClose registers fn to run when the namespace is released (sockets in
+// it and host routes towards it: they would keep it or its address alive).
+func (n *netns) onClose(fn func()) { n.cleanups = append(n.cleanups, fn) }
+
 // Close releases the namespace: the kernel destroys it (and its interfaces)
-// once no process runs in it.
+// once no process runs in it and no socket refers to it.
 func (n *netns) Close() {
-	if n != nil && n.f != nil {
+	if n == nil {
+		return
+	}
+	for i := len(n.cleanups) - 1; i >= 0; i-- {
+		n.cleanups[i]()
+	}
+	n.cleanups = nil
+	if n.f != nil {
 		n.f.Close()
 	}
 }

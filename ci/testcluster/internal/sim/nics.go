@@ -242,8 +242,8 @@ func claimNICs(claim *resourcev1.ResourceClaim, nodeName string, ordinal int) []
 }
 
 // podNetnsCommands configure a pod namespace: loopback, eth0 with the pod
-// IP (its peer pN in the fabric), and one interface per NIC (peer fN).
-// fabricCmds attach the peers to their bridges.
+// IP (its peer pN on the fabric's pods bridge), and one interface per NIC
+// (peer fN). fabricCmds attach the peers to their bridges.
 func podNetnsCommands(fabricPath string, seq int, podIP string, nics []nicDevice) (podCmds, fabricCmds []string) {
 	peer := "p" + strconv.Itoa(seq)
 	podCmds = []string{
@@ -260,6 +260,13 @@ func podNetnsCommands(fabricPath string, seq int, podIP string, nics []nicDevice
 	}
 	podCmds = append(podCmds, "link set eth0 up")
 	fabricCmds = []string{fmt.Sprintf("link set dev %s master pods up", peer)}
+	nicPod, nicFabric := nicCommands(fabricPath, seq, nics)
+	return append(podCmds, nicPod...), append(fabricCmds, nicFabric...)
+}
+
+// nicCommands add one interface per NIC to a pod namespace (peer fN on the
+// fabric bridge); eth0 is someone else's business.
+func nicCommands(fabricPath string, seq int, nics []nicDevice) (podCmds, fabricCmds []string) {
 	for i, d := range nics {
 		fpeer := fmt.Sprintf("f%d-%d", seq, i)
 		podCmds = append(podCmds,
@@ -272,9 +279,10 @@ func podNetnsCommands(fabricPath string, seq int, podIP string, nics []nicDevice
 }
 
 // prepareNICs is the driver's prepare step for a pod with NICs allocated on
-// node n: the pod's network namespace with its interfaces, and networkData
-// in its claims. nil (and nothing done) for pods without NICs.
-func (rt *Runtime) prepareNICs(ctx context.Context, pod *corev1.Pod, n *node, podIP string) (*netns, error) {
+// node n: the pod's network namespace with its interfaces (with eth0 on the
+// fabric's pods bridge if withEth0; else the pod network attaches it), and
+// networkData in its claims. nil (and nothing done) for pods without NICs.
+func (rt *Runtime) prepareNICs(ctx context.Context, pod *corev1.Pod, n *node, podIP string, withEth0 bool) (*netns, error) {
 	d := rt.sim.nics
 	if d == nil {
 		return nil, nil
@@ -310,14 +318,23 @@ func (rt *Runtime) prepareNICs(ctx context.Context, pod *corev1.Pod, n *node, po
 	if d.opts.NoSecondaryInterface {
 		attached = nil
 	}
-	podCmds, fabricCmds := podNetnsCommands(d.fabric.path(), seq, podIP, attached)
+	var podCmds, fabricCmds []string
+	if withEth0 {
+		podCmds, fabricCmds = podNetnsCommands(d.fabric.path(), seq, podIP, attached)
+	} else {
+		podCmds, fabricCmds = nicCommands(d.fabric.path(), seq, attached)
+		podCmds = append([]string{"link set lo up"}, podCmds...)
+	}
 	if err := ns.ipBatch(ctx, podCmds); err != nil {
 		ns.Close()
 		return nil, err
 	}
-	if err := d.fabric.ipBatch(ctx, fabricCmds); err != nil {
-		ns.Close()
-		return nil, err
+	// Nothing for the fabric: no NIC interfaces (the fault) and eth0 attached elsewhere.
+	if len(fabricCmds) > 0 {
+		if err := d.fabric.ipBatch(ctx, fabricCmds); err != nil {
+			ns.Close()
+			return nil, err
+		}
 	}
 	for claimName, got := range claims {
 		if err := rt.writeNetworkData(ctx, pod.Namespace, claimName, n.name, got); err != nil {

@@ -44,6 +44,9 @@ type RuntimeOptions struct {
 	// DriverVersionSkew installs another driver on the GPU nodes than the
 	// one their labels and ResourceSlices report (fault).
 	DriverVersionSkew bool
+	// PodNetns gives every pod a network namespace of its own on a routed
+	// pod network (see Simulator.EnablePodNetns).
+	PodNetns bool
 }
 
 // slotHold is how long a process occupies a concurrency slot at most, so
@@ -64,6 +67,7 @@ type Runtime struct {
 	isolated bool // root: mount/PID namespaces per container
 	env      envSource
 	notify   func(key string)
+	uplink   *podUplink // nil: pods share the host's network namespace (see EnablePodNetns)
 
 	mu     sync.Mutex
 	closed bool
@@ -251,6 +255,7 @@ func (rt *Runtime) Shutdown() {
 	}
 	rt.mu.Unlock()
 	rt.wg.Wait()
+	rt.uplink.Close()
 }
 
 func (pr *podRun) signal(sig syscall.Signal) {
@@ -276,6 +281,9 @@ func (rt *Runtime) runPod(ctx context.Context, pod *corev1.Pod, n *node, pr *pod
 		rt.failSetup(pr, pod, err)
 		return
 	}
+	if !rt.awaitVolumeSources(ctx, pod, pr) {
+		return
+	}
 	setup, err := rt.preparePod(ctx, pod, n, pr)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -293,6 +301,7 @@ func (rt *Runtime) runPod(ctx context.Context, pod *corev1.Pod, n *node, pr *pod
 	}
 	defer rt.releaseDevices(pod, n)
 	defer setup.netns.Close()
+	defer rt.startVolumeSync(ctx, pod, pr)()
 	policy := pod.Spec.RestartPolicy
 	var sidecars sync.WaitGroup
 	for i := range pod.Spec.InitContainers {
@@ -488,6 +497,7 @@ type podSetup struct {
 	leaky      bool              // every container sees every GPU (fault)
 	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
 	netns      *netns            // the pod's network namespace; nil: the host's
+	hosts      string            // host path of the pod's /etc/hosts; empty: none
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -617,7 +627,13 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 			return nil, err
 		}
 	}
-	if setup.netns, err = rt.prepareNICs(ctx, pod, n, pr.podIP); err != nil {
+	if !pod.Spec.HostNetwork {
+		setup.hosts = filepath.Join(pr.dir, "etc-hosts")
+		if err := os.WriteFile(setup.hosts, podHostsFile(pod, pr.podIP), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if setup.netns, err = rt.preparePodNetwork(ctx, pod, n, pr.podIP); err != nil {
 		return nil, err
 	}
 	return setup, nil
@@ -635,22 +651,6 @@ func addItems(files map[string][]byte, data map[string]string, items []corev1.Ke
 			files[it.Path] = []byte(v)
 		}
 	}
-}
-
-func writeFiles(dir string, files map[string][]byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for rel, content := range files {
-		p := filepath.Join(dir, filepath.Clean("/"+rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, content, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // hostPathSource maps a hostPath volume to the node root and applies the
@@ -768,6 +768,7 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		if !rt.isolated {
 			base["KUBECONFIG"] = setup.kubeconfig
 		}
+		addServiceEnv(base, rt.opts.Server)
 	}
 	if v := containerVisibleDevices(setup, c.Name); v != "" {
 		base["NVIDIA_VISIBLE_DEVICES"] = v
@@ -826,6 +827,35 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	}
 	return cmd, spec, msgFile, logFile, nil
+}
+
+// podHostsFile is the /etc/hosts a kubelet writes for a pod: loopback names
+// (clients dial "localhost", and nothing else resolves it without DNS), the
+// pod's own hostname at its IP, and the pod's hostAliases.
+func podHostsFile(pod *corev1.Pod, podIP string) []byte {
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n")
+	b.WriteString("127.0.0.1\tlocalhost\n")
+	b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
+	b.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	hostname := pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	if podIP != "" {
+		if pod.Spec.Subdomain != "" {
+			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.cluster.local\t%s\n", podIP, hostname, pod.Spec.Subdomain, pod.Namespace, hostname)
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
+		}
+	}
+	if len(pod.Spec.HostAliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+		for _, a := range pod.Spec.HostAliases {
+			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+		}
+	}
+	return []byte(b.String())
 }
 
 func onlyTokenMounts(pod *corev1.Pod, c *corev1.Container) bool {
@@ -898,6 +928,9 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 	ms = append(ms, mountSpec{Kind: mountBind, Source: msgFile, Target: msgPath, File: true})
 	if setup.kubeconfig != "" {
 		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.kubeconfig, Target: kubeconfigPath, File: true, ReadOnly: true})
+	}
+	if setup.hosts != "" {
+		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.hosts, Target: "/etc/hosts", File: true})
 	}
 	for _, vm := range c.VolumeMounts {
 		src, ok := setup.volumes[vm.Name]
