@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -77,10 +78,13 @@ func run(args []string) int {
 	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")
 	sliceReplicas := fs.Int("gpu-time-slicing-replicas", 4, "advertise every GPU this many times as nvidia.com/gpu.shared (time-slicing; below 2: off)")
 	driverSkew := fs.Bool("driver-version-skew", false, "fault: GPU nodes run driver 535.183.01 while their labels and ResourceSlices report the profile's version")
+	podNetns := fs.Bool("pod-netns", false, "give every --run-image pod its own network namespace (lo, eth0 with its pod IP, routed to the host and other pods), as a kubelet with a CNI plugin does; needs root")
 	nicNoSecondary := fs.Bool("nic-no-secondary-interface", false, "fault: the NIC driver stand-in publishes NICs and writes networkData to claims, but pods get no interface for their NICs")
 	sharingExclusive := fs.Bool("gpu-sharing-exclusive", false, "fault: time-sliced replicas are advertised but each GPU goes to one container at a time")
 	vgpuPerGPU := fs.Int("vgpu-per-gpu", 2, "split the last GPU of every node of the first GPU pool into this many vGPUs, published by DRA driver vgpu.nvidia.com (0: no vGPUs)")
 	vgpuLeaky := fs.Bool("vgpu-leaky", false, "fault: containers of a vGPU claim see every vGPU of its parent GPU")
+	upstreamDir := fs.String("upstream-dir", "", "install real upstream components built by ci/upstream/build.sh (its output dir) instead of their stand-ins; their images run as the built binaries")
+	upstreamComps := fs.String("upstream", "", "comma-separated components of --upstream-dir to install (default: all built)")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +100,10 @@ func run(args []string) int {
 	}
 	if *poolMin < 0 || *poolMax < *poolMin {
 		fmt.Fprintf(os.Stderr, "--gpu-pool-min (%d) must be between 0 and --gpu-pool-max (%d)\n", *poolMin, *poolMax)
+		return 2
+	}
+	if *upstreamComps != "" && *upstreamDir == "" {
+		fmt.Fprintf(os.Stderr, "--upstream needs --upstream-dir (the output of ci/upstream/build.sh)\n")
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -137,9 +145,12 @@ func run(args []string) int {
 		DriverVersionSkew:    *driverSkew,
 		VGPU:                 sim.VGPU{PerGPU: *vgpuPerGPU, Leaky: *vgpuLeaky},
 		NICs:                 sim.NICOptions{NoSecondaryInterface: *nicNoSecondary},
+		PodNetns:             *podNetns,
 		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
 		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
 		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad, NoDisaggregation: *gwNoDisagg},
+		UpstreamDir:          *upstreamDir,
+		Upstream:             splitList(*upstreamComps),
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)
@@ -149,6 +160,17 @@ func run(args []string) int {
 }
 
 type stringList []string
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
 
 func (l *stringList) String() string     { return fmt.Sprint(*l) }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

@@ -38,6 +38,7 @@ import (
 	"aiconform.dev/testcluster/internal/standin/gateway"
 	"aiconform.dev/testcluster/internal/standin/operator"
 	"aiconform.dev/testcluster/internal/standin/prometheus"
+	"aiconform.dev/testcluster/internal/upstream"
 )
 
 // KubernetesVersion is the version of the embedded Kubernetes components
@@ -94,6 +95,51 @@ type Options struct {
 	DriverVersionSkew bool
 	// NICs: the DRA NIC driver stand-in (dra.net) on some GPU nodes.
 	NICs sim.NICOptions
+	// PodNetns: a network namespace per process-runtime pod (see sim.Simulator.EnablePodNetns).
+	PodNetns bool
+	// UpstreamDir is a ci/upstream/build.sh output: real upstream components
+	// to install instead of their stand-ins (empty: stand-ins only).
+	UpstreamDir string
+	// Upstream names the components of UpstreamDir to install (empty: all).
+	Upstream []string
+}
+
+// replacedStandIns: the stand-in each upstream component takes the place of.
+var replacedStandIns = map[string]string{
+	"prometheus-operator": "prometheus",
+}
+
+// upstreamStack resolves the upstream components to install and adds their
+// images to the process runtime's mappings; nil without UpstreamDir.
+func (o *Options) upstreamStack() ([]upstream.Component, error) {
+	if o.UpstreamDir == "" {
+		return nil, nil
+	}
+	comps, err := upstream.Components(o.UpstreamDir, o.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	images, err := upstream.Images(o.UpstreamDir)
+	if err != nil {
+		return nil, err
+	}
+	if o.RunImages == nil {
+		o.RunImages = map[string]string{}
+	}
+	for _, im := range images {
+		o.RunImages[im.Repository] = im.Binary
+	}
+	return comps, nil
+}
+
+// standInReplaced reports whether an installed upstream component replaces the stand-in.
+func standInReplaced(comps []upstream.Component, standIn string) bool {
+	for _, c := range comps {
+		if replacedStandIns[c.Name] == standIn {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *Options) progress(format string, args ...interface{}) {
@@ -141,6 +187,10 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}()
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 3 * time.Minute
+	}
+	upstreamComps, err := o.upstreamStack()
+	if err != nil {
+		return err
 	}
 
 	// --- data dir, logging, profile, PKI ---
@@ -292,6 +342,10 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
+		// No kube-proxy routes ClusterIPs: admission and conversion webhooks and
+		// aggregated APIs are reached at their Services' endpoints (pod IPs), as
+		// kube-proxy would forward them. ExternalName Services resolve as before.
+		"--enable-aggregator-routing=true",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--storage-media-type=application/vnd.kubernetes.protobuf",
@@ -420,7 +474,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}
 		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
 			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
-			DriverVersionSkew: o.DriverVersionSkew})
+			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns})
 		if err != nil {
 			return err
 		}
@@ -441,6 +495,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		o.progress("NIC driver stand-in (dra.net) off, no NICs published: %v", err)
 	}
 	defer simulator.CloseNICs()
+	if err := simulator.EnablePodNetns(ctx); err != nil {
+		o.progress("--pod-netns off, pods share the host's network namespace: %v", err)
+	}
 	burst, hasBurst := autoscaler.BurstPool(prof)
 	var burstSlots []string
 	if hasBurst && o.GPUPool.Max > 0 {
@@ -515,16 +572,30 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 
-	if err := step("installing the stand-in Prometheus", func(ctx context.Context) error {
-		return prometheus.Run(compCtx, restCfg, o.Monitoring)
-	}); err != nil {
-		return err
+	if !standInReplaced(upstreamComps, "prometheus") {
+		if err := step("installing the stand-in Prometheus", func(ctx context.Context) error {
+			return prometheus.Run(compCtx, restCfg, o.Monitoring)
+		}); err != nil {
+			return err
+		}
 	}
 
 	if err := step("installing the stand-in Gateway API implementation", func(ctx context.Context) error {
 		return gateway.Run(compCtx, restCfg, o.Gateway)
 	}); err != nil {
 		return err
+	}
+
+	if len(upstreamComps) > 0 {
+		if err := step("installing upstream components", func(ctx context.Context) error {
+			in, err := upstream.NewInstaller(restCfg, o.progress)
+			if err != nil {
+				return err
+			}
+			return in.Install(ctx, upstreamComps)
+		}); err != nil {
+			return err
+		}
 	}
 
 	if err := step("waiting for cluster readiness", func(ctx context.Context) error {
