@@ -777,3 +777,92 @@ fn criteria_aliases() {
     // The strict setter (the API's) does not take aliases.
     assert!(Criteria::new().with(Dimension::Os, "al2").is_err());
 }
+
+/// `validation.<requirement>.component` of a recipe, if some component proves it.
+fn prover<'a>(recipe: &'a Recipe, requirement: &str) -> Option<&'a str> {
+    recipe
+        .validation
+        .get(requirement)?
+        .get("component")?
+        .as_str()
+}
+
+#[test]
+fn every_shipped_recipe_names_the_components_that_prove_conformance() {
+    let catalog = catalog();
+    for [s, a, o, i, p] in SHIPPED {
+        let c = criteria(s, a, o, i, p);
+        let r = compose(&catalog, &c).unwrap_or_else(|e| panic!("{c}: {e}"));
+        let operator = match *p {
+            "kubeflow" => Some("kubeflow-trainer"),
+            "dynamo" => Some("dynamo-platform"),
+            _ => None,
+        };
+        assert_eq!(prover(&r, "robustController"), operator, "{c}");
+        if let Some(op) = operator {
+            let rc = &r.validation["robustController"];
+            assert!(r.component(op).is_some(), "{c}: {op} is deployed");
+            let ns = rc["namespace"].as_str().expect("namespace");
+            assert_eq!(ns, r.component(op).expect("operator").namespace, "{c}");
+            for key in ["podSelector", "apiVersion", "kind", "plural", "source"] {
+                assert!(
+                    rc[key].as_str().is_some_and(|v| !v.is_empty()),
+                    "{c}: {key}"
+                );
+            }
+            assert!(rc["invalid"].is_object() && rc["valid"].is_object(), "{c}");
+        }
+        let gateway = (*i == "inference").then_some("kgateway");
+        assert_eq!(prover(&r, "inferenceGateway"), gateway, "{c}");
+        assert_eq!(prover(&r, "inferenceIngress"), gateway, "{c}");
+        if gateway.is_some() {
+            assert_eq!(r.validation["inferenceGateway"]["gatewayClass"], "kgateway");
+        }
+        assert_eq!(
+            prover(&r, "aiServiceMetrics"),
+            Some("kube-prometheus-stack"),
+            "{c}"
+        );
+        assert_eq!(
+            r.validation["aiServiceMetrics"]["prometheusService"],
+            "monitoring/kube-prometheus-stack-prometheus:9090",
+            "{c}"
+        );
+        assert_eq!(prover(&r, "gangScheduling"), Some("kai-scheduler"), "{c}");
+        let queue = if *i == "training" {
+            "training"
+        } else {
+            "default-queue"
+        };
+        assert_eq!(r.validation["gangScheduling"]["queue"], queue, "{c}");
+    }
+}
+
+#[test]
+fn a_removed_component_proves_nothing() {
+    let c = criteria("eks", "h100", "ubuntu", "training", "kubeflow");
+    let r = with_sets(
+        &c,
+        &[
+            "kubeflow-trainer:enabled=false",
+            "kube-prometheus-stack:enabled=false",
+        ],
+    );
+    // kube-prometheus-stack has dependents; removing it is still allowed and reported.
+    let r = r.expect("compose");
+    assert_eq!(prover(&r, "robustController"), None);
+    assert_eq!(prover(&r, "aiServiceMetrics"), None);
+    assert_eq!(prover(&r, "gangScheduling"), Some("kai-scheduler"));
+
+    // A recipe file loses them the same way.
+    let mut file = compose(&catalog(), &c).expect("compose");
+    let aliases = ComponentAliases::load(&RecipeFiles::builtin()).unwrap();
+    aiconform::recipe::overrides::apply_texts(
+        &mut file,
+        &["kubeflow-trainer:enabled=false".to_string()],
+        &aliases,
+    )
+    .expect("set");
+    assert_eq!(prover(&file, "robustController"), None);
+    assert!(file.validation.get("nccl").is_some(), "other settings stay");
+}

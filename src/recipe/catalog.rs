@@ -212,6 +212,12 @@ fn parse_overlay(src: &SourceFile) -> Result<LoadedOverlay> {
         if !seen.insert(c.name.as_str()) {
             return Err(invalid(format!("component `{}` is listed twice", c.name)));
         }
+        super::conformance::check_ref(c).map_err(invalid)?;
+    }
+    if let Some((req, first, second)) = super::conformance::double_claim(&file.component_refs) {
+        return Err(invalid(format!(
+            "components `{first}` and `{second}` both claim conformance.{req}; one overlay may give a requirement to one component"
+        )));
     }
     let mut constraint_names = BTreeSet::new();
     for c in &file.constraints {

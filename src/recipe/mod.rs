@@ -5,6 +5,7 @@
 
 pub mod aliases;
 pub mod catalog;
+pub mod conformance;
 pub mod criteria;
 pub mod error;
 pub mod merge;

@@ -1,5 +1,7 @@
 //! The on-disk schema of an overlay file in `recipes/overlays/`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::criteria::CriteriaSpec;
@@ -72,4 +74,19 @@ pub struct ComponentRef {
     /// `false` removes a component an earlier layer added.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Conformance requirements this component proves, keyed by the suite's validation
+    /// section (`robustController`, `gangScheduling`, ...): the case parameters that name it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conformance: BTreeMap<String, ConformanceSpec>,
+}
+
+/// The parameters with which a component proves one conformance requirement, and where the
+/// facts in them (CRD, namespace, labels, Service names) come from upstream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConformanceSpec {
+    /// Upstream file(s) the parameters are taken from, e.g. a chart template at a version.
+    pub source: String,
+    /// Case parameters, as the case reads them from `validation.<requirement>`.
+    pub params: serde_json::Value,
 }

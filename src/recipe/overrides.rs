@@ -138,10 +138,11 @@ fn component_names(recipe: &Recipe) -> String {
     names.join(", ")
 }
 
-/// Remove a component (a no-op when absent) and the dependency edges to it; returns the
-/// components that depended on it.
+/// Remove a component (a no-op when absent), the validation parameters that name it, and the
+/// dependency edges to it; returns the components that depended on it.
 fn remove_component(recipe: &mut Recipe, name: &str) -> Vec<String> {
     recipe.components.retain(|c| c.name != name);
+    super::conformance::forget_component(&mut recipe.validation, name);
     recipe.deployment_order.retain(|n| n != name);
     let mut dependents = Vec::new();
     for c in &mut recipe.components {

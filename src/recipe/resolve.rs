@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::aliases::ComponentAliases;
 use super::catalog::{Catalog, LoadedOverlay};
+use super::conformance::{self, Claim};
 use super::criteria::Criteria;
 use super::error::{RecipeError, Result};
 use super::merge::deep_merge;
@@ -14,7 +15,7 @@ use super::model::{
     Component, ComponentType, Constraint, ExcludedOverlay, HealthCheck, Manifest, Recipe,
     RecipeMetadata, count_values,
 };
-use super::overlay::{API_VERSION, ComponentRef};
+use super::overlay::{API_VERSION, ComponentRef, ConformanceSpec};
 use super::overrides;
 use super::set::SetExpr;
 
@@ -54,6 +55,8 @@ struct Draft {
     dependencies: BTreeMap<String, String>,
     health_checks: Vec<HealthCheck>,
     overlays: Vec<String>,
+    /// requirement -> (position of the declaring overlay, its parameters)
+    conformance: BTreeMap<String, (usize, ConformanceSpec)>,
 }
 
 /// What composition changes beyond the overlays: `--set` overrides, and for a recipe
@@ -99,7 +102,7 @@ pub fn compose_with(catalog: &Catalog, query: &Criteria, adj: &Adjustments) -> R
     let mut constraints: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut validation = Value::Object(Default::default());
 
-    for name in &applied {
+    for (seq, name) in applied.iter().enumerate() {
         let overlay = &catalog.overlays[name];
         for c in &overlay.file.constraints {
             constraints.insert(c.name.clone(), (c.value.clone(), name.clone()));
@@ -116,6 +119,9 @@ pub fn compose_with(catalog: &Catalog, query: &Criteria, adj: &Adjustments) -> R
             }
             let draft = drafts.entry(cref.name.clone()).or_default();
             apply_ref(catalog, overlay, cref, draft)?;
+            for (req, spec) in &cref.conformance {
+                draft.conformance.insert(req.clone(), (seq, spec.clone()));
+            }
         }
     }
     for name in &restore {
@@ -150,8 +156,13 @@ pub fn compose_with(catalog: &Catalog, query: &Criteria, adj: &Adjustments) -> R
     let order = super::order::deployment_order(&deps)?;
 
     let mut components = Vec::with_capacity(order.len());
+    let mut claims: Vec<Claim> = Vec::new();
     for name in &order {
-        let d = drafts.remove(name).expect("ordered names come from drafts");
+        let mut d = drafts.remove(name).expect("ordered names come from drafts");
+        claims.extend(conformance::claims(
+            name,
+            std::mem::take(&mut d.conformance),
+        ));
         components.push(finish(name, d)?);
     }
     let value_count = components.iter().map(|c| count_values(&c.values)).sum();
@@ -184,7 +195,15 @@ pub fn compose_with(catalog: &Catalog, query: &Criteria, adj: &Adjustments) -> R
     if !sets.is_empty() {
         overrides::apply(&mut recipe, &sets)?;
     }
+    recipe.validation = proven_validation(&recipe, &claims);
     Ok(recipe)
+}
+
+/// The validation of the finished recipe: what its remaining components prove (after
+/// `--set` removals), under the overlays' hand-written settings.
+fn proven_validation(recipe: &Recipe, claims: &[Claim]) -> Value {
+    let present: BTreeSet<&str> = recipe.components.iter().map(|c| c.name.as_str()).collect();
+    conformance::compose_validation(claims, &present, &recipe.validation)
 }
 
 fn apply_ref(

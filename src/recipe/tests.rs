@@ -510,3 +510,61 @@ fn selector_reads_hydrated_values() {
         "gpu-operator"
     );
 }
+
+#[test]
+fn components_carry_conformance_parameters_and_later_layers_reassign_them() {
+    let kai = |extra: &str| {
+        format!(
+            "  - name: kai\n    type: Manifest\n    version: v1\n{extra}    conformance:\n      gangScheduling:\n        source: kai chart\n        params: {{gangScheduler: kai, queue: q}}\n"
+        )
+    };
+    let files = [
+        (
+            "overlays/base.yaml",
+            overlay(&format!("name: base\ncomponentRefs:\n{}", kai(""))),
+        ),
+        (
+            "overlays/training.yaml",
+            overlay(
+                "name: training\ncriteria: {intent: training}\nvalidation:\n  gangScheduling: {members: 3}\ncomponentRefs:\n  - name: kueue\n    type: Manifest\n    version: v1\n    conformance:\n      gangScheduling:\n        source: kueue manifests\n        params: {gangScheduler: kueue, clusterQueue: cq}\n",
+            ),
+        ),
+    ];
+    let cat = catalog(&files).unwrap();
+    let r = compose(&cat, &query(&[])).unwrap();
+    assert_eq!(
+        r.validation["gangScheduling"],
+        serde_json::json!({"component": "kai", "gangScheduler": "kai", "queue": "q", "source": "kai chart"})
+    );
+    let r = compose(&cat, &query(&[(Dimension::Intent, "training")])).unwrap();
+    let g = &r.validation["gangScheduling"];
+    assert_eq!(g["component"], "kueue", "{g}");
+    assert_eq!(g["clusterQueue"], "cq");
+    assert!(
+        g.get("queue").is_none(),
+        "a claim replaces the earlier one whole: {g}"
+    );
+    assert_eq!(g["members"], 3, "overlay validation adjusts it: {g}");
+
+    let bad = [(
+        "overlays/base.yaml",
+        overlay(&format!(
+            "name: base\ncomponentRefs:\n{}{}",
+            kai(""),
+            kai("").replace("name: kai", "name: kai2")
+        )),
+    )];
+    let e = catalog(&bad).unwrap_err().to_string();
+    assert!(e.contains("both claim conformance.gangScheduling"), "{e}");
+    let bad = [(
+        "overlays/base.yaml",
+        overlay(
+            &format!("name: base\ncomponentRefs:\n{}", kai("")).replace("queue: q", "component: x"),
+        ),
+    )];
+    let e = catalog(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("overlays/base.yaml") && e.contains("params.component"),
+        "{e}"
+    );
+}

@@ -45,7 +45,8 @@ macro_rules! case_fn {
                     Ok(c) => c.clone(),
                     Err(skip) => return Ok(skip),
                 };
-                $body(ctx, client).await
+                let prover = ctx.param::<String>("component");
+                Ok(name_prover(prover.as_deref(), $body(ctx, client).await?))
             })
         }
     };
@@ -91,6 +92,19 @@ case_fn!(
     high_performance_networking::high_performance_networking_impl
 );
 
+/// Prefix a case's message with the recipe component whose parameters it ran with
+/// (`params.component`, set by recipe composition), so evidence names what was certified.
+pub fn name_prover(component: Option<&str>, outcome: Outcome) -> Outcome {
+    let Some(c) = component else {
+        return outcome;
+    };
+    match outcome {
+        Outcome::Passed { message } => Outcome::passed(format!("{c}: {message}")),
+        Outcome::Failed { message } => Outcome::failed(format!("{c}: {message}")),
+        Outcome::Skipped { reason } => Outcome::skipped(format!("{c}: {reason}")),
+    }
+}
+
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
 fn probe_image(ctx: &CaseContext) -> String {
     ctx.param::<String>("probeImage")
@@ -121,4 +135,17 @@ async fn service_endpoints(client: &Client, ns: &str, svc: &str) -> anyhow::Resu
         .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={svc}")))
         .await?;
     Ok(ready_endpoints(&list.items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_name_the_component_that_proved_them() {
+        let o = name_prover(Some("kai-scheduler"), Outcome::passed("gang ran"));
+        assert_eq!(o, Outcome::passed("kai-scheduler: gang ran"));
+        let o = name_prover(None, Outcome::failed("no gang scheduler"));
+        assert_eq!(o, Outcome::failed("no gang scheduler"));
+    }
 }

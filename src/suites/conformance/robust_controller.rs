@@ -4,8 +4,10 @@
 //! the operator creates children owned by it and reports it Ready (or Succeeded).
 //!
 //! Which operator and which objects are given by `params` (a recipe's
-//! `validation.robustController`): `namespace`, `podSelector`, `crds`, `apiVersion`, `kind`,
-//! `plural`, `invalid`, `valid`, optionally `readyConditions`.
+//! `validation.robustController`, which a built-in recipe takes from its operator component):
+//! `namespace`, `podSelector`, `crds`, `apiVersion`, `kind`, `plural`, `invalid`, `valid`,
+//! optionally `readyConditions` and `ownedKinds` (custom resources the operator creates for a
+//! reconciled object, e.g. a TrainJob's JobSet).
 
 use std::collections::BTreeSet;
 
@@ -44,6 +46,24 @@ pub struct OperatorSpec {
     /// Conditions that mean "reconciled" (default Ready, Succeeded).
     #[serde(default = "default_ready")]
     pub ready_conditions: Vec<String>,
+    /// Custom resource kinds counted as children besides Deployments, StatefulSets, Jobs,
+    /// Services, ConfigMaps and Pods; a kind the cluster does not serve counts none.
+    #[serde(default)]
+    pub owned_kinds: Vec<OwnedKind>,
+}
+
+/// A custom resource kind an operator creates for the objects it reconciles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedKind {
+    pub api_version: String,
+    pub kind: String,
+    pub plural: String,
+}
+
+/// `(group, version)` of an `apiVersion` (`""` group for the core API).
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
 fn default_ready() -> Vec<String> {
@@ -52,9 +72,7 @@ fn default_ready() -> Vec<String> {
 
 impl OperatorSpec {
     fn group_version(&self) -> (&str, &str) {
-        self.api_version
-            .rsplit_once('/')
-            .unwrap_or(("", &self.api_version))
+        split_api_version(&self.api_version)
     }
 }
 
@@ -235,7 +253,7 @@ pub(super) async fn robust_controller_impl(
     };
     let waited =
         tokio::time::timeout_at(deadline(&ctx), await_condition(crs.clone(), "valid", cond)).await;
-    let children = owned_children(&client, &ns, &uid).await?;
+    let children = owned_children(&client, &ns, &uid, &spec.owned_kinds).await?;
     let reconciled = match waited {
         Ok(r) => r?,
         Err(_) => None,
@@ -308,7 +326,12 @@ fn object(spec: &OperatorSpec, v: &serde_json::Value, name: &str) -> anyhow::Res
 }
 
 /// `Kind/name` of objects in `ns` whose ownerReferences name `uid`.
-async fn owned_children(client: &Client, ns: &str, uid: &str) -> anyhow::Result<Vec<String>> {
+async fn owned_children(
+    client: &Client,
+    ns: &str,
+    uid: &str,
+    extra: &[OwnedKind],
+) -> anyhow::Result<Vec<String>> {
     async fn owned<K>(client: &Client, ns: &str, uid: &str) -> anyhow::Result<Vec<String>>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -333,6 +356,25 @@ async fn owned_children(client: &Client, ns: &str, uid: &str) -> anyhow::Result<
     out.extend(owned::<Service>(client, ns, uid).await?);
     out.extend(owned::<ConfigMap>(client, ns, uid).await?);
     out.extend(owned::<Pod>(client, ns, uid).await?);
+    for k in extra {
+        let (group, version) = split_api_version(&k.api_version);
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, &k.kind),
+            &k.plural,
+        );
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+        let items = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        out.extend(
+            items
+                .iter()
+                .filter(|o| o.owner_references().iter().any(|r| r.uid == uid))
+                .map(|o| format!("{}/{}", k.kind, o.name_any())),
+        );
+    }
     Ok(out)
 }
 
@@ -397,8 +439,25 @@ mod tests {
             .expect("spec");
         assert_eq!(s.group_version(), ("x.dev", "v1"));
         assert_eq!(s.ready_conditions, vec!["Ready", "Succeeded"]);
+        assert!(s.owned_kinds.is_empty());
         let o = object(&s, &s.valid, "valid").expect("object");
         assert_eq!(o.name_any(), "valid");
         assert_eq!(o.types.expect("types").kind, "Thing");
+    }
+
+    #[test]
+    fn owned_kinds_and_provenance_keys_are_accepted() {
+        let s: OperatorSpec = serde_json::from_value(json!({"namespace": "op", "podSelector": "a=b",
+            "crds": [], "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+            "plural": "trainjobs", "invalid": {}, "valid": {}, "readyConditions": ["Suspended"],
+            "ownedKinds": [{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "plural": "jobsets"}],
+            "component": "kubeflow-trainer", "source": "kubeflow/trainer v2.1.0"}))
+        .expect("spec");
+        assert_eq!(s.owned_kinds[0].kind, "JobSet");
+        assert_eq!(
+            split_api_version(&s.owned_kinds[0].api_version),
+            ("jobset.x-k8s.io", "v1alpha2")
+        );
+        assert_eq!(split_api_version("v1"), ("", "v1"));
     }
 }

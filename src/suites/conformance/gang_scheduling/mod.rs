@@ -2,6 +2,9 @@
 //! The case detects which one the cluster serves, then shows both sides of the contract with
 //! Jobs built for it: a gang with capacity for fewer members than it has never gets a pod
 //! bound during a settle period, and a gang that fits runs all its pods together and completes.
+//! `params` (a recipe's `validation.gangScheduling`, which a built-in recipe takes from its
+//! scheduler component) may name the scheduler (`gangScheduler`) and its `queue`,
+//! `clusterQueue` or `schedulerName`.
 
 pub mod schedulers;
 
