@@ -342,10 +342,6 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
-		// No kube-proxy routes ClusterIPs: admission and conversion webhooks and
-		// aggregated APIs are reached at their Services' endpoints (pod IPs), as
-		// kube-proxy would forward them. ExternalName Services resolve as before.
-		"--enable-aggregator-routing=true",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--storage-media-type=application/vnd.kubernetes.protobuf",
@@ -580,6 +576,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}
 	}
 
+	if _, ok := simulator.LoadBalancerAddress(0); ok {
+		o.Gateway.Address = simulator.LoadBalancerAddress
+	}
 	if err := step("installing the stand-in Gateway API implementation", func(ctx context.Context) error {
 		return gateway.Run(compCtx, restCfg, o.Gateway)
 	}); err != nil {

@@ -80,6 +80,20 @@ func (s *Simulator) EnablePodNetns(ctx context.Context) error {
 	return nil
 }
 
+// LoadBalancerAddress returns the n-th address (n from 0) of the block the
+// pod network keeps for load balancers (the block before node 0's, which only
+// a cluster of 256 nodes or more would hand to pods), and false when pods do
+// not have namespaces of their own: then the loopback addresses stand-ins use
+// are reachable from every pod, and stay. Pods in namespaces of their own
+// reach these addresses over their uplink, the host's own processes as local
+// ones, like a LoadBalancer IP.
+func (s *Simulator) LoadBalancerAddress(n int) (string, bool) {
+	if s.podNet == nil || s.rt == nil || s.rt.uplink == nil || n < 0 || n >= podBlockSize-2 {
+		return "", false
+	}
+	return s.podNet.addr(podBlocks-1, n+1), true
+}
+
 // newPodUplink creates the podnet namespace, its uplink to the host and its
 // default route; src is the host's source address towards pods.
 func newPodUplink(ctx context.Context, src string) (*podUplink, error) {

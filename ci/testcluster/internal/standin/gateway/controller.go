@@ -426,6 +426,13 @@ func (c *controller) claimAddress(spec gatewaySpec) (string, map[int32]net.Liste
 	var ip string
 	for attempt := 0; attempt < addressAttempts; attempt++ {
 		ip = gatewayAddress(c.nextIP)
+		if c.opts.Address != nil {
+			addr, ok := c.opts.Address(c.nextIP)
+			if !ok {
+				return ip, nil
+			}
+			ip = addr
+		}
 		c.nextIP++
 		bound, inUse := bindListeners(ip, spec)
 		if !inUse {

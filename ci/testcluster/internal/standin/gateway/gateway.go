@@ -55,6 +55,10 @@ type Options struct {
 	// members' prefill/decode roles: each request goes to one member and no
 	// prefill phase runs elsewhere (fault).
 	NoDisaggregation bool
+	// Address, when set, gives the n-th Gateway address (false: none left)
+	// instead of loopback 127.2.0.0/16: pods in network namespaces of their
+	// own cannot reach the host's loopback.
+	Address func(n int) (string, bool)
 }
 
 // Run installs the CRDs and the GatewayClass and starts the controller. It
