@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"aiconform.dev/testcluster/internal/clusterip"
 	"aiconform.dev/testcluster/internal/coscheduling"
 	"aiconform.dev/testcluster/internal/pki"
 	"aiconform.dev/testcluster/internal/profile"
@@ -327,7 +328,20 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		listener.Close()
 		return err
 	}
+	// Control-plane traffic to ClusterIPs, as kube-proxy would carry it.
+	egressSock := filepath.Join(dataDir, "egress.sock")
+	cipProxy, err := clusterip.Listen(compCtx, egressSock)
+	if err != nil {
+		listener.Close()
+		return err
+	}
+	egressCfg := filepath.Join(dataDir, "egress-selector.yaml")
+	if err := os.WriteFile(egressCfg, []byte(clusterip.EgressConfig(egressSock)), 0o644); err != nil {
+		listener.Close()
+		return err
+	}
 	apiArgs := []string{
+		"--egress-selector-config-file=" + egressCfg,
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -410,6 +424,12 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return nil
 	}
 	o.progress("kube-apiserver ready at %s (%.1fs)", server, time.Since(start).Seconds())
+
+	if err := step("syncing the cluster IP proxy", func(ctx context.Context) error {
+		return cipProxy.Watch(compCtx, client)
+	}); err != nil {
+		return err
+	}
 
 	if err := step("installing PodGroup CRD", func(ctx context.Context) error {
 		return coscheduling.EnsureCRD(ctx, restCfg)
