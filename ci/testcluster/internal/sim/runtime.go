@@ -68,6 +68,8 @@ type Runtime struct {
 	env      envSource
 	notify   func(key string)
 	uplink   *podUplink // nil: pods share the host's network namespace (see EnablePodNetns)
+	// probePeriodCap caps probe periods (0: defaultProbePeriodCap).
+	probePeriodCap time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -95,6 +97,14 @@ type ctrState struct {
 	done     *corev1.ContainerStateTerminated
 	last     *corev1.ContainerStateTerminated
 	id       string
+	// Probes (probes.go): a gated container is started/ready only once its
+	// startup/readiness probe says so.
+	startGated  bool
+	readyGated  bool
+	startupDone bool
+	ready       bool
+	probeRuns   int    // probes run, for tests and debugging
+	probeErr    string // the last probe's error; empty: it succeeded
 }
 
 type podRun struct {
@@ -211,6 +221,7 @@ func (rt *Runtime) ensure(ctx context.Context, pod *corev1.Pod, n *node, podIP s
 			pr.ctrs[c.Name] = &ctrState{name: c.Name, image: c.Image, init: i == 0, mapped: mapped,
 				id:      "containerd://" + fakeID("proc", pod.UID, c.Name)[:64],
 				waiting: &corev1.ContainerStateWaiting{Reason: map[bool]string{true: "PodInitializing", false: "ContainerCreating"}[i == 1 && len(pod.Spec.InitContainers) > 0]}}
+			probeGates(pr.ctrs[c.Name], &c)
 		}
 	}
 	rt.pods[key] = pr
@@ -446,9 +457,11 @@ func (rt *Runtime) runOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		s.waiting, s.running = nil, &corev1.ContainerStateRunning{StartedAt: start}
 	})
 	rt.notify(pr.key)
+	stopProbes := rt.startProbes(ctx, c, pr, start.Time)
 	timer := time.AfterFunc(slotHold, release)
 	defer timer.Stop()
 	waitErr := <-waitCh
+	stopProbes()
 	pr.mu.Lock()
 	delete(pr.procs, c.Name)
 	pr.mu.Unlock()
@@ -965,7 +978,9 @@ func (pr *podRun) status(pod *corev1.Pod, base *corev1.PodStatus, now time.Time)
 			out.ContainerID = s.id
 		case s.running != nil:
 			out.State.Running = s.running.DeepCopy()
-			out.Ready = true
+			started := !s.startGated || s.startupDone
+			out.Started = ptr.To(started)
+			out.Ready = started && (!s.readyGated || s.ready)
 			out.ContainerID = s.id
 		default:
 			out.State.Waiting = s.waiting.DeepCopy()
@@ -979,7 +994,7 @@ func (pr *podRun) status(pod *corev1.Pod, base *corev1.PodStatus, now time.Time)
 		return out
 	}
 	st.InitContainerStatuses = nil
-	initDone := true
+	initDone, sidecarsReady := true, true
 	for _, c := range pod.Spec.InitContainers {
 		x := cs(c)
 		st.InitContainerStatuses = append(st.InitContainerStatuses, x)
@@ -987,9 +1002,11 @@ func (pr *podRun) status(pod *corev1.Pod, base *corev1.PodStatus, now time.Time)
 		if (sidecar && x.State.Running == nil) || (!sidecar && (x.State.Terminated == nil || x.State.Terminated.ExitCode != 0)) {
 			initDone = false
 		}
+		// Sidecars count for readiness like the kubelet's (restartable init containers).
+		sidecarsReady = sidecarsReady && (!sidecar || x.Ready)
 	}
 	st.ContainerStatuses = nil
-	allDone, anyFailed, allReady, anyRunning := true, false, true, false
+	allDone, anyFailed, allReady, anyRunning := true, false, sidecarsReady, false
 	for _, c := range pod.Spec.Containers {
 		x := cs(c)
 		st.ContainerStatuses = append(st.ContainerStatuses, x)
