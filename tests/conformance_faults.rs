@@ -19,87 +19,13 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 
-use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
-use aiconform::cluster::testing::{fresh, shared_or_skip, skip, test_options};
+use aiconform::cluster::embedded::EmbeddedOptions;
+use aiconform::cluster::testing::{shared_or_skip, test_options};
 use aiconform::runner::case::{MetricsSink, Outcome};
-use suites_support::{connect, deploy_components, letter, message, recipe, run_case, spec};
-
-const GPU_NS: &str = "gpu-operator";
-
-async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
-    let recipe = Arc::new(recipe(GPU_NS));
-    let metrics = MetricsSink::default();
-    let specs = vec![
-        spec(
-            "component-health",
-            json!({"component": "cert-manager"}),
-            Duration::from_secs(15),
-            false,
-        ),
-        spec(
-            "component-health",
-            json!({"component": "gpu-operator"}),
-            Duration::from_secs(15),
-            false,
-        ),
-        spec("dra-support", json!({}), Duration::from_secs(60), true),
-        spec(
-            "gang-scheduling",
-            json!({"settleSeconds": 8}),
-            Duration::from_secs(90),
-            true,
-        ),
-        spec(
-            "secure-accelerator-access",
-            json!({}),
-            Duration::from_secs(60),
-            true,
-        ),
-        spec(
-            "robust-controller",
-            stand_in_operator(),
-            Duration::from_secs(30),
-            true,
-        ),
-        spec(
-            "cluster-autoscaling",
-            json!({"poolLabel": "node.aiconform.dev/pool", "pool": "gpu-burst"}),
-            Duration::from_secs(90),
-            true,
-        ),
-        spec("pod-autoscaling", json!({}), Duration::from_secs(60), true),
-        spec(
-            "accelerator-metrics",
-            json!({"namespace": "gpu-operator", "changeWithinSeconds": 10}),
-            Duration::from_secs(40),
-            true,
-        ),
-        spec(
-            "ai-service-metrics",
-            json!({"scrapeInterval": "1s"}),
-            Duration::from_secs(30),
-            true,
-        ),
-        spec(
-            "inference-gateway",
-            json!({"gatewayClass": "aiconform"}),
-            Duration::from_secs(90),
-            true,
-        ),
-        spec(
-            "inference-ingress",
-            json!({"gatewayClass": "aiconform"}),
-            Duration::from_secs(90),
-            true,
-        ),
-    ];
-    let mut out = Vec::new();
-    // Sequential: gangs and GPU pods of one case must not disturb the next.
-    for s in specs {
-        out.push(run_case(Some(client), &recipe, s, prefix, &metrics).await);
-    }
-    out
-}
+use suites_support::{
+    GPU_NS, connect, deploy_components, letter, letters, message, recipe, run_case, spec,
+    start_fresh, vector,
+};
 
 /// The 1.35 SHOULD case gpu-sharing, run after the MUST vector on the same cluster.
 async fn gpu_sharing(client: &Client, prefix: &str) -> Outcome {
@@ -154,30 +80,6 @@ async fn high_performance_networking(client: &Client, prefix: &str) -> Outcome {
         true,
     );
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
-}
-
-/// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
-fn stand_in_operator() -> serde_json::Value {
-    json!({
-        "namespace": "modelserver-system",
-        "podSelector": "app.kubernetes.io/name=modelserver-operator",
-        "crds": ["modelservers.ml.aiconform.dev"],
-        "apiVersion": "ml.aiconform.dev/v1", "kind": "ModelServer", "plural": "modelservers",
-        "invalid": {"spec": {"model": "", "replicas": 0}},
-        "valid": {"spec": {"model": "tiny-llm", "replicas": 1}}
-    })
-}
-
-fn letters(v: &[Outcome]) -> String {
-    v.iter().map(letter).collect()
-}
-
-async fn start_fresh(test: &str, opts: EmbeddedOptions) -> Option<RunningCluster> {
-    match tokio::task::spawn_blocking(move || fresh(&opts)).await {
-        Ok(Ok(c)) => Some(c),
-        Ok(Err(reason)) => skip(test, &reason),
-        Err(e) => panic!("{test}: starting the cluster panicked: {e}"),
-    }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use aiconform::cluster::embedded::{
     EmbeddedOptions, RealNode, RunningCluster, parse_real_node_line, pid_alive, terminate_pid,
 };
+use aiconform::cluster::upstream::Stack;
 
 use super::progress::Spinner;
 
@@ -19,7 +20,15 @@ use super::progress::Spinner;
     Simulated nodes run containers of aiconform's own image (ghcr.io/aiconform/aiconform, any \
     tag) as processes of this aiconform executable, in their own mount and PID namespaces, \
     with the node's fake /proc, /sys and /etc behind hostPath volumes; so `aiconform snapshot` \
-    runs real agents there. Containers of other images are only simulated (Running)."
+    runs real agents there. Containers of other images are only simulated (Running).\n\n\
+    --stack upstream installs real upstream controllers built from their Go modules \
+    (ci/upstream/build.sh, built on first use) the way a provider does (their own CRDs, RBAC \
+    and Deployment), their images running as the built binaries, each pod in a network \
+    namespace of its own: the Prometheus Operator v0.85.0, which runs the real Prometheus \
+    3.16.0 server (ai_service_metrics). Stand-ins stay where no real component builds here or \
+    none is wired yet: the DCGM exporter (needs DCGM and a GPU), the GPU, vGPU and NIC DRA \
+    drivers, the Gateway API implementation, the custom metrics adapter, the GPU-pool \
+    autoscaler, the AI operator and the gang scheduler plugin."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -45,9 +54,13 @@ enum ClusterCommand {
         /// Do not create the gpu.nvidia.com DeviceClass
         #[arg(long)]
         no_deviceclass: bool,
-        /// Give up if not ready within this many seconds
-        #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-        timeout: u64,
+        /// Give up if not ready within this many seconds [default: 180, upstream stack 420]
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        /// What serves monitoring and the other conformance-relevant components: the
+        /// project's stand-ins, or real upstream controllers where they build here
+        #[arg(long, value_enum, default_value_t = Stack::Standin)]
+        stack: Stack,
         /// A real node (kubelet + containerd, pods really run) beside the simulated ones:
         /// auto = when this machine can run it (root, containerd, runc, CNI plugins)
         #[arg(long, value_enum, default_value_t = RealNode::Auto)]
@@ -61,6 +74,26 @@ enum ClusterCommand {
         #[arg(long)]
         kubeconfig_path: bool,
     },
+}
+
+/// The upstream images the cluster runs as built binaries, one line each.
+fn print_upstream_images() {
+    let images = aiconform::cluster::upstream::locate()
+        .ok()
+        .and_then(|dir| std::fs::read_to_string(dir.join("images.txt")).ok())
+        .map(|text| aiconform::cluster::upstream::parse_images(&text));
+    match images {
+        Some(Ok(images)) => {
+            for im in images {
+                eprintln!(
+                    "upstream: {} {} (runs the binary {} built from its Go module)",
+                    im.repository, im.version, im.binary
+                );
+            }
+        }
+        Some(Err(e)) => eprintln!("upstream: {e}"),
+        None => eprintln!("upstream: images.txt not found"),
+    }
 }
 
 fn default_state_dir() -> PathBuf {
@@ -90,8 +123,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             no_gang,
             no_deviceclass,
             timeout,
+            stack,
             real_node,
         } => {
+            let timeout = timeout.unwrap_or(match stack {
+                Stack::Standin => 180,
+                Stack::Upstream => 420,
+            });
             if let Some(pid) = running_pid(&dir) {
                 eprintln!("embedded cluster already running (pid {pid})");
                 println!("{}", kubeconfig.display());
@@ -106,6 +144,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 parent_pid: None,
                 start_timeout: Duration::from_secs(timeout),
                 real_node,
+                stack,
                 ..EmbeddedOptions::default()
             };
             let spinner = Spinner::new("starting embedded cluster");
@@ -124,6 +163,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     eprintln!("real node: {name} (kubelet + containerd; pods run for real)")
                 }
                 Err(reason) => eprintln!("real node: none ({reason})"),
+            }
+            if stack == Stack::Upstream {
+                print_upstream_images();
             }
             eprintln!(
                 "use it with: export KUBECONFIG={}",

@@ -63,6 +63,8 @@ pub struct EmbeddedOptions {
     /// Further aiconform-testcluster flags, passed as given (fault injection such as
     /// `--operator-no-reconciler`).
     pub extra_args: Vec<String>,
+    /// Stand-ins, or the upstream controllers built by `ci/upstream/build.sh` in place of them.
+    pub stack: super::upstream::Stack,
 }
 
 impl Default for EmbeddedOptions {
@@ -81,6 +83,7 @@ impl Default for EmbeddedOptions {
                 .map(|b| vec![(IMAGE_REPOSITORY.to_string(), b)])
                 .unwrap_or_default(),
             extra_args: Vec::new(),
+            stack: super::upstream::Stack::Standin,
         }
     }
 }
@@ -207,6 +210,17 @@ pub fn ensure_binary(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
     locate_binary()
 }
 
+/// The upstream build for an upstream stack (built when missing), `None` for stand-ins.
+fn upstream_dir(
+    opts: &EmbeddedOptions,
+    progress: &dyn Fn(&str),
+) -> Result<Option<PathBuf>, ClusterError> {
+    match opts.stack {
+        super::upstream::Stack::Standin => Ok(None),
+        super::upstream::Stack::Upstream => super::upstream::ensure(progress).map(Some),
+    }
+}
+
 /// A started embedded cluster. Dropping it stops the cluster (unless detached).
 #[derive(Debug)]
 pub struct RunningCluster {
@@ -224,7 +238,8 @@ impl RunningCluster {
     /// Start and wait until the cluster reports ready. `progress` receives its status lines.
     pub fn start(opts: &EmbeddedOptions, progress: &dyn Fn(&str)) -> Result<Self, ClusterError> {
         let binary = ensure_binary(progress)?;
-        Self::start_with(&binary, opts, progress, false)
+        let upstream = upstream_dir(opts, progress)?;
+        Self::start_with(&binary, upstream.as_deref(), opts, progress, false)
     }
 
     /// Start in its own process group so it outlives this process (`aiconform cluster up`).
@@ -233,11 +248,13 @@ impl RunningCluster {
         progress: &dyn Fn(&str),
     ) -> Result<Self, ClusterError> {
         let binary = ensure_binary(progress)?;
-        Self::start_with(&binary, opts, progress, true)
+        let upstream = upstream_dir(opts, progress)?;
+        Self::start_with(&binary, upstream.as_deref(), opts, progress, true)
     }
 
     fn start_with(
         binary: &Path,
+        upstream: Option<&Path>,
         opts: &EmbeddedOptions,
         progress: &dyn Fn(&str),
         detached: bool,
@@ -295,6 +312,10 @@ impl RunningCluster {
         cmd.arg(format!("--real-node={}", opts.real_node.flag()));
         for archive in &opts.image_archives {
             cmd.arg("--image-archive").arg(archive);
+        }
+        if let Some(dir) = upstream {
+            // Real software binds wildcard addresses: each pod needs its own network.
+            cmd.arg("--upstream-dir").arg(dir).arg("--pod-netns");
         }
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         if detached {

@@ -3,6 +3,7 @@
 
 pub mod embedded;
 pub mod testing;
+pub mod upstream;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,6 +13,8 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use serde_json::{Value, json};
 
+use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
+use aiconform::cluster::testing::{fresh, skip};
 use aiconform::recipe::Recipe;
 use aiconform::runner::case::{CaseContext, CaseSpec, MetricsSink, Outcome, Phase};
 
@@ -241,5 +243,123 @@ pub fn message(o: &Outcome) -> &str {
     match o {
         Outcome::Passed { message } | Outcome::Failed { message } => message,
         Outcome::Skipped { reason } => reason,
+    }
+}
+
+/// The namespace of the GPU Operator stand-in in the conformance vectors.
+pub const GPU_NS: &str = "gpu-operator";
+
+/// The outcomes of the deployment and MUST conformance cases, run one after the other. Order:
+/// component-health(cert-manager), component-health(gpu-operator), dra-support,
+/// gang-scheduling, secure-accelerator-access, robust-controller, cluster-autoscaling,
+/// pod-autoscaling, accelerator-metrics, ai-service-metrics, inference-gateway,
+/// inference-ingress.
+pub async fn vector(client: &Client, prefix: &str) -> Vec<Outcome> {
+    run_specs(client, prefix, vector_specs()).await
+}
+
+/// The specs of [`vector`], in its order, for tests that adjust one.
+pub fn vector_specs() -> Vec<CaseSpec> {
+    vec![
+        spec(
+            "component-health",
+            json!({"component": "cert-manager"}),
+            Duration::from_secs(15),
+            false,
+        ),
+        spec(
+            "component-health",
+            json!({"component": "gpu-operator"}),
+            Duration::from_secs(15),
+            false,
+        ),
+        spec("dra-support", json!({}), Duration::from_secs(60), true),
+        spec(
+            "gang-scheduling",
+            json!({"settleSeconds": 8}),
+            Duration::from_secs(90),
+            true,
+        ),
+        spec(
+            "secure-accelerator-access",
+            json!({}),
+            Duration::from_secs(60),
+            true,
+        ),
+        spec(
+            "robust-controller",
+            stand_in_operator(),
+            Duration::from_secs(30),
+            true,
+        ),
+        spec(
+            "cluster-autoscaling",
+            json!({"poolLabel": "node.aiconform.dev/pool", "pool": "gpu-burst"}),
+            Duration::from_secs(90),
+            true,
+        ),
+        spec("pod-autoscaling", json!({}), Duration::from_secs(60), true),
+        spec(
+            "accelerator-metrics",
+            json!({"namespace": "gpu-operator", "changeWithinSeconds": 10}),
+            Duration::from_secs(40),
+            true,
+        ),
+        spec(
+            "ai-service-metrics",
+            json!({"scrapeInterval": "1s"}),
+            Duration::from_secs(30),
+            true,
+        ),
+        spec(
+            "inference-gateway",
+            json!({"gatewayClass": "aiconform"}),
+            Duration::from_secs(90),
+            true,
+        ),
+        spec(
+            "inference-ingress",
+            json!({"gatewayClass": "aiconform"}),
+            Duration::from_secs(90),
+            true,
+        ),
+    ]
+}
+
+/// Run specs one after the other against the test recipe.
+pub async fn run_specs(client: &Client, prefix: &str, specs: Vec<CaseSpec>) -> Vec<Outcome> {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let metrics = MetricsSink::default();
+    let mut out = Vec::new();
+    // Sequential: gangs and GPU pods of one case must not disturb the next.
+    for s in specs {
+        out.push(run_case(Some(client), &recipe, s, prefix, &metrics).await);
+    }
+    out
+}
+
+/// The test cluster's stand-in operator, as a recipe's `validation.robustController` names it.
+pub fn stand_in_operator() -> serde_json::Value {
+    json!({
+        "namespace": "modelserver-system",
+        "podSelector": "app.kubernetes.io/name=modelserver-operator",
+        "crds": ["modelservers.ml.aiconform.dev"],
+        "apiVersion": "ml.aiconform.dev/v1", "kind": "ModelServer", "plural": "modelservers",
+        "invalid": {"spec": {"model": "", "replicas": 0}},
+        "valid": {"spec": {"model": "tiny-llm", "replicas": 1}}
+    })
+}
+
+/// Outcome letters (P, F, S, ...) of a vector.
+pub fn letters(v: &[Outcome]) -> String {
+    v.iter().map(letter).collect()
+}
+
+/// A cluster of the test's own, or None (after a skip) when none can start.
+pub async fn start_fresh(test: &str, opts: EmbeddedOptions) -> Option<RunningCluster> {
+    match tokio::task::spawn_blocking(move || fresh(&opts)).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(reason)) => skip(test, &reason),
+        Err(e) => panic!("{test}: starting the cluster panicked: {e}"),
     }
 }

@@ -166,6 +166,67 @@ async fn query(
     }
 }
 
+/// The `version` of a Prometheus `/api/v1/status/buildinfo` answer.
+pub fn parse_build_version(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    (v.get("status")?.as_str()? == "success")
+        .then(|| v.pointer("/data/version")?.as_str().map(str::to_string))
+        .flatten()
+        .filter(|s| !s.is_empty())
+}
+
+/// What answered at `ep`, as its own build info says (`Prometheus 3.16.0`), for the
+/// evidence; `None` when the server does not serve build info.
+async fn server_identity(
+    client: &Client,
+    ep: &str,
+    deadline: tokio::time::Instant,
+) -> Option<String> {
+    let (ns, svc) = ep.split_once('/').unwrap_or(("default", ep));
+    let path = format!("/api/v1/namespaces/{ns}/services/{svc}/proxy/api/v1/status/buildinfo");
+    let request = axum::http::Request::get(&path).body(Vec::new()).ok()?;
+    let body = tokio::time::timeout_at(deadline, client.request_text(request))
+        .await
+        .ok()?
+        .ok()?;
+    parse_build_version(&body).map(|v| format!("Prometheus {v}"))
+}
+
+/// Operators of `monitoring.coreos.com` found as Deployments by their image
+/// (`prometheus-operator v0.85.0 (default/prometheus-operator)`), sorted, for the evidence.
+async fn monitoring_operators(client: &Client) -> Vec<String> {
+    let Ok(list) = Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|d| {
+            let image = d
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .containers
+                .iter()
+                .filter_map(|c| c.image.as_deref())
+                .find(|i| i.contains("prometheus-operator:"))?;
+            let (_, tag) = image.rsplit_once(':')?;
+            Some(format!(
+                "prometheus-operator {tag} ({}/{})",
+                d.namespace().unwrap_or_default(),
+                d.name_any()
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Percent-encode a query for a URL query string.
 fn encode_query(q: &str) -> String {
     q.bytes()
@@ -302,7 +363,7 @@ pub(super) async fn ai_service_metrics_impl(
             .map(|s| s.len())
             .unwrap_or(0);
             return Ok(Outcome::failed(format!(
-                "the monitoring system ({}) answers queries but did not collect the service's metrics within {}s: `{q}` returned no series ({up} `up` series in {ns}): the {kind} {ns}/{APP} was not scraped",
+                "the monitoring system ({}) answers queries but did not collect the service's metrics within {}s: `{q}` returned no series ({up} `up` series in {ns}): the {kind} {ns}/{APP} was not scraped (with the Prometheus Operator, a new monitor can take the kubelet's Secret refresh plus prometheus-config-reloader's 3-minute watch interval to reach Prometheus: allow the case 5 minutes)",
                 answering.join(", "),
                 secs(ctx.spec.timeout)
             )));
@@ -335,8 +396,17 @@ pub(super) async fn ai_service_metrics_impl(
         {
             after = v;
             if after >= before + f64::from(sent) {
+                let server = server_identity(&client, &ep, deadline)
+                    .await
+                    .unwrap_or_else(|| "a server without build info".to_string());
+                let operators = monitoring_operators(&client).await;
+                let operated = if operators.is_empty() {
+                    String::new()
+                } else {
+                    format!(", configured by {}", operators.join(", "))
+                };
                 return Ok(Outcome::passed(format!(
-                    "{kind} {ns}/{APP} selected the service; after {sent} request(s) through the API server service proxy, the monitoring system's query API at {ep} (via the service proxy) shows `{COUNTER}` rising {before} → {after}"
+                    "{kind} {ns}/{APP} selected the service; after {sent} request(s) through the API server service proxy, the monitoring system's query API at {ep} ({server}{operated}; via the service proxy) shows `{COUNTER}` rising {before} → {after}"
                 )));
             }
         }
@@ -425,6 +495,21 @@ mod tests {
         assert!(parse_instant_query("<html>").is_err());
         let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(parse_instant_query(matrix).is_err());
+    }
+
+    #[test]
+    fn build_info_versions() {
+        let ok = r#"{"status":"success","data":{"version":"3.16.0","revision":"v0.316.0","branch":"release"}}"#;
+        assert_eq!(parse_build_version(ok).as_deref(), Some("3.16.0"));
+        assert_eq!(
+            parse_build_version(r#"{"status":"success","data":{"version":""}}"#),
+            None
+        );
+        assert_eq!(
+            parse_build_version(r#"{"status":"error","error":"x"}"#),
+            None
+        );
+        assert_eq!(parse_build_version("404 page not found"), None);
     }
 
     #[test]

@@ -1,0 +1,146 @@
+//! The upstream stack of the embedded cluster: real controllers built from their Go modules
+//! by `ci/upstream/build.sh` (binaries, the images they stand for, and the manifests a
+//! provider applies), installed by the cluster in place of its stand-ins.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::ClusterError;
+
+/// Overrides where the upstream build is looked up.
+pub const DIR_ENV: &str = "AICONFORM_UPSTREAM_DIR";
+
+/// What serves the conformance-relevant components of the embedded cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Stack {
+    /// Stand-ins written in this project (fast, and able to show faults real software cannot).
+    #[default]
+    Standin,
+    /// Real upstream controllers where one builds here (the Prometheus Operator running the
+    /// real Prometheus server); stand-ins for the rest (DCGM exporter, GPU and NIC DRA
+    /// drivers, gateway, autoscalers, operator).
+    Upstream,
+}
+
+/// One image the upstream stack runs: `REPOSITORY=BINARY VERSION` of `images.txt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamImage {
+    pub repository: String,
+    pub binary: String,
+    pub version: String,
+}
+
+/// Parse `images.txt`; a malformed line is an error naming its number.
+pub fn parse_images(text: &str) -> Result<Vec<UpstreamImage>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, line)| {
+            let (mapping, version) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            match mapping.split_once('=') {
+                Some((repo, bin)) if !repo.is_empty() && !bin.is_empty() => Ok(UpstreamImage {
+                    repository: repo.to_string(),
+                    binary: bin.to_string(),
+                    version: version.trim().to_string(),
+                }),
+                _ => Err(format!(
+                    "images.txt line {}: want REPOSITORY=BINARY VERSION, got `{line}`",
+                    i + 1
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Source checkout this binary was built from, when it still exists.
+fn source_root() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.join("ci/upstream/build.sh").exists().then_some(root)
+}
+
+/// A build directory is usable when it lists its images.
+fn is_build(dir: &Path) -> bool {
+    dir.join("images.txt").is_file()
+}
+
+/// Where the upstream build is: `$AICONFORM_UPSTREAM_DIR`, `target/upstream` beside this
+/// executable's build tree, or in the source checkout.
+pub fn locate() -> Result<PathBuf, ClusterError> {
+    if let Some(p) = std::env::var_os(DIR_ENV) {
+        let p = PathBuf::from(p);
+        return if is_build(&p) {
+            Ok(p)
+        } else {
+            Err(ClusterError::BinaryMissing(format!(
+                "{DIR_ENV}={} has no images.txt (build it with ci/upstream/build.sh)",
+                p.display()
+            )))
+        };
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.extend(dir.ancestors().take(3).map(|d| d.join("upstream")));
+    }
+    if let Some(root) = source_root() {
+        candidates.push(root.join("target/upstream"));
+    }
+    candidates.iter().find(|d| is_build(d)).cloned().ok_or_else(|| {
+        ClusterError::BinaryMissing(format!(
+            "upstream stack not built (looked in {}); build it with ci/upstream/build.sh (needs Go) or set {DIR_ENV}",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// Locate the upstream build, building it from the source checkout when missing or stale
+/// (the script skips what is current).
+pub fn ensure(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
+    let Some(root) = source_root().filter(|_| std::env::var_os(DIR_ENV).is_none()) else {
+        return locate();
+    };
+    if locate().is_err() {
+        progress(
+            "building the upstream stack from its Go modules (Prometheus, Prometheus Operator: ~10 minutes the first time)",
+        );
+    }
+    let out = Command::new("bash")
+        .arg(root.join("ci/upstream/build.sh"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ClusterError::Build(format!("cannot run ci/upstream/build.sh: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        return Err(ClusterError::Build(format!(
+            "ci/upstream/build.sh exited with {}:\n{}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
+    }
+    locate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_parse_and_bad_lines_are_named() {
+        let text = "# built\nquay.io/prometheus/prometheus=prometheus 3.16.0\n\nx=y\n";
+        let images = parse_images(text).expect("parse");
+        assert_eq!(images.len(), 2);
+        assert_eq!(images[0].repository, "quay.io/prometheus/prometheus");
+        assert_eq!(images[0].binary, "prometheus");
+        assert_eq!(images[0].version, "3.16.0");
+        assert_eq!(images[1].version, "");
+        let err = parse_images("ok=b 1\nno-equals 2\n").expect_err("bad line");
+        assert!(err.contains("line 2"), "{err}");
+        assert!(parse_images("=b 1").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! Conformance against the real upstream controllers of the embedded cluster's upstream
+//! stack (`aiconform cluster up --stack upstream`): the full vector passes, and under a
+//! natural fault of each component exactly its case fails (the cases that could share the
+//! component's fate run beside it; the others meet stand-ins the fault does not touch).
+//!
+//! Components: the Prometheus Operator v0.85.0 running the real Prometheus 3.16.0
+//! (ai-service-metrics). The other cases meet the cluster's stand-ins.
+
+mod suites_support;
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::runtime::{reflector, watcher};
+use serde_json::json;
+
+use aiconform::cluster::embedded::EmbeddedOptions;
+use aiconform::cluster::testing::test_options;
+use aiconform::cluster::upstream::Stack;
+use aiconform::runner::case::CaseSpec;
+use suites_support::{
+    GPU_NS, connect, deploy_components, letters, message, run_specs, start_fresh, vector_specs,
+};
+
+/// Index of ai-service-metrics in the vector.
+const AI_SERVICE_METRICS: usize = 9;
+
+/// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
+/// reaches Prometheus once the kubelet refreshed its config Secret (2 s here) and
+/// prometheus-config-reloader noticed, at worst at its 3-minute watch interval.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The vector with ai-service-metrics given the Prometheus Operator's time.
+fn upstream_specs() -> Vec<CaseSpec> {
+    let mut specs = vector_specs();
+    specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
+    specs
+}
+
+/// The monitoring cases of the vector (accelerator-metrics, pod-autoscaling,
+/// ai-service-metrics): what a fault of the monitoring stack could break besides its case.
+fn monitoring_specs() -> Vec<CaseSpec> {
+    let specs = upstream_specs();
+    [8, 7, AI_SERVICE_METRICS]
+        .iter()
+        .map(|&i| specs[i].clone())
+        .collect()
+}
+
+/// Scale the upstream example's Deployment of the Prometheus Operator and wait until its
+/// pods match: none left at 0, one available at 1.
+async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .patch(
+            "prometheus-operator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .expect("scale the Prometheus Operator");
+    let settled = move |d: Option<&Deployment>| {
+        d.and_then(|d| Some((d.metadata.generation?, d.status.as_ref()?)))
+            .is_some_and(|(g, s)| {
+                s.observed_generation == Some(g)
+                    && s.replicas.unwrap_or(0) == replicas
+                    && s.available_replicas.unwrap_or(0) == replicas
+            })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(deployments, "prometheus-operator", settled),
+    )
+    .await
+    .expect("the Prometheus Operator Deployment settles")
+    .expect("watch");
+    // The ReplicaSet controller deletes the pod; its process ends once the runtime stops it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let cfg = watcher::Config::default().labels("app.kubernetes.io/name=prometheus-operator");
+    let (reader, writer) = reflector::store();
+    let mut events = reflector(writer, watcher(pods, cfg)).boxed();
+    let settled = async {
+        while let Some(event) = events.try_next().await.expect("watch pods") {
+            if matches!(
+                event,
+                watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_)
+            ) && reader.state().len() == replicas as usize
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), settled)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the Prometheus Operator still has {} pod(s), want {replicas}",
+                reader.state().len()
+            )
+        });
+}
+
+#[tokio::test]
+async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
+    let test = "upstream_stack";
+    let opts = EmbeddedOptions {
+        stack: Stack::Upstream,
+        start_timeout: Duration::from_secs(420),
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+
+    let healthy = run_specs(&client, "up-healthy", upstream_specs()).await;
+    assert_eq!(letters(&healthy), "PPPPPPPPPPPP", "{healthy:#?}");
+    let metrics = message(&healthy[AI_SERVICE_METRICS]);
+    assert!(
+        metrics.contains("ServiceMonitor up-healthy-ai-service-metrics/aiconform-ai-service")
+            && metrics.contains("default/prometheus-operated:web (Prometheus 3.16.0")
+            && metrics.contains(
+                "configured by prometheus-operator v0.85.0 (default/prometheus-operator)"
+            )
+            && metrics.contains("rising"),
+        "{metrics}"
+    );
+
+    // Fault: the Prometheus Operator scaled to zero. Prometheus keeps serving what it was
+    // configured with; a new ServiceMonitor is never turned into scrape configuration.
+    // The other cases meet stand-ins; the monitoring ones run again beside it.
+    scale_prometheus_operator(&client, 0).await;
+    let faulted = run_specs(&client, "up-no-operator", monitoring_specs()).await;
+    assert_eq!(letters(&faulted), "PPF", "{faulted:#?}");
+    assert!(
+        message(&faulted[2]).contains("was not scraped"),
+        "{faulted:#?}"
+    );
+}
