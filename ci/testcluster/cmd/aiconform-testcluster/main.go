@@ -28,16 +28,22 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// runImages collects repeated --run-image REPOSITORY=BINARY flags.
-type runImages map[string]string
+// runImages collects repeated --run-image REPOSITORY=BINARY[,user=UID[:GID]] flags.
+type runImages struct {
+	binaries map[string]string
+	users    map[string]sim.ImageUser
+}
 
-func (r runImages) String() string { return fmt.Sprint(map[string]string(r)) }
+func (r runImages) String() string { return fmt.Sprint(r.binaries) }
 func (r runImages) Set(v string) error {
-	repo, bin, err := sim.ParseRunImage(v)
+	repo, bin, user, err := sim.ParseRunImage(v)
 	if err != nil {
 		return err
 	}
-	r[repo] = bin
+	r.binaries[repo] = bin
+	if user != (sim.ImageUser{}) {
+		r.users[repo] = user
+	}
 	return nil
 }
 
@@ -73,7 +79,7 @@ func run(args []string) int {
 		realNodeBins  = fs.String("real-node-bin-dir", "", "directory with kubelet and pause-image.tar (default: this executable's directory)")
 		archives      stringList
 		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 8 x CPUs, at least 32)")
-		images        = runImages{}
+		images        = runImages{binaries: map[string]string{}, users: map[string]sim.ImageUser{}}
 	)
 	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")
 	sliceReplicas := fs.Int("gpu-time-slicing-replicas", 4, "advertise every GPU this many times as nvidia.com/gpu.shared (time-slicing; below 2: off)")
@@ -86,7 +92,7 @@ func run(args []string) int {
 	upstreamDir := fs.String("upstream-dir", "", "install real upstream components built by ci/upstream/build.sh (its output dir) instead of their stand-ins; their images run as the built binaries")
 	upstreamComps := fs.String("upstream", "", "comma-separated components of --upstream-dir to install (default: all built)")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
-	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY: REPOSITORY=BINARY (repeatable)")
+	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY, as the image's USER UID:GID when given (default root): REPOSITORY=BINARY[,user=UID[:GID]] (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -133,7 +139,8 @@ func run(args []string) int {
 		RealNode:       *realNode,
 		RealNodeBinDir: *realNodeBins,
 		ImageArchives:  archives,
-		RunImages:      images,
+		RunImages:      images.binaries,
+		ImageUsers:     images.users,
 		RunConcurrency: *runConc,
 		GPUPool:        autoscaler.PoolOptions{Min: *poolMin, Max: *poolMax, ScaleDownAfter: *poolCooldown, NoScaleDown: *poolNoShrink},
 		Operator:       operator.Options{WebhookAdmitsAll: *opAdmitAll, NoReconciler: *opNoReconcile},

@@ -81,6 +81,8 @@ type Options struct {
 	// nodes run as processes (see sim.Runtime).
 	RunImages      map[string]string
 	RunConcurrency int
+	// ImageUsers are the USER of mapped images that do not run as root.
+	ImageUsers map[string]sim.ImageUser
 	// NoHPAController runs kube-controller-manager without the
 	// HorizontalPodAutoscaler controller (fault).
 	NoHPAController bool
@@ -127,8 +129,14 @@ func (o *Options) upstreamStack() ([]upstream.Component, error) {
 	if o.RunImages == nil {
 		o.RunImages = map[string]string{}
 	}
+	if o.ImageUsers == nil {
+		o.ImageUsers = map[string]sim.ImageUser{}
+	}
 	for _, im := range images {
 		o.RunImages[im.Repository] = im.Binary
+		if im.User != (sim.ImageUser{}) {
+			o.ImageUsers[im.Repository] = im.User
+		}
 	}
 	return comps, nil
 }
@@ -488,7 +496,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		if err != nil {
 			return err
 		}
-		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, Concurrency: o.RunConcurrency,
+		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, ImageUsers: o.ImageUsers, Concurrency: o.RunConcurrency,
 			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
 			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns})
 		if err != nil {

@@ -30,6 +30,9 @@ type RuntimeOptions struct {
 	// Images maps image repositories (any tag) to host binaries: containers
 	// of those images run as processes of the binary.
 	Images map[string]string
+	// ImageUsers are the USER of mapped images (by repository) that do not
+	// run as root: a container without runAsUser runs as it, as from the image.
+	ImageUsers map[string]ImageUser
 	// Concurrency bounds processes that are starting or short-lived; a
 	// process gives its slot back once it has run for slotHold.
 	Concurrency int
@@ -738,11 +741,17 @@ func podKubeconfig(server string, ca []byte, token, namespace string) []byte {
 
 // securityIDs returns uid, gid and supplementary groups (container settings
 // override the pod's; root by default like an image without USER).
-func securityIDs(pod *corev1.Pod, c *corev1.Container) (uid, gid uint32, groups []uint32, err error) {
-	var u, g *int64
+func securityIDs(pod *corev1.Pod, c *corev1.Container, image ImageUser) (uid, gid uint32, groups []uint32, err error) {
+	u, g := ptr.To(int64(image.UID)), ptr.To(int64(image.GID))
 	var nonRoot *bool
 	if psc := pod.Spec.SecurityContext; psc != nil {
-		u, g, nonRoot = psc.RunAsUser, psc.RunAsGroup, psc.RunAsNonRoot
+		if psc.RunAsUser != nil {
+			u = psc.RunAsUser
+		}
+		if psc.RunAsGroup != nil {
+			g = psc.RunAsGroup
+		}
+		nonRoot = psc.RunAsNonRoot
 		for _, sg := range psc.SupplementalGroups {
 			groups = append(groups, uint32(sg))
 		}
@@ -795,7 +804,7 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
-	uid, gid, groups, err := securityIDs(pod, c)
+	uid, gid, groups, err := securityIDs(pod, c, rt.opts.ImageUsers[imageRepository(c.Image)])
 	if err != nil {
 		return nil, nil, "", nil, err
 	}

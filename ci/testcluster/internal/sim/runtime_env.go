@@ -27,16 +27,42 @@ func imageRepository(image string) string {
 	return image
 }
 
-// ParseRunImage parses a --run-image value "REPOSITORY=BINARY".
-func ParseRunImage(v string) (repo, binary string, err error) {
-	repo, binary, ok := strings.Cut(v, "=")
+// ImageUser is the user an image runs as (its USER), by number.
+type ImageUser struct{ UID, GID uint32 }
+
+// ParseRunImage parses a --run-image value "REPOSITORY=BINARY[,user=UID[:GID]]";
+// user is the image's USER (default root), GID defaulting to UID.
+func ParseRunImage(v string) (repo, binary string, user ImageUser, err error) {
+	mapping, userSpec, hasUser := strings.Cut(v, ",user=")
+	repo, binary, ok := strings.Cut(mapping, "=")
 	if !ok || repo == "" || binary == "" {
-		return "", "", fmt.Errorf("--run-image %q: expected REPOSITORY=/path/to/binary", v)
+		return "", "", user, fmt.Errorf("--run-image %q: expected REPOSITORY=/path/to/binary[,user=UID[:GID]]", v)
 	}
 	if imageRepository(repo) != repo {
-		return "", "", fmt.Errorf("--run-image %q: give the repository without tag or digest", v)
+		return "", "", user, fmt.Errorf("--run-image %q: give the repository without tag or digest", v)
 	}
-	return repo, binary, nil
+	if hasUser {
+		if user, err = ParseImageUser(userSpec); err != nil {
+			return "", "", user, fmt.Errorf("--run-image %q: %w", v, err)
+		}
+	}
+	return repo, binary, user, nil
+}
+
+// ParseImageUser parses "UID[:GID]" (numbers; GID defaults to UID).
+func ParseImageUser(v string) (ImageUser, error) {
+	us, gs, hasG := strings.Cut(v, ":")
+	uid, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return ImageUser{}, fmt.Errorf("user %q: want UID[:GID] as numbers", v)
+	}
+	gid := uid
+	if hasG {
+		if gid, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return ImageUser{}, fmt.Errorf("user %q: want UID[:GID] as numbers", v)
+		}
+	}
+	return ImageUser{UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
 // expandVars applies Kubernetes' $(VAR) expansion: references to defined

@@ -27,11 +27,14 @@ func TestImageRepository(t *testing.T) {
 			t.Errorf("imageRepository(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if repo, bin, err := ParseRunImage("ghcr.io/aiconform/aiconform=/x/aiconform"); err != nil || repo != "ghcr.io/aiconform/aiconform" || bin != "/x/aiconform" {
-		t.Errorf("ParseRunImage: %q %q %v", repo, bin, err)
+	if repo, bin, user, err := ParseRunImage("ghcr.io/aiconform/aiconform=/x/aiconform"); err != nil || repo != "ghcr.io/aiconform/aiconform" || bin != "/x/aiconform" || user != (ImageUser{}) {
+		t.Errorf("ParseRunImage: %q %q %v %v", repo, bin, user, err)
+	}
+	if _, _, user, err := ParseRunImage("registry.k8s.io/kueue/kueue=/x/manager,user=65532"); err != nil || user != (ImageUser{UID: 65532, GID: 65532}) {
+		t.Errorf("ParseRunImage with user: %v %v", user, err)
 	}
 	for _, bad := range []string{"noequals", "=/bin/x", "repo=", "repo:v1=/bin/x"} {
-		if _, _, err := ParseRunImage(bad); err == nil {
+		if _, _, _, err := ParseRunImage(bad); err == nil {
 			t.Errorf("ParseRunImage(%q) accepted", bad)
 		}
 	}
