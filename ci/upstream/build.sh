@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Builds the upstream controllers of the `--stack upstream` test cluster from their Go
 # modules into ${AICONFORM_UPSTREAM_OUT:-<repo>/target/upstream}:
-#   bin/<name>          one binary per image the stack runs (the process runtime maps the
-#                       image repository to it: see images.txt)
-#   images.txt          IMAGE_REPOSITORY=BINARY_NAME VERSION, one line each
-#   manifests/<component>/  what `--stack upstream` applies, in file order: the component's
-#                       own CRDs and RBAC (and its example Deployment where it ships one),
-#                       copied from its module at build time, then this folder's
-#                       <component>/manifests/*.yaml (the objects a provider writes)
+#   bin/<module>/<name> one binary per image the stack runs, named as the image's
+#                       entrypoint (a container's `command` must name it)
+#   images.txt          IMAGE_REPOSITORY=<module>/<name> VERSION UID, one line each: the
+#                       process runtime runs that image as that binary, as the image's USER
+#   manifests/<component>/  what `--stack upstream` applies, in path order: the component's
+#                       own CRDs, RBAC and Deployment, taken from its module at build time
+#                       (copied files, or its Helm chart rendered with `helm template`),
+#                       then this folder's <component>/manifests/*.yaml (what a provider
+#                       writes beside them)
 # One Go module per component (ci/upstream/<component>/go.mod) so each builds with the
 # dependency versions its release chose; GOMODCACHE/GOCACHE keep their Go defaults, shared
-# with ci/testcluster and ci/tools. Idempotent: a stamp over go.mod/go.sum, this script and
-# the Go version skips the build when nothing changed.
-# Usage: ci/upstream/build.sh [COMPONENT...]   (default: every component)
+# with ci/testcluster and ci/tools. Idempotent: a stamp per binary over go.mod/go.sum, its
+# flags and the Go version skips builds when nothing changed.
+# Usage: ci/upstream/build.sh [NAME...]   (build modules and manifest sets; default: all)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,22 +26,27 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# component | module | version | package | binary | image repository | version ldflags | build tags
+# build module (ci/upstream/<dir>) | module | version | package | binary | image repository |
+# version ldflags | build tags | the image's USER (from the project's Dockerfile: nobody is
+# 65534, distroless nonroot 65532)
 # Prometheus keeps only Kubernetes service discovery (its own build tags: the operator's
 # configurations use nothing else), which spares compiling the cloud SDKs.
 components=(
-  "prometheus|github.com/prometheus/prometheus|v0.316.0|cmd/prometheus|prometheus|quay.io/prometheus/prometheus|common|remove_all_sd,enable_kubernetes_sd"
-  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/operator|prometheus-operator|quay.io/prometheus-operator/prometheus-operator|common|"
-  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/prometheus-config-reloader|prometheus-config-reloader|quay.io/prometheus-operator/prometheus-config-reloader|common|"
+  "prometheus|github.com/prometheus/prometheus|v0.316.0|cmd/prometheus|prometheus|quay.io/prometheus/prometheus|prometheus|remove_all_sd,enable_kubernetes_sd|65534"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/operator|operator|quay.io/prometheus-operator/prometheus-operator|prometheus||65534"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/prometheus-config-reloader|prometheus-config-reloader|quay.io/prometheus-operator/prometheus-config-reloader|prometheus||65534"
+  "kueue|sigs.k8s.io/kueue|v0.17.0|cmd/kueue|manager|registry.k8s.io/kueue/kueue|kueue||65532"
 )
-# What each component ships, as paths inside its module (files or folders of YAML), in the
-# order they are applied.
+# What each component ships, in apply order: module paths (files or folders of YAML)
+# copied as they are, or `chart:<path>` rendered with helm (release = component, namespace
+# as given after a second colon, then --set flags).
 shipped=(
-  "prometheus-operator|example/prometheus-operator-crd"
-  "prometheus-operator|example/rbac/prometheus-operator"
-  "prometheus-operator|example/rbac/prometheus/prometheus-cluster-role.yaml"
-  "prometheus-operator|example/rbac/prometheus/prometheus-cluster-role-binding.yaml"
-  "prometheus-operator|example/rbac/prometheus/prometheus-service-account.yaml"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/prometheus-operator-crd"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus-operator"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus/prometheus-cluster-role.yaml"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus/prometheus-cluster-role-binding.yaml"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus/prometheus-service-account.yaml"
+  "kueue|sigs.k8s.io/kueue|chart:charts/kueue:kueue-system|--set controllerManager.manager.image.repository=registry.k8s.io/kueue/kueue --set controllerManager.manager.image.tag=v0.17.0 --set controllerManager.manager.image.pullPolicy=IfNotPresent"
 )
 
 want=("$@")
@@ -55,63 +62,92 @@ release_version() {
   fi
 }
 
+# Version stamping as each project's release build does it.
 ldflags_for() {
   local kind="$1" module="$2" v="$3" rel
   rel="$(release_version "$module" "$v")"
   case "$kind" in
-    common)
+    prometheus)
       echo "-s -w -X github.com/prometheus/common/version.Version=${rel}" \
         "-X github.com/prometheus/common/version.Revision=${v}" \
         "-X github.com/prometheus/common/version.Branch=release" \
         "-X github.com/prometheus/common/version.BuildUser=aiconform" \
         "-X github.com/prometheus/common/version.BuildDate=19700101-00:00:00" ;;
+    kueue)
+      echo "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v${rel}" \
+        "-X sigs.k8s.io/kueue/pkg/version.GitCommit=${v}" \
+        "-X sigs.k8s.io/kueue/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
   esac
 }
 
-mkdir -p "$out/bin" "$out/manifests"
+# helm from ci/tools (built when missing), for components that ship a chart.
+helm_bin() {
+  local tools="${AICONFORM_TOOLS_OUT:-$repo/target/tools}"
+  if [ ! -x "$tools/helm" ]; then
+    "$repo/ci/tools/build.sh" >/dev/null
+  fi
+  echo "$tools/helm"
+}
+
+mkdir -p "$out/bin/.stamps" "$out/manifests"
 images_tmp="$out/images.txt.$$"
+trap 'rm -f "$images_tmp"' EXIT
 : > "$images_tmp"
 for entry in "${components[@]}"; do
-  IFS='|' read -r comp module version pkg bin image kind tags <<<"$entry"
-  rel="$(release_version "$module" "$version")"
-  echo "$image=$bin $rel" >> "$images_tmp"
+  IFS='|' read -r comp module version pkg bin image kind tags user <<<"$entry"
+  echo "$image=$comp/$bin $(release_version "$module" "$version") $user" >> "$images_tmp"
   wanted "$comp" || continue
   ldflags="$(ldflags_for "$kind" "$module" "$version")"
-  stampfile="$out/bin/.$bin.stamp"
+  dest="$out/bin/$comp/$bin"
+  stampfile="$out/bin/.stamps/$comp.$bin"
   stamp="$(
-    { go version; echo "$entry"; echo "$ldflags"; cat "$here/build.sh";
-      cat "$here/$comp/go.mod" "$here/$comp/go.sum"; } | sha256sum | cut -d' ' -f1
+    { go version; echo "$entry"; echo "$ldflags"; cat "$here/$comp/go.mod" "$here/$comp/go.sum"; } |
+      sha256sum | cut -d' ' -f1
   )"
-  if [ -x "$out/bin/$bin" ] && [ -f "$stampfile" ] && [ "$(cat "$stampfile")" = "$stamp" ]; then
+  if [ -x "$dest" ] && [ -f "$stampfile" ] && [ "$(cat "$stampfile")" = "$stamp" ]; then
     continue
   fi
-  echo "ci/upstream: building $bin ($module $version)" >&2
-  (cd "$here/$comp" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/bin/$bin.tmp.$$" "$module/$pkg")
-  mv -f "$out/bin/$bin.tmp.$$" "$out/bin/$bin"
+  echo "ci/upstream: building $comp/$bin ($module $version)" >&2
+  mkdir -p "$(dirname "$dest")"
+  (cd "$here/$comp" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$dest.tmp.$$" "$module/$pkg")
+  mv -f "$dest.tmp.$$" "$dest"
   echo "$stamp" > "$stampfile"
 done
+
+# Manifests are assembled anew each run (cheap) into a temp dir, then swapped in, so a
+# failed run never leaves a partial set behind.
 declare -A seq=()
-for comp in $(printf '%s\n' "${shipped[@]}" | cut -d'|' -f1 | uniq); do
-  wanted "$comp" || continue
-  rm -rf "$out/manifests/$comp" && mkdir -p "$out/manifests/$comp"
-done
 for entry in "${shipped[@]}"; do
-  IFS='|' read -r comp path <<<"$entry"
+  IFS='|' read -r comp module path flags <<<"$entry"
   wanted "$comp" || continue
-  module="$(printf '%s\n' "${components[@]}" | awk -F'|' -v c="$comp" '$1==c {print $2; exit}')"
+  if [ -z "${seq[$comp]:-}" ]; then
+    rm -rf "$out/manifests/.$comp.tmp" && mkdir -p "$out/manifests/.$comp.tmp"
+    seq[$comp]=0
+  fi
   dir="$(cd "$here/$comp" && go list -m -f '{{.Dir}}' "$module")"
-  n="${seq[$comp]:-0}"; seq[$comp]=$((n + 1))
-  dest="$out/manifests/$comp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
-  mkdir -p "$dest"
-  if [ -d "$dir/$path" ]; then cp "$dir/$path"/*.yaml "$dest/"; else cp "$dir/$path" "$dest/"; fi
+  n="${seq[$comp]}"; seq[$comp]=$((n + 1))
+  if [[ "$path" == chart:* ]]; then
+    IFS=':' read -r _ chart ns <<<"$path"
+    dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$chart")"
+    mkdir -p "$dest"
+    # shellcheck disable=SC2086 # flags are words by design
+    "$(helm_bin)" template "$comp" "$dir/$chart" --namespace "$ns" --include-crds $flags \
+      > "$dest/$(basename "$chart").yaml"
+  else
+    dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
+    mkdir -p "$dest"
+    if [ -d "$dir/$path" ]; then cp "$dir/$path"/*.yaml "$dest/"; else cp "$dir/$path" "$dest/"; fi
+  fi
   chmod -R u+w "$dest"
 done
-for comp in $(printf '%s\n' "${shipped[@]}" | cut -d'|' -f1 | uniq); do
-  wanted "$comp" || continue
+for comp in "${!seq[@]}"; do
   if [ -d "$here/$comp/manifests" ]; then
-    mkdir -p "$out/manifests/$comp/90-aiconform"
-    cp "$here/$comp/manifests"/*.yaml "$out/manifests/$comp/90-aiconform/"
+    mkdir -p "$out/manifests/.$comp.tmp/90-aiconform"
+    cp "$here/$comp/manifests"/*.yaml "$out/manifests/.$comp.tmp/90-aiconform/"
   fi
+  rm -rf "$out/manifests/$comp"
+  mv "$out/manifests/.$comp.tmp" "$out/manifests/$comp"
 done
 mv -f "$images_tmp" "$out/images.txt"
+trap - EXIT
 echo "$out"

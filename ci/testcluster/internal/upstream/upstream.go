@@ -31,6 +31,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"aiconform.dev/testcluster/internal/sim"
 )
 
 // fieldManager owns what the stack applies (server-side apply).
@@ -48,10 +50,13 @@ type Image struct {
 	Repository string
 	Binary     string
 	Version    string
+	// User is the image's USER (zero: root).
+	User sim.ImageUser
 }
 
-// Images reads <dir>/images.txt (`REPOSITORY=BINARY VERSION` lines) and
-// resolves each binary in <dir>/bin, which must exist.
+// Images reads <dir>/images.txt (`REPOSITORY=BINARY VERSION [UID:GID]` lines,
+// BINARY relative to <dir>/bin, the last field the image's USER) and resolves
+// each binary, which must exist.
 func Images(dir string) ([]Image, error) {
 	f, err := os.Open(filepath.Join(dir, "images.txt"))
 	if err != nil {
@@ -70,16 +75,30 @@ func parseImages(r io.Reader, binDir string) ([]Image, error) {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		mapping, version, _ := strings.Cut(text, " ")
-		repo, bin, ok := strings.Cut(mapping, "=")
-		if !ok || repo == "" || bin == "" || strings.Contains(bin, "/") {
-			return nil, fmt.Errorf("images.txt line %d: want REPOSITORY=BINARY VERSION, got %q", line, text)
+		fields := strings.Fields(text)
+		repo, bin, ok := strings.Cut(fields[0], "=")
+		if !ok || repo == "" || bin == "" || filepath.IsAbs(bin) || strings.Contains(bin, "..") {
+			return nil, fmt.Errorf("images.txt line %d: want REPOSITORY=BINARY VERSION (BINARY relative to bin/), got %q", line, text)
 		}
 		path := filepath.Join(binDir, bin)
 		if st, err := os.Stat(path); err != nil || st.IsDir() {
 			return nil, fmt.Errorf("images.txt line %d: binary %s is missing (run ci/upstream/build.sh)", line, path)
 		}
-		out = append(out, Image{Repository: repo, Binary: path, Version: strings.TrimSpace(version)})
+		im := Image{Repository: repo, Binary: path}
+		if len(fields) > 1 {
+			im.Version = fields[1]
+		}
+		if len(fields) > 2 {
+			user, err := sim.ParseImageUser(fields[2])
+			if err != nil {
+				return nil, fmt.Errorf("images.txt line %d: %w", line, err)
+			}
+			im.User = user
+		}
+		if len(fields) > 3 {
+			return nil, fmt.Errorf("images.txt line %d: want REPOSITORY=BINARY VERSION [UID:GID], got %q", line, text)
+		}
+		out = append(out, im)
 	}
 	return out, sc.Err()
 }
@@ -188,23 +207,32 @@ func NewInstaller(cfg *rest.Config, progress func(string, ...interface{})) (*Ins
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// Install applies every component: all CRDs first (then waits until they
-// are Established), then the other objects in manifest order, then waits
-// until their workloads run.
+// Install installs the components one after the other, each running
+// before the next is applied (a component's webhooks may intercept the next
+// one's objects): its CRDs first (until Established), then its other
+// objects in manifest order until its workloads run, then the objects of its
+// own kinds (retried while its webhooks come up) until what they make runs.
 func (in *Installer) Install(ctx context.Context, comps []Component) error {
-	var crds, rest []*unstructured.Unstructured
 	for _, c := range comps {
-		for _, path := range c.Manifests {
-			objs, err := decodeFile(path)
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.Name, err)
-			}
-			for _, o := range objs {
-				if o.GetKind() == "CustomResourceDefinition" {
-					crds = append(crds, o)
-				} else {
-					rest = append(rest, o)
-				}
+		if err := in.installOne(ctx, c); err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+func (in *Installer) installOne(ctx context.Context, c Component) error {
+	var crds, rest []*unstructured.Unstructured
+	for _, path := range c.Manifests {
+		objs, err := decodeFile(path)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if o.GetKind() == "CustomResourceDefinition" {
+				crds = append(crds, o)
+			} else {
+				rest = append(rest, o)
 			}
 		}
 	}
@@ -218,15 +246,61 @@ func (in *Installer) Install(ctx context.Context, comps []Component) error {
 			return err
 		}
 	}
-	in.disc.Invalidate()
-	in.mapper.Reset()
+	own := ownKinds(crds)
+	var plain, custom []*unstructured.Unstructured
 	for _, o := range rest {
+		if own[o.GroupVersionKind().GroupKind()] {
+			custom = append(custom, o)
+			continue
+		}
 		if err := in.apply(ctx, o); err != nil {
 			return err
 		}
+		plain = append(plain, o)
 	}
-	in.progress("upstream: applied %d CRDs and %d objects of %s", len(crds), len(rest), names(comps))
-	return in.waitWorkloads(ctx, rest)
+	if err := in.waitWorkloads(ctx, plain); err != nil {
+		return err
+	}
+	for _, o := range custom {
+		if err := in.applyWhenAdmitted(ctx, o); err != nil {
+			return err
+		}
+	}
+	if err := in.waitWorkloads(ctx, custom); err != nil {
+		return err
+	}
+	in.progress("upstream: %s running (%d CRDs, %d objects)", c.Name, len(crds), len(rest))
+	return nil
+}
+
+// ownKinds are the kinds the component's CRDs define: objects of these kinds
+// are the component's to act on (and may pass its webhooks), so they are
+// applied once its workloads run.
+func ownKinds(crds []*unstructured.Unstructured) map[schema.GroupKind]bool {
+	out := map[schema.GroupKind]bool{}
+	for _, c := range crds {
+		group, _, _ := unstructured.NestedString(c.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(c.Object, "spec", "names", "kind")
+		out[schema.GroupKind{Group: group, Kind: kind}] = true
+	}
+	return out
+}
+
+// applyWhenAdmitted retries an apply while the component's webhooks are not
+// serving yet (their certificates are still being made).
+func (in *Installer) applyWhenAdmitted(ctx context.Context, o *unstructured.Unstructured) error {
+	var last error
+	err := poll(ctx, fmt.Sprintf("%s %s accepted", o.GetKind(), o.GetName()), func() (bool, string, error) {
+		last = in.apply(ctx, o)
+		if last == nil {
+			return true, "", nil
+		}
+		return false, last.Error(), nil
+	})
+	if err != nil && last != nil {
+		return last
+	}
+	return err
 }
 
 func names(comps []Component) string {
@@ -242,6 +316,12 @@ func names(comps []Component) string {
 func (in *Installer) apply(ctx context.Context, o *unstructured.Unstructured) error {
 	gvk := o.GroupVersionKind()
 	m, err := in.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		// A CRD just Established may not be in the cached discovery yet.
+		in.disc.Invalidate()
+		in.mapper.Reset()
+		m, err = in.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
 	}

@@ -19,23 +19,26 @@ func write(t *testing.T, path, content string) {
 
 func TestImagesNeedTheirBinaries(t *testing.T) {
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "bin", "prometheus"), "#!/bin/true\n")
-	write(t, filepath.Join(dir, "images.txt"), "# built\nquay.io/prometheus/prometheus=prometheus 3.16.0\n")
+	write(t, filepath.Join(dir, "bin", "prometheus", "prometheus"), "#!/bin/true\n")
+	write(t, filepath.Join(dir, "images.txt"), "# built\nquay.io/prometheus/prometheus=prometheus/prometheus 3.16.0 65534\n")
 	images, err := Images(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(images) != 1 || images[0].Repository != "quay.io/prometheus/prometheus" ||
-		images[0].Binary != filepath.Join(dir, "bin", "prometheus") || images[0].Version != "3.16.0" {
+		images[0].Binary != filepath.Join(dir, "bin", "prometheus", "prometheus") || images[0].Version != "3.16.0" ||
+		images[0].User.UID != 65534 || images[0].User.GID != 65534 {
 		t.Fatalf("images: %+v", images)
 	}
-	write(t, filepath.Join(dir, "images.txt"), "a=prometheus 1\nb=missing 2\n")
+	write(t, filepath.Join(dir, "images.txt"), "a=prometheus/prometheus 1\nb=missing 2\n")
 	if _, err := Images(dir); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("missing binary: %v", err)
 	}
-	write(t, filepath.Join(dir, "images.txt"), "no-mapping\n")
-	if _, err := Images(dir); err == nil || !strings.Contains(err.Error(), "line 1") {
-		t.Fatalf("bad line: %v", err)
+	for _, bad := range []string{"no-mapping\n", "a=../../bin/sh 1\n", "a=/bin/sh 1\n", "a=prometheus/prometheus 1 nobody\n"} {
+		write(t, filepath.Join(dir, "images.txt"), bad)
+		if _, err := Images(dir); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Fatalf("bad line %q: %v", bad, err)
+		}
 	}
 	if _, err := Images(t.TempDir()); err == nil || !strings.Contains(err.Error(), "ci/upstream/build.sh") {
 		t.Fatalf("no build: %v", err)
