@@ -3,8 +3,9 @@
 //! natural fault of each component exactly its case fails (the cases that could share the
 //! component's fate run beside it; the others meet stand-ins the fault does not touch).
 //!
-//! Components: the Prometheus Operator v0.85.0 running the real Prometheus 3.16.0
-//! (ai-service-metrics). The other cases meet the cluster's stand-ins.
+//! Components: Kueue v0.17.0 (gang-scheduling, through its ClusterQueue), the Prometheus
+//! Operator v0.85.0 running the real Prometheus 3.16.0 (ai-service-metrics). The other cases
+//! meet the cluster's stand-ins.
 
 mod suites_support;
 
@@ -26,7 +27,12 @@ use suites_support::{
     GPU_NS, connect, deploy_components, letters, message, run_specs, start_fresh, vector_specs,
 };
 
-/// Index of ai-service-metrics in the vector.
+/// Indexes of cases in the vector.
+const DRA_SUPPORT: usize = 2;
+const GANG_SCHEDULING: usize = 3;
+const CLUSTER_AUTOSCALING: usize = 6;
+const POD_AUTOSCALING: usize = 7;
+const ACCELERATOR_METRICS: usize = 8;
 const AI_SERVICE_METRICS: usize = 9;
 
 /// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
@@ -34,21 +40,48 @@ const AI_SERVICE_METRICS: usize = 9;
 /// prometheus-config-reloader noticed, at worst at its 3-minute watch interval.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The vector with ai-service-metrics given the Prometheus Operator's time.
+/// The vector against the upstream stack: gangs go through Kueue's ClusterQueue (the
+/// coscheduling plugin stays beside it), ai-service-metrics has the Prometheus Operator's time.
 fn upstream_specs() -> Vec<CaseSpec> {
     let mut specs = vector_specs();
+    specs[GANG_SCHEDULING].params["gangScheduler"] = json!("kueue");
+    specs[GANG_SCHEDULING].params["clusterQueue"] = json!("cluster-queue");
     specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
     specs
 }
 
-/// The monitoring cases of the vector (accelerator-metrics, pod-autoscaling,
-/// ai-service-metrics): what a fault of the monitoring stack could break besides its case.
-fn monitoring_specs() -> Vec<CaseSpec> {
+/// The vector's cases at `indexes`, in that order.
+fn pick(indexes: &[usize]) -> Vec<CaseSpec> {
     let specs = upstream_specs();
-    [8, 7, AI_SERVICE_METRICS]
-        .iter()
-        .map(|&i| specs[i].clone())
-        .collect()
+    indexes.iter().map(|&i| specs[i].clone()).collect()
+}
+
+/// Set the GPU quota of Kueue's ClusterQueue cluster-queue (the provider's, from
+/// ci/upstream/kueue/manifests/queues.yaml).
+async fn set_gpu_quota(client: &kube::Client, gpus: u32) {
+    let queues = kueue_api(client, "clusterqueues", "ClusterQueue");
+    let mut cq = queues
+        .get("cluster-queue")
+        .await
+        .expect("ClusterQueue cluster-queue");
+    let resources = cq.data["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
+        .as_array_mut()
+        .expect("ClusterQueue resources");
+    for r in resources.iter_mut() {
+        if r["name"] == "nvidia.com/gpu" {
+            r["nominalQuota"] = json!(gpus.to_string());
+        }
+    }
+    queues
+        .replace("cluster-queue", &Default::default(), &cq)
+        .await
+        .expect("update ClusterQueue");
+}
+
+fn kueue_api(client: &kube::Client, plural: &str, kind: &str) -> Api<kube::core::DynamicObject> {
+    let gvk = kube::core::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", kind);
+    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::all_with(client.clone(), &ar)
 }
 
 /// Scale the upstream example's Deployment of the Prometheus Operator and wait until its
@@ -120,6 +153,13 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
 
     let healthy = run_specs(&client, "up-healthy", upstream_specs()).await;
     assert_eq!(letters(&healthy), "PPPPPPPPPPPP", "{healthy:#?}");
+    let gang = message(&healthy[GANG_SCHEDULING]);
+    assert!(
+        gang.contains("kueue gang scheduler (kueue v0.17.0 (kueue-system/kueue-controller-manager)) through ClusterQueue cluster-queue")
+            && gang.contains("its Job stayed suspended")
+            && gang.contains("its Job completed"),
+        "{gang}"
+    );
     let metrics = message(&healthy[AI_SERVICE_METRICS]);
     assert!(
         metrics.contains("ServiceMonitor up-healthy-ai-service-metrics/aiconform-ai-service")
@@ -131,11 +171,32 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         "{metrics}"
     );
 
+    // Fault: Kueue's ClusterQueue has no GPU quota. Kueue admits no GPU Job, so no gang
+    // runs; the scheduling cases that do not queue through Kueue are unaffected.
+    set_gpu_quota(&client, 0).await;
+    let no_quota = run_specs(
+        &client,
+        "up-no-quota",
+        pick(&[DRA_SUPPORT, GANG_SCHEDULING, CLUSTER_AUTOSCALING]),
+    )
+    .await;
+    assert_eq!(letters(&no_quota), "PFP", "{no_quota:#?}");
+    assert!(
+        message(&no_quota[1]).contains("never admitted the 2-member gang"),
+        "{no_quota:#?}"
+    );
+    set_gpu_quota(&client, 16).await;
+
     // Fault: the Prometheus Operator scaled to zero. Prometheus keeps serving what it was
     // configured with; a new ServiceMonitor is never turned into scrape configuration.
     // The other cases meet stand-ins; the monitoring ones run again beside it.
     scale_prometheus_operator(&client, 0).await;
-    let faulted = run_specs(&client, "up-no-operator", monitoring_specs()).await;
+    let faulted = run_specs(
+        &client,
+        "up-no-operator",
+        pick(&[ACCELERATOR_METRICS, POD_AUTOSCALING, AI_SERVICE_METRICS]),
+    )
+    .await;
     assert_eq!(letters(&faulted), "PPF", "{faulted:#?}");
     assert!(
         message(&faulted[2]).contains("was not scraped"),

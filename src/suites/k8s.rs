@@ -292,3 +292,71 @@ pub async fn served_resources(
     }
     Ok(out)
 }
+
+/// Deployments whose containers run an image named `image_name` (the last path segment of
+/// the repository), as `<image_name> <tag> (<namespace>/<deployment>)`, sorted: names the
+/// controller a case met in its evidence (never part of a verdict).
+pub async fn controllers_running(client: &Client, image_name: &str) -> Vec<String> {
+    let Ok(list) = Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone())
+        .list(&kube::api::ListParams::default())
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|d| {
+            let images = d.spec.as_ref()?.template.spec.as_ref()?.containers.iter();
+            let tag = images
+                .filter_map(|c| c.image.as_deref())
+                .find_map(|i| image_named(i, image_name))?;
+            Some(format!(
+                "{image_name} {tag} ({}/{})",
+                d.metadata.namespace.as_deref().unwrap_or_default(),
+                d.metadata.name.as_deref().unwrap_or_default()
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The tag of `image` when its repository's last segment is `name` (`registry/x/name:tag`).
+pub fn image_named<'a>(image: &'a str, name: &str) -> Option<&'a str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (repo, tag) = match without_digest.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (without_digest, "latest"),
+    };
+    (repo.rsplit('/').next() == Some(name)).then_some(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_named;
+
+    #[test]
+    fn images_by_name() {
+        assert_eq!(
+            image_named("registry.k8s.io/kueue/kueue:v0.17.0", "kueue"),
+            Some("v0.17.0")
+        );
+        assert_eq!(
+            image_named(
+                "quay.io/prometheus-operator/prometheus-operator:v0.85.0",
+                "prometheus-operator"
+            ),
+            Some("v0.85.0")
+        );
+        assert_eq!(image_named("localhost:5000/kueue", "kueue"), Some("latest"));
+        assert_eq!(
+            image_named(
+                "quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0",
+                "prometheus-operator"
+            ),
+            None
+        );
+        assert_eq!(image_named("kueue-viz:v1", "kueue"), None);
+    }
+}

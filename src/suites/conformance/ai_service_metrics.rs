@@ -20,7 +20,9 @@ use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::k8s::{case_namespace, create, dynamic_api, pod_state, served_resources};
+use super::super::k8s::{
+    case_namespace, controllers_running, create, dynamic_api, pod_state, served_resources,
+};
 use super::{deadline, probe_image, secs, service_endpoints};
 use crate::runner::{CaseContext, Outcome};
 
@@ -190,41 +192,6 @@ async fn server_identity(
         .ok()?
         .ok()?;
     parse_build_version(&body).map(|v| format!("Prometheus {v}"))
-}
-
-/// Operators of `monitoring.coreos.com` found as Deployments by their image
-/// (`prometheus-operator v0.85.0 (default/prometheus-operator)`), sorted, for the evidence.
-async fn monitoring_operators(client: &Client) -> Vec<String> {
-    let Ok(list) = Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-    else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = list
-        .items
-        .iter()
-        .filter_map(|d| {
-            let image = d
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()?
-                .containers
-                .iter()
-                .filter_map(|c| c.image.as_deref())
-                .find(|i| i.contains("prometheus-operator:"))?;
-            let (_, tag) = image.rsplit_once(':')?;
-            Some(format!(
-                "prometheus-operator {tag} ({}/{})",
-                d.namespace().unwrap_or_default(),
-                d.name_any()
-            ))
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// Percent-encode a query for a URL query string.
@@ -399,7 +366,7 @@ pub(super) async fn ai_service_metrics_impl(
                 let server = server_identity(&client, &ep, deadline)
                     .await
                     .unwrap_or_else(|| "a server without build info".to_string());
-                let operators = monitoring_operators(&client).await;
+                let operators = controllers_running(&client, "prometheus-operator").await;
                 let operated = if operators.is_empty() {
                     String::new()
                 } else {

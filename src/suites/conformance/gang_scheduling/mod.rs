@@ -21,8 +21,8 @@ use kube::{Client, ResourceExt};
 use tokio::time::Instant;
 
 use super::super::k8s::{
-    case_namespace, delete_all_and_wait, dynamic_api, gpu_allocatable, next_before,
-    served_resources,
+    case_namespace, controllers_running, delete_all_and_wait, dynamic_api, gpu_allocatable,
+    next_before, served_resources,
 };
 use super::{deadline, probe_image};
 use crate::runner::{CaseContext, Outcome};
@@ -173,7 +173,20 @@ pub(in super::super) async fn gang_scheduling_impl(
         args: vec!["probe".into(), "sleep".into(), format!("{secs}s")],
         timeout_seconds: 10,
     };
-    let who = format!("{} gang scheduler", scheduler.name());
+    let who = match &scheduler {
+        GangScheduler::Kueue { cluster_queue } => {
+            let controllers = controllers_running(&client, "kueue").await;
+            format!(
+                "kueue gang scheduler{} through ClusterQueue {cluster_queue}",
+                if controllers.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", controllers.join(", "))
+                }
+            )
+        }
+        other => format!("{} gang scheduler", other.name()),
+    };
 
     // 1. A gang with capacity for fewer members than it has: no member may be bound.
     let big = gang(
@@ -213,6 +226,14 @@ pub(in super::super) async fn gang_scheduling_impl(
     create_all(&client, &ns, &schedulers::manifests(&scheduler, &small)).await?;
     let (together, job_state) = watch_satisfiable(&client, &ns, &small, deadline).await?;
     if together.max_running < n as usize {
+        if matches!(scheduler, GangScheduler::Kueue { .. })
+            && job_suspended(&client, &ns, &small.name).await?
+        {
+            return Ok(Outcome::failed(format!(
+                "the unsatisfiable gang stayed fully pending, but the {who} never admitted the {n}-member gang ({n} × 1 GPU): its Job {ns}/{} stayed suspended, so no member ran",
+                small.name
+            )));
+        }
         return Ok(Outcome::failed(format!(
             "the unsatisfiable gang stayed fully pending, but the {n}-member gang never had all members Running together (at most {} at once; last seen: {}; Job {})",
             together.max_running,
