@@ -22,13 +22,15 @@ use super::progress::Spinner;
     with the node's fake /proc, /sys and /etc behind hostPath volumes; so `aiconform snapshot` \
     runs real agents there. Containers of other images are only simulated (Running).\n\n\
     --stack upstream installs real upstream controllers built from their Go modules \
-    (ci/upstream/build.sh, built on first use) the way a provider does (their own CRDs, RBAC \
-    and Deployment), their images running as the built binaries, each pod in a network \
-    namespace of its own: the Prometheus Operator v0.85.0, which runs the real Prometheus \
-    3.16.0 server (ai_service_metrics). Stand-ins stay where no real component builds here or \
-    none is wired yet: the DCGM exporter (needs DCGM and a GPU), the GPU, vGPU and NIC DRA \
-    drivers, the Gateway API implementation, the custom metrics adapter, the GPU-pool \
-    autoscaler, the AI operator and the gang scheduler plugin."
+    (ci/upstream/build.sh, built on first use) the way a provider does (their own CRDs, RBAC, \
+    Deployments and Helm charts), their images running as the built binaries, each pod in a \
+    network namespace of its own: the Prometheus Operator v0.85.0 running the real Prometheus \
+    3.16.0 server (ai_service_metrics), and Kueue v0.17.0 with a ClusterQueue of the GPU \
+    pool's 16 GPUs (gang_scheduling, beside the coscheduling plugin). Stand-ins stay where \
+    no real component builds here (the DCGM exporter needs DCGM and a GPU; the GPU, vGPU and \
+    NIC DRA drivers) and, for now, for the gateway, the custom metrics adapter, the GPU-pool \
+    autoscaler and the AI operator. fixtures/recipes/upstream-stack.yaml names the stack's \
+    components and parameters for `aiconform run`."
 )]
 pub struct Args {
     #[command(subcommand)]
