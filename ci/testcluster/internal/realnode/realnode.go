@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -243,18 +244,31 @@ func (n *Node) startProcess(name string, args []string, logName string) (*exec.C
 	cmd.Stdin = nil
 	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
+	// The parent-death signal follows the OS thread that forked, not the
+	// process: Go ends a thread whose locked goroutine returns (the pod
+	// runtime's namespace threads do), which would kill a child forked from
+	// it earlier. So the child is forked from a thread locked until it exits.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			runtime.UnlockOSThread()
+			started <- err
+			return
+		}
+		started <- nil
 		err := cmd.Wait()
+		runtime.UnlockOSThread()
 		f.Close()
 		select {
 		case n.exited <- fmt.Sprintf("%s exited (%v); see %s", filepath.Base(name), err, logPath):
 		default:
 		}
 	}()
+	if err := <-started; err != nil {
+		f.Close()
+		return nil, err
+	}
 	return cmd, nil
 }
 
