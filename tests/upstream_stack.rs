@@ -3,15 +3,16 @@
 //! natural fault of each component exactly its case fails (the cases that could share the
 //! component's fate run beside it; the others meet stand-ins the fault does not touch).
 //!
-//! Components: Kueue v0.17.0 (gang-scheduling, through its ClusterQueue), the Prometheus
-//! Operator v0.85.0 running the real Prometheus 3.16.0 (ai-service-metrics). The other cases
-//! meet the cluster's stand-ins.
+//! Components: Kueue v0.17.0 (gang-scheduling, through its ClusterQueue), Kubeflow Trainer
+//! v2.0.0 with JobSet v0.8.2 (robust-controller), the Prometheus Operator v0.85.0 running the
+//! real Prometheus 3.16.0 (ai-service-metrics). The other cases meet the cluster's stand-ins.
 
 mod suites_support;
 
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
@@ -30,6 +31,7 @@ use suites_support::{
 /// Indexes of cases in the vector.
 const DRA_SUPPORT: usize = 2;
 const GANG_SCHEDULING: usize = 3;
+const ROBUST_CONTROLLER: usize = 5;
 const CLUSTER_AUTOSCALING: usize = 6;
 const POD_AUTOSCALING: usize = 7;
 const ACCELERATOR_METRICS: usize = 8;
@@ -46,8 +48,30 @@ fn upstream_specs() -> Vec<CaseSpec> {
     let mut specs = vector_specs();
     specs[GANG_SCHEDULING].params["gangScheduler"] = json!("kueue");
     specs[GANG_SCHEDULING].params["clusterQueue"] = json!("cluster-queue");
+    specs[ROBUST_CONTROLLER].params = kubeflow_trainer();
+    specs[ROBUST_CONTROLLER].timeout = Duration::from_secs(120);
     specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
     specs
+}
+
+/// Kubeflow Trainer as the operator under test, with the parameters the built-in kubeflow
+/// overlay gives it (recipes/overlays/kubeflow.yaml).
+fn kubeflow_trainer() -> serde_json::Value {
+    let runtime = json!({"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
+        "name": "torch-distributed-gpu"});
+    json!({
+        "component": "kubeflow-trainer",
+        "namespace": "kubeflow-system",
+        "podSelector": "app.kubernetes.io/name=kubeflow-trainer,app.kubernetes.io/component=manager",
+        "crds": ["trainjobs.trainer.kubeflow.org", "trainingruntimes.trainer.kubeflow.org",
+            "clustertrainingruntimes.trainer.kubeflow.org"],
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "plural": "trainjobs",
+        "invalid": {"spec": {"runtimeRef": runtime, "trainer": {"numNodes": 1, "numProcPerNode": 1,
+            "env": [{"name": "PET_NNODES", "value": "1"}]}}},
+        "valid": {"spec": {"suspend": true, "runtimeRef": runtime, "trainer": {"numNodes": 1}}},
+        "readyConditions": ["Suspended"],
+        "ownedKinds": [{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "plural": "jobsets"}]
+    })
 }
 
 /// The vector's cases at `indexes`, in that order.
@@ -160,6 +184,12 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
             && gang.contains("its Job completed"),
         "{gang}"
     );
+    let trainer = message(&healthy[ROBUST_CONTROLLER]);
+    assert!(
+        trainer.contains("denied by admission webhook validator.trainjob.trainer.kubeflow.org")
+            && trainer.contains("children JobSet/valid"),
+        "{trainer}"
+    );
     let metrics = message(&healthy[AI_SERVICE_METRICS]);
     assert!(
         metrics.contains("ServiceMonitor up-healthy-ai-service-metrics/aiconform-ai-service")
@@ -186,6 +216,20 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         "{no_quota:#?}"
     );
     set_gpu_quota(&client, 16).await;
+
+    // Fault: Kubeflow Trainer's validating webhook removed. The invalid TrainJob is admitted.
+    let webhooks: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    webhooks
+        .delete("validator.trainer.kubeflow.org", &Default::default())
+        .await
+        .expect("delete the Trainer's ValidatingWebhookConfiguration");
+    let no_webhook = run_specs(&client, "up-no-webhook", pick(&[ROBUST_CONTROLLER])).await;
+    assert_eq!(letters(&no_webhook), "F", "{no_webhook:#?}");
+    assert!(
+        message(&no_webhook[0]).contains("the invalid TrainJob")
+            && message(&no_webhook[0]).contains("was admitted"),
+        "{no_webhook:#?}"
+    );
 
     // Fault: the Prometheus Operator scaled to zero. Prometheus keeps serving what it was
     // configured with; a new ServiceMonitor is never turned into scrape configuration.

@@ -26,7 +26,8 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# build module (ci/upstream/<dir>) | module | version | package | binary | image repository |
+# build module (ci/upstream/<dir>) | module | version | package (. = the module's root) |
+# binary | image repository |
 # version ldflags | build tags | the image's USER (from the project's Dockerfile: nobody is
 # 65534, distroless nonroot 65532)
 # Prometheus keeps only Kubernetes service discovery (its own build tags: the operator's
@@ -36,10 +37,14 @@ components=(
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/operator|operator|quay.io/prometheus-operator/prometheus-operator|prometheus||65534"
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/prometheus-config-reloader|prometheus-config-reloader|quay.io/prometheus-operator/prometheus-config-reloader|prometheus||65534"
   "kueue|sigs.k8s.io/kueue|v0.17.0|cmd/kueue|manager|registry.k8s.io/kueue/kueue|kueue||65532"
+  "jobset|sigs.k8s.io/jobset|v0.8.2|.|manager|registry.k8s.io/jobset/jobset|jobset||65532"
+  "trainer|github.com/kubeflow/trainer/v2|v2.0.0|cmd/trainer-controller-manager|manager|ghcr.io/kubeflow/trainer/trainer-controller-manager|||65532"
 )
 # What each component ships, in apply order: module paths (files or folders of YAML)
 # copied as they are, or `chart:<path>` rendered with helm (release = component, namespace
-# as given after a second colon, then --set flags).
+# as given after a second colon, then --set flags; a third colon lists chart dependencies
+# that cannot be fetched here, which the flags must disable: they render from a stub that
+# fails when enabled).
 shipped=(
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/prometheus-operator-crd"
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus-operator"
@@ -47,6 +52,8 @@ shipped=(
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus/prometheus-cluster-role-binding.yaml"
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|example/rbac/prometheus/prometheus-service-account.yaml"
   "kueue|sigs.k8s.io/kueue|chart:charts/kueue:kueue-system|--set controllerManager.manager.image.repository=registry.k8s.io/kueue/kueue --set controllerManager.manager.image.tag=v0.17.0 --set controllerManager.manager.image.pullPolicy=IfNotPresent"
+  "jobset|sigs.k8s.io/jobset|chart:charts/jobset:jobset-system|--set image.repository=registry.k8s.io/jobset/jobset --set image.tag=v0.8.2 --set image.pullPolicy=IfNotPresent"
+  "trainer|github.com/kubeflow/trainer/v2|chart:charts/kubeflow-trainer:kubeflow-system:jobset|--set jobset.install=false --set fullnameOverride=kubeflow-trainer --set image.registry=ghcr.io --set image.repository=kubeflow/trainer/trainer-controller-manager --set image.tag=v2.0.0 --set image.pullPolicy=IfNotPresent"
 )
 
 want=("$@")
@@ -77,7 +84,34 @@ ldflags_for() {
       echo "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/kueue/pkg/version.GitCommit=${v}" \
         "-X sigs.k8s.io/kueue/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
+    jobset)
+      echo "-X sigs.k8s.io/jobset/pkg/version.GitVersion=v${rel}" \
+        "-X sigs.k8s.io/jobset/pkg/version.GitCommit=${v}" ;;
   esac
+}
+
+# `helm install` puts a chart's namespaced objects that name no namespace into the release
+# namespace ($1), `helm template` leaves them without one (JobSet's webhook Service): this
+# adds it to the built-in namespaced kinds a chart renders (other kinds are left alone).
+release_namespace() {
+  awk -v ns="$1" '
+    function flush(  i) {
+      for (i = 1; i <= n; i++) {
+        print buf[i]
+        if (i == meta && !hasns && kind ~ /^(ConfigMap|Secret|Service|ServiceAccount|Deployment|StatefulSet|DaemonSet|Job|CronJob|Role|RoleBinding|PodDisruptionBudget|NetworkPolicy|Ingress|PersistentVolumeClaim|HorizontalPodAutoscaler|Lease)$/)
+          print "  namespace: " ns
+      }
+      n = 0; kind = ""; meta = 0; hasns = 0; inmeta = 0
+    }
+    /^---/ { flush(); print; next }
+    {
+      buf[++n] = $0
+      if ($0 ~ /^kind: /) kind = $2
+      if ($0 ~ /^metadata:[ ]*$/) { meta = n; inmeta = 1; next }
+      if (inmeta && $0 ~ /^[^ #]/) inmeta = 0
+      if (inmeta && $0 ~ /^  namespace:/) hasns = 1
+    }
+    END { flush() }'
 }
 
 # helm from ci/tools (built when missing), for components that ship a chart.
@@ -109,7 +143,8 @@ for entry in "${components[@]}"; do
   fi
   echo "ci/upstream: building $comp/$bin ($module $version)" >&2
   mkdir -p "$(dirname "$dest")"
-  (cd "$here/$comp" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$dest.tmp.$$" "$module/$pkg")
+  target="$module/$pkg"; [ "$pkg" = . ] && target="$module"
+  (cd "$here/$comp" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$dest.tmp.$$" "$target")
   mv -f "$dest.tmp.$$" "$dest"
   echo "$stamp" > "$stampfile"
 done
@@ -127,12 +162,24 @@ for entry in "${shipped[@]}"; do
   dir="$(cd "$here/$comp" && go list -m -f '{{.Dir}}' "$module")"
   n="${seq[$comp]}"; seq[$comp]=$((n + 1))
   if [[ "$path" == chart:* ]]; then
-    IFS=':' read -r _ chart ns <<<"$path"
+    IFS=':' read -r _ chart ns unfetched <<<"$path"
     dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$chart")"
     mkdir -p "$dest"
+    src="$dir/$chart"
+    if [ -n "$unfetched" ]; then
+      src="$out/manifests/.$comp.tmp/chart"
+      rm -rf "$src" && cp -r "$dir/$chart" "$src" && chmod -R u+w "$src"
+      for dep in ${unfetched//,/ }; do
+        mkdir -p "$src/charts/$dep/templates"
+        printf 'apiVersion: v2\nname: %s\nversion: 0.0.0\n' "$dep" > "$src/charts/$dep/Chart.yaml"
+        printf '{{ fail "chart dependency %s is not fetched here: disable it" }}\n' "$dep" \
+          > "$src/charts/$dep/templates/unfetched.yaml"
+      done
+    fi
     # shellcheck disable=SC2086 # flags are words by design
-    "$(helm_bin)" template "$comp" "$dir/$chart" --namespace "$ns" --include-crds $flags \
-      > "$dest/$(basename "$chart").yaml"
+    "$(helm_bin)" template "$comp" "$src" --namespace "$ns" --include-crds $flags |
+      release_namespace "$ns" > "$dest/$(basename "$chart").yaml"
+    if [ -n "$unfetched" ]; then rm -rf "$src"; fi
   else
     dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
     mkdir -p "$dest"

@@ -88,8 +88,15 @@ fn print_upstream_images() {
         Some(Ok(images)) => {
             for im in images {
                 eprintln!(
-                    "upstream: {} {} (runs the binary {} built from its Go module)",
-                    im.repository, im.version, im.binary
+                    "upstream: {} {} runs {} (built from its Go module){}",
+                    im.repository,
+                    im.version,
+                    im.binary,
+                    if im.user.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" as user {}", im.user)
+                    }
                 );
             }
         }

@@ -22,12 +22,14 @@ pub enum Stack {
     Upstream,
 }
 
-/// One image the upstream stack runs: `REPOSITORY=BINARY VERSION` of `images.txt`.
+/// One image the upstream stack runs: `REPOSITORY=BINARY VERSION [USER]` of `images.txt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamImage {
     pub repository: String,
     pub binary: String,
     pub version: String,
+    /// The image's USER (`UID[:GID]`), empty for root.
+    pub user: String,
 }
 
 /// Parse `images.txt`; a malformed line is an error naming its number.
@@ -36,15 +38,19 @@ pub fn parse_images(text: &str) -> Result<Vec<UpstreamImage>, String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map(|(i, line)| {
-            let (mapping, version) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
-            match mapping.split_once('=') {
-                Some((repo, bin)) if !repo.is_empty() && !bin.is_empty() => Ok(UpstreamImage {
-                    repository: repo.to_string(),
-                    binary: bin.to_string(),
-                    version: version.trim().to_string(),
-                }),
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let mapping = fields[0].split_once('=');
+            match (mapping, fields.len()) {
+                (Some((repo, bin)), 1..=3) if !repo.is_empty() && !bin.is_empty() => {
+                    Ok(UpstreamImage {
+                        repository: repo.to_string(),
+                        binary: bin.to_string(),
+                        version: fields.get(1).unwrap_or(&"").to_string(),
+                        user: fields.get(2).unwrap_or(&"").to_string(),
+                    })
+                }
                 _ => Err(format!(
-                    "images.txt line {}: want REPOSITORY=BINARY VERSION, got `{line}`",
+                    "images.txt line {}: want REPOSITORY=BINARY VERSION [USER], got `{line}`",
                     i + 1
                 )),
             }
@@ -132,13 +138,17 @@ mod tests {
 
     #[test]
     fn images_parse_and_bad_lines_are_named() {
-        let text = "# built\nquay.io/prometheus/prometheus=prometheus 3.16.0\n\nx=y\n";
+        let text =
+            "# built\nquay.io/prometheus/prometheus=prometheus/prometheus 3.16.0 65534\n\nx=y\n";
         let images = parse_images(text).expect("parse");
         assert_eq!(images.len(), 2);
         assert_eq!(images[0].repository, "quay.io/prometheus/prometheus");
-        assert_eq!(images[0].binary, "prometheus");
+        assert_eq!(images[0].binary, "prometheus/prometheus");
         assert_eq!(images[0].version, "3.16.0");
+        assert_eq!(images[0].user, "65534");
         assert_eq!(images[1].version, "");
+        assert_eq!(images[1].user, "");
+        assert!(parse_images("a=b 1 2 3").is_err());
         let err = parse_images("ok=b 1\nno-equals 2\n").expect_err("bad line");
         assert!(err.contains("line 2"), "{err}");
         assert!(parse_images("=b 1").is_err());

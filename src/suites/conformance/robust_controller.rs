@@ -188,13 +188,9 @@ pub(super) async fn robust_controller_impl(
         .list(&ListParams::default())
         .await?
         .items;
+    // Without a covering webhook the invalid object is still created: what the cluster does
+    // with it (admits it) is the evidence.
     let webhooks = covering_webhooks(&configs, &spec.namespace, group, version, &spec.plural);
-    if webhooks.is_empty() {
-        return Ok(Outcome::failed(format!(
-            "no ValidatingWebhookConfiguration has a webhook served from {} for CREATE of {}.{group}: the operator does not validate its custom resources",
-            spec.namespace, spec.plural
-        )));
-    }
     let ns = case_namespace(&ctx)?;
     let ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(group, version, &spec.kind),
@@ -202,13 +198,14 @@ pub(super) async fn robust_controller_impl(
     );
     let crs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
     let invalid = object(&spec, &spec.invalid, "invalid")?;
-    let hooks = webhooks.iter().cloned().collect::<Vec<_>>().join(", ");
+    let hooks = if webhooks.is_empty() {
+        format!("none served from {}", spec.namespace)
+    } else {
+        webhooks.iter().cloned().collect::<Vec<_>>().join(", ")
+    };
     let denied_by = match crs.create(&PostParams::default(), &invalid).await {
         Ok(_) => {
-            return Ok(Outcome::failed(format!(
-                "the invalid {} {ns}/invalid was admitted: webhook(s) {hooks} did not deny it",
-                spec.kind
-            )));
+            return Ok(Outcome::failed(admitted_message(&spec, &ns, &webhooks)));
         }
         Err(kube::Error::Api(s)) => match classify_denial(s.code, &s.message, &webhooks) {
             Denial::Webhook(name) => name,
@@ -302,6 +299,22 @@ pub(super) async fn robust_controller_impl(
         ready.join(", "),
         children.join(", ")
     )))
+}
+
+/// Why an admitted invalid object fails the case: the operator's webhooks let it through, or
+/// the operator has none for its kind.
+fn admitted_message(spec: &OperatorSpec, ns: &str, webhooks: &BTreeSet<String>) -> String {
+    let (group, _) = spec.group_version();
+    let why = if webhooks.is_empty() {
+        format!(
+            "no ValidatingWebhookConfiguration has a webhook served from {} for CREATE of {}.{group}, so the operator does not validate its custom resources",
+            spec.namespace, spec.plural
+        )
+    } else {
+        let hooks = webhooks.iter().cloned().collect::<Vec<_>>().join(", ");
+        format!("webhook(s) {hooks} did not deny it")
+    };
+    format!("the invalid {} {ns}/invalid was admitted: {why}", spec.kind)
 }
 
 fn pod_ready(p: &Pod) -> bool {
@@ -443,6 +456,24 @@ mod tests {
         let o = object(&s, &s.valid, "valid").expect("object");
         assert_eq!(o.name_any(), "valid");
         assert_eq!(o.types.expect("types").kind, "Thing");
+    }
+
+    #[test]
+    fn admitted_invalid_object_names_the_missing_or_silent_webhook() {
+        let s: OperatorSpec = serde_json::from_value(json!({"namespace": "kubeflow-system",
+            "podSelector": "a=b", "crds": [], "apiVersion": "trainer.kubeflow.org/v1alpha1",
+            "kind": "TrainJob", "plural": "trainjobs", "invalid": {}, "valid": {}}))
+        .expect("spec");
+        assert_eq!(
+            admitted_message(&s, "case-ns", &BTreeSet::new()),
+            "the invalid TrainJob case-ns/invalid was admitted: no ValidatingWebhookConfiguration has a webhook served from kubeflow-system for CREATE of trainjobs.trainer.kubeflow.org, so the operator does not validate its custom resources"
+        );
+        let hooks: BTreeSet<String> =
+            ["validator.trainjob.trainer.kubeflow.org".to_string()].into();
+        assert_eq!(
+            admitted_message(&s, "case-ns", &hooks),
+            "the invalid TrainJob case-ns/invalid was admitted: webhook(s) validator.trainjob.trainer.kubeflow.org did not deny it"
+        );
     }
 
     #[test]
