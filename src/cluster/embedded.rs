@@ -103,12 +103,12 @@ pub fn aiconform_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The script that builds the binary, relative to the source checkout.
+const BUILD_SCRIPT: &str = "ci/testcluster/build.sh";
+
 /// Source checkout this binary was built from, when it still exists (development builds).
 fn source_root() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    root.join("ci/testcluster/build.sh")
-        .exists()
-        .then_some(root)
+    super::source_root(BUILD_SCRIPT)
 }
 
 /// Where the binary is: `$AICONFORM_TESTCLUSTER_BIN`, beside this executable, in
@@ -193,20 +193,7 @@ pub fn ensure_binary(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
     progress(
         "building the embedded test cluster (first build downloads Kubernetes modules: several minutes)",
     );
-    let out = Command::new("bash")
-        .arg(root.join("ci/testcluster/build.sh"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ClusterError::Build(format!("cannot run ci/testcluster/build.sh: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        return Err(ClusterError::Build(format!(
-            "ci/testcluster/build.sh exited with {}:\n{}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )));
-    }
+    super::run_build_script(&root, BUILD_SCRIPT)?;
     locate_binary()
 }
 

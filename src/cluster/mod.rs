@@ -37,6 +37,33 @@ pub enum ClusterError {
     },
 }
 
+/// The source checkout this binary was built from, when it still holds `script` (development
+/// builds can then build what the embedded cluster needs).
+fn source_root(script: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.join(script).exists().then_some(root)
+}
+
+/// Run a build script of the checkout at `root`; its failure carries the last lines of its
+/// stderr.
+fn run_build_script(root: &Path, script: &str) -> Result<(), ClusterError> {
+    let out = std::process::Command::new("bash")
+        .arg(root.join(script))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| ClusterError::Build(format!("cannot run {script}: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+    Err(ClusterError::Build(format!(
+        "{script} exited with {}:\n{}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )))
+}
+
 static API_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// HTTP requests sent to API servers by clients from [`connect`] so far (watches count once

@@ -3,7 +3,6 @@
 //! provider applies), installed by the cluster in place of its stand-ins.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::ClusterError;
 
@@ -58,10 +57,12 @@ pub fn parse_images(text: &str) -> Result<Vec<UpstreamImage>, String> {
         .collect()
 }
 
+/// The script that builds the upstream stack, relative to the source checkout.
+const BUILD_SCRIPT: &str = "ci/upstream/build.sh";
+
 /// Source checkout this binary was built from, when it still exists.
 fn source_root() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    root.join("ci/upstream/build.sh").exists().then_some(root)
+    super::source_root(BUILD_SCRIPT)
 }
 
 /// A build directory is usable when it lists its images.
@@ -115,20 +116,7 @@ pub fn ensure(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
             "building the upstream stack from its Go modules (Prometheus, Prometheus Operator: ~10 minutes the first time)",
         );
     }
-    let out = Command::new("bash")
-        .arg(root.join("ci/upstream/build.sh"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ClusterError::Build(format!("cannot run ci/upstream/build.sh: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        return Err(ClusterError::Build(format!(
-            "ci/upstream/build.sh exited with {}:\n{}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )));
-    }
+    super::run_build_script(&root, BUILD_SCRIPT)?;
     locate()
 }
 

@@ -217,6 +217,14 @@ pub fn image_tag(image: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The name of a container image: the last segment of its repository, without tag or digest
+/// (`nvcr.io/nvidia/gpu-operator:v25.10.1` → `gpu-operator`).
+pub fn image_name(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split(':').next().unwrap_or(last)
+}
+
 /// The version in a `helm.sh/chart` label (`gpu-operator-v25.10.1` → `v25.10.1`).
 pub fn chart_version(chart_label: &str) -> Option<&str> {
     chart_label

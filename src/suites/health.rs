@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::recipe::Component;
-use crate::snapshot::cluster::image_tag;
+use crate::snapshot::cluster::{image_name, image_tag};
 
 fn generation_lag(meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
     let generation = meta.generation?;
@@ -200,9 +200,7 @@ pub fn version_evidence(
         };
     }
     for image in images {
-        let repo = image.split('@').next().unwrap_or(image);
-        let last = repo.rsplit('/').next().unwrap_or(repo);
-        let name = last.split(':').next().unwrap_or(last);
+        let name = image_name(image);
         if name != chart && name != component.name {
             continue;
         }

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::runner::CaseContext;
+use crate::snapshot::cluster::{image_name, image_tag};
 
 /// When a case's own waits end: before the runner's timeout (which would only say "timed
 /// out"), leaving a margin of a tenth of the timeout (at most 15 s) to report the precise reason.
@@ -322,14 +323,10 @@ pub async fn controllers_running(client: &Client, image_name: &str) -> Vec<Strin
     out
 }
 
-/// The tag of `image` when its repository's last segment is `name` (`registry/x/name:tag`).
+/// The tag of `image` (`latest` when it has none) when its name is `name`
+/// (`registry/x/name:tag`).
 pub fn image_named<'a>(image: &'a str, name: &str) -> Option<&'a str> {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let (repo, tag) = match without_digest.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r, t),
-        _ => (without_digest, "latest"),
-    };
-    (repo.rsplit('/').next() == Some(name)).then_some(tag)
+    (image_name(image) == name).then(|| image_tag(image).unwrap_or("latest"))
 }
 
 #[cfg(test)]

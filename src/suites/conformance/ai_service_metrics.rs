@@ -146,6 +146,26 @@ pub fn counter_total(series: &[Series]) -> Option<f64> {
     (!series.is_empty()).then(|| series.iter().map(|s| s.value).sum())
 }
 
+/// GET `path` of the query API at `ep` (`ns/name:port`) through the API server service proxy.
+async fn proxy_get(
+    client: &Client,
+    ep: &str,
+    path: &str,
+    deadline: tokio::time::Instant,
+) -> Result<String, String> {
+    let (ns, svc) = ep.split_once('/').unwrap_or(("default", ep));
+    let request = axum::http::Request::get(format!(
+        "/api/v1/namespaces/{ns}/services/{svc}/proxy{path}"
+    ))
+    .body(Vec::new())
+    .map_err(|e| e.to_string())?;
+    match tokio::time::timeout_at(deadline, client.request_text(request)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("query timed out".to_string()),
+    }
+}
+
 /// Run an instant query against `ep` (`ns/name:port`) through the API server service proxy.
 async fn query(
     client: &Client,
@@ -153,19 +173,8 @@ async fn query(
     q: &str,
     deadline: tokio::time::Instant,
 ) -> Result<Vec<Series>, String> {
-    let (ns, svc) = ep.split_once('/').unwrap_or(("default", ep));
-    let path = format!(
-        "/api/v1/namespaces/{ns}/services/{svc}/proxy/api/v1/query?query={}",
-        encode_query(q)
-    );
-    let request = axum::http::Request::get(&path)
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout_at(deadline, client.request_text(request)).await {
-        Ok(Ok(body)) => parse_instant_query(&body),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("query timed out".to_string()),
-    }
+    let path = format!("/api/v1/query?query={}", encode_query(q));
+    parse_instant_query(&proxy_get(client, ep, &path, deadline).await?)
 }
 
 /// The `version` of a Prometheus `/api/v1/status/buildinfo` answer.
@@ -184,12 +193,8 @@ async fn server_identity(
     ep: &str,
     deadline: tokio::time::Instant,
 ) -> Option<String> {
-    let (ns, svc) = ep.split_once('/').unwrap_or(("default", ep));
-    let path = format!("/api/v1/namespaces/{ns}/services/{svc}/proxy/api/v1/status/buildinfo");
-    let request = axum::http::Request::get(&path).body(Vec::new()).ok()?;
-    let body = tokio::time::timeout_at(deadline, client.request_text(request))
+    let body = proxy_get(client, ep, "/api/v1/status/buildinfo", deadline)
         .await
-        .ok()?
         .ok()?;
     parse_build_version(&body).map(|v| format!("Prometheus {v}"))
 }
