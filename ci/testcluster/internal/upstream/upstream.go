@@ -23,14 +23,19 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"aiconform.dev/testcluster/internal/sim"
 )
@@ -360,13 +365,45 @@ func (in *Installer) ensureNamespace(ctx context.Context, name string) error {
 
 // waitEstablished waits until the CRD's Established condition is True.
 func (in *Installer) waitEstablished(ctx context.Context, name string) error {
-	return poll(ctx, fmt.Sprintf("CRD %s Established", name), func() (bool, string, error) {
-		u, err := in.dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error(), nil
+	return waitObject(ctx, in.dyn.Resource(crdGVR), name, fmt.Sprintf("CRD %s Established", name),
+		func(u *unstructured.Unstructured) (bool, string) {
+			return conditionTrue(u, "Established"), "not Established"
+		})
+}
+
+// waitObject watches the object name of ri until check holds or ctx ends;
+// the error names what was awaited and the last state seen.
+func waitObject(ctx context.Context, ri dynamic.ResourceInterface, name, what string,
+	check func(*unstructured.Unstructured) (bool, string)) error {
+	byName := fields.OneTermEqualSelector("metadata.name", name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
+			o.FieldSelector = byName
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return ri.Watch(ctx, o)
+		},
+	}
+	last := "not created yet"
+	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok {
+			return false, nil
 		}
-		return conditionTrue(u, "Established"), "not Established", nil
+		if ev.Type == watch.Deleted {
+			last = "deleted"
+			return false, nil
+		}
+		done, state := check(u)
+		last = state
+		return done, nil
 	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w (last: %s)", what, err, last)
+	}
+	return nil
 }
 
 // conditionTrue reports whether status.conditions has type t with status True.
@@ -409,26 +446,21 @@ func (in *Installer) waitWorkloads(ctx context.Context, objs []*unstructured.Uns
 
 // waitReplicas waits until the workload's status.<field> reaches spec.replicas (at least 1).
 func (in *Installer) waitReplicas(ctx context.Context, gvr schema.GroupVersionResource, ns, name, field string) error {
-	what := fmt.Sprintf("%s %s/%s", strings.TrimSuffix(gvr.Resource, "s"), ns, name)
-	return poll(ctx, what+" ready", func() (bool, string, error) {
-		u, err := in.dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, "not created yet", nil
-		}
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		want, found, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
-		if !found || want < 1 {
-			want = 1
-		}
-		got, _, _ := unstructured.NestedInt64(u.Object, "status", field)
-		return got >= want, fmt.Sprintf("%d/%d %s", got, want, field), nil
-	})
+	what := fmt.Sprintf("%s %s/%s ready", strings.TrimSuffix(gvr.Resource, "s"), ns, name)
+	return waitObject(ctx, in.dyn.Resource(gvr).Namespace(ns), name, what,
+		func(u *unstructured.Unstructured) (bool, string) {
+			want, found, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+			if !found || want < 1 {
+				want = 1
+			}
+			got, _, _ := unstructured.NestedInt64(u.Object, "status", field)
+			return got >= want, fmt.Sprintf("%d/%d %s", got, want, field)
+		})
 }
 
-// poll checks cond every 250 ms until it holds or ctx ends; the error names
-// what was awaited and the last state seen.
+// poll retries attempt every 250 ms until it succeeds or ctx ends (an apply
+// while a component's webhooks come up: nothing to watch); the error names
+// what was attempted and its last failure.
 func poll(ctx context.Context, what string, cond func() (bool, string, error)) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
