@@ -185,6 +185,7 @@ fn helm_recipe() -> Recipe {
         manifests: vec![Manifest {
             name: "cm.yaml".into(),
             content: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n".into(),
+            file: None,
         }],
     };
     recipe.deployment_order = vec!["chart-x".into(), "after-chart".into()];

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::error::BundleError;
+use super::manifests::ManifestObject;
 use super::model::{
     BUNDLE_API_VERSION, BUNDLE_FILE, BUNDLE_KIND, BundleComponent, BundleManifest, FileEntry,
     Placement, RecipeRef, recipe_digest, sha256_hex,
@@ -178,6 +179,31 @@ fn checksums<'a>(files: impl Iterator<Item = (&'a str, &'a BundleFile)>) -> Stri
     out
 }
 
+/// Namespaces every cluster has, where components put what the platform reads from there
+/// (e.g. a RoleBinding to `extension-apiserver-authentication-reader` in kube-system).
+const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Why an object of a manifest would land in a namespace the deploy does not make: objects
+/// go to the component's namespace, a namespace the same manifest creates, or a system one.
+fn foreign_namespace(objects: &[ManifestObject], component_ns: &str) -> Option<String> {
+    let created: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.kind == "Namespace" && o.api_version == "v1")
+        .map(|o| o.name.as_str())
+        .collect();
+    objects.iter().find_map(|o| {
+        let ns = o.namespace.as_deref()?;
+        let known =
+            ns == component_ns || created.contains(ns) || SYSTEM_NAMESPACES.contains(&ns);
+        (!known).then(|| {
+            format!(
+                "{} is in namespace `{ns}`, which neither this component (namespace `{component_ns}`) nor its manifest creates; omit metadata.namespace, set it to `{component_ns}`, or add the Namespace to the manifest",
+                o.describe()
+            )
+        })
+    })
+}
+
 fn plan_component(
     c: &Component,
     index: usize,
@@ -253,21 +279,12 @@ fn plan_component(
                 manifest: m.name.clone(),
                 message,
             })?;
-        for o in &objects {
-            if let Some(ns) = &o.namespace
-                && ns != &c.namespace
-            {
-                return Err(BundleError::InvalidManifest {
-                    component: c.name.clone(),
-                    manifest: m.name.clone(),
-                    message: format!(
-                        "{} is in namespace `{ns}`, but the component deploys into `{}`; omit metadata.namespace or set it to `{}`",
-                        o.describe(),
-                        c.namespace,
-                        c.namespace
-                    ),
-                });
-            }
+        if let Some(message) = foreign_namespace(&objects, &c.namespace) {
+            return Err(BundleError::InvalidManifest {
+                component: c.name.clone(),
+                manifest: m.name.clone(),
+                message,
+            });
         }
         let path = format!("{folder}/manifests/{}", m.name);
         files.insert(path.clone(), text_file(m.content.clone()));
@@ -555,6 +572,7 @@ mod tests {
             c.manifests.push(Manifest {
                 name: bad.into(),
                 content: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n".into(),
+                file: None,
             });
             let err = render(&recipe(vec![c]), &BundleOptions::default()).unwrap_err();
             assert!(
@@ -609,11 +627,23 @@ mod tests {
             name: "cm.yaml".into(),
             content: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: other}\n"
                 .into(),
+            file: None,
         });
         let err = render(&recipe(vec![c]), &BundleOptions::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("cm.yaml") && err.contains("`other`"), "{err}");
+    }
+
+    #[test]
+    fn manifests_may_use_system_namespaces_and_namespaces_they_create() {
+        let mut c = component("a", ComponentType::Manifest);
+        c.manifests.push(Manifest {
+            name: "m.yaml".into(),
+            content: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: kube-system}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: extra}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other-cm, namespace: extra}\n".into(),
+            file: None,
+        });
+        render(&recipe(vec![c]), &BundleOptions::default()).unwrap();
     }
 
     #[test]
@@ -647,6 +677,7 @@ mod tests {
         c.manifests.push(Manifest {
             name: "cm.yaml".into(),
             content: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".into(),
+            file: None,
         });
         let b = render(&recipe(vec![c]), &BundleOptions::default()).unwrap();
         let sums = String::from_utf8(b.files["01-a/checksums.sha256"].content.clone()).unwrap();

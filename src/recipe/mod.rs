@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod conformance;
 pub mod criteria;
 pub mod error;
+pub mod manifest_files;
 pub mod merge;
 pub mod model;
 pub mod order;
@@ -25,13 +26,14 @@ pub use error::RecipeError;
 pub use model::{Component, ComponentType, Recipe};
 pub use resolve::{Adjustments, compose, compose_with};
 
-/// Load a recipe file written by `aiconform recipe` (YAML or JSON).
+/// Load a recipe file written by `aiconform recipe` (YAML or JSON), with the manifests it
+/// names by file read in ([`manifest_files`]).
 pub fn load_recipe_file(path: &std::path::Path) -> Result<Recipe, RecipeError> {
     let bytes = std::fs::read(path).map_err(|source| RecipeError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let recipe: Recipe = crate::yaml::from_slice(&bytes, &path.display().to_string())?;
+    let mut recipe: Recipe = crate::yaml::from_slice(&bytes, &path.display().to_string())?;
     if recipe.kind != resolve::RECIPE_KIND || recipe.api_version != overlay::API_VERSION {
         return Err(RecipeError::Invalid {
             origin: path.display().to_string(),
@@ -41,6 +43,11 @@ pub fn load_recipe_file(path: &std::path::Path) -> Result<Recipe, RecipeError> {
             ),
         });
     }
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    manifest_files::resolve(&mut recipe, base).map_err(|message| RecipeError::Invalid {
+        origin: path.display().to_string(),
+        message,
+    })?;
     Ok(recipe)
 }
 

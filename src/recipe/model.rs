@@ -28,7 +28,14 @@ pub struct HealthCheck {
 pub struct Manifest {
     /// File name inside the component folder of a bundle.
     pub name: String,
+    #[serde(default)]
     pub content: String,
+    /// Where a recipe file takes `content` from instead: a YAML file, or a folder whose
+    /// `*.yaml` files (recursively, in path order) are joined into one multi-document
+    /// manifest; relative to the recipe file. [`crate::recipe::load_recipe_file`] reads it
+    /// into `content` and clears it, so a loaded recipe is self-contained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

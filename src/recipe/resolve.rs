@@ -263,7 +263,11 @@ fn apply_ref(
         let name = file.rsplit('/').next().unwrap_or(file).to_string();
         match d.manifests.iter_mut().find(|m| m.name == name) {
             Some(m) => m.content = content,
-            None => d.manifests.push(Manifest { name, content }),
+            None => d.manifests.push(Manifest {
+                name,
+                content,
+                file: None,
+            }),
         }
     }
     for dep in &cref.dependency_refs {
