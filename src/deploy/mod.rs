@@ -3,7 +3,9 @@
 //! [`deploy`] verifies the bundle against its `bundle.yaml`, then takes the components in
 //! deployment order: Helm charts through the `helm` CLI ([`helm`]; then every workload of
 //! the release is waited for), manifests through server-side apply
-//! (field manager `aiconform`, kinds resolved by discovery), kustomizations built by
+//! (field manager `aiconform`, kinds resolved by discovery; an object refused because the
+//! webhook that admits it is not serving yet is applied again until the deadline, as a
+//! component's own objects are while its controller starts), kustomizations built by
 //! `kubectl kustomize`. After each component it waits, with watches and a deadline, for the
 //! component's health checks. A component that fails is reported with the object and the
 //! reason, and the deploy stops there: later components are left untouched (with
@@ -428,15 +430,52 @@ async fn apply_object(ctx: &Ctx<'_>, o: &ManifestObject, default_ns: &str) -> Re
     (ctx.step)(format!("applying {}", o.describe()));
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&value);
-    let apply = api.patch(&o.name, &params, &patch);
-    match tokio::time::timeout(ctx.remaining(), apply).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("applying {}: {}", o.describe(), kube_message(&e))),
-        Err(_) => Err(format!(
-            "applying {}: no answer before the {} timeout",
-            o.describe(),
-            human_duration(ctx.opts.timeout)
-        )),
+    let mut delays = webhook_retry_delays();
+    loop {
+        let apply = api.patch(&o.name, &params, &patch);
+        let err = match tokio::time::timeout(ctx.remaining(), apply).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => {
+                return Err(format!(
+                    "applying {}: no answer before the {} timeout",
+                    o.describe(),
+                    human_duration(ctx.opts.timeout)
+                ));
+            }
+        };
+        let message = format!("applying {}: {}", o.describe(), kube_message(&err));
+        let delay = delays.next().unwrap_or(WEBHOOK_RETRY_MAX);
+        if !webhook_unavailable(&err) || ctx.remaining() <= delay {
+            return Err(message);
+        }
+        (ctx.step)(format!("waiting for the webhook that admits it: {message}"));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Longest pause between two applies refused by an unavailable webhook.
+const WEBHOOK_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Pauses between applies while a webhook is unavailable: 0.25 s doubling to 5 s.
+fn webhook_retry_delays() -> impl Iterator<Item = Duration> {
+    std::iter::successors(Some(Duration::from_millis(250)), |d| {
+        Some((*d * 2).min(WEBHOOK_RETRY_MAX))
+    })
+}
+
+/// Whether the API server refused an object because an admission or conversion webhook it
+/// must call is not serving yet (no endpoints, connection refused, a certificate not yet
+/// injected): what a component's own objects meet while its controller starts, and what
+/// passes without anyone acting, unlike a webhook that denies the object.
+pub fn webhook_unavailable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => {
+            s.code == 500
+                && (s.message.contains("failed calling webhook")
+                    || s.message.contains("conversion webhook"))
+        }
+        _ => false,
     }
 }
 
@@ -645,6 +684,50 @@ mod tests {
             manifests: vec![],
             health_checks: vec![],
         }
+    }
+
+    fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(
+            serde_json::from_value(json!({
+                "status": "Failure", "code": code, "reason": reason, "message": message
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn only_an_unavailable_webhook_is_retried() {
+        let down = api_error(
+            500,
+            "InternalError",
+            "Internal error occurred: failed calling webhook \"mclusterqueue.kb.io\": failed to call webhook: Post \"https://kueue-webhook-service.kueue-system.svc:443/mutate\": dial tcp 10.0.0.9:443: connect: connection refused",
+        );
+        assert!(webhook_unavailable(&down));
+        let denied = api_error(
+            403,
+            "Forbidden",
+            "admission webhook \"vclusterqueue.kb.io\" denied the request: spec.cohort: Invalid value",
+        );
+        assert!(!webhook_unavailable(&denied));
+        assert!(!webhook_unavailable(&api_error(
+            500,
+            "InternalError",
+            "etcdserver: request timed out"
+        )));
+        assert!(!webhook_unavailable(&api_error(
+            422,
+            "Invalid",
+            "failed calling webhook"
+        )));
+    }
+
+    #[test]
+    fn webhook_retries_back_off_to_a_ceiling() {
+        let d: Vec<u128> = webhook_retry_delays()
+            .take(7)
+            .map(|d| d.as_millis())
+            .collect();
+        assert_eq!(d, [250, 500, 1000, 2000, 4000, 5000, 5000]);
     }
 
     #[test]
