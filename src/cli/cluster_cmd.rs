@@ -63,6 +63,11 @@ enum ClusterCommand {
         /// project's stand-ins, or real upstream controllers where they build here
         #[arg(long, value_enum, default_value_t = Stack::Standin)]
         stack: Stack,
+        /// With --stack upstream: run the stack's images and leave out the stand-ins it
+        /// replaces, but install none of it, so that `aiconform deploy` installs it (a bundle
+        /// of fixtures/recipes/upstream-stack.yaml)
+        #[arg(long)]
+        no_install: bool,
         /// A real node (kubelet + containerd, pods really run) beside the simulated ones:
         /// auto = when this machine can run it (root, containerd, runc, CNI plugins)
         #[arg(long, value_enum, default_value_t = RealNode::Auto)]
@@ -133,8 +138,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             no_deviceclass,
             timeout,
             stack,
+            no_install,
             real_node,
         } => {
+            if no_install && stack != Stack::Upstream {
+                anyhow::bail!(
+                    "--no-install leaves the upstream stack for `aiconform deploy`; use it with --stack upstream"
+                );
+            }
             let timeout = timeout.unwrap_or(match stack {
                 Stack::Standin => 180,
                 Stack::Upstream => 420,
@@ -154,6 +165,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 start_timeout: Duration::from_secs(timeout),
                 real_node,
                 stack,
+                install_stack: !no_install,
                 ..EmbeddedOptions::default()
             };
             let spinner = Spinner::new("starting embedded cluster");

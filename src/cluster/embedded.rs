@@ -65,6 +65,9 @@ pub struct EmbeddedOptions {
     pub extra_args: Vec<String>,
     /// Stand-ins, or the upstream controllers built by `ci/upstream/build.sh` in place of them.
     pub stack: super::upstream::Stack,
+    /// With the upstream stack: the cluster installs it (true), or only runs its images and
+    /// leaves out the stand-ins it replaces, for `aiconform deploy` to install it (false).
+    pub install_stack: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -84,6 +87,7 @@ impl Default for EmbeddedOptions {
                 .unwrap_or_default(),
             extra_args: Vec::new(),
             stack: super::upstream::Stack::Standin,
+            install_stack: true,
         }
     }
 }
@@ -303,6 +307,9 @@ impl RunningCluster {
         if let Some(dir) = upstream {
             // Real software binds wildcard addresses: each pod needs its own network.
             cmd.arg("--upstream-dir").arg(dir).arg("--pod-netns");
+            if !opts.install_stack {
+                cmd.arg("--upstream-images-only");
+            }
         }
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         if detached {

@@ -91,6 +91,7 @@ func run(args []string) int {
 	vgpuLeaky := fs.Bool("vgpu-leaky", false, "fault: containers of a vGPU claim see every vGPU of its parent GPU")
 	upstreamDir := fs.String("upstream-dir", "", "install real upstream components built by ci/upstream/build.sh (its output dir) instead of their stand-ins; their images run as the built binaries")
 	upstreamComps := fs.String("upstream", "", "comma-separated components of --upstream-dir to install (default: all built)")
+	upstreamImagesOnly := fs.Bool("upstream-images-only", false, "map the --upstream components' images and leave out the stand-ins they replace, but install none of them (deploy them yourself, e.g. with aiconform deploy)")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY, as the image's USER UID:GID when given (default root): REPOSITORY=BINARY[,user=UID[:GID]] (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -108,8 +109,8 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "--gpu-pool-min (%d) must be between 0 and --gpu-pool-max (%d)\n", *poolMin, *poolMax)
 		return 2
 	}
-	if *upstreamComps != "" && *upstreamDir == "" {
-		fmt.Fprintf(os.Stderr, "--upstream needs --upstream-dir (the output of ci/upstream/build.sh)\n")
+	if (*upstreamComps != "" || *upstreamImagesOnly) && *upstreamDir == "" {
+		fmt.Fprintf(os.Stderr, "--upstream and --upstream-images-only need --upstream-dir (the output of ci/upstream/build.sh)\n")
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -158,6 +159,7 @@ func run(args []string) int {
 		Gateway:              gateway.Options{IgnoresWeights: *gwNoWeights, EPPIgnoresMetrics: *gwEPPNoLoad, NoDisaggregation: *gwNoDisagg},
 		UpstreamDir:          *upstreamDir,
 		Upstream:             splitList(*upstreamComps),
+		UpstreamImagesOnly:   *upstreamImagesOnly,
 	})
 	if err != nil {
 		fmt.Fprintf(cluster.Stderr(), "aiconform-testcluster: %v\n", err)

@@ -105,6 +105,10 @@ type Options struct {
 	UpstreamDir string
 	// Upstream names the components of UpstreamDir to install (empty: all).
 	Upstream []string
+	// UpstreamImagesOnly maps the upstream images and leaves out the stand-ins
+	// they replace, but installs none of the components: a bare cluster that
+	// runs the stack once someone deploys it (aiconform deploy of its recipe).
+	UpstreamImagesOnly bool
 }
 
 // replacedStandIns: the stand-in each upstream component takes the place of.
@@ -613,7 +617,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 
-	if len(upstreamComps) > 0 {
+	if len(upstreamComps) > 0 && !o.UpstreamImagesOnly {
 		if err := step("installing upstream components", func(ctx context.Context) error {
 			in, err := upstream.NewInstaller(restCfg, o.progress)
 			if err != nil {
