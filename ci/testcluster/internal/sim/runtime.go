@@ -70,7 +70,8 @@ type Runtime struct {
 	isolated bool // root: mount/PID namespaces per container
 	env      envSource
 	notify   func(key string)
-	uplink   *podUplink // nil: pods share the host's network namespace (see EnablePodNetns)
+	uplink   *podUplink  // nil: pods share the host's network namespace (see EnablePodNetns)
+	dns      *ClusterDNS // nil: pods get no /etc/resolv.conf (see SetClusterDNS)
 	// probePeriodCap caps probe periods (0: defaultProbePeriodCap).
 	probePeriodCap time.Duration
 
@@ -514,6 +515,7 @@ type podSetup struct {
 	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
 	netns      *netns            // the pod's network namespace; nil: the host's
 	hosts      string            // host path of the pod's /etc/hosts; empty: none
+	resolvConf string            // host path of the pod's /etc/resolv.conf; empty: none
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -646,6 +648,12 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 	if !pod.Spec.HostNetwork {
 		setup.hosts = filepath.Join(pr.dir, "etc-hosts")
 		if err := os.WriteFile(setup.hosts, podHostsFile(pod, pr.podIP), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if rt.dns != nil && !pod.Spec.HostNetwork && rt.podInOwnNetns(pr.podIP) {
+		setup.resolvConf = filepath.Join(pr.dir, "etc-resolv.conf")
+		if err := os.WriteFile(setup.resolvConf, podResolvConf(pod, *rt.dns, hostResolvConf()), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -953,6 +961,9 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 	}
 	if setup.hosts != "" {
 		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.hosts, Target: "/etc/hosts", File: true})
+	}
+	if setup.resolvConf != "" {
+		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.resolvConf, Target: "/etc/resolv.conf", File: true})
 	}
 	for _, vm := range c.VolumeMounts {
 		src, ok := setup.volumes[vm.Name]

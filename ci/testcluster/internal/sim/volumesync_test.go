@@ -218,9 +218,11 @@ func TestVolumeRefresh(t *testing.T) {
 	eventually(t, "Secret volume update", func() bool {
 		return readString(vol("sec/config/prometheus.yaml.gz")) == "v2" && readString(vol("sec/..data/config/prometheus.yaml.gz")) == "v2"
 	})
-	if _, err := os.Stat(vol("sec/" + oldSecData)); !os.IsNotExist(err) {
-		t.Errorf("previous content dir %s stays: %v", oldSecData, err)
-	}
+	// The writer swaps ..data first, then removes the previous content dir.
+	eventually(t, "previous content dir "+oldSecData+" removed", func() bool {
+		_, err := os.Stat(vol("sec/" + oldSecData))
+		return os.IsNotExist(err)
+	})
 	eventually(t, "projected volume update", func() bool {
 		return readString(vol("proj/level")) == "debug" && readString(vol("proj/prometheus.yaml.gz")) == "v2"
 	})
