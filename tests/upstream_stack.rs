@@ -5,7 +5,9 @@
 //!
 //! Components: Kueue v0.17.0 (gang-scheduling, through its ClusterQueue), Kubeflow Trainer
 //! v2.0.0 with JobSet v0.8.2 (robust-controller), the Prometheus Operator v0.85.0 running the
-//! real Prometheus 3.16.0 (ai-service-metrics). The other cases meet the cluster's stand-ins.
+//! real Prometheus 3.16.0 (ai-service-metrics), Karpenter v1.15.0's kwok provider with KWOK
+//! v0.8.0 faking the kubelets of the nodes it creates (cluster-autoscaling, through its
+//! NodePool gpu). The other cases meet the cluster's stand-ins.
 
 mod suites_support;
 
@@ -37,6 +39,12 @@ const POD_AUTOSCALING: usize = 7;
 const ACCELERATOR_METRICS: usize = 8;
 const AI_SERVICE_METRICS: usize = 9;
 
+/// How long cluster-autoscaling may take against Karpenter: a batch window (1 s idle, 10 s
+/// at most) before it launches a node, and, once the node is empty, consolidateAfter (5 s)
+/// plus its disruption loop's validation before the node is drained and deleted (about 2 s
+/// up and 25 s down here). A fault keeps the pod pending until this deadline.
+const KARPENTER_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
 /// reaches Prometheus once the kubelet refreshed its config Secret (2 s here) and
 /// prometheus-config-reloader noticed, at worst at its 3-minute watch interval.
@@ -51,6 +59,9 @@ fn upstream_specs() -> Vec<CaseSpec> {
     specs[ROBUST_CONTROLLER].params = kubeflow_trainer();
     specs[ROBUST_CONTROLLER].timeout = Duration::from_secs(120);
     specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
+    specs[CLUSTER_AUTOSCALING].params =
+        json!({"poolLabel": "karpenter.sh/nodepool", "pool": "gpu"});
+    specs[CLUSTER_AUTOSCALING].timeout = KARPENTER_TIMEOUT;
     specs
 }
 
@@ -108,18 +119,34 @@ fn kueue_api(client: &kube::Client, plural: &str, kind: &str) -> Api<kube::core:
     Api::all_with(client.clone(), &ar)
 }
 
-/// Scale the upstream example's Deployment of the Prometheus Operator and wait until its
-/// pods match: none left at 0, one available at 1.
-async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+/// Set the `nvidia.com/gpu` limit of Karpenter's NodePool gpu (the provider's, from
+/// ci/upstream/karpenter/manifests/nodepool.yaml).
+async fn set_nodepool_gpu_limit(client: &kube::Client, gpus: u32) {
+    let gvk = kube::core::GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "nodepools");
+    let pools: Api<kube::core::DynamicObject> = Api::all_with(client.clone(), &ar);
+    pools
+        .patch(
+            "gpu",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"limits": {"nvidia.com/gpu": gpus.to_string()}}})),
+        )
+        .await
+        .expect("patch NodePool gpu");
+}
+
+/// Scale Deployment `ns/name` and wait until the pods `selector` matches agree: none left at
+/// 0, one available at 1.
+async fn scale(client: &kube::Client, ns: &str, name: &str, selector: &str, replicas: i32) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     deployments
         .patch(
-            "prometheus-operator",
+            name,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"replicas": replicas}})),
         )
         .await
-        .expect("scale the Prometheus Operator");
+        .unwrap_or_else(|e| panic!("scale {ns}/{name}: {e}"));
     let settled = move |d: Option<&Deployment>| {
         d.and_then(|d| Some((d.metadata.generation?, d.status.as_ref()?)))
             .is_some_and(|(g, s)| {
@@ -130,14 +157,14 @@ async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
     };
     tokio::time::timeout(
         Duration::from_secs(60),
-        await_condition(deployments, "prometheus-operator", settled),
+        await_condition(deployments, name, settled),
     )
     .await
-    .expect("the Prometheus Operator Deployment settles")
+    .unwrap_or_else(|_| panic!("Deployment {ns}/{name} settles"))
     .expect("watch");
     // The ReplicaSet controller deletes the pod; its process ends once the runtime stops it.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let cfg = watcher::Config::default().labels("app.kubernetes.io/name=prometheus-operator");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let cfg = watcher::Config::default().labels(selector);
     let (reader, writer) = reflector::store();
     let mut events = reflector(writer, watcher(pods, cfg)).boxed();
     let settled = async {
@@ -155,7 +182,7 @@ async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "the Prometheus Operator still has {} pod(s), want {replicas}",
+                "{ns}/{name} still has {} pod(s), want {replicas}",
                 reader.state().len()
             )
         });
@@ -189,6 +216,13 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         trainer.contains("denied by admission webhook validator.trainjob.trainer.kubeflow.org")
             && trainer.contains("children JobSet/valid"),
         "{trainer}"
+    );
+    let autoscaling = message(&healthy[CLUSTER_AUTOSCALING]);
+    assert!(
+        autoscaling.contains("pool karpenter.sh/nodepool=gpu of Karpenter NodePool gpu (karpenter v1.15.0 (kube-system/karpenter, 1/1 ready))")
+            && autoscaling.contains("the pool grew 0→1 nodes")
+            && autoscaling.contains("shrank back to 0"),
+        "{autoscaling}"
     );
     let metrics = message(&healthy[AI_SERVICE_METRICS]);
     assert!(
@@ -231,10 +265,41 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         "{no_webhook:#?}"
     );
 
+    // Fault: Karpenter's NodePool has reached its GPU limit (0, as many as it has). Karpenter
+    // launches nothing for the pending pod and says so on it.
+    set_nodepool_gpu_limit(&client, 0).await;
+    let at_limit = run_specs(&client, "up-pool-limit", pick(&[CLUSTER_AUTOSCALING])).await;
+    assert_eq!(letters(&at_limit), "F", "{at_limit:#?}");
+    assert!(
+        message(&at_limit[0]).contains("the pool never grew beyond 0 nodes")
+            && message(&at_limit[0]).contains("karpenter: ")
+            && message(&at_limit[0]).contains("exceed limits for nodepool"),
+        "{at_limit:#?}"
+    );
+    set_nodepool_gpu_limit(&client, 16).await;
+
+    // Fault: Karpenter scaled to zero. Nothing launches nodes for pending pods.
+    let karpenter = "app.kubernetes.io/name=karpenter";
+    scale(&client, "kube-system", "karpenter", karpenter, 0).await;
+    let no_karpenter = run_specs(&client, "up-no-karpenter", pick(&[CLUSTER_AUTOSCALING])).await;
+    assert_eq!(letters(&no_karpenter), "F", "{no_karpenter:#?}");
+    assert!(
+        message(&no_karpenter[0]).contains("(kube-system/karpenter, 0/0 ready)")
+            && message(&no_karpenter[0]).contains("the pool never grew beyond 0 nodes"),
+        "{no_karpenter:#?}"
+    );
+
     // Fault: the Prometheus Operator scaled to zero. Prometheus keeps serving what it was
     // configured with; a new ServiceMonitor is never turned into scrape configuration.
     // The other cases meet stand-ins; the monitoring ones run again beside it.
-    scale_prometheus_operator(&client, 0).await;
+    scale(
+        &client,
+        "default",
+        "prometheus-operator",
+        "app.kubernetes.io/name=prometheus-operator",
+        0,
+    )
+    .await;
     let faulted = run_specs(
         &client,
         "up-no-operator",

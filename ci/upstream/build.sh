@@ -29,9 +29,15 @@ fi
 # build module (ci/upstream/<dir>) | module | version | package (. = the module's root) |
 # binary | image repository |
 # version ldflags | build tags | the image's USER (from the project's Dockerfile: nobody is
-# 65534, distroless nonroot 65532)
+# 65534, distroless nonroot 65532, ko's default base image 65532; empty: root, as KWOK's alpine
+# image) |
+# Go toolchain (GOTOOLCHAIN for every go command in that build module, for a release whose
+# go.mod needs a newer Go than the machine's; fetched through the module proxy as
+# golang.org/toolchain; empty: the machine's go)
 # Prometheus keeps only Kubernetes service discovery (its own build tags: the operator's
 # configurations use nothing else), which spares compiling the cloud SDKs.
+# Karpenter's kwok provider (the main package of its kwok/ folder, a ko image named after
+# that folder) creates nodes that KWOK's controller fakes as Ready and runs their pods.
 components=(
   "prometheus|github.com/prometheus/prometheus|v0.316.0|cmd/prometheus|prometheus|quay.io/prometheus/prometheus|prometheus|remove_all_sd,enable_kubernetes_sd|65534"
   "prometheus-operator|github.com/prometheus-operator/prometheus-operator|v0.85.0|cmd/operator|operator|quay.io/prometheus-operator/prometheus-operator|prometheus||65534"
@@ -39,6 +45,8 @@ components=(
   "kueue|sigs.k8s.io/kueue|v0.17.0|cmd/kueue|manager|registry.k8s.io/kueue/kueue|kueue||65532"
   "jobset|sigs.k8s.io/jobset|v0.8.2|.|manager|registry.k8s.io/jobset/jobset|jobset||65532"
   "trainer|github.com/kubeflow/trainer/v2|v2.0.0|cmd/trainer-controller-manager|manager|ghcr.io/kubeflow/trainer/trainer-controller-manager|||65532"
+  "karpenter|sigs.k8s.io/karpenter|v1.15.0|kwok|kwok|registry.k8s.io/karpenter/kwok|karpenter||65532|go1.27.3"
+  "kwok|sigs.k8s.io/kwok|v0.8.0|cmd/kwok|kwok|registry.k8s.io/kwok/kwok|kwok||"
 )
 # What each component ships, in apply order: module paths (files or folders of YAML)
 # copied as they are, or `chart:<path>` rendered with helm (release = component, namespace
@@ -54,6 +62,11 @@ shipped=(
   "kueue|sigs.k8s.io/kueue|chart:charts/kueue:kueue-system|--set controllerManager.manager.image.repository=registry.k8s.io/kueue/kueue --set controllerManager.manager.image.tag=v0.17.0 --set controllerManager.manager.image.pullPolicy=IfNotPresent"
   "jobset|sigs.k8s.io/jobset|chart:charts/jobset:jobset-system|--set image.repository=registry.k8s.io/jobset/jobset --set image.tag=v0.8.2 --set image.pullPolicy=IfNotPresent"
   "trainer|github.com/kubeflow/trainer/v2|chart:charts/kubeflow-trainer:kubeflow-system:jobset|--set jobset.install=false --set fullnameOverride=kubeflow-trainer --set image.registry=ghcr.io --set image.repository=kubeflow/trainer/trainer-controller-manager --set image.tag=v2.0.0 --set image.pullPolicy=IfNotPresent"
+  "karpenter|sigs.k8s.io/karpenter|kwok/apis/crds"
+  "karpenter|sigs.k8s.io/karpenter|chart:kwok/charts:kube-system|--set controller.image.repository=registry.k8s.io/karpenter/kwok --set controller.image.tag=v1.15.0 --set controller.image.digest= --set settings.preferencePolicy=Ignore --set settings.featureGates.staticCapacity=false --set settings.featureGates.capacityBuffer=false --set controller.resources.requests.cpu=100m --set controller.resources.requests.memory=256Mi --set controller.resources.limits.memory=1Gi --set-string controller.env[0].name=INSTANCE_TYPES_FILE_PATH --set-string controller.env[0].value=/etc/karpenter-kwok/instance-types.json --set extraVolumes[0].name=instance-types --set extraVolumes[0].configMap.name=karpenter-kwok-instance-types --set controller.extraVolumeMounts[0].name=instance-types --set controller.extraVolumeMounts[0].mountPath=/etc/karpenter-kwok --set controller.extraVolumeMounts[0].readOnly=true"
+  "kwok|sigs.k8s.io/kwok|kustomize/crd/bases"
+  "kwok|sigs.k8s.io/kwok|chart:charts/kwok:kube-system|--set image.repository=registry.k8s.io/kwok/kwok --set image.tag=v0.8.0 --set image.pullPolicy=IfNotPresent"
+  "kwok|sigs.k8s.io/kwok|chart:charts/stage-fast:kube-system|"
 )
 
 want=("$@")
@@ -87,7 +100,28 @@ ldflags_for() {
     jobset)
       echo "-X sigs.k8s.io/jobset/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/jobset/pkg/version.GitCommit=${v}" ;;
+    karpenter)
+      echo "-s -w -X sigs.k8s.io/karpenter/pkg/operator.Version=v${rel}" ;;
+    kwok)
+      echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v${rel}" ;;
   esac
+}
+
+# The Go toolchain a build module's rows name (empty: the machine's go).
+toolchain_for() {
+  local entry comp tc
+  for entry in "${components[@]}"; do
+    IFS='|' read -r comp _ _ _ _ _ _ _ _ tc <<<"$entry"
+    if [ "$comp" = "$1" ] && [ -n "$tc" ]; then echo "$tc"; return; fi
+  done
+}
+
+# go in build module $1 (ci/upstream/$1), with its toolchain.
+go_in() {
+  local comp="$1" tc
+  shift
+  tc="$(toolchain_for "$comp")"
+  (cd "$here/$comp" && if [ -n "$tc" ]; then GOTOOLCHAIN="$tc" go "$@"; else go "$@"; fi)
 }
 
 # `helm install` puts a chart's namespaced objects that name no namespace into the release
@@ -128,14 +162,14 @@ images_tmp="$out/images.txt.$$"
 trap 'rm -f "$images_tmp"' EXIT
 : > "$images_tmp"
 for entry in "${components[@]}"; do
-  IFS='|' read -r comp module version pkg bin image kind tags user <<<"$entry"
-  echo "$image=$comp/$bin $(release_version "$module" "$version") $user" >> "$images_tmp"
+  IFS='|' read -r comp module version pkg bin image kind tags user _ <<<"$entry"
+  echo "$image=$comp/$bin $(release_version "$module" "$version")${user:+ $user}" >> "$images_tmp"
   wanted "$comp" || continue
   ldflags="$(ldflags_for "$kind" "$module" "$version")"
   dest="$out/bin/$comp/$bin"
   stampfile="$out/bin/.stamps/$comp.$bin"
   stamp="$(
-    { go version; echo "$entry"; echo "$ldflags"; cat "$here/$comp/go.mod" "$here/$comp/go.sum"; } |
+    { go_in "$comp" version; echo "$entry"; echo "$ldflags"; cat "$here/$comp/go.mod" "$here/$comp/go.sum"; } |
       sha256sum | cut -d' ' -f1
   )"
   if [ -x "$dest" ] && [ -f "$stampfile" ] && [ "$(cat "$stampfile")" = "$stamp" ]; then
@@ -144,7 +178,7 @@ for entry in "${components[@]}"; do
   echo "ci/upstream: building $comp/$bin ($module $version)" >&2
   mkdir -p "$(dirname "$dest")"
   target="$module/$pkg"; [ "$pkg" = . ] && target="$module"
-  (cd "$here/$comp" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$dest.tmp.$$" "$target")
+  go_in "$comp" build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$dest.tmp.$$" "$target"
   mv -f "$dest.tmp.$$" "$dest"
   echo "$stamp" > "$stampfile"
 done
@@ -159,7 +193,7 @@ for entry in "${shipped[@]}"; do
     rm -rf "$out/manifests/.$comp.tmp" && mkdir -p "$out/manifests/.$comp.tmp"
     seq[$comp]=0
   fi
-  dir="$(cd "$here/$comp" && go list -m -f '{{.Dir}}' "$module")"
+  dir="$(go_in "$comp" list -m -f '{{.Dir}}' "$module")"
   n="${seq[$comp]}"; seq[$comp]=$((n + 1))
   if [[ "$path" == chart:* ]]; then
     IFS=':' read -r _ chart ns unfetched <<<"$path"

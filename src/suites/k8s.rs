@@ -329,9 +329,92 @@ pub fn image_named<'a>(image: &'a str, name: &str) -> Option<&'a str> {
     (image_name(image) == name).then(|| image_tag(image).unwrap_or("latest"))
 }
 
+/// The tag of `image` when a path segment of its repository after the registry is `project`
+/// (`public.ecr.aws/karpenter/controller:1.8.0` and `registry.k8s.io/karpenter/kwok:v1.15.0`
+/// are `karpenter`'s), `latest` when untagged.
+pub fn image_of_project<'a>(image: &'a str, project: &str) -> Option<&'a str> {
+    let repo = image.split('@').next().unwrap_or(image);
+    let repo = match repo.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => repo,
+    };
+    let mut segments = repo.split('/');
+    if repo.contains('/') {
+        segments.next(); // the registry host (or the Docker Hub namespace)
+    }
+    segments
+        .any(|s| s == project)
+        .then(|| image_tag(image).unwrap_or("latest"))
+}
+
+/// Deployments running an image of `project` (see [`image_of_project`]), as
+/// `<project> <tag> (<namespace>/<deployment>, <ready>/<replicas> ready)`, sorted: names the
+/// controller a case met, and whether it runs, in its evidence (never part of a verdict).
+pub async fn project_controllers(client: &Client, project: &str) -> Vec<String> {
+    let Ok(list) = Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone())
+        .list(&kube::api::ListParams::default())
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|d| {
+            let spec = d.spec.as_ref()?;
+            let tag = spec
+                .template
+                .spec
+                .as_ref()?
+                .containers
+                .iter()
+                .filter_map(|c| c.image.as_deref())
+                .find_map(|i| image_of_project(i, project))?;
+            let ready = d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            Some(format!(
+                "{project} {tag} ({}/{}, {ready}/{} ready)",
+                d.metadata.namespace.as_deref().unwrap_or_default(),
+                d.metadata.name.as_deref().unwrap_or_default(),
+                spec.replicas.unwrap_or(1)
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::image_named;
+    use super::{image_named, image_of_project};
+
+    #[test]
+    fn images_by_project() {
+        assert_eq!(
+            image_of_project("registry.k8s.io/karpenter/kwok:v1.15.0", "karpenter"),
+            Some("v1.15.0")
+        );
+        assert_eq!(
+            image_of_project(
+                "public.ecr.aws/karpenter/controller:1.8.0@sha256:ab",
+                "karpenter"
+            ),
+            Some("1.8.0")
+        );
+        assert_eq!(
+            image_of_project("localhost:5000/karpenter/controller", "karpenter"),
+            Some("latest")
+        );
+        assert_eq!(
+            image_of_project("registry.k8s.io/kwok/kwok:v0.8.0", "karpenter"),
+            None
+        );
+        // The registry host is not a project.
+        assert_eq!(image_of_project("karpenter:5000/x/y:1", "karpenter"), None);
+    }
 
     #[test]
     fn images_by_name() {

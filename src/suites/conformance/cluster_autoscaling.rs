@@ -4,13 +4,15 @@
 //! The pool is a node group: nodes carrying `params.poolLabel=params.pool` (a
 //! cluster-autoscaler node-group label, or `karpenter.sh/nodepool` for a Karpenter NodePool
 //! found on the cluster). With F free GPUs on the pool's N nodes, the case creates F+1
-//! single-GPU pods pinned to the pool: one must stay Pending, the pool must grow, that pod must
-//! run; after the pods are deleted the pool must return to N nodes.
+//! single-GPU pods pinned to the pool: one must stay Pending, the pool must grow, the scheduler
+//! must bind that pod to a new node and the node must report it Running; after the pods are
+//! deleted the pool must return to N nodes. When the pool does not grow, the failure quotes
+//! why, as the pending pods' events say it (the scheduler's and the autoscaler's).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -19,12 +21,56 @@ use tokio::time::Instant;
 
 use super::super::k8s::{
     case_namespace, create, delete_all_and_wait, dynamic_api, gpu_tolerations, next_before,
-    served_resources,
+    project_controllers, served_resources,
 };
 use super::{deadline, probe_image};
 use crate::runner::{CaseContext, Outcome};
 
 const APP_LABEL: &str = "aiconform.dev/autoscaling-probe";
+const INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
+const KARPENTER_POOL_LABEL: &str = "karpenter.sh/nodepool";
+
+/// Why the pending probe pods were not placed, as their events say: the newest message of
+/// each reporting component, as `component: message`, in component order. Events only
+/// explain a failure; the verdict rests on the pods and nodes observed.
+pub fn pending_reasons(events: &[Event], pods: &BTreeSet<String>) -> Vec<String> {
+    let mut newest: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for e in events {
+        if e.involved_object.kind.as_deref() != Some("Pod")
+            || !e
+                .involved_object
+                .name
+                .as_ref()
+                .is_some_and(|n| pods.contains(n))
+            || e.type_.as_deref() == Some("Normal") && e.reason.as_deref() == Some("Scheduled")
+        {
+            continue;
+        }
+        let Some(msg) = e.message.as_deref().filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let who = e
+            .reporting_component
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .or_else(|| e.source.as_ref().and_then(|s| s.component.as_deref()))
+            .unwrap_or("unknown")
+            .to_string();
+        let when = e
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+            .unwrap_or_default();
+        if newest.get(&who).is_none_or(|(w, _)| *w <= when) {
+            newest.insert(who, (when, msg.to_string()));
+        }
+    }
+    newest
+        .into_iter()
+        .map(|(who, (_, msg))| format!("{who}: {msg}"))
+        .collect()
+}
 
 /// Free `nvidia.com/gpu` on `nodes`: allocatable minus what bound, unfinished pods request.
 pub fn free_gpus(nodes: &[Node], pods: &[Pod]) -> u64 {
@@ -75,6 +121,8 @@ pub struct ScaleUp {
     /// Pods reported unschedulable at least once.
     pub pending: BTreeSet<String>,
     phase: BTreeMap<String, (String, Option<String>)>,
+    /// Instance type (`node.kubernetes.io/instance-type`) of each pool node seen.
+    instance_types: BTreeMap<String, String>,
 }
 
 impl ScaleUp {
@@ -87,7 +135,10 @@ impl ScaleUp {
         }
     }
 
-    pub fn node(&mut self, name: &str, present: bool) {
+    pub fn node(&mut self, name: &str, present: bool, instance_type: Option<&str>) {
+        if let Some(t) = instance_type {
+            self.instance_types.insert(name.to_string(), t.to_string());
+        }
         if present {
             self.pool.insert(name.to_string());
         } else {
@@ -122,7 +173,10 @@ impl ScaleUp {
             .iter()
             .filter_map(|p| {
                 let node = running.get(p.as_str())?;
-                (!self.baseline.contains(*node)).then(|| format!("{p}→{node}"))
+                (!self.baseline.contains(*node)).then(|| match self.instance_types.get(*node) {
+                    Some(t) => format!("{p}→{node} ({t})"),
+                    None => format!("{p}→{node}"),
+                })
             })
             .collect()
     }
@@ -205,7 +259,23 @@ pub(super) async fn cluster_autoscaling_impl(
         create_pods,
     )
     .await?;
-    let what = format!("pool {selector} ({n} nodes, {free} free GPUs), {count} single-GPU pods");
+    let autoscaler = if label == KARPENTER_POOL_LABEL {
+        let controllers = project_controllers(&client, "karpenter").await;
+        format!(
+            " of Karpenter NodePool {pool} ({})",
+            if controllers.is_empty() {
+                "no Deployment running a karpenter image found".to_string()
+            } else {
+                controllers.join(", ")
+            }
+        )
+    } else {
+        String::new()
+    };
+    let what = format!(
+        "pool {selector}{autoscaler} ({n} nodes, {free} free GPUs), {count} single-GPU pod{}",
+        if count == 1 { "" } else { "s" }
+    );
     if obs.pending.is_empty() {
         return Ok(Outcome::failed(format!(
             "{what}: no pod was ever Pending as unschedulable, so no scale-up was needed (running: {})",
@@ -213,14 +283,31 @@ pub(super) async fn cluster_autoscaling_impl(
         )));
     }
     if !obs.grew() {
+        let events = Api::<Event>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let unplaced: BTreeSet<String> = obs
+            .pending
+            .iter()
+            .filter(|p| !obs.running().contains_key(p.as_str()))
+            .cloned()
+            .collect();
+        let reasons = pending_reasons(&events, &unplaced);
         return Ok(Outcome::failed(format!(
-            "{what}: {} pod(s) stayed Pending and the pool never grew beyond {n} nodes",
-            obs.pending.len()
+            "{what}: {} pod(s) stayed Pending and the pool never grew beyond {n} nodes{}",
+            obs.pending.len(),
+            if reasons.is_empty() {
+                " (no event on the pending pods says why)".to_string()
+            } else {
+                format!("; the pending pods' events: {}", reasons.join("; "))
+            }
         )));
     }
     if !obs.done(count as usize) {
         return Ok(Outcome::failed(format!(
-            "{what}: the pool grew to {} nodes but the pending pod did not run there ({} of {count} running)",
+            "{what}: the pool grew to {} nodes but the pending pod was not bound to a new node and reported Running there ({} of {count} running)",
             obs.max_nodes,
             obs.running().len()
         )));
@@ -230,13 +317,13 @@ pub(super) async fn cluster_autoscaling_impl(
     let after = watch_pool_size(&client, &selector, n, deadline).await?;
     if after > n {
         return Ok(Outcome::failed(format!(
-            "{what}: one pod stayed Pending, the pool grew to {} nodes and it ran ({}), but after the pods were deleted the pool still has {after} nodes (baseline {n}): it does not scale down",
+            "{what}: one pod stayed Pending, the pool grew to {} nodes and it ran there ({}), but after the pods were deleted the pool still has {after} nodes (baseline {n}): it does not scale down",
             obs.max_nodes,
             rescued.join(", ")
         )));
     }
     Ok(Outcome::passed(format!(
-        "{what}: one stayed Pending, the pool grew {n}→{} nodes and it ran ({}); after deletion the pool shrank back to {after}",
+        "{what}: one stayed Pending, the pool grew {n}→{} nodes, the scheduler bound it to the new node and the node reported it Running ({}); after deletion the pool shrank back to {after}",
         obs.max_nodes,
         rescued.join(", ")
     )))
@@ -251,7 +338,7 @@ async fn find_pool(
     if let Some(pool) = ctx.param::<String>("pool") {
         let label = ctx
             .param::<String>("poolLabel")
-            .unwrap_or_else(|| "karpenter.sh/nodepool".to_string());
+            .unwrap_or_else(|| KARPENTER_POOL_LABEL.to_string());
         return Ok(Ok((label, pool)));
     }
     let served = served_resources(client, &["karpenter.sh"]).await?;
@@ -264,7 +351,7 @@ async fn find_pool(
             .iter()
             .find(|p| p.data.pointer("/spec/limits/nvidia.com~1gpu").is_some())
         {
-            return Ok(Ok(("karpenter.sh/nodepool".to_string(), p.name_any())));
+            return Ok(Ok((KARPENTER_POOL_LABEL.to_string(), p.name_any())));
         }
     }
     Ok(Err(
@@ -325,8 +412,8 @@ async fn watch_scale_up(
             },
             ev = next_before(&mut node_stream, deadline) => match ev {
                 Some(ev) => match ev? {
-                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => obs.node(&n.name_any(), true),
-                    watcher::Event::Delete(n) => obs.node(&n.name_any(), false),
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => obs.node(&n.name_any(), true, n.labels().get(INSTANCE_TYPE).map(String::as_str)),
+                    watcher::Event::Delete(n) => obs.node(&n.name_any(), false, None),
                     _ => {}
                 },
                 None => break,
@@ -399,16 +486,51 @@ mod tests {
         o.pod("gpu-0", "Running", Some("b-0"), false);
         o.pod("gpu-1", "Pending", None, true);
         assert!(!o.grew() && !o.done(2));
-        o.node("b-1", true);
+        o.node("b-1", true, Some("gpu-h100-1x"));
         assert!(o.grew());
         assert!(!o.done(2));
         o.pod("gpu-1", "Running", Some("b-1"), true);
         assert!(o.done(2));
-        assert_eq!(o.rescued(), vec!["gpu-1→b-1"]);
+        assert_eq!(o.rescued(), vec!["gpu-1→b-1 (gpu-h100-1x)"]);
+        // The node going away keeps its instance type for the evidence.
+        o.node("b-1", false, None);
+        assert_eq!(o.max_nodes, 2);
+        assert_eq!(o.rescued(), vec!["gpu-1→b-1 (gpu-h100-1x)"]);
         // A pod that was pending but then ran on a baseline node is not a rescue.
         let mut p = ScaleUp::new(["b-0".to_string()].into());
         p.pod("gpu-0", "Pending", None, true);
         p.pod("gpu-0", "Running", Some("b-0"), false);
         assert!(!p.done(1));
+    }
+
+    #[test]
+    fn pending_reasons_take_each_components_newest_message_for_the_probe_pods() {
+        let events: Vec<Event> = serde_json::from_value(json!([
+            {"metadata": {"name": "a"}, "involvedObject": {"kind": "Pod", "name": "gpu-0"},
+             "source": {"component": "default-scheduler"}, "type": "Warning", "reason": "FailedScheduling",
+             "lastTimestamp": "2026-01-01T00:00:01Z", "message": "0/4 nodes are available: old"},
+            {"metadata": {"name": "b"}, "involvedObject": {"kind": "Pod", "name": "gpu-0"},
+             "source": {"component": "default-scheduler"}, "type": "Warning", "reason": "FailedScheduling",
+             "lastTimestamp": "2026-01-01T00:00:05Z", "message": "0/4 nodes are available: new"},
+            {"metadata": {"name": "c"}, "involvedObject": {"kind": "Pod", "name": "gpu-0"},
+             "source": {"component": "karpenter"}, "type": "Warning", "reason": "FailedScheduling",
+             "lastTimestamp": "2026-01-01T00:00:03Z",
+             "message": "Failed to schedule pod, all available instance types exceed limits for nodepool: \"gpu\""},
+            {"metadata": {"name": "d"}, "involvedObject": {"kind": "Pod", "name": "other"},
+             "source": {"component": "karpenter"}, "message": "not ours"},
+            {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "gpu-0"},
+             "source": {"component": "default-scheduler"}, "type": "Normal", "reason": "Scheduled",
+             "lastTimestamp": "2026-01-01T00:00:09Z", "message": "Successfully assigned"}
+        ]))
+        .expect("events");
+        let pods: BTreeSet<String> = ["gpu-0".to_string()].into();
+        assert_eq!(
+            pending_reasons(&events, &pods),
+            vec![
+                "default-scheduler: 0/4 nodes are available: new".to_string(),
+                "karpenter: Failed to schedule pod, all available instance types exceed limits for nodepool: \"gpu\"".to_string(),
+            ]
+        );
+        assert!(pending_reasons(&events, &BTreeSet::new()).is_empty());
     }
 }

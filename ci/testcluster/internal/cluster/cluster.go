@@ -118,6 +118,7 @@ type Options struct {
 // replacedStandIns: the stand-in each upstream component takes the place of.
 var replacedStandIns = map[string]string{
 	"prometheus-operator": "prometheus",
+	"karpenter":           "gpu-pool-autoscaler",
 }
 
 // upstreamStack resolves the upstream components to install and adds their
@@ -546,13 +547,18 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	burst, hasBurst := autoscaler.BurstPool(prof)
 	var burstSlots []string
-	if hasBurst && o.GPUPool.Max > 0 {
+	if hasBurst && o.GPUPool.Max > 0 && !standInReplaced(upstreamComps, "gpu-pool-autoscaler") {
 		burstSlots = simulator.AddNodeSlots(burst, o.GPUPool.Max)
 	}
 	if err := step("registering nodes", simulator.RegisterNodes); err != nil {
 		return err
 	}
 	simulator.RunHeartbeats(compCtx)
+	if err := step("starting the node condition taints", func(ctx context.Context) error {
+		return runNodeConditionTaints(compCtx, client)
+	}); err != nil {
+		return err
+	}
 	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 16) }); err != nil {
 		return err
 	}
