@@ -39,9 +39,14 @@ components=(
   "kueue|sigs.k8s.io/kueue|v0.17.0|cmd/kueue|manager|registry.k8s.io/kueue/kueue|kueue||65532"
   "jobset|sigs.k8s.io/jobset|v0.8.2|.|manager|registry.k8s.io/jobset/jobset|jobset||65532"
   "trainer|github.com/kubeflow/trainer/v2|v2.0.0|cmd/trainer-controller-manager|manager|ghcr.io/kubeflow/trainer/trainer-controller-manager|||65532"
+  "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/operator|keda|ghcr.io/kedacore/keda|keda||65532"
+  "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/adapter|keda-adapter|ghcr.io/kedacore/keda-metrics-apiserver|keda||65532"
+  "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/webhooks|keda-admission-webhooks|ghcr.io/kedacore/keda-admission-webhooks|keda||65532"
 )
-# What each component ships, in apply order: module paths (files or folders of YAML)
-# copied as they are, or `chart:<path>` rendered with helm (release = component, namespace
+# What each component ships, in apply order: module paths (files or folders of YAML, a
+# folder's kustomization.yaml left out) copied as they are, except that `--set-image
+# NAME=NAME:TAG` flags retag the images named NAME, as a release's `kustomize edit set image`
+# does; or `chart:<path>` rendered with helm (release = component, namespace
 # as given after a second colon, then --set flags; a third colon lists chart dependencies
 # that cannot be fetched here, which the flags must disable: they render from a stub that
 # fails when enabled).
@@ -54,6 +59,15 @@ shipped=(
   "kueue|sigs.k8s.io/kueue|chart:charts/kueue:kueue-system|--set controllerManager.manager.image.repository=registry.k8s.io/kueue/kueue --set controllerManager.manager.image.tag=v0.17.0 --set controllerManager.manager.image.pullPolicy=IfNotPresent"
   "jobset|sigs.k8s.io/jobset|chart:charts/jobset:jobset-system|--set image.repository=registry.k8s.io/jobset/jobset --set image.tag=v0.8.2 --set image.pullPolicy=IfNotPresent"
   "trainer|github.com/kubeflow/trainer/v2|chart:charts/kubeflow-trainer:kubeflow-system:jobset|--set jobset.install=false --set fullnameOverride=kubeflow-trainer --set image.registry=ghcr.io --set image.repository=kubeflow/trainer/trainer-controller-manager --set image.tag=v2.0.0 --set image.pullPolicy=IfNotPresent"
+  # KEDA's release (keda-X.yaml) is `kustomize build config/default`: these are its parts,
+  # with the images its Makefile's release target sets (its version without a v).
+  "keda|github.com/kedacore/keda/v2|config/general/namespace.yaml"
+  "keda|github.com/kedacore/keda/v2|config/crd/bases"
+  "keda|github.com/kedacore/keda/v2|config/service_account/service_account.yaml"
+  "keda|github.com/kedacore/keda/v2|config/rbac"
+  "keda|github.com/kedacore/keda/v2|config/manager|--set-image ghcr.io/kedacore/keda=ghcr.io/kedacore/keda:2.20.2"
+  "keda|github.com/kedacore/keda/v2|config/metrics-server|--set-image ghcr.io/kedacore/keda-metrics-apiserver=ghcr.io/kedacore/keda-metrics-apiserver:2.20.2"
+  "keda|github.com/kedacore/keda/v2|config/webhooks|--set-image ghcr.io/kedacore/keda-admission-webhooks=ghcr.io/kedacore/keda-admission-webhooks:2.20.2"
 )
 
 want=("$@")
@@ -87,6 +101,9 @@ ldflags_for() {
     jobset)
       echo "-X sigs.k8s.io/jobset/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/jobset/pkg/version.GitCommit=${v}" ;;
+    keda)
+      echo "-X github.com/kedacore/keda/v2/version.Version=${rel}" \
+        "-X github.com/kedacore/keda/v2/version.GitCommit=${v}" ;;
   esac
 }
 
@@ -112,6 +129,21 @@ release_namespace() {
       if (inmeta && $0 ~ /^  namespace:/) hasns = 1
     }
     END { flush() }'
+}
+
+# Retag images as `kustomize edit set image` does: every `image: NAME[:tag|@digest]` whose
+# name is NAME becomes the new reference; $@ are `--set-image NAME=REF` flag pairs.
+set_images() {
+  local prog='' ref name
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --set-image) ref="$2"; shift 2 ;;
+      *) echo "ci/upstream/build.sh: unknown flag for copied manifests: $1" >&2; return 1 ;;
+    esac
+    name="${ref%%=*}"
+    prog+="s#^([[:space:]-]*image:[[:space:]]*)${name//./\\.}([:@][^[:space:]]*)?[[:space:]]*\$#\\1${ref#*=}#;"
+  done
+  sed -E "$prog"
 }
 
 # helm from ci/tools (built when missing), for components that ship a chart.
@@ -183,7 +215,16 @@ for entry in "${shipped[@]}"; do
   else
     dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
     mkdir -p "$dest"
-    if [ -d "$dir/$path" ]; then cp "$dir/$path"/*.yaml "$dest/"; else cp "$dir/$path" "$dest/"; fi
+    files=("$dir/$path")
+    if [ -d "$dir/$path" ]; then
+      files=()
+      for f in "$dir/$path"/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || files+=("$f"); done
+    fi
+    for f in "${files[@]}"; do
+      copy="$dest/$(basename "$f")"
+      # shellcheck disable=SC2086 # flags are words by design
+      set_images $flags < "$f" > "$copy"
+    done
   fi
   chmod -R u+w "$dest"
 done

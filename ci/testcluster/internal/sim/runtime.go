@@ -70,7 +70,8 @@ type Runtime struct {
 	isolated bool // root: mount/PID namespaces per container
 	env      envSource
 	notify   func(key string)
-	uplink   *podUplink // nil: pods share the host's network namespace (see EnablePodNetns)
+	uplink   *podUplink  // nil: pods share the host's network namespace (see EnablePodNetns)
+	dns      *ClusterDNS // nil: pods get no /etc/resolv.conf (see SetClusterDNS)
 	// probePeriodCap caps probe periods (0: defaultProbePeriodCap).
 	probePeriodCap time.Duration
 
@@ -125,6 +126,10 @@ type podRun struct {
 	podIP   string
 	hostIP  string
 	started time.Time
+
+	// stopping: the pod is being deleted; its containers got SIGTERM and, as
+	// on a kubelet, are not restarted when they exit.
+	stopping bool
 
 	// Status publishing, used by the pod's sync only (the work queue never
 	// syncs one pod concurrently).
@@ -247,6 +252,9 @@ func (rt *Runtime) stop(key string, grace time.Duration) {
 	if pr == nil {
 		return
 	}
+	pr.mu.Lock()
+	pr.stopping = true
+	pr.mu.Unlock()
 	go func() {
 		pr.signal(syscall.SIGTERM)
 		select {
@@ -390,7 +398,10 @@ func (rt *Runtime) runContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		if ctx.Err() != nil {
 			return false
 		}
-		restart := policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && res.ExitCode != 0)
+		pr.mu.Lock()
+		stopping := pr.stopping
+		pr.mu.Unlock()
+		restart := !stopping && (policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && res.ExitCode != 0))
 		pr.update(c.Name, func(s *ctrState) {
 			s.running = nil
 			if restart {
@@ -514,6 +525,7 @@ type podSetup struct {
 	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
 	netns      *netns            // the pod's network namespace; nil: the host's
 	hosts      string            // host path of the pod's /etc/hosts; empty: none
+	resolvConf string            // host path of the pod's /etc/resolv.conf; empty: none
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -646,6 +658,12 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 	if !pod.Spec.HostNetwork {
 		setup.hosts = filepath.Join(pr.dir, "etc-hosts")
 		if err := os.WriteFile(setup.hosts, podHostsFile(pod, pr.podIP), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if rt.dns != nil && !pod.Spec.HostNetwork && rt.podInOwnNetns(pr.podIP) {
+		setup.resolvConf = filepath.Join(pr.dir, "etc-resolv.conf")
+		if err := os.WriteFile(setup.resolvConf, podResolvConf(pod, *rt.dns, hostResolvConf()), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -953,6 +971,9 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 	}
 	if setup.hosts != "" {
 		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.hosts, Target: "/etc/hosts", File: true})
+	}
+	if setup.resolvConf != "" {
+		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.resolvConf, Target: "/etc/resolv.conf", File: true})
 	}
 	for _, vm := range c.VolumeMounts {
 		src, ok := setup.volumes[vm.Name]
