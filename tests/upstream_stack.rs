@@ -5,9 +5,10 @@
 //!
 //! Components: Kueue v0.17.0 (gang-scheduling, through its ClusterQueue), Kubeflow Trainer
 //! v2.0.0 with JobSet v0.8.2 (robust-controller), the Prometheus Operator v0.85.0 running the
-//! real Prometheus 3.16.0 (ai-service-metrics), Karpenter v1.15.0's kwok provider with KWOK
-//! v0.8.0 faking the kubelets of the nodes it creates (cluster-autoscaling, through its
-//! NodePool gpu). The other cases meet the cluster's stand-ins.
+//! real Prometheus 3.16.0 (ai-service-metrics), KEDA 2.20.2 scaling on a query of that
+//! Prometheus (pod-autoscaling), Karpenter v1.15.0's kwok provider with KWOK v0.8.0 faking
+//! the kubelets of the nodes it creates (cluster-autoscaling, through its NodePool gpu). The
+//! other cases meet the cluster's stand-ins.
 
 mod suites_support;
 
@@ -39,29 +40,41 @@ const POD_AUTOSCALING: usize = 7;
 const ACCELERATOR_METRICS: usize = 8;
 const AI_SERVICE_METRICS: usize = 9;
 
+/// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
+/// reaches Prometheus once the kubelet refreshed its config Secret (2 s here) and
+/// prometheus-config-reloader noticed, at worst at its 3-minute watch interval.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(240);
+
 /// How long cluster-autoscaling may take against Karpenter: a batch window (1 s idle, 10 s
 /// at most) before it launches a node, and, once the node is empty, consolidateAfter (5 s)
 /// plus its disruption loop's validation before the node is drained and deleted (about 2 s
 /// up and 25 s down here). A fault keeps the pod pending until this deadline.
 const KARPENTER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
-/// reaches Prometheus once the kubelet refreshed its config Secret (2 s here) and
-/// prometheus-config-reloader noticed, at worst at its 3-minute watch interval.
-const METRICS_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long pod-autoscaling may take when its metric can never rise (a fault): KEDA creates
+/// its HPA and serves the query's value within seconds.
+const FAULTED_AUTOSCALING_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The Prometheus KEDA's operator queries: the Service the Prometheus Operator makes for
+/// Prometheus default/k8s, by its cluster DNS name.
+const PROMETHEUS_URL: &str = "http://prometheus-operated.default.svc:9090";
 
 /// The vector against the upstream stack: gangs go through Kueue's ClusterQueue (the
-/// coscheduling plugin stays beside it), ai-service-metrics has the Prometheus Operator's time.
+/// coscheduling plugin stays beside it), pods scale through a KEDA ScaledObject on a query
+/// of the real Prometheus, and the monitoring cases have the Prometheus Operator's time (a
+/// new monitor must reach Prometheus' configuration).
 fn upstream_specs() -> Vec<CaseSpec> {
     let mut specs = vector_specs();
     specs[GANG_SCHEDULING].params["gangScheduler"] = json!("kueue");
     specs[GANG_SCHEDULING].params["clusterQueue"] = json!("cluster-queue");
     specs[ROBUST_CONTROLLER].params = kubeflow_trainer();
     specs[ROBUST_CONTROLLER].timeout = Duration::from_secs(120);
-    specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
+    specs[POD_AUTOSCALING].params["keda"] = json!({"prometheusAddress": PROMETHEUS_URL});
+    specs[POD_AUTOSCALING].timeout = METRICS_TIMEOUT;
     specs[CLUSTER_AUTOSCALING].params =
         json!({"poolLabel": "karpenter.sh/nodepool", "pool": "gpu"});
     specs[CLUSTER_AUTOSCALING].timeout = KARPENTER_TIMEOUT;
+    specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
     specs
 }
 
@@ -135,9 +148,9 @@ async fn set_nodepool_gpu_limit(client: &kube::Client, gpus: u32) {
         .expect("patch NodePool gpu");
 }
 
-/// Scale Deployment `ns/name` and wait until the pods `selector` matches agree: none left at
-/// 0, one available at 1.
-async fn scale(client: &kube::Client, ns: &str, name: &str, selector: &str, replicas: i32) {
+/// Scale Deployment `ns/name` (pods labelled `pods`) and wait until its pods match: none
+/// left at 0, one available at 1.
+async fn scale_deployment(client: &kube::Client, ns: &str, name: &str, pods: &str, replicas: i32) {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     deployments
         .patch(
@@ -156,17 +169,17 @@ async fn scale(client: &kube::Client, ns: &str, name: &str, selector: &str, repl
             })
     };
     tokio::time::timeout(
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         await_condition(deployments, name, settled),
     )
     .await
-    .unwrap_or_else(|_| panic!("Deployment {ns}/{name} settles"))
+    .unwrap_or_else(|_| panic!("Deployment {ns}/{name} settles at {replicas}"))
     .expect("watch");
     // The ReplicaSet controller deletes the pod; its process ends once the runtime stops it.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let cfg = watcher::Config::default().labels(selector);
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let cfg = watcher::Config::default().labels(pods);
     let (reader, writer) = reflector::store();
-    let mut events = reflector(writer, watcher(pods, cfg)).boxed();
+    let mut events = reflector(writer, watcher(api, cfg)).boxed();
     let settled = async {
         while let Some(event) = events.try_next().await.expect("watch pods") {
             if matches!(
@@ -224,6 +237,14 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
             && autoscaling.contains("shrank back to 0"),
         "{autoscaling}"
     );
+    let scaled = message(&healthy[POD_AUTOSCALING]);
+    assert!(
+        scaled.contains("KEDA (keda 2.20.2 (keda/keda-operator))")
+            && scaled.contains("→ HPA up-healthy-pod-autoscaling/keda-hpa-gpu-autoscale")
+            && scaled.contains("it scaled 1→2")
+            && scaled.contains("scaled back to 1"),
+        "{scaled}"
+    );
     let metrics = message(&healthy[AI_SERVICE_METRICS]);
     assert!(
         metrics.contains("ServiceMonitor up-healthy-ai-service-metrics/aiconform-ai-service")
@@ -280,7 +301,7 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
 
     // Fault: Karpenter scaled to zero. Nothing launches nodes for pending pods.
     let karpenter = "app.kubernetes.io/name=karpenter";
-    scale(&client, "kube-system", "karpenter", karpenter, 0).await;
+    scale_deployment(&client, "kube-system", "karpenter", karpenter, 0).await;
     let no_karpenter = run_specs(&client, "up-no-karpenter", pick(&[CLUSTER_AUTOSCALING])).await;
     assert_eq!(letters(&no_karpenter), "F", "{no_karpenter:#?}");
     assert!(
@@ -289,10 +310,40 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         "{no_karpenter:#?}"
     );
 
+    // Fault: a ScaledObject whose query matches nothing. KEDA serves 0 whatever the pods
+    // report, so the HPA it made never scales up.
+    let mut bad_query = pick(&[POD_AUTOSCALING]);
+    bad_query[0].params["keda"]["query"] =
+        json!("sum(aiconform_probe_load{namespace=\"no-such-namespace\"})");
+    bad_query[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
+    let bad_query = run_specs(&client, "up-bad-query", bad_query).await;
+    assert_eq!(letters(&bad_query), "F", "{bad_query:#?}");
+    assert!(
+        message(&bad_query[0]).contains("did not scale up")
+            && message(&bad_query[0]).contains("the metric KEDA served never rose above 0"),
+        "{bad_query:#?}"
+    );
+
+    // Fault: KEDA's operator scaled to zero. Its metrics server still serves the external
+    // metrics API, but no ScaledObject becomes an HPA.
+    scale_deployment(&client, "keda", "keda-operator", "app=keda-operator", 0).await;
+    let mut no_keda = pick(&[POD_AUTOSCALING]);
+    no_keda[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
+    let no_keda = run_specs(&client, "up-no-keda", no_keda).await;
+    assert_eq!(letters(&no_keda), "F", "{no_keda:#?}");
+    assert!(
+        message(&no_keda[0]).contains("KEDA never created the HPA keda-hpa-gpu-autoscale")
+            && message(&no_keda[0]).contains("no KEDA operator reconciled it"),
+        "{no_keda:#?}"
+    );
+    scale_deployment(&client, "keda", "keda-operator", "app=keda-operator", 1).await;
+
     // Fault: the Prometheus Operator scaled to zero. Prometheus keeps serving what it was
-    // configured with; a new ServiceMonitor is never turned into scrape configuration.
-    // The other cases meet stand-ins; the monitoring ones run again beside it.
-    scale(
+    // configured with; a new ServiceMonitor or PodMonitor is never turned into scrape
+    // configuration, so neither the service's counter (ai-service-metrics) nor the probe
+    // pods' gauge KEDA scales on (pod-autoscaling) reaches it. accelerator-metrics reads the
+    // exporter itself (through the service proxy), not Prometheus.
+    scale_deployment(
         &client,
         "default",
         "prometheus-operator",
@@ -300,13 +351,14 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         0,
     )
     .await;
-    let faulted = run_specs(
-        &client,
-        "up-no-operator",
-        pick(&[ACCELERATOR_METRICS, POD_AUTOSCALING, AI_SERVICE_METRICS]),
-    )
-    .await;
-    assert_eq!(letters(&faulted), "PPF", "{faulted:#?}");
+    let mut monitoring = pick(&[ACCELERATOR_METRICS, POD_AUTOSCALING, AI_SERVICE_METRICS]);
+    monitoring[1].timeout = FAULTED_AUTOSCALING_TIMEOUT;
+    let faulted = run_specs(&client, "up-no-operator", monitoring).await;
+    assert_eq!(letters(&faulted), "PFF", "{faulted:#?}");
+    assert!(
+        message(&faulted[1]).contains("the metric KEDA served never rose above 0"),
+        "{faulted:#?}"
+    );
     assert!(
         message(&faulted[2]).contains("was not scraped"),
         "{faulted:#?}"

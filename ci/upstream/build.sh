@@ -47,9 +47,14 @@ components=(
   "trainer|github.com/kubeflow/trainer/v2|v2.0.0|cmd/trainer-controller-manager|manager|ghcr.io/kubeflow/trainer/trainer-controller-manager|||65532"
   "karpenter|sigs.k8s.io/karpenter|v1.15.0|kwok|kwok|registry.k8s.io/karpenter/kwok|karpenter||65532|go1.27.3"
   "kwok|sigs.k8s.io/kwok|v0.8.0|cmd/kwok|kwok|registry.k8s.io/kwok/kwok|kwok||"
+  "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/operator|keda|ghcr.io/kedacore/keda|keda||65532"
+  "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/adapter|keda-adapter|ghcr.io/kedacore/keda-metrics-apiserver|keda||65532"
+  "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/webhooks|keda-admission-webhooks|ghcr.io/kedacore/keda-admission-webhooks|keda||65532"
 )
-# What each component ships, in apply order: module paths (files or folders of YAML)
-# copied as they are, or `chart:<path>` rendered with helm (release = component, namespace
+# What each component ships, in apply order: module paths (files or folders of YAML, a
+# folder's kustomization.yaml left out) copied as they are, except that `--set-image
+# NAME=NAME:TAG` flags retag the images named NAME, as a release's `kustomize edit set image`
+# does; or `chart:<path>` rendered with helm (release = component, namespace
 # as given after a second colon, then --set flags; a third colon lists chart dependencies
 # that cannot be fetched here, which the flags must disable: they render from a stub that
 # fails when enabled).
@@ -67,6 +72,15 @@ shipped=(
   "kwok|sigs.k8s.io/kwok|kustomize/crd/bases"
   "kwok|sigs.k8s.io/kwok|chart:charts/kwok:kube-system|--set image.repository=registry.k8s.io/kwok/kwok --set image.tag=v0.8.0 --set image.pullPolicy=IfNotPresent"
   "kwok|sigs.k8s.io/kwok|chart:charts/stage-fast:kube-system|"
+  # KEDA's release (keda-X.yaml) is `kustomize build config/default`: these are its parts,
+  # with the images its Makefile's release target sets (its version without a v).
+  "keda|github.com/kedacore/keda/v2|config/general/namespace.yaml"
+  "keda|github.com/kedacore/keda/v2|config/crd/bases"
+  "keda|github.com/kedacore/keda/v2|config/service_account/service_account.yaml"
+  "keda|github.com/kedacore/keda/v2|config/rbac"
+  "keda|github.com/kedacore/keda/v2|config/manager|--set-image ghcr.io/kedacore/keda=ghcr.io/kedacore/keda:2.20.2"
+  "keda|github.com/kedacore/keda/v2|config/metrics-server|--set-image ghcr.io/kedacore/keda-metrics-apiserver=ghcr.io/kedacore/keda-metrics-apiserver:2.20.2"
+  "keda|github.com/kedacore/keda/v2|config/webhooks|--set-image ghcr.io/kedacore/keda-admission-webhooks=ghcr.io/kedacore/keda-admission-webhooks:2.20.2"
 )
 
 want=("$@")
@@ -104,6 +118,9 @@ ldflags_for() {
       echo "-s -w -X sigs.k8s.io/karpenter/pkg/operator.Version=v${rel}" ;;
     kwok)
       echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v${rel}" ;;
+    keda)
+      echo "-X github.com/kedacore/keda/v2/version.Version=${rel}" \
+        "-X github.com/kedacore/keda/v2/version.GitCommit=${v}" ;;
   esac
 }
 
@@ -146,6 +163,21 @@ release_namespace() {
       if (inmeta && $0 ~ /^  namespace:/) hasns = 1
     }
     END { flush() }'
+}
+
+# Retag images as `kustomize edit set image` does: every `image: NAME[:tag|@digest]` whose
+# name is NAME becomes the new reference; $@ are `--set-image NAME=REF` flag pairs.
+set_images() {
+  local prog='' ref name
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --set-image) ref="$2"; shift 2 ;;
+      *) echo "ci/upstream/build.sh: unknown flag for copied manifests: $1" >&2; return 1 ;;
+    esac
+    name="${ref%%=*}"
+    prog+="s#^([[:space:]-]*image:[[:space:]]*)${name//./\\.}([:@][^[:space:]]*)?[[:space:]]*\$#\\1${ref#*=}#;"
+  done
+  sed -E "$prog"
 }
 
 # helm from ci/tools (built when missing), for components that ship a chart.
@@ -217,7 +249,16 @@ for entry in "${shipped[@]}"; do
   else
     dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
     mkdir -p "$dest"
-    if [ -d "$dir/$path" ]; then cp "$dir/$path"/*.yaml "$dest/"; else cp "$dir/$path" "$dest/"; fi
+    files=("$dir/$path")
+    if [ -d "$dir/$path" ]; then
+      files=()
+      for f in "$dir/$path"/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || files+=("$f"); done
+    fi
+    for f in "${files[@]}"; do
+      copy="$dest/$(basename "$f")"
+      # shellcheck disable=SC2086 # flags are words by design
+      set_images $flags < "$f" > "$copy"
+    done
   fi
   chmod -R u+w "$dest"
 done

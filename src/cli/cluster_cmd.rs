@@ -26,9 +26,10 @@ use super::progress::Spinner;
     Deployments and Helm charts), their images running as the built binaries, each pod in a \
     network namespace of its own: the Prometheus Operator v0.85.0 running the real Prometheus \
     3.16.0 server (ai_service_metrics), Kueue v0.17.0 with a ClusterQueue of the GPU \
-    pool's 16 GPUs (gang_scheduling, beside the coscheduling plugin), and Karpenter v1.15.0's \
-    kwok provider with KWOK v0.8.0 (cluster_autoscaling: NodePool gpu launches GPU nodes whose \
-    kubelet KWOK fakes). Stand-ins stay where \
+    pool's 16 GPUs (gang_scheduling, beside the coscheduling plugin), Kubeflow Trainer v2.0.0 \
+    with JobSet v0.8.2 (robust_controller), KEDA 2.20.2 (pod_autoscaling, scaling on a \
+    query of that Prometheus), and Karpenter v1.15.0's kwok provider with KWOK v0.8.0 \
+    (cluster_autoscaling: NodePool gpu launches GPU nodes whose kubelet KWOK fakes). Stand-ins stay where \
     no real component builds here (the DCGM exporter needs DCGM and a GPU; the GPU, vGPU and \
     NIC DRA drivers) and, for now, for the gateway, the custom metrics adapter and the AI \
     operator. fixtures/recipes/upstream-stack.yaml names the stack's \

@@ -383,6 +383,16 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		"--kubelet-preferred-address-types=InternalIP",
 		"--kubelet-client-certificate=" + certs.AdminCert,
 		"--kubelet-client-key=" + certs.AdminKey,
+		// The aggregator's identity towards extension API servers (kubeadm's flags):
+		// they authenticate it by the requestheader CA this publishes in
+		// kube-system/extension-apiserver-authentication.
+		"--requestheader-client-ca-file=" + certs.FrontProxyCACert,
+		"--requestheader-allowed-names=" + pki.FrontProxyClient,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + certs.FrontProxyClientCert,
+		"--proxy-client-key-file=" + certs.FrontProxyClientKey,
 	}
 	ch, err := runAPIServer(compCtx, apiArgs, listener)
 	if err != nil {

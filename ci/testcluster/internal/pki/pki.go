@@ -1,7 +1,9 @@
 // Package pki generates the throw-away certificates and keys of the test
 // cluster: a CA, the apiserver serving certificate, an admin client
-// certificate (group system:masters), a service-account signing key, and an
-// admin kubeconfig with everything embedded.
+// certificate (group system:masters), a service-account signing key, the
+// front-proxy CA and client certificate the aggregator presents to extension
+// API servers (as kubeadm makes them), and an admin kubeconfig with
+// everything embedded.
 package pki
 
 import (
@@ -23,22 +25,32 @@ import (
 
 // Files are the paths of everything written by Generate.
 type Files struct {
-	Dir          string
-	CACert       string
-	CAKey        string
-	ServingCert  string
-	ServingKey   string
-	AdminCert    string
-	AdminKey     string
-	SAKey        string // private key, PEM (apiserver derives the public key)
-	SAPub        string
-	caCertPEM    []byte
-	adminCertPEM []byte
-	adminKeyPEM  []byte
+	Dir         string
+	CACert      string
+	CAKey       string
+	ServingCert string
+	ServingKey  string
+	AdminCert   string
+	AdminKey    string
+	SAKey       string // private key, PEM (apiserver derives the public key)
+	SAPub       string
+	// FrontProxyCACert signs FrontProxyClientCert (CN FrontProxyClient), the
+	// certificate kube-apiserver's aggregator presents to extension API
+	// servers, which trust it through the requestheader client CA that
+	// kube-system/extension-apiserver-authentication publishes.
+	FrontProxyCACert     string
+	FrontProxyClientCert string
+	FrontProxyClientKey  string
+	caCertPEM            []byte
+	adminCertPEM         []byte
+	adminKeyPEM          []byte
 }
 
 // AdminUser is the CN of the admin client certificate.
 const AdminUser = "aiconform-admin"
+
+// FrontProxyClient is the CN of the aggregator's client certificate (kubeadm's).
+const FrontProxyClient = "front-proxy-client"
 
 func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
 
@@ -137,6 +149,43 @@ func Generate(dir string, serviceIP net.IP) (*Files, error) {
 		return nil, err
 	}
 
+	fpCAKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	fpCATmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "aiconform-testcluster-front-proxy-ca"},
+		NotBefore:             now,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	fpCADER, err := x509.CreateCertificate(rand.Reader, fpCATmpl, fpCATmpl, fpCAKey.Public(), fpCAKey)
+	if err != nil {
+		return nil, err
+	}
+	fpCACert, err := x509.ParseCertificate(fpCADER)
+	if err != nil {
+		return nil, err
+	}
+	fpKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	fpDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: FrontProxyClient},
+		NotBefore:    now,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, fpCACert, fpKey.Public(), fpCAKey)
+	if err != nil {
+		return nil, err
+	}
+
 	saKey, err := newKey()
 	if err != nil {
 		return nil, err
@@ -156,6 +205,10 @@ func Generate(dir string, serviceIP net.IP) (*Files, error) {
 		AdminKey:    filepath.Join(dir, "admin.key"),
 		SAKey:       filepath.Join(dir, "sa.key"),
 		SAPub:       filepath.Join(dir, "sa.pub"),
+
+		FrontProxyCACert:     filepath.Join(dir, "front-proxy-ca.crt"),
+		FrontProxyClientCert: filepath.Join(dir, "front-proxy-client.crt"),
+		FrontProxyClientKey:  filepath.Join(dir, "front-proxy-client.key"),
 	}
 	caKeyPEM, err := keyPEM(caKey)
 	if err != nil {
@@ -170,6 +223,10 @@ func Generate(dir string, serviceIP net.IP) (*Files, error) {
 		return nil, err
 	}
 	saKeyPEM, err := keyPEM(saKey)
+	if err != nil {
+		return nil, err
+	}
+	fpKeyPEM, err := keyPEM(fpKey)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +246,9 @@ func Generate(dir string, serviceIP net.IP) (*Files, error) {
 		{f.AdminKey, admKeyPEM, 0o600},
 		{f.SAKey, saKeyPEM, 0o600},
 		{f.SAPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}), 0o644},
+		{f.FrontProxyCACert, certPEM(fpCADER), 0o644},
+		{f.FrontProxyClientCert, certPEM(fpDER), 0o644},
+		{f.FrontProxyClientKey, fpKeyPEM, 0o600},
 	} {
 		if err := write(w.path, w.data, w.mode); err != nil {
 			return nil, err

@@ -52,4 +52,19 @@ func TestGenerate(t *testing.T) {
 	if adm.Subject.Organization[0] != "system:masters" {
 		t.Errorf("admin groups %v", adm.Subject.Organization)
 	}
+	// The aggregator's client certificate chains to the front-proxy CA only.
+	fpCA, fp := read(f.FrontProxyCACert), read(f.FrontProxyClientCert)
+	fpPool := x509.NewCertPool()
+	fpPool.AddCert(fpCA)
+	client := x509.VerifyOptions{Roots: fpPool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if _, err := fp.Verify(client); err != nil || fp.Subject.CommonName != FrontProxyClient {
+		t.Errorf("front-proxy client cert %s: %v", fp.Subject, err)
+	}
+	client.Roots = pool
+	if _, err := fp.Verify(client); err == nil {
+		t.Error("front-proxy client cert verifies against the cluster CA")
+	}
+	if _, err := os.Stat(f.FrontProxyClientKey); err != nil {
+		t.Error(err)
+	}
 }

@@ -127,6 +127,10 @@ type podRun struct {
 	hostIP  string
 	started time.Time
 
+	// stopping: the pod is being deleted; its containers got SIGTERM and, as
+	// on a kubelet, are not restarted when they exit.
+	stopping bool
+
 	// Status publishing, used by the pod's sync only (the work queue never
 	// syncs one pod concurrently).
 	writtenFrom  string    // resourceVersion our last status write replaced
@@ -248,6 +252,9 @@ func (rt *Runtime) stop(key string, grace time.Duration) {
 	if pr == nil {
 		return
 	}
+	pr.mu.Lock()
+	pr.stopping = true
+	pr.mu.Unlock()
 	go func() {
 		pr.signal(syscall.SIGTERM)
 		select {
@@ -391,7 +398,10 @@ func (rt *Runtime) runContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		if ctx.Err() != nil {
 			return false
 		}
-		restart := policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && res.ExitCode != 0)
+		pr.mu.Lock()
+		stopping := pr.stopping
+		pr.mu.Unlock()
+		restart := !stopping && (policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && res.ExitCode != 0))
 		pr.update(c.Name, func(s *ctrState) {
 			s.running = nil
 			if restart {

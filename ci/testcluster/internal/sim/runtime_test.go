@@ -326,6 +326,37 @@ func TestRunProcess(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("process not killed after pod deletion")
 	}
+	// A container that exits on SIGTERM is not restarted once its pod is
+	// being deleted, whatever its restart policy: the pod is gone well
+	// before its grace period ends.
+	pod4 := pod.DeepCopy()
+	pod4.Name, pod4.UID = "p4", "uid-4"
+	pod4.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	pod4.Spec.Containers[0].Command = []string{filepath.Base(sh), "-c", "trap 'exit 0' TERM; echo trapping; while :; do :; done"}
+	pr = rt.ensure(ctx, pod4, s.nodes["gpu-0"], "127.16.0.5")
+	// SIGTERM only once the shell handles it (PID 1 of its PID namespace
+	// ignores it until then).
+	trapping := time.NewTicker(20 * time.Millisecond)
+	defer trapping.Stop()
+	deadline = time.After(20 * time.Second)
+	for {
+		if log, _ := os.ReadFile(filepath.Join(pr.dir, "c.log")); strings.Contains(string(log), "trapping") {
+			break
+		}
+		select {
+		case <-trapping.C:
+		case <-deadline:
+			t.Fatal("p4 never started")
+		}
+	}
+	rt.stop("ns/p4", time.Hour)
+	select {
+	case <-pr.done:
+	case <-time.After(10 * time.Second):
+		st := pr.status(pod4, &corev1.PodStatus{}, time.Now())
+		log, _ := os.ReadFile(filepath.Join(pr.dir, "c.log"))
+		t.Fatalf("a container that exited on SIGTERM was restarted while its pod is being deleted: %+v log %s", st.ContainerStatuses, log)
+	}
 	rt.Shutdown()
 }
 
