@@ -298,33 +298,15 @@ pub async fn served_resources(
 /// the repository), as `<image_name> <tag> (<namespace>/<deployment>)`, sorted: names the
 /// controller a case met in its evidence (never part of a verdict).
 pub async fn controllers_running(client: &Client, image_name: &str) -> Vec<String> {
-    let Ok(list) = Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone())
-        .list(&kube::api::ListParams::default())
+    deployments_by_image(client, |i| image_named(i, image_name))
         .await
-    else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = list
-        .items
-        .iter()
-        .filter_map(|d| {
-            let images = d.spec.as_ref()?.template.spec.as_ref()?.containers.iter();
-            let tag = images
-                .filter_map(|c| c.image.as_deref())
-                .find_map(|i| image_named(i, image_name))?;
-            Some(format!(
-                "{image_name} {tag} ({}/{})",
-                d.metadata.namespace.as_deref().unwrap_or_default(),
-                d.metadata.name.as_deref().unwrap_or_default()
-            ))
-        })
-        .collect();
-    out.sort();
-    out
+        .into_iter()
+        .map(|d| format!("{image_name} {} ({})", d.tag, d.name))
+        .collect()
 }
 
-/// The tag of `image` (`latest` when it has none) when its name is `name`
-/// (`registry/x/name:tag`).
+/// The tag of `image` when its name (the last path segment of the repository) is `name`,
+/// `latest` when untagged.
 pub fn image_named<'a>(image: &'a str, name: &str) -> Option<&'a str> {
     (image_name(image) == name).then(|| image_tag(image).unwrap_or("latest"))
 }
@@ -351,13 +333,41 @@ pub fn image_of_project<'a>(image: &'a str, project: &str) -> Option<&'a str> {
 /// `<project> <tag> (<namespace>/<deployment>, <ready>/<replicas> ready)`, sorted: names the
 /// controller a case met, and whether it runs, in its evidence (never part of a verdict).
 pub async fn project_controllers(client: &Client, project: &str) -> Vec<String> {
+    deployments_by_image(client, |i| image_of_project(i, project))
+        .await
+        .into_iter()
+        .map(|d| {
+            format!(
+                "{project} {} ({}, {}/{} ready)",
+                d.tag, d.name, d.ready, d.replicas
+            )
+        })
+        .collect()
+}
+
+/// A Deployment one of whose images a matcher picked, with that image's tag.
+pub struct ImageDeployment {
+    /// `<namespace>/<name>`.
+    pub name: String,
+    pub tag: String,
+    pub ready: i32,
+    pub replicas: i32,
+}
+
+/// Every Deployment of the cluster whose containers run an image `tag_of` picks (returning
+/// its tag), sorted by namespace/name; none when Deployments cannot be listed (evidence
+/// only, never a verdict).
+pub async fn deployments_by_image(
+    client: &Client,
+    tag_of: impl Fn(&str) -> Option<&str>,
+) -> Vec<ImageDeployment> {
     let Ok(list) = Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone())
         .list(&kube::api::ListParams::default())
         .await
     else {
         return Vec::new();
     };
-    let mut out: Vec<String> = list
+    let mut out: Vec<ImageDeployment> = list
         .items
         .iter()
         .filter_map(|d| {
@@ -369,21 +379,24 @@ pub async fn project_controllers(client: &Client, project: &str) -> Vec<String> 
                 .containers
                 .iter()
                 .filter_map(|c| c.image.as_deref())
-                .find_map(|i| image_of_project(i, project))?;
-            let ready = d
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
-            Some(format!(
-                "{project} {tag} ({}/{}, {ready}/{} ready)",
-                d.metadata.namespace.as_deref().unwrap_or_default(),
-                d.metadata.name.as_deref().unwrap_or_default(),
-                spec.replicas.unwrap_or(1)
-            ))
+                .find_map(&tag_of)?;
+            Some(ImageDeployment {
+                name: format!(
+                    "{}/{}",
+                    d.metadata.namespace.as_deref().unwrap_or_default(),
+                    d.metadata.name.as_deref().unwrap_or_default()
+                ),
+                tag: tag.to_string(),
+                ready: d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0),
+                replicas: spec.replicas.unwrap_or(1),
+            })
         })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
