@@ -5,7 +5,8 @@
 //!
 //! Components: Kueue v0.17.0 (gang-scheduling, through its ClusterQueue), Kubeflow Trainer
 //! v2.0.0 with JobSet v0.8.2 (robust-controller), the Prometheus Operator v0.85.0 running the
-//! real Prometheus 3.16.0 (ai-service-metrics). The other cases meet the cluster's stand-ins.
+//! real Prometheus 3.16.0 (ai-service-metrics), Traefik v3.6.12's Gateway API provider
+//! (inference-gateway, GatewayClass traefik). The other cases meet the cluster's stand-ins.
 
 mod suites_support;
 
@@ -36,6 +37,8 @@ const CLUSTER_AUTOSCALING: usize = 6;
 const POD_AUTOSCALING: usize = 7;
 const ACCELERATOR_METRICS: usize = 8;
 const AI_SERVICE_METRICS: usize = 9;
+const INFERENCE_GATEWAY: usize = 10;
+const INFERENCE_INGRESS: usize = 11;
 
 /// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
 /// reaches Prometheus once the kubelet refreshed its config Secret (2 s here) and
@@ -43,7 +46,9 @@ const AI_SERVICE_METRICS: usize = 9;
 const METRICS_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The vector against the upstream stack: gangs go through Kueue's ClusterQueue (the
-/// coscheduling plugin stays beside it), ai-service-metrics has the Prometheus Operator's time.
+/// coscheduling plugin stays beside it), ai-service-metrics has the Prometheus Operator's time,
+/// inference-gateway uses Traefik's GatewayClass (inference-ingress stays on the stand-in's:
+/// Traefik implements no InferencePool).
 fn upstream_specs() -> Vec<CaseSpec> {
     let mut specs = vector_specs();
     specs[GANG_SCHEDULING].params["gangScheduler"] = json!("kueue");
@@ -51,6 +56,7 @@ fn upstream_specs() -> Vec<CaseSpec> {
     specs[ROBUST_CONTROLLER].params = kubeflow_trainer();
     specs[ROBUST_CONTROLLER].timeout = Duration::from_secs(120);
     specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
+    specs[INFERENCE_GATEWAY].params["gatewayClass"] = json!("traefik");
     specs
 }
 
@@ -108,18 +114,24 @@ fn kueue_api(client: &kube::Client, plural: &str, kind: &str) -> Api<kube::core:
     Api::all_with(client.clone(), &ar)
 }
 
-/// Scale the upstream example's Deployment of the Prometheus Operator and wait until its
-/// pods match: none left at 0, one available at 1.
-async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+/// Scale a Deployment of `namespace` (its pods labelled `pod_labels`) and wait until its pods
+/// match: none left at 0, one available at 1.
+async fn scale(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    pod_labels: &str,
+    replicas: i32,
+) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     deployments
         .patch(
-            "prometheus-operator",
+            name,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"replicas": replicas}})),
         )
         .await
-        .expect("scale the Prometheus Operator");
+        .unwrap_or_else(|e| panic!("scale {namespace}/{name}: {e}"));
     let settled = move |d: Option<&Deployment>| {
         d.and_then(|d| Some((d.metadata.generation?, d.status.as_ref()?)))
             .is_some_and(|(g, s)| {
@@ -130,14 +142,14 @@ async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
     };
     tokio::time::timeout(
         Duration::from_secs(60),
-        await_condition(deployments, "prometheus-operator", settled),
+        await_condition(deployments, name, settled),
     )
     .await
-    .expect("the Prometheus Operator Deployment settles")
+    .unwrap_or_else(|_| panic!("Deployment {namespace}/{name} settles"))
     .expect("watch");
     // The ReplicaSet controller deletes the pod; its process ends once the runtime stops it.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let cfg = watcher::Config::default().labels("app.kubernetes.io/name=prometheus-operator");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let cfg = watcher::Config::default().labels(pod_labels);
     let (reader, writer) = reflector::store();
     let mut events = reflector(writer, watcher(pods, cfg)).boxed();
     let settled = async {
@@ -155,7 +167,7 @@ async fn scale_prometheus_operator(client: &kube::Client, replicas: i32) {
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "the Prometheus Operator still has {} pod(s), want {replicas}",
+                "{namespace}/{name} still has {} pod(s), want {replicas}",
                 reader.state().len()
             )
         });
@@ -201,6 +213,15 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         "{metrics}"
     );
 
+    let gateway = message(&healthy[INFERENCE_GATEWAY]);
+    assert!(
+        gateway.contains("(class traefik) Programmed at http://")
+            && gateway.contains("Accepted and ResolvedRefs by traefik.io/gateway-controller (traefik v3.6.12 (default/traefik), 1/1 ready)")
+            && gateway.contains("for weights 80:20")
+            && gateway.contains("reached canary"),
+        "{gateway}"
+    );
+
     // Fault: Kueue's ClusterQueue has no GPU quota. Kueue admits no GPU Job, so no gang
     // runs; the scheduling cases that do not queue through Kueue are unaffected.
     set_gpu_quota(&client, 0).await;
@@ -234,7 +255,14 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
     // Fault: the Prometheus Operator scaled to zero. Prometheus keeps serving what it was
     // configured with; a new ServiceMonitor is never turned into scrape configuration.
     // The other cases meet stand-ins; the monitoring ones run again beside it.
-    scale_prometheus_operator(&client, 0).await;
+    scale(
+        &client,
+        "default",
+        "prometheus-operator",
+        "app.kubernetes.io/name=prometheus-operator",
+        0,
+    )
+    .await;
     let faulted = run_specs(
         &client,
         "up-no-operator",
@@ -245,5 +273,21 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
     assert!(
         message(&faulted[2]).contains("was not scraped"),
         "{faulted:#?}"
+    );
+
+    // Fault: Traefik scaled to zero. No controller programs the case's Gateway; the
+    // Inference Extension case meets the stand-in gateway, which runs on.
+    scale(&client, "default", "traefik", "app=traefik-lb", 0).await;
+    let no_traefik = run_specs(
+        &client,
+        "up-no-traefik",
+        pick(&[INFERENCE_GATEWAY, INFERENCE_INGRESS]),
+    )
+    .await;
+    assert_eq!(letters(&no_traefik), "FP", "{no_traefik:#?}");
+    assert!(
+        message(&no_traefik[0]).contains("(class traefik) not Accepted and Programmed")
+            && message(&no_traefik[0]).contains("traefik v3.6.12 (default/traefik), 0/0 ready"),
+        "{no_traefik:#?}"
     );
 }

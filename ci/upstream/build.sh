@@ -39,6 +39,7 @@ components=(
   "kueue|sigs.k8s.io/kueue|v0.17.0|cmd/kueue|manager|registry.k8s.io/kueue/kueue|kueue||65532"
   "jobset|sigs.k8s.io/jobset|v0.8.2|.|manager|registry.k8s.io/jobset/jobset|jobset||65532"
   "trainer|github.com/kubeflow/trainer/v2|v2.0.0|cmd/trainer-controller-manager|manager|ghcr.io/kubeflow/trainer/trainer-controller-manager|||65532"
+  "traefik|github.com/traefik/traefik/v3|v3.6.12|cmd/traefik|traefik|docker.io/traefik|traefik||"
 )
 # What each component ships, in apply order: module paths (files or folders of YAML)
 # copied as they are, or `chart:<path>` rendered with helm (release = component, namespace
@@ -54,6 +55,10 @@ shipped=(
   "kueue|sigs.k8s.io/kueue|chart:charts/kueue:kueue-system|--set controllerManager.manager.image.repository=registry.k8s.io/kueue/kueue --set controllerManager.manager.image.tag=v0.17.0 --set controllerManager.manager.image.pullPolicy=IfNotPresent"
   "jobset|sigs.k8s.io/jobset|chart:charts/jobset:jobset-system|--set image.repository=registry.k8s.io/jobset/jobset --set image.tag=v0.8.2 --set image.pullPolicy=IfNotPresent"
   "trainer|github.com/kubeflow/trainer/v2|chart:charts/kubeflow-trainer:kubeflow-system:jobset|--set jobset.install=false --set fullnameOverride=kubeflow-trainer --set image.registry=ghcr.io --set image.repository=kubeflow/trainer/trainer-controller-manager --set image.tag=v2.0.0 --set image.pullPolicy=IfNotPresent"
+  # Traefik's Gateway provider needs the standard-channel Gateway API CRDs of the version its
+  # go.mod requires (gateway-api v1.4.0), then its own RBAC for that provider.
+  "traefik|sigs.k8s.io/gateway-api|config/crd/standard"
+  "traefik|github.com/traefik/traefik/v3|docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml"
 )
 
 want=("$@")
@@ -84,6 +89,11 @@ ldflags_for() {
       echo "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/kueue/pkg/version.GitCommit=${v}" \
         "-X sigs.k8s.io/kueue/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
+    traefik)
+      # As its release workflow (goreleaser: the tag without "v", codename of the 3.x line).
+      echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${rel}" \
+        "-X github.com/traefik/traefik/v3/pkg/version.Codename=ramequin" \
+        "-X github.com/traefik/traefik/v3/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
     jobset)
       echo "-X sigs.k8s.io/jobset/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/jobset/pkg/version.GitCommit=${v}" ;;
@@ -181,7 +191,8 @@ for entry in "${shipped[@]}"; do
       release_namespace "$ns" > "$dest/$(basename "$chart").yaml"
     if [ -n "$unfetched" ]; then rm -rf "$src"; fi
   else
-    dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
+    name="$(basename "$path")"; name="${name%.yaml}"; name="${name%.yml}"
+    dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$name"
     mkdir -p "$dest"
     if [ -d "$dir/$path" ]; then cp "$dir/$path"/*.yaml "$dest/"; else cp "$dir/$path" "$dest/"; fi
   fi

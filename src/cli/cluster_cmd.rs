@@ -26,10 +26,13 @@ use super::progress::Spinner;
     Deployments and Helm charts), their images running as the built binaries, each pod in a \
     network namespace of its own: the Prometheus Operator v0.85.0 running the real Prometheus \
     3.16.0 server (ai_service_metrics), and Kueue v0.17.0 with a ClusterQueue of the GPU \
-    pool's 16 GPUs (gang_scheduling, beside the coscheduling plugin). Stand-ins stay where \
+    pool's 16 GPUs (gang_scheduling, beside the coscheduling plugin), Kubeflow Trainer v2.0.0 \
+    with JobSet v0.8.2 (robust_controller), and Traefik v3.6.12 as the Gateway API \
+    implementation (GatewayClass traefik: ai_inference). Pods get Service networking as in a \
+    real cluster (ClusterIPs, cluster DNS, LoadBalancer addresses). Stand-ins stay where \
     no real component builds here (the DCGM exporter needs DCGM and a GPU; the GPU, vGPU and \
-    NIC DRA drivers) and, for now, for the gateway, the custom metrics adapter, the GPU-pool \
-    autoscaler and the AI operator. fixtures/recipes/upstream-stack.yaml names the stack's \
+    NIC DRA drivers) and, for now, for the Inference Extension gateway (InferencePool), the \
+    custom metrics adapter, the GPU-pool autoscaler and the AI operator. fixtures/recipes/upstream-stack.yaml names the stack's \
     components and parameters for `aiconform run`."
 )]
 pub struct Args {

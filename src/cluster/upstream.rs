@@ -16,8 +16,9 @@ pub enum Stack {
     #[default]
     Standin,
     /// Real upstream controllers where one builds here (the Prometheus Operator running the
-    /// real Prometheus server); stand-ins for the rest (DCGM exporter, GPU and NIC DRA
-    /// drivers, gateway, autoscalers, operator).
+    /// real Prometheus server, Kueue, JobSet, Kubeflow Trainer, Traefik's Gateway API
+    /// provider); stand-ins for the rest (DCGM exporter, GPU and NIC DRA drivers, the
+    /// Inference Extension gateway, autoscalers, operator).
     Upstream,
 }
 
@@ -113,7 +114,7 @@ pub fn ensure(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
     };
     if locate().is_err() {
         progress(
-            "building the upstream stack from its Go modules (Prometheus, Prometheus Operator: ~10 minutes the first time)",
+            "building the upstream stack from its Go modules (Prometheus, Prometheus Operator, Kueue, JobSet, Kubeflow Trainer, Traefik: ~20 minutes the first time)",
         );
     }
     super::run_build_script(&root, BUILD_SCRIPT)?;

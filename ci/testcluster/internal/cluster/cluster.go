@@ -32,6 +32,7 @@ import (
 	"aiconform.dev/testcluster/internal/pki"
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/realnode"
+	"aiconform.dev/testcluster/internal/servicenet"
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
 	"aiconform.dev/testcluster/internal/standin/custommetrics"
@@ -47,6 +48,9 @@ import (
 const KubernetesVersion = "v1.34.4"
 
 const serviceCIDR = "10.96.0.0/16"
+
+// clusterDomain is the DNS domain of Services and pods (the kubelet's --cluster-domain).
+const clusterDomain = "cluster.local"
 
 // Options configure a cluster run.
 type Options struct {
@@ -254,6 +258,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	svcIP := make(net.IP, 4)
 	copy(svcIP, svcNet.IP.To4())
 	svcIP[3] = 1
+	dnsIP := make(net.IP, 4)
+	copy(dnsIP, svcIP)
+	dnsIP[3] = 10
 	certs, err := pki.Generate(filepath.Join(dataDir, "pki"), svcIP)
 	if err != nil {
 		return fmt.Errorf("generating certificates: %w", err)
@@ -522,6 +529,17 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err := simulator.EnablePodNetns(ctx); err != nil {
 		o.progress("--pod-netns off, pods share the host's network namespace: %v", err)
 	}
+	podnet, hasPodnet := simulator.Podnet()
+	var lbPool *servicenet.AddressPool
+	if hasPodnet {
+		// ClusterIPs are local in the podnet namespace only, where the
+		// service proxy and the cluster DNS listen.
+		if err := podnet.AddLocalRoute(ctx, serviceCIDR); err != nil {
+			return fmt.Errorf("service network in the podnet namespace: %w", err)
+		}
+		simulator.SetClusterDNS(sim.ClusterDNS{Nameserver: dnsIP.String(), Domain: clusterDomain})
+		lbPool = servicenet.NewAddressPool(simulator.LoadBalancerAddress)
+	}
 	burst, hasBurst := autoscaler.BurstPool(prof)
 	var burstSlots []string
 	if hasBurst && o.GPUPool.Max > 0 {
@@ -533,6 +551,14 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	simulator.RunHeartbeats(compCtx)
 	if err := step("starting pod simulator", func(ctx context.Context) error { return simulator.RunPods(compCtx, 16) }); err != nil {
 		return err
+	}
+	if hasPodnet {
+		if err := step("starting service networking (ClusterIPs, cluster DNS, LoadBalancers)", func(ctx context.Context) error {
+			return servicenet.Run(compCtx, client, servicenet.Options{Podnet: podnet, DNSIP: dnsIP.String(), Domain: clusterDomain,
+				APIServer: loopback.Addr().String(), LoadBalancers: lbPool, LoadBalancerNamespace: servicenet.Host{}})
+		}); err != nil {
+			return err
+		}
 	}
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
@@ -604,15 +630,6 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}
 	}
 
-	if _, ok := simulator.LoadBalancerAddress(0); ok {
-		o.Gateway.Address = simulator.LoadBalancerAddress
-	}
-	if err := step("installing the stand-in Gateway API implementation", func(ctx context.Context) error {
-		return gateway.Run(compCtx, restCfg, o.Gateway)
-	}); err != nil {
-		return err
-	}
-
 	if len(upstreamComps) > 0 {
 		if err := step("installing upstream components", func(ctx context.Context) error {
 			in, err := upstream.NewInstaller(restCfg, o.progress)
@@ -623,6 +640,20 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}); err != nil {
 			return err
 		}
+	}
+
+	// After the upstream components: Gateway API CRDs one of them ships (Traefik's, the
+	// real ones) are then in place and the stand-in serves its GatewayClass with them.
+	if lbPool != nil {
+		// Each call asks for another address (n counts the calls).
+		o.Gateway.Address = func(n int) (string, bool) {
+			return lbPool.Take(fmt.Sprintf("gateway stand-in #%d", n), nil)
+		}
+	}
+	if err := step("installing the stand-in Gateway API implementation", func(ctx context.Context) error {
+		return gateway.Run(compCtx, restCfg, o.Gateway)
+	}); err != nil {
+		return err
 	}
 
 	if err := step("waiting for cluster readiness", func(ctx context.Context) error {

@@ -10,7 +10,6 @@
 package clusterip
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -123,7 +122,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	upstream, err := p.dialAny(r.Context(), target)
+	upstream, err := DialAny(r.Context(), &p.dialer, target)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -144,14 +143,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upstream.Close()
 		return
 	}
-	splice(conn, buf.Reader, upstream)
+	Splice(conn, buf.Reader, upstream)
 }
 
-// dialAny dials the first address that answers, in the given order.
-func (p *Proxy) dialAny(ctx context.Context, addrs []string) (net.Conn, error) {
+// DialAny dials the first address that answers, in the given order.
+func DialAny(ctx context.Context, d *net.Dialer, addrs []string) (net.Conn, error) {
 	var last error
 	for _, a := range addrs {
-		c, err := p.dialer.DialContext(ctx, "tcp", a)
+		c, err := d.DialContext(ctx, "tcp", a)
 		if err == nil {
 			return c, nil
 		}
@@ -160,10 +159,11 @@ func (p *Proxy) dialAny(ctx context.Context, addrs []string) (net.Conn, error) {
 	return nil, last
 }
 
-// splice copies both ways until either side closes.
-func splice(client net.Conn, buffered *bufio.Reader, upstream net.Conn) {
+// Splice copies both ways (client's bytes read from fromClient) until both
+// directions are done, then closes both connections.
+func Splice(client net.Conn, fromClient io.Reader, upstream net.Conn) {
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(upstream, buffered); closeWrite(upstream); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(upstream, fromClient); closeWrite(upstream); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(client, upstream); closeWrite(client); done <- struct{}{} }()
 	<-done
 	<-done
@@ -200,8 +200,14 @@ func (p *Proxy) resolve(hostport string) ([]string, error) {
 	if err != nil || len(objs) == 0 {
 		return []string{hostport}, nil
 	}
-	svc := objs[0].(*corev1.Service)
-	sp := servicePort(svc, int32(port))
+	return ServiceEndpoints(objs[0].(*corev1.Service), int32(port), slices)
+}
+
+// ServiceEndpoints are the addresses (addr:targetPort, in random order) to
+// dial for the Service's TCP port: its ready endpoints, as kube-proxy
+// chooses among them.
+func ServiceEndpoints(svc *corev1.Service, port int32, slices discoverylisters.EndpointSliceLister) ([]string, error) {
+	sp := servicePort(svc, port)
 	if sp == nil {
 		return nil, fmt.Errorf("service %s/%s has no port %d", svc.Namespace, svc.Name, port)
 	}

@@ -299,21 +299,67 @@ func (rt *Runtime) forwardAPIServer(ns *netns) error {
 // listenInNetns opens a TCP listener in ns (sockets stay in the namespace
 // of the thread that created them).
 func listenInNetns(ns *netns, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
+	var l net.Listener
+	err := ns.run(func() (err error) {
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	return l, err
+}
+
+// run calls fn on a thread in the namespace; sockets fn creates stay in
+// it and work from any goroutine afterwards.
+func (n *netns) run(fn func() error) error {
+	errc := make(chan error, 1)
 	onThrowawayThread(func() {
-		if err := unix.Setns(ns.fd(), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("setns: %w", err)}
+		if err := unix.Setns(n.fd(), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
 			return
 		}
-		l, err := net.Listen("tcp", addr)
-		ch <- result{l, err}
+		errc <- fn()
 	})
-	r := <-ch
-	return r.l, r.err
+	return <-errc
+}
+
+// Podnet is the cluster's podnet namespace, through which every pod with a
+// namespace of its own reaches anything: what listens there (on an address
+// local there) is reachable from every such pod, as a node's kube-proxy and
+// cluster DNS are.
+type Podnet struct{ ns *netns }
+
+// Podnet returns the podnet namespace; false without --pod-netns.
+func (s *Simulator) Podnet() (Podnet, bool) {
+	if s.rt == nil || s.rt.uplink == nil {
+		return Podnet{}, false
+	}
+	return Podnet{ns: s.rt.uplink.ns}, true
+}
+
+// Listen opens a stream listener in the podnet namespace.
+func (p Podnet) Listen(network, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := p.ns.run(func() (err error) {
+		l, err = net.Listen(network, addr)
+		return err
+	})
+	return l, err
+}
+
+// ListenPacket opens a packet listener in the podnet namespace.
+func (p Podnet) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := p.ns.run(func() (err error) {
+		c, err = net.ListenPacket(network, addr)
+		return err
+	})
+	return c, err
+}
+
+// AddLocalRoute makes every address of cidr local in the podnet namespace
+// (`ip route add local CIDR dev lo` there), so listeners can bind any of
+// them and pods' packets to them are delivered there.
+func (p Podnet) AddLocalRoute(ctx context.Context, cidr string) error {
+	return p.ns.ipBatch(ctx, []string{"route add local " + cidr + " dev lo"})
 }
 
 // tcpForwarder copies connections accepted on l to target (dialled from the
@@ -403,15 +449,7 @@ func (f *tcpForwarder) close() {
 // writeSysctl sets /proc/sys/<key> of the namespace (from a thread in it:
 // /proc/sys/net shows the opener's namespace).
 func (n *netns) writeSysctl(key, value string) error {
-	errc := make(chan error, 1)
-	onThrowawayThread(func() {
-		if err := unix.Setns(n.fd(), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		errc <- os.WriteFile("/proc/sys/"+key, []byte(value), 0o644)
-	})
-	if err := <-errc; err != nil {
+	if err := n.run(func() error { return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644) }); err != nil {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
 	}
 	return nil

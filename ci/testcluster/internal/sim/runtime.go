@@ -70,16 +70,19 @@ type Runtime struct {
 	isolated bool // root: mount/PID namespaces per container
 	env      envSource
 	notify   func(key string)
-	uplink   *podUplink // nil: pods share the host's network namespace (see EnablePodNetns)
+	uplink   *podUplink  // nil: pods share the host's network namespace (see EnablePodNetns)
+	dns      *ClusterDNS // nil: pods get no /etc/resolv.conf (see SetClusterDNS)
 	// probePeriodCap caps probe periods (0: defaultProbePeriodCap).
 	probePeriodCap time.Duration
 
 	mu     sync.Mutex
 	closed bool
 	pods   map[string]*podRun // by namespace/name
-	roots  map[string]*nodeRootOnce
-	gpus   map[string]*gpuAllocator // by node name
-	wg     sync.WaitGroup
+	// stopping: pods whose processes got SIGTERM, closed once they are gone.
+	stopping map[string]chan struct{}
+	roots    map[string]*nodeRootOnce
+	gpus     map[string]*gpuAllocator // by node name
+	wg       sync.WaitGroup
 }
 
 type nodeRootOnce struct {
@@ -172,7 +175,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	return &Runtime{opts: opts, sem: make(chan struct{}, opts.Concurrency), isolated: os.Geteuid() == 0,
-		pods: map[string]*podRun{}, roots: map[string]*nodeRootOnce{}, gpus: map[string]*gpuAllocator{}}, nil
+		pods: map[string]*podRun{}, stopping: map[string]chan struct{}{}, roots: map[string]*nodeRootOnce{}, gpus: map[string]*gpuAllocator{}}, nil
 }
 
 // binaryFor returns the host binary of a mapped image.
@@ -238,15 +241,23 @@ func (rt *Runtime) ensure(ctx context.Context, pod *corev1.Pod, n *node, podIP s
 }
 
 // stop kills the pod's processes (SIGTERM, SIGKILL after the grace period)
-// and forgets it once they are gone.
-func (rt *Runtime) stop(key string, grace time.Duration) {
+// and forgets it once they are gone. stopped is closed then; nil when the
+// pod has no processes here. first is true for the call that began stopping.
+func (rt *Runtime) stop(key string, grace time.Duration) (stopped <-chan struct{}, first bool) {
 	rt.mu.Lock()
 	pr := rt.pods[key]
 	delete(rt.pods, key)
-	rt.mu.Unlock()
 	if pr == nil {
-		return
+		ch := rt.stopping[key]
+		rt.mu.Unlock()
+		if ch == nil {
+			return nil, false
+		}
+		return ch, false
 	}
+	ch := make(chan struct{})
+	rt.stopping[key] = ch
+	rt.mu.Unlock()
 	go func() {
 		pr.signal(syscall.SIGTERM)
 		select {
@@ -256,7 +267,12 @@ func (rt *Runtime) stop(key string, grace time.Duration) {
 		pr.cancel()
 		<-pr.done
 		os.RemoveAll(pr.dir)
+		rt.mu.Lock()
+		delete(rt.stopping, key)
+		rt.mu.Unlock()
+		close(ch)
 	}()
+	return ch, true
 }
 
 // Shutdown kills every process and waits for them; pods seen later do not
@@ -514,6 +530,7 @@ type podSetup struct {
 	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
 	netns      *netns            // the pod's network namespace; nil: the host's
 	hosts      string            // host path of the pod's /etc/hosts; empty: none
+	resolvConf string            // host path of the pod's /etc/resolv.conf; empty: none
 }
 
 // nodeRoot materializes the node's fake host tree once.
@@ -646,6 +663,12 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 	if !pod.Spec.HostNetwork {
 		setup.hosts = filepath.Join(pr.dir, "etc-hosts")
 		if err := os.WriteFile(setup.hosts, podHostsFile(pod, pr.podIP), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if rt.dns != nil && !pod.Spec.HostNetwork && rt.podInOwnNetns(pr.podIP) {
+		setup.resolvConf = filepath.Join(pr.dir, "etc-resolv.conf")
+		if err := os.WriteFile(setup.resolvConf, podResolvConf(pod, *rt.dns, hostResolvConf()), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -953,6 +976,9 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 	}
 	if setup.hosts != "" {
 		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.hosts, Target: "/etc/hosts", File: true})
+	}
+	if setup.resolvConf != "" {
+		ms = append(ms, mountSpec{Kind: mountBind, Source: setup.resolvConf, Target: "/etc/resolv.conf", File: true})
 	}
 	for _, vm := range c.VolumeMounts {
 		src, ok := setup.volumes[vm.Name]
