@@ -7,7 +7,8 @@
 //! v2.0.0 with JobSet v0.8.2 (robust-controller), the Prometheus Operator v0.85.0 running the
 //! real Prometheus 3.16.0 (ai-service-metrics), KEDA 2.20.2 scaling on a query of that
 //! Prometheus (pod-autoscaling), Karpenter v1.15.0's kwok provider with KWOK v0.8.0 faking
-//! the kubelets of the nodes it creates (cluster-autoscaling, through its NodePool gpu). The
+//! the kubelets of the nodes it creates (cluster-autoscaling, through its NodePool gpu),
+//! Traefik v3.6.12's Gateway API provider (inference-gateway, GatewayClass traefik). The
 //! other cases meet the cluster's stand-ins.
 
 mod suites_support;
@@ -39,6 +40,8 @@ const CLUSTER_AUTOSCALING: usize = 6;
 const POD_AUTOSCALING: usize = 7;
 const ACCELERATOR_METRICS: usize = 8;
 const AI_SERVICE_METRICS: usize = 9;
+const INFERENCE_GATEWAY: usize = 10;
+const INFERENCE_INGRESS: usize = 11;
 
 /// How long ai-service-metrics may take against the Prometheus Operator: a new monitor
 /// reaches Prometheus once the kubelet refreshed its config Secret (2 s here) and
@@ -62,7 +65,9 @@ const PROMETHEUS_URL: &str = "http://prometheus-operated.default.svc:9090";
 /// The vector against the upstream stack: gangs go through Kueue's ClusterQueue (the
 /// coscheduling plugin stays beside it), pods scale through a KEDA ScaledObject on a query
 /// of the real Prometheus, and the monitoring cases have the Prometheus Operator's time (a
-/// new monitor must reach Prometheus' configuration).
+/// new monitor must reach Prometheus' configuration), inference-gateway uses Traefik's
+/// GatewayClass (inference-ingress stays on the stand-in's: Traefik implements no
+/// InferencePool).
 fn upstream_specs() -> Vec<CaseSpec> {
     let mut specs = vector_specs();
     specs[GANG_SCHEDULING].params["gangScheduler"] = json!("kueue");
@@ -75,6 +80,7 @@ fn upstream_specs() -> Vec<CaseSpec> {
         json!({"poolLabel": "karpenter.sh/nodepool", "pool": "gpu"});
     specs[CLUSTER_AUTOSCALING].timeout = KARPENTER_TIMEOUT;
     specs[AI_SERVICE_METRICS].timeout = METRICS_TIMEOUT;
+    specs[INFERENCE_GATEWAY].params["gatewayClass"] = json!("traefik");
     specs
 }
 
@@ -256,6 +262,15 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
         "{metrics}"
     );
 
+    let gateway = message(&healthy[INFERENCE_GATEWAY]);
+    assert!(
+        gateway.contains("(class traefik) Programmed at http://")
+            && gateway.contains("Accepted and ResolvedRefs by traefik.io/gateway-controller (traefik v3.6.12 (default/traefik), 1/1 ready)")
+            && gateway.contains("for weights 80:20")
+            && gateway.contains("reached canary"),
+        "{gateway}"
+    );
+
     // Fault: Kueue's ClusterQueue has no GPU quota. Kueue admits no GPU Job, so no gang
     // runs; the scheduling cases that do not queue through Kueue are unaffected.
     set_gpu_quota(&client, 0).await;
@@ -362,5 +377,21 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
     assert!(
         message(&faulted[2]).contains("was not scraped"),
         "{faulted:#?}"
+    );
+
+    // Fault: Traefik scaled to zero. No controller programs the case's Gateway; the
+    // Inference Extension case meets the stand-in gateway, which runs on.
+    scale_deployment(&client, "default", "traefik", "app=traefik-lb", 0).await;
+    let no_traefik = run_specs(
+        &client,
+        "up-no-traefik",
+        pick(&[INFERENCE_GATEWAY, INFERENCE_INGRESS]),
+    )
+    .await;
+    assert_eq!(letters(&no_traefik), "FP", "{no_traefik:#?}");
+    assert!(
+        message(&no_traefik[0]).contains("(class traefik) not Accepted and Programmed")
+            && message(&no_traefik[0]).contains("traefik v3.6.12 (default/traefik), 0/0 ready"),
+        "{no_traefik:#?}"
     );
 }

@@ -50,6 +50,7 @@ components=(
   "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/operator|keda|ghcr.io/kedacore/keda|keda||65532"
   "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/adapter|keda-adapter|ghcr.io/kedacore/keda-metrics-apiserver|keda||65532"
   "keda|github.com/kedacore/keda/v2|v2.20.2|cmd/webhooks|keda-admission-webhooks|ghcr.io/kedacore/keda-admission-webhooks|keda||65532"
+  "traefik|github.com/traefik/traefik/v3|v3.6.12|cmd/traefik|traefik|docker.io/traefik|traefik||"
 )
 # What each component ships, in apply order: module paths (files or folders of YAML, a
 # folder's kustomization.yaml left out) copied as they are, except that `--set-image
@@ -81,6 +82,10 @@ shipped=(
   "keda|github.com/kedacore/keda/v2|config/manager|--set-image ghcr.io/kedacore/keda=ghcr.io/kedacore/keda:2.20.2"
   "keda|github.com/kedacore/keda/v2|config/metrics-server|--set-image ghcr.io/kedacore/keda-metrics-apiserver=ghcr.io/kedacore/keda-metrics-apiserver:2.20.2"
   "keda|github.com/kedacore/keda/v2|config/webhooks|--set-image ghcr.io/kedacore/keda-admission-webhooks=ghcr.io/kedacore/keda-admission-webhooks:2.20.2"
+  # Traefik's Gateway provider needs the standard-channel Gateway API CRDs of the version its
+  # go.mod requires (gateway-api v1.4.0), then its own RBAC for that provider.
+  "traefik|sigs.k8s.io/gateway-api|config/crd/standard"
+  "traefik|github.com/traefik/traefik/v3|docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml"
 )
 
 want=("$@")
@@ -111,6 +116,11 @@ ldflags_for() {
       echo "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/kueue/pkg/version.GitCommit=${v}" \
         "-X sigs.k8s.io/kueue/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
+    traefik)
+      # As its release workflow (goreleaser: the tag without "v", codename of the 3.x line).
+      echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${rel}" \
+        "-X github.com/traefik/traefik/v3/pkg/version.Codename=ramequin" \
+        "-X github.com/traefik/traefik/v3/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
     jobset)
       echo "-X sigs.k8s.io/jobset/pkg/version.GitVersion=v${rel}" \
         "-X sigs.k8s.io/jobset/pkg/version.GitCommit=${v}" ;;
@@ -247,7 +257,8 @@ for entry in "${shipped[@]}"; do
       release_namespace "$ns" > "$dest/$(basename "$chart").yaml"
     if [ -n "$unfetched" ]; then rm -rf "$src"; fi
   else
-    dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$(basename "$path" .yaml)"
+    name="$(basename "$path")"; name="${name%.yaml}"; name="${name%.yml}"
+    dest="$out/manifests/.$comp.tmp/$(printf '%02d' "$n")-$name"
     mkdir -p "$dest"
     files=("$dir/$path")
     if [ -d "$dir/$path" ]; then

@@ -28,11 +28,14 @@ use super::progress::Spinner;
     3.16.0 server (ai_service_metrics), Kueue v0.17.0 with a ClusterQueue of the GPU \
     pool's 16 GPUs (gang_scheduling, beside the coscheduling plugin), Kubeflow Trainer v2.0.0 \
     with JobSet v0.8.2 (robust_controller), KEDA 2.20.2 (pod_autoscaling, scaling on a \
-    query of that Prometheus), and Karpenter v1.15.0's kwok provider with KWOK v0.8.0 \
-    (cluster_autoscaling: NodePool gpu launches GPU nodes whose kubelet KWOK fakes). Stand-ins stay where \
+    query of that Prometheus), Karpenter v1.15.0's kwok provider with KWOK v0.8.0 \
+    (cluster_autoscaling: NodePool gpu launches GPU nodes whose kubelet KWOK fakes), and \
+    Traefik v3.6.12 as the Gateway API implementation (GatewayClass traefik: ai_inference). \
+    Pods get Service networking as in a real cluster (ClusterIPs, cluster DNS, LoadBalancer \
+    addresses). Stand-ins stay where \
     no real component builds here (the DCGM exporter needs DCGM and a GPU; the GPU, vGPU and \
-    NIC DRA drivers) and, for now, for the gateway, the custom metrics adapter and the AI \
-    operator. fixtures/recipes/upstream-stack.yaml names the stack's \
+    NIC DRA drivers) and, for now, for the Inference Extension gateway (InferencePool), the \
+    custom metrics adapter and the AI operator. fixtures/recipes/upstream-stack.yaml names the stack's \
     components and parameters for `aiconform run`."
 )]
 pub struct Args {

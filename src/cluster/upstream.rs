@@ -17,8 +17,9 @@ pub enum Stack {
     Standin,
     /// Real upstream controllers where one builds here (the Prometheus Operator running the
     /// real Prometheus server, Kueue, JobSet, Kubeflow Trainer, KEDA, Karpenter's kwok
-    /// provider with KWOK); stand-ins for the rest (DCGM exporter, GPU and NIC DRA drivers,
-    /// gateway, custom metrics adapter, operator).
+    /// provider with KWOK, Traefik's Gateway API provider); stand-ins for the rest (DCGM
+    /// exporter, GPU and NIC DRA drivers, the Inference Extension gateway, custom metrics
+    /// adapter, operator).
     Upstream,
 }
 
@@ -114,7 +115,7 @@ pub fn ensure(progress: &dyn Fn(&str)) -> Result<PathBuf, ClusterError> {
     };
     if locate().is_err() {
         progress(
-            "building the upstream stack from its Go modules (Prometheus, Prometheus Operator, Kueue, JobSet, Kubeflow Trainer, KEDA, Karpenter, KWOK: ~35 minutes the first time)",
+            "building the upstream stack from its Go modules (Prometheus, Prometheus Operator, Kueue, JobSet, Kubeflow Trainer, KEDA, Karpenter, KWOK, Traefik: ~40 minutes the first time)",
         );
     }
     super::run_build_script(&root, BUILD_SCRIPT)?;

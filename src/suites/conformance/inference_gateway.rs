@@ -20,7 +20,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::super::k8s::{
-    case_namespace, condition_true, conditions, crd_problems, create, dynamic_api, pod_state,
+    case_namespace, condition_true, conditions, crd_problems, create, deployments_by_image,
+    dynamic_api, image_named, pod_state,
 };
 use super::*;
 use crate::probe::traffic::Tally;
@@ -37,6 +38,50 @@ pub const WEIGHTS: [(&str, u32); 2] = [("stable", 80), ("canary", 20)];
 /// Standard deviations a backend's count may stray from its binomial expectation: a correct
 /// weighted random implementation fails this with probability below 1e-6 per backend.
 pub const SIGMAS: f64 = 5.0;
+
+/// Image names of Gateway API implementations by the `controllerName` of their GatewayClasses:
+/// names the controller a case met in its evidence (never part of a verdict).
+const IMPLEMENTATIONS: [(&str, &str); 6] = [
+    ("traefik.io/gateway-controller", "traefik"),
+    ("gateway.envoyproxy.io/gatewayclass-controller", "gateway"),
+    ("istio.io/gateway-controller", "pilot"),
+    (
+        "gateway.nginx.org/nginx-gateway-controller",
+        "nginx-gateway-fabric",
+    ),
+    ("projectcontour.io/gateway-controller", "contour"),
+    ("kgateway.dev/kgateway", "kgateway"),
+];
+
+/// The image name of the implementation behind `controller`, when it is a known one.
+pub fn implementation_image(controller: &str) -> Option<&'static str> {
+    IMPLEMENTATIONS
+        .iter()
+        .find(|(c, _)| *c == controller)
+        .map(|(_, image)| *image)
+}
+
+/// What runs the GatewayClass's controller, for evidence: the Deployments running its image
+/// with their ready replicas (`traefik v3.6.12 (default/traefik), 1/1 ready`), "no Deployment
+/// runs its image `traefik`", or None for an implementation whose image is not known here.
+pub(super) async fn controller_evidence(client: &Client, controller: &str) -> Option<String> {
+    let image = implementation_image(controller)?;
+    let found: Vec<String> = deployments_by_image(client, |i| image_named(i, image))
+        .await
+        .into_iter()
+        .map(|d| {
+            format!(
+                "{image} {} ({}), {}/{} ready",
+                d.tag, d.name, d.ready, d.replicas
+            )
+        })
+        .collect();
+    Some(if found.is_empty() {
+        format!("no Deployment runs its image `{image}`")
+    } else {
+        found.join("; ")
+    })
+}
 
 /// Whether the weighted rule's answers follow `weights`: each backend's count must lie within
 /// `sigmas` standard deviations of its binomial expectation n·p (p = weight / sum), no other
@@ -380,8 +425,12 @@ pub(super) async fn programmed_gateway(
                 )
             })
             .unwrap_or_else(|| "gone".to_string());
+        let implementation = controller_evidence(client, controller)
+            .await
+            .map(|e| format!("; controller {controller}: {e}"))
+            .unwrap_or_default();
         return Ok(Err(Outcome::failed(format!(
-            "Gateway {ns}/{GATEWAY} (class {class}) not Accepted and Programmed with an address within {}s: {state}",
+            "Gateway {ns}/{GATEWAY} (class {class}) not Accepted and Programmed with an address within {}s: {state}{implementation}",
             secs(ctx.spec.timeout)
         ))));
     };
@@ -512,8 +561,12 @@ pub(super) async fn inference_gateway_impl(
     }
     let weighted = judge_split(&tallies[0], &WEIGHTS, SIGMAS);
     let header = judge_header(&tallies[1], CANARY_MODEL);
+    let implementation = controller_evidence(&client, &controller)
+        .await
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
     let prefix = format!(
-        "Gateway {ns}/{GATEWAY} (class {class}) Programmed at {url}; HTTPRoute {ROUTE} Accepted and ResolvedRefs by {controller}"
+        "Gateway {ns}/{GATEWAY} (class {class}) Programmed at {url}; HTTPRoute {ROUTE} Accepted and ResolvedRefs by {controller}{implementation}"
     );
     Ok(match (weighted, header) {
         (Ok(w), Ok(h)) => Outcome::passed(format!(
@@ -677,6 +730,18 @@ mod tests {
         assert_eq!(
             judge_header(&tally(&[("canary", 4), ("stable", 16)]), "canary").unwrap_err(),
             "20 requests with the header: canary=4 stable=16; all should reach canary"
+        );
+    }
+
+    #[test]
+    fn known_implementations_are_named_by_controller() {
+        assert_eq!(
+            implementation_image("traefik.io/gateway-controller"),
+            Some("traefik")
+        );
+        assert_eq!(
+            implementation_image("aiconform.dev/gateway-controller"),
+            None
         );
     }
 

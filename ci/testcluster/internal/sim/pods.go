@@ -116,25 +116,47 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 	}
 	pods := s.client.CoreV1().Pods(ns)
 
-	// No kubelet: finish deletions immediately (processes of the runtime
-	// get SIGTERM now and SIGKILL after the grace period).
+	// Deletions: processes of the runtime get SIGTERM now and SIGKILL after
+	// the grace period; as a kubelet does, the pod object is removed once
+	// they are gone (at once for simulated containers).
 	if pod.DeletionTimestamp != nil {
+		grace := ptr.Deref(pod.DeletionGracePeriodSeconds, 30)
+		var stopped <-chan struct{}
+		first := false
 		if s.rt != nil {
-			s.rt.stop(key, time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 30))*time.Second)
+			stopped, first = s.rt.stop(key, time.Duration(grace)*time.Second)
 		}
-		if ptr.Deref(pod.DeletionGracePeriodSeconds, 30) == 0 {
+		if grace == 0 {
 			// The API server removes an object marked with grace 0 itself
 			// (terminal pods, forced deletions) once no finalizer holds it.
 			return 0, nil
 		}
-		err := pods.Delete(ctx, name, metav1.DeleteOptions{
-			GracePeriodSeconds: ptr.To[int64](0),
-			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
-		})
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		remove := func() error {
+			err := pods.Delete(ctx, name, metav1.DeleteOptions{
+				GracePeriodSeconds: ptr.To[int64](0),
+				Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+			})
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				return nil
+			}
+			return err
+		}
+		if stopped != nil {
+			if first {
+				go func() {
+					select {
+					case <-stopped:
+					case <-ctx.Done():
+						return
+					}
+					if err := remove(); err != nil {
+						klog.InfoS("sim: removing a stopped pod", "pod", key, "err", err)
+					}
+				}()
+			}
 			return 0, nil
 		}
-		return 0, err
+		return 0, remove()
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return 0, nil

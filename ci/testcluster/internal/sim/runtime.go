@@ -78,9 +78,11 @@ type Runtime struct {
 	mu     sync.Mutex
 	closed bool
 	pods   map[string]*podRun // by namespace/name
-	roots  map[string]*nodeRootOnce
-	gpus   map[string]*gpuAllocator // by node name
-	wg     sync.WaitGroup
+	// stopping: pods whose processes got SIGTERM, closed once they are gone.
+	stopping map[string]chan struct{}
+	roots    map[string]*nodeRootOnce
+	gpus     map[string]*gpuAllocator // by node name
+	wg       sync.WaitGroup
 }
 
 type nodeRootOnce struct {
@@ -177,7 +179,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	return &Runtime{opts: opts, sem: make(chan struct{}, opts.Concurrency), isolated: os.Geteuid() == 0,
-		pods: map[string]*podRun{}, roots: map[string]*nodeRootOnce{}, gpus: map[string]*gpuAllocator{}}, nil
+		pods: map[string]*podRun{}, stopping: map[string]chan struct{}{}, roots: map[string]*nodeRootOnce{}, gpus: map[string]*gpuAllocator{}}, nil
 }
 
 // binaryFor returns the host binary of a mapped image.
@@ -243,15 +245,23 @@ func (rt *Runtime) ensure(ctx context.Context, pod *corev1.Pod, n *node, podIP s
 }
 
 // stop kills the pod's processes (SIGTERM, SIGKILL after the grace period)
-// and forgets it once they are gone.
-func (rt *Runtime) stop(key string, grace time.Duration) {
+// and forgets it once they are gone. stopped is closed then; nil when the
+// pod has no processes here. first is true for the call that began stopping.
+func (rt *Runtime) stop(key string, grace time.Duration) (stopped <-chan struct{}, first bool) {
 	rt.mu.Lock()
 	pr := rt.pods[key]
 	delete(rt.pods, key)
-	rt.mu.Unlock()
 	if pr == nil {
-		return
+		ch := rt.stopping[key]
+		rt.mu.Unlock()
+		if ch == nil {
+			return nil, false
+		}
+		return ch, false
 	}
+	ch := make(chan struct{})
+	rt.stopping[key] = ch
+	rt.mu.Unlock()
 	pr.mu.Lock()
 	pr.stopping = true
 	pr.mu.Unlock()
@@ -264,7 +274,12 @@ func (rt *Runtime) stop(key string, grace time.Duration) {
 		pr.cancel()
 		<-pr.done
 		os.RemoveAll(pr.dir)
+		rt.mu.Lock()
+		delete(rt.stopping, key)
+		rt.mu.Unlock()
+		close(ch)
 	}()
+	return ch, true
 }
 
 // Shutdown kills every process and waits for them; pods seen later do not

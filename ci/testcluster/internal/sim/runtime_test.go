@@ -320,11 +320,22 @@ func TestRunProcess(t *testing.T) {
 			t.Fatal("never Running")
 		}
 	}
-	rt.stop("ns/p3", 200*time.Millisecond)
+	stopped, first := rt.stop("ns/p3", 200*time.Millisecond)
+	if again, firstAgain := rt.stop("ns/p3", 0); !first || firstAgain || again != stopped {
+		t.Errorf("stop: first %v, again first %v, same channel %v", first, firstAgain, again == stopped)
+	}
 	select {
-	case <-pr.done:
+	case <-stopped:
 	case <-time.After(10 * time.Second):
 		t.Fatal("process not killed after pod deletion")
+	}
+	select {
+	case <-pr.done:
+	default:
+		t.Error("reported stopped before the process ended")
+	}
+	if ch, _ := rt.stop("ns/p3", 0); ch != nil {
+		t.Error("a stopped pod is still stopping")
 	}
 	// A container that exits on SIGTERM is not restarted once its pod is
 	// being deleted, whatever its restart policy: the pod is gone well

@@ -125,7 +125,11 @@ func crdFor(kind, plural, singular string, scope apiextensionsv1.ResourceScope, 
 // InferencePool.
 func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 	gatewayClass := crdFor("GatewayClass", "gatewayclasses", "gatewayclass", apiextensionsv1.ClusterScoped,
-		obj(props{"controllerName": str(), "description": str(), "parametersRef": preserved()}, "controllerName"),
+		obj(props{"controllerName": str(), "description": func() apiextensionsv1.JSONSchemaProps {
+			d := str()
+			d.MaxLength = ptr.To[int64](64) // as upstream's
+			return d
+		}(), "parametersRef": preserved()}, "controllerName"),
 		obj(props{"conditions": conditions(), "supportedFeatures": list(obj(props{"name": str()}, "name"), 64)}),
 		"gc")
 	listenerSchema := obj(props{

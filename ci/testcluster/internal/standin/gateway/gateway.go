@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		"metadata": map[string]interface{}{"name": ClassName},
 		"spec": map[string]interface{}{
 			"controllerName": ControllerName,
-			"description":    "aiconform test cluster stand-in: loopback listeners, HTTPRoute header/path matches and weighted backends",
+			"description":    "aiconform test cluster stand-in Gateway API implementation",
 		},
 	}}
 	if _, err := dyn.Resource(classGVR).Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
