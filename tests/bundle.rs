@@ -612,3 +612,65 @@ mod properties {
         }
     }
 }
+
+// ---- manifests taken from files beside the recipe ---------------------------------------
+
+const FILE_RECIPE: &str = "apiVersion: aiconform.dev/v1alpha1
+kind: Recipe
+metadata: {name: files, toolVersion: 0.1.0, appliedOverlays: [], valueCount: 0}
+criteria: {accelerator: any, intent: any, os: any, platform: any, service: any}
+constraints: []
+deploymentOrder: [app]
+components:
+  - name: app
+    type: Manifest
+    version: v1
+    namespace: app
+    manifests:
+      - {name: app.yaml, file: FILE}
+";
+
+#[test]
+fn manifests_from_a_folder_beside_the_recipe_land_in_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("built/app");
+    std::fs::create_dir_all(m.join("10-rbac")).unwrap();
+    std::fs::write(
+        m.join("00-config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("10-rbac/sa.yaml"),
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(&recipe, FILE_RECIPE.replace("FILE", "built/app")).unwrap();
+    let out = dir.path().join("bundle");
+    bundle_cmd(&recipe, &out, &[]).success();
+    verify_cmd(&out).success();
+    let app = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with("-app"))
+        .expect("component folder");
+    let text = std::fs::read_to_string(app.join("manifests/app.yaml")).unwrap();
+    assert_eq!(
+        text,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n"
+    );
+}
+
+#[test]
+fn a_missing_manifest_file_names_it_and_writes_no_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(&recipe, FILE_RECIPE.replace("FILE", "not-built/app")).unwrap();
+    let out = dir.path().join("bundle");
+    bundle_cmd(&recipe, &out, &[])
+        .failure()
+        .stderr(contains("component `app` manifest `app.yaml`"))
+        .stderr(contains("not-built/app"));
+    assert!(!out.exists());
+}
