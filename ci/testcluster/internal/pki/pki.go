@@ -54,6 +54,32 @@ const FrontProxyClient = "front-proxy-client"
 
 func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
 
+// newCA makes a self-signed CA named cn: its key, DER and parsed certificate.
+func newCA(cn string, notBefore, notAfter time.Time) (*ecdsa.PrivateKey, []byte, *x509.Certificate, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, der, cert, nil
+}
+
 func keyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalECPrivateKey(k)
 	if err != nil {
@@ -84,24 +110,7 @@ func Generate(dir string, serviceIP net.IP) (*Files, error) {
 	now := time.Now().Add(-time.Hour)
 	notAfter := now.Add(10 * 365 * 24 * time.Hour)
 
-	caKey, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "aiconform-testcluster-ca"},
-		NotBefore:             now,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		return nil, err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
+	caKey, caDER, caCert, err := newCA("aiconform-testcluster-ca", now, notAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -149,24 +158,7 @@ func Generate(dir string, serviceIP net.IP) (*Files, error) {
 		return nil, err
 	}
 
-	fpCAKey, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	fpCATmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "aiconform-testcluster-front-proxy-ca"},
-		NotBefore:             now,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	fpCADER, err := x509.CreateCertificate(rand.Reader, fpCATmpl, fpCATmpl, fpCAKey.Public(), fpCAKey)
-	if err != nil {
-		return nil, err
-	}
-	fpCACert, err := x509.ParseCertificate(fpCADER)
+	fpCAKey, fpCADER, fpCACert, err := newCA("aiconform-testcluster-front-proxy-ca", now, notAfter)
 	if err != nil {
 		return nil, err
 	}
