@@ -76,14 +76,7 @@ mod tests {
 
     #[test]
     fn hpa_on_the_pods_metric() {
-        let p = Params {
-            metric: "aiconform_probe_load".into(),
-            series: "aiconform_probe_load".into(),
-            target: 10,
-            stabilization: 5,
-            resource: "nvidia.com/gpu".into(),
-            port: 8080,
-        };
+        let p = Params::sample("aiconform_probe_load");
         let h: HorizontalPodAutoscaler = serde_json::from_value(hpa(&p)).expect("valid HPA");
         let spec = h.spec.expect("spec");
         assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 2));

@@ -238,14 +238,7 @@ mod tests {
     use super::*;
 
     fn params() -> Params {
-        Params {
-            metric: "aiconform_probe_load".into(),
-            series: "aiconform_probe_load".into(),
-            target: 10,
-            stabilization: 5,
-            resource: "nvidia.com/gpu".into(),
-            port: 8080,
-        }
+        Params::sample("aiconform_probe_load")
     }
 
     #[test]
@@ -340,15 +333,8 @@ mod tests {
             polling_interval: 5,
         };
         let mut o = Observed::default();
-        o.pods.insert(
-            "a".into(),
-            PodView {
-                phase: "Running".into(),
-                node: Some("gpu-0".into()),
-                terminating: false,
-                state: "Running".into(),
-            },
-        );
+        o.pods
+            .insert("a".into(), PodView::sample("Running", Some("gpu-0"), false));
         let no_hpa = stalled("K", &params(), &t, &Stalled::Baseline(o.clone()), "R");
         assert_eq!(
             no_hpa,

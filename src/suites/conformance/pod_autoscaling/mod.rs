@@ -112,6 +112,19 @@ struct Params {
 }
 
 impl Params {
+    /// The defaults `of` gives a case without params, for `metric`.
+    #[cfg(test)]
+    fn sample(metric: &str) -> Self {
+        Self {
+            metric: metric.into(),
+            series: metric.into(),
+            target: 10,
+            stabilization: 5,
+            resource: "nvidia.com/gpu".into(),
+            port: 8080,
+        }
+    }
+
     fn of(ctx: &CaseContext) -> Self {
         let metric = ctx
             .param::<String>("metricName")
@@ -450,33 +463,18 @@ mod tests {
         );
     }
 
-    fn pod(phase: &str, node: Option<&str>, terminating: bool) -> PodView {
-        PodView {
-            phase: phase.into(),
-            node: node.map(str::to_string),
-            terminating,
-            state: phase.into(),
-        }
-    }
-
     #[test]
     fn stall_messages_name_the_stage() {
-        let p = Params {
-            metric: "m".into(),
-            series: "m".into(),
-            target: 10,
-            stabilization: 5,
-            resource: "nvidia.com/gpu".into(),
-            port: 8080,
-        };
+        let p = Params::sample("m");
         let mut o = Observed::default();
-        o.pods.insert("a".into(), pod("Pending", None, false));
+        o.pods
+            .insert("a".into(), PodView::sample("Pending", None, false));
         assert_eq!(
             stalled_message("X", &p, &Stalled::Baseline(o.clone())),
             "X: the first pod never ran (a Pending)"
         );
         o.pods
-            .insert("a".into(), pod("Running", Some("gpu-0"), false));
+            .insert("a".into(), PodView::sample("Running", Some("gpu-0"), false));
         assert_eq!(
             stalled_message("X", &p, &Stalled::Baseline(o.clone())),
             "X: the HPA never read the metric: the HPA does not exist"

@@ -25,6 +25,19 @@ pub struct PodView {
     pub state: String,
 }
 
+#[cfg(test)]
+impl PodView {
+    /// A pod in `phase` (also its state), bound to `node` when given.
+    pub fn sample(phase: &str, node: Option<&str>, terminating: bool) -> Self {
+        Self {
+            phase: phase.into(),
+            node: node.map(str::to_string),
+            terminating,
+            state: phase.into(),
+        }
+    }
+}
+
 /// The HPA as the watch last saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HpaView {
@@ -288,15 +301,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(phase: &str, node: Option<&str>, terminating: bool) -> PodView {
-        PodView {
-            phase: phase.into(),
-            node: node.map(str::to_string),
-            terminating,
-            state: phase.into(),
-        }
-    }
-
     fn hpa(v: serde_json::Value) -> HpaView {
         HpaView::observe(&serde_json::from_value(v).expect("hpa"))
     }
@@ -374,7 +378,7 @@ mod tests {
     fn scale_up_then_down() {
         let mut o = Observed::default();
         o.pods
-            .insert("a".into(), pod("Running", Some("gpu-0"), false));
+            .insert("a".into(), PodView::sample("Running", Some("gpu-0"), false));
         assert!(!o.baseline(), "no metric yet");
         o.hpa = HpaView {
             seen: true,
@@ -389,11 +393,12 @@ mod tests {
         };
         assert!(o.baseline());
         let before: BTreeSet<String> = ["a".to_string()].into();
-        o.pods.insert("b".into(), pod("Pending", None, false));
+        o.pods
+            .insert("b".into(), PodView::sample("Pending", None, false));
         assert!(!o.scaled_up(&before));
         assert_eq!(o.not_running(), vec!["b Pending"]);
         o.pods
-            .insert("b".into(), pod("Running", Some("gpu-1"), false));
+            .insert("b".into(), PodView::sample("Running", Some("gpu-1"), false));
         assert!(o.scaled_up(&before));
         let new = o.new_running(&before);
         assert_eq!(new, [("b".to_string(), "gpu-1".to_string())].into());
@@ -412,12 +417,12 @@ mod tests {
         o.hpa.desired = Some(1);
         assert!(!o.scaled_down());
         o.pods
-            .insert("b".into(), pod("Running", Some("gpu-1"), true));
+            .insert("b".into(), PodView::sample("Running", Some("gpu-1"), true));
         assert!(o.scaled_down());
         // A replaced pod does not count as a scale-up.
         let mut r = Observed::default();
         r.pods
-            .insert("c".into(), pod("Running", Some("gpu-0"), false));
+            .insert("c".into(), PodView::sample("Running", Some("gpu-0"), false));
         assert!(!r.scaled_up(&["a".to_string()].into()));
     }
 }
