@@ -111,6 +111,14 @@ fn pick(indexes: &[usize]) -> Vec<CaseSpec> {
     indexes.iter().map(|&i| specs[i].clone()).collect()
 }
 
+/// The autoscaling case `index` alone, with the deadline of a fault that keeps it from
+/// scaling.
+fn faulted_autoscaling(index: usize) -> Vec<CaseSpec> {
+    let mut specs = pick(&[index]);
+    specs[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
+    specs
+}
+
 /// Set the GPU quota of Kueue's ClusterQueue cluster-queue (the provider's, from
 /// ci/upstream/kueue/manifests/queues.yaml).
 async fn set_gpu_quota(client: &kube::Client, gpus: u32) {
@@ -305,9 +313,12 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
     // Fault: Karpenter's NodePool has reached its GPU limit (0, as many as it has). Karpenter
     // launches nothing for the pending pod and says so on it.
     set_nodepool_gpu_limit(&client, 0).await;
-    let mut at_limit = pick(&[CLUSTER_AUTOSCALING]);
-    at_limit[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
-    let at_limit = run_specs(&client, "up-pool-limit", at_limit).await;
+    let at_limit = run_specs(
+        &client,
+        "up-pool-limit",
+        faulted_autoscaling(CLUSTER_AUTOSCALING),
+    )
+    .await;
     assert_eq!(letters(&at_limit), "F", "{at_limit:#?}");
     assert!(
         message(&at_limit[0]).contains("the pool never grew beyond 0 nodes")
@@ -320,9 +331,12 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
     // Fault: Karpenter scaled to zero. Nothing launches nodes for pending pods.
     let karpenter = "app.kubernetes.io/name=karpenter";
     scale_deployment(&client, "kube-system", "karpenter", karpenter, 0).await;
-    let mut no_karpenter = pick(&[CLUSTER_AUTOSCALING]);
-    no_karpenter[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
-    let no_karpenter = run_specs(&client, "up-no-karpenter", no_karpenter).await;
+    let no_karpenter = run_specs(
+        &client,
+        "up-no-karpenter",
+        faulted_autoscaling(CLUSTER_AUTOSCALING),
+    )
+    .await;
     assert_eq!(letters(&no_karpenter), "F", "{no_karpenter:#?}");
     assert!(
         message(&no_karpenter[0]).contains("(kube-system/karpenter, 0/0 ready)")
@@ -332,10 +346,9 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
 
     // Fault: a ScaledObject whose query matches nothing. KEDA serves 0 whatever the pods
     // report, so the HPA it made never scales up.
-    let mut bad_query = pick(&[POD_AUTOSCALING]);
+    let mut bad_query = faulted_autoscaling(POD_AUTOSCALING);
     bad_query[0].params["keda"]["query"] =
         json!("sum(aiconform_probe_load{namespace=\"no-such-namespace\"})");
-    bad_query[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
     let bad_query = run_specs(&client, "up-bad-query", bad_query).await;
     assert_eq!(letters(&bad_query), "F", "{bad_query:#?}");
     assert!(
@@ -347,9 +360,7 @@ async fn upstream_stack_passes_and_each_component_fault_fails_its_case() {
     // Fault: KEDA's operator scaled to zero. Its metrics server still serves the external
     // metrics API, but no ScaledObject becomes an HPA.
     scale_deployment(&client, "keda", "keda-operator", "app=keda-operator", 0).await;
-    let mut no_keda = pick(&[POD_AUTOSCALING]);
-    no_keda[0].timeout = FAULTED_AUTOSCALING_TIMEOUT;
-    let no_keda = run_specs(&client, "up-no-keda", no_keda).await;
+    let no_keda = run_specs(&client, "up-no-keda", faulted_autoscaling(POD_AUTOSCALING)).await;
     assert_eq!(letters(&no_keda), "F", "{no_keda:#?}");
     assert!(
         message(&no_keda[0]).contains("KEDA never created the HPA keda-hpa-gpu-autoscale")
