@@ -60,7 +60,7 @@ pub struct ExecArgs {
     #[arg(long)]
     pub keep_going: bool,
     /// CNCF AI conformance checklist the conformance cases report against (1.33, 1.34,
-    /// 1.35 or 1.36); default: the run configuration's aiConformance, else the cluster's
+    /// 1.35, 1.36 or 1.37); default: the run configuration's aiConformance, else the cluster's
     /// Kubernetes minor version
     #[arg(long, value_name = "VERSION")]
     pub ai_conformance: Option<aiconform::conformance::Version>,

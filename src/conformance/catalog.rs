@@ -260,8 +260,22 @@ mod tests {
                 "disaggregated_inference"
             ]
         );
+        assert_eq!(ids(v(37), Level::Must), musts);
+        assert_eq!(
+            ids(v(37), Level::Should),
+            [
+                "driver_runtime_management",
+                "gpu_sharing",
+                "virtualized_accelerator",
+                "advanced_inference_ingress",
+                "high_performance_networking",
+                "disaggregated_inference",
+                "workload_sandboxing"
+            ]
+        );
         assert_eq!(versions_with("dra_support"), [v(33), v(34), v(35)]);
-        assert_eq!(known_ids().len(), 15);
+        assert_eq!(versions_with("workload_sandboxing"), [v(37)]);
+        assert_eq!(known_ids().len(), 16);
     }
 
     #[test]

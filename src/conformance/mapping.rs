@@ -159,7 +159,7 @@ mod tests {
         let r = select_version(None, None, Ok("v1.34.4")).unwrap();
         assert_eq!((r.version, r.source.as_str()), (v34, "cluster v1.34.4"));
         let e = select_version(None, None, Ok("v1.31.2")).unwrap_err();
-        assert!(e.starts_with("the cluster runs Kubernetes v1.31.2 (1.31); CNCF AI conformance checklists exist for 1.33, 1.34, 1.35, 1.36; pass --ai-conformance"), "{e}");
+        assert!(e.starts_with("the cluster runs Kubernetes v1.31.2 (1.31); CNCF AI conformance checklists exist for 1.33, 1.34, 1.35, 1.36, 1.37; pass --ai-conformance"), "{e}");
         let e = select_version(None, None, Err("connection refused")).unwrap_err();
         assert!(e.contains("version is unknown (connection refused)"), "{e}");
         let e = select_version(None, None, Ok("weird")).unwrap_err();

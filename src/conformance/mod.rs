@@ -1,6 +1,6 @@
 //! CNCF Kubernetes AI conformance: the published checklists and what aiconform does with them.
 //!
-//! - [`version`]: which checklist applies (Kubernetes 1.33–1.36).
+//! - [`version`]: which checklist applies (Kubernetes 1.33–1.37).
 //! - [`catalog`]: the checklists themselves, built in from `conformance/*.yaml`.
 //! - [`run_config`]: the user's declarations (`notApplicable`) for a run.
 //! - [`mapping`]: cases to requirements for the selected version (runner side).

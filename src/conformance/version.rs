@@ -25,14 +25,15 @@ pub enum VersionError {
 }
 
 /// The versions whose checklists are built in, oldest first.
-pub const SUPPORTED: [Version; 4] = [
+pub const SUPPORTED: [Version; 5] = [
     Version::new(1, 33),
     Version::new(1, 34),
     Version::new(1, 35),
     Version::new(1, 36),
+    Version::new(1, 37),
 ];
 
-/// `1.33, 1.34, 1.35, 1.36`, for messages.
+/// `1.33, 1.34, 1.35, 1.36, 1.37`, for messages.
 pub fn known_list() -> String {
     SUPPORTED
         .iter()
@@ -141,7 +142,7 @@ mod tests {
         let e = Version::new(1, 32).supported().unwrap_err().to_string();
         assert_eq!(
             e,
-            "Kubernetes 1.32 has no CNCF AI conformance checklist; aiconform knows 1.33, 1.34, 1.35, 1.36"
+            "Kubernetes 1.32 has no CNCF AI conformance checklist; aiconform knows 1.33, 1.34, 1.35, 1.36, 1.37"
         );
         assert_eq!(Version::new(1, 35).dir_name(), "v1.35");
     }
