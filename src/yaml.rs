@@ -9,8 +9,11 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Largest YAML document aiconform reads (recipes, overlays, values, snapshots).
-pub const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;
+/// Ceiling on any YAML document aiconform reads. It only stops runaway inputs: a snapshot of
+/// 10,000 nodes with agent facts is a few MiB, written flat about 100 MiB. Within the ceiling
+/// the parse budget grows with the document (see [`budget`]), so memory and time stay
+/// proportional to the bytes read.
+pub const MAX_YAML_BYTES: usize = 256 * 1024 * 1024;
 
 /// A YAML document could not be read. `origin` names the file (or other source) so the
 /// message tells the user where to look.
@@ -34,11 +37,17 @@ impl fmt::Display for YamlError {
     }
 }
 
-fn budget() -> Option<serde_saphyr::Budget> {
+/// Parse budget for a document of `len` bytes. Events, nodes and scalar bytes scale with the
+/// input (a document cannot hold more of them than bytes, except through aliases); aliases,
+/// anchors and nesting, the only ways to amplify input, stay at small fixed limits, so an
+/// alias bomb fails fast whatever the file's size.
+fn budget(len: usize) -> Option<serde_saphyr::Budget> {
     serde_saphyr::budget! {
         max_aliases: 64,
         max_anchors: 64,
-        max_events: 200_000,
+        max_events: 200_000 + len,
+        max_nodes: 250_000 + len,
+        max_total_scalar_bytes: (64 * 1024 * 1024).max(len),
         max_depth: 64,
         max_documents: 1,
     }
@@ -52,13 +61,13 @@ pub fn from_str<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Yaml
             line: None,
             column: None,
             message: format!(
-                "file is {} bytes, over the {} byte limit for YAML inputs; split it or trim it",
+                "file is {} bytes, over the {} byte ceiling for YAML inputs; is this the right file?",
                 text.len(),
                 MAX_YAML_BYTES
             ),
         });
     }
-    let options = serde_saphyr::options! { budget: budget() };
+    let options = serde_saphyr::options! { budget: budget(text.len()) };
     serde_saphyr::from_str_with_options(text, options).map_err(|err| {
         let location = err.location();
         YamlError {
@@ -126,10 +135,30 @@ mod tests {
     }
 
     #[test]
-    fn rejects_oversized_input() {
+    fn rejects_runaway_input() {
         let doc = "a: b\n".repeat(MAX_YAML_BYTES / 4);
         let err = from_str::<serde_json::Value>(&doc, "big.yaml").unwrap_err();
-        assert!(err.message.contains("byte limit"), "{err}");
+        assert!(err.message.contains("byte ceiling"), "{err}");
+    }
+
+    #[test]
+    fn budget_grows_with_the_document() {
+        // 400,000 list items: twice the fixed event budget this reader once had, and over 4 MiB.
+        let mut doc = String::from("items:\n");
+        for i in 0..400_000 {
+            doc.push_str(&format!("- item-{i:07}\n"));
+        }
+        assert!(doc.len() > 4 * 1024 * 1024);
+        let back: BTreeMap<String, Vec<String>> = from_str(&doc, "large.yaml").unwrap();
+        assert_eq!(back["items"].len(), 400_000);
+        assert_eq!(back["items"][399_999], "item-0399999");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_in_a_small_file() {
+        let doc = format!("{}x{}", "[".repeat(200), "]".repeat(200));
+        let err = from_str::<serde_json::Value>(&doc, "deep.yaml").unwrap_err();
+        assert_eq!(err.origin, "deep.yaml");
     }
 
     #[test]

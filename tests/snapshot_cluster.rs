@@ -565,7 +565,7 @@ fn selector_matching_no_node_warns() {
         .assert()
         .success()
         .stderr(contains("no node matches --node-selector no-such-label=x"))
-        .stdout(contains("nodes: []"));
+        .stdout(contains("nodeClasses: []"));
 }
 
 /// PSS-restricted agents (the namespace enforces `restricted`, so the API server admits the

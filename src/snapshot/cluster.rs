@@ -13,6 +13,8 @@ use k8s_openapi::api::resource::v1::{DeviceClass, ResourceSlice};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams};
 
+use super::job::AgentTarget;
+
 use super::SnapshotError;
 use super::model::{
     AgentOutcome, ClusterFacts, DeviceClassFacts, GpuLabels, HelmRelease, NodeFacts, NodeInfo,
@@ -408,12 +410,60 @@ fn optional<T>(what: &str, r: Result<T, kube::Error>, notes: &mut Vec<String>) -
     }
 }
 
+/// Nodes per list request: a page of Node objects is reduced to facts before the next is
+/// fetched, so memory follows the facts, not the (much larger) Node objects.
+const NODE_PAGE: u32 = 500;
+
+/// The selected nodes' facts and agent targets, sorted by name.
+async fn list_nodes(
+    client: &kube::Client,
+    node_selector: Option<&str>,
+) -> Result<(Vec<NodeFacts>, Vec<AgentTarget>), kube::Error> {
+    let api = Api::<Node>::all(client.clone());
+    let mut lp = ListParams::default().limit(NODE_PAGE);
+    if let Some(sel) = node_selector {
+        lp = lp.labels(sel);
+    }
+    let (mut facts, mut targets) = (Vec::new(), Vec::new());
+    loop {
+        let page = api.list(&lp).await?;
+        facts.extend(page.items.iter().map(node_facts));
+        targets.extend(page.items.iter().map(agent_target));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
+            _ => break,
+        }
+    }
+    facts.sort_by(|a, b| a.name.cmp(&b.name));
+    targets.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok((facts, targets))
+}
+
+/// Where and how the agent can run on a node: its taints and allocatable GPUs.
+pub fn agent_target(n: &Node) -> AgentTarget {
+    AgentTarget {
+        node: n.metadata.name.clone().unwrap_or_default(),
+        taints: n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default(),
+        gpus: n
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get("nvidia.com/gpu"))
+            .and_then(|q| q.0.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
 /// List everything the snapshot needs. Nodes and the server version are required; the rest
 /// is best effort (a missing API or permission becomes a note).
 pub async fn collect(
     client: &kube::Client,
     node_selector: Option<&str>,
-) -> Result<(ClusterFacts, Vec<Node>), SnapshotError> {
+) -> Result<(ClusterFacts, Vec<AgentTarget>), SnapshotError> {
     let api_err = |what: &str| {
         let what = what.to_string();
         move |e: kube::Error| SnapshotError::Api {
@@ -425,16 +475,9 @@ pub async fn collect(
         .apiserver_version()
         .await
         .map_err(api_err("server version"))?;
-    let mut lp = ListParams::default();
-    if let Some(sel) = node_selector {
-        lp = lp.labels(sel);
-    }
-    let mut nodes = Api::<Node>::all(client.clone())
-        .list(&lp)
+    let (node_facts, targets) = list_nodes(client, node_selector)
         .await
-        .map_err(api_err("nodes"))?
-        .items;
-    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        .map_err(api_err("nodes"))?;
     let mut notes = Vec::new();
 
     let helm_lp = ListParams::default()
@@ -524,7 +567,7 @@ pub async fn collect(
             git_version: version.git_version.clone(),
             platform: version.platform.clone(),
         },
-        nodes: nodes.iter().map(node_facts).collect(),
+        nodes: node_facts,
         operators,
         helm_releases,
         crds,
@@ -532,7 +575,7 @@ pub async fn collect(
         resource_slices,
         notes,
     };
-    Ok((facts, nodes))
+    Ok((facts, targets))
 }
 
 #[cfg(test)]

@@ -5,16 +5,20 @@
 //!   `aiconform agent`.
 //! - [`cluster`]: cluster facts from the API server; [`job`]: running the agent on nodes.
 //! - [`message`]: agent reports as termination messages.
+//! - [`node_class`]: alike nodes written once, as a template and per-node patches.
 //! - [`measure`]: flattening into `Type.subtype.key` measurements for readiness.
+//! - [`configmap`]: a snapshot's layout over ConfigMaps (plain, gzipped, or split).
 //! - [`Location`]: where snapshots are written and read (file, stdout, ConfigMap).
 
 pub mod agent;
 pub mod cluster;
+pub mod configmap;
 pub mod cpu;
 pub mod job;
 pub mod measure;
 pub mod message;
 pub mod model;
+pub mod node_class;
 pub mod nvml;
 pub mod osrelease;
 pub mod sysfs;
@@ -26,10 +30,8 @@ use kube::api::{Api, Patch, PatchParams};
 
 pub use model::{AgentOutcome, AgentReport, Snapshot};
 
-/// Key of the snapshot inside a ConfigMap.
-pub const CONFIGMAP_KEY: &str = "snapshot.yaml";
-/// ConfigMaps are limited to 1 MiB in total.
-const CONFIGMAP_MAX_BYTES: usize = 1024 * 1024 - 4096;
+/// Largest snapshot text aiconform reads, from a file or decompressed from ConfigMaps.
+pub const MAX_SNAPSHOT_BYTES: usize = crate::yaml::MAX_YAML_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -51,10 +53,12 @@ pub enum SnapshotError {
         kind: String,
         api_version: String,
     },
-    #[error(
-        "snapshot is {bytes} bytes, too large for ConfigMap {location} (limit about 1 MiB); write it to a file instead"
-    )]
-    TooLarge { location: String, bytes: usize },
+    #[error("cannot read snapshot {origin}: {source}")]
+    Layout {
+        origin: String,
+        #[source]
+        source: configmap::LayoutError,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -140,17 +144,26 @@ pub fn parse(text: &str, origin: &str) -> Result<Snapshot, SnapshotError> {
         #[serde(default)]
         api_version: String,
     }
-    // Check the kind first so a recipe passed by mistake gets a clear message rather than
-    // "missing field".
-    let header: Header = crate::yaml::from_str(text, origin)?;
-    if header.kind != model::SNAPSHOT_KIND || header.api_version != model::API_VERSION {
-        return Err(SnapshotError::NotASnapshot {
-            origin: origin.into(),
-            kind: header.kind,
-            api_version: header.api_version,
-        });
+    let not_a_snapshot = |kind: &str, api_version: &str| {
+        (kind != model::SNAPSHOT_KIND || api_version != model::API_VERSION).then(|| {
+            SnapshotError::NotASnapshot {
+                origin: origin.into(),
+                kind: kind.into(),
+                api_version: api_version.into(),
+            }
+        })
+    };
+    match crate::yaml::from_str::<Snapshot>(text, origin) {
+        Ok(s) => match not_a_snapshot(&s.kind, &s.api_version) {
+            Some(e) => Err(e),
+            None => Ok(s),
+        },
+        Err(e) => {
+            // A recipe passed by mistake gets "not a snapshot" rather than "missing field".
+            let header: Header = crate::yaml::from_str(text, origin)?;
+            Err(not_a_snapshot(&header.kind, &header.api_version).unwrap_or(e.into()))
+        }
     }
-    Ok(crate::yaml::from_str(text, origin)?)
 }
 
 pub fn load_file(path: &Path) -> Result<Snapshot, SnapshotError> {
@@ -170,36 +183,64 @@ pub fn render(snapshot: &Snapshot) -> Result<String, SnapshotError> {
     Ok(crate::yaml::to_string(snapshot)?)
 }
 
-/// Read a snapshot from a ConfigMap.
+/// Read a snapshot from a ConfigMap (and its part ConfigMaps when it was split).
 pub async fn load_configmap(
     client: &kube::Client,
     namespace: &str,
     name: &str,
 ) -> Result<Snapshot, SnapshotError> {
     let origin = format!("cm://{namespace}/{name}");
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|e| SnapshotError::Read {
-            origin: origin.clone(),
-            message: kube_message(&e),
-        })?
-        .ok_or_else(|| SnapshotError::Read {
-            origin: origin.clone(),
-            message: "ConfigMap not found".into(),
-        })?;
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(CONFIGMAP_KEY))
-        .ok_or_else(|| SnapshotError::Read {
-            origin: origin.clone(),
-            message: format!("ConfigMap has no `{CONFIGMAP_KEY}` key"),
-        })?;
-    parse(text, &origin)
+    let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
+    let get = |cm_name: String| {
+        let api = api.clone();
+        let origin = origin.clone();
+        async move {
+            let cm = api
+                .get_opt(&cm_name)
+                .await
+                .map_err(|e| SnapshotError::Read {
+                    origin: origin.clone(),
+                    message: kube_message(&e),
+                })?
+                .ok_or_else(|| SnapshotError::Read {
+                    origin: origin.clone(),
+                    message: format!("ConfigMap {namespace}/{cm_name} not found"),
+                })?;
+            Ok::<_, SnapshotError>(part_of_configmap(cm_name, cm))
+        }
+    };
+    let head = get(name.to_string()).await?;
+    let layout = |source| SnapshotError::Layout {
+        origin: origin.clone(),
+        source,
+    };
+    let count = configmap::parts_count(&head).map_err(layout)?;
+    let mut parts = vec![head];
+    for i in 1..count {
+        parts.push(get(configmap::part_name(name, i)).await?);
+    }
+    let text = configmap::decode(&parts).map_err(layout)?;
+    parse(&text, &origin)
 }
 
-/// Create or replace a ConfigMap holding the snapshot (server-side apply).
+fn part_of_configmap(name: String, cm: ConfigMap) -> configmap::Part {
+    configmap::Part {
+        name,
+        data: cm.data.unwrap_or_default(),
+        binary_data: cm
+            .binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
+        annotations: cm.metadata.annotations.unwrap_or_default(),
+        part_of: None,
+    }
+}
+
+/// Create or replace the ConfigMaps holding the snapshot (server-side apply), parts first so
+/// the head never points at parts of an older write; parts an older, larger snapshot left are
+/// deleted.
 pub async fn save_configmap(
     client: &kube::Client,
     namespace: &str,
@@ -207,35 +248,73 @@ pub async fn save_configmap(
     text: &str,
 ) -> Result<(), SnapshotError> {
     let location = format!("cm://{namespace}/{name}");
-    if text.len() > CONFIGMAP_MAX_BYTES {
-        return Err(SnapshotError::TooLarge {
-            location,
-            bytes: text.len(),
-        });
-    }
-    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": { job::MANAGED_BY.0: job::MANAGED_BY.1, "aiconform.dev/purpose": "snapshot" },
-        },
-        "data": { CONFIGMAP_KEY: text },
-    }))
-    .map_err(|e| SnapshotError::Internal(e.to_string()))?;
-    Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .patch(
-            name,
+    let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
+    let parts = configmap::encode(name, text);
+    let api_err = |what: String| {
+        move |e: kube::Error| SnapshotError::Api {
+            what,
+            message: kube_message(&e),
+        }
+    };
+    for part in parts.iter().skip(1).chain(parts.first()) {
+        let cm = configmap_of_part(namespace, part)?;
+        api.patch(
+            &part.name,
             &PatchParams::apply("aiconform").force(),
             &Patch::Apply(&cm),
         )
         .await
-        .map_err(|e| SnapshotError::Api {
-            what: format!("writing {location} (does namespace {namespace} exist?)"),
-            message: kube_message(&e),
-        })?;
+        .map_err(api_err(format!(
+            "writing {location} (does namespace {namespace} exist?)"
+        )))?;
+    }
+    let stale = api
+        .list_metadata(
+            &kube::api::ListParams::default()
+                .labels(&format!("{}={name}", configmap::PART_OF_LABEL)),
+        )
+        .await
+        .map_err(api_err(format!("listing the parts of {location}")))?;
+    for cm in stale.items {
+        let cm_name = cm.metadata.name.unwrap_or_default();
+        if !parts.iter().any(|p| p.name == cm_name) {
+            api.delete(&cm_name, &Default::default())
+                .await
+                .map_err(api_err(format!(
+                    "deleting stale part {namespace}/{cm_name}"
+                )))?;
+        }
+    }
     Ok(())
+}
+
+fn configmap_of_part(namespace: &str, part: &configmap::Part) -> Result<ConfigMap, SnapshotError> {
+    use base64::Engine as _;
+    let mut labels = serde_json::json!({
+        job::MANAGED_BY.0: job::MANAGED_BY.1,
+        "aiconform.dev/purpose": "snapshot",
+    });
+    if let Some(head) = &part.part_of {
+        labels[configmap::PART_OF_LABEL] = serde_json::Value::String(head.clone());
+    }
+    let binary: std::collections::BTreeMap<&String, String> = part
+        .binary_data
+        .iter()
+        .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": part.name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": part.annotations,
+        },
+        "data": part.data,
+        "binaryData": binary,
+    }))
+    .map_err(|e| SnapshotError::Internal(e.to_string()))
 }
 
 /// A one-line message for a Kubernetes client error (API errors without the debug dump).
@@ -263,9 +342,9 @@ pub async fn take(
     opts: &TakeOptions,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(Snapshot, Vec<String>), SnapshotError> {
-    let (mut facts, nodes) = cluster::collect(client, opts.node_selector.as_deref()).await?;
+    let (mut facts, targets) = cluster::collect(client, opts.node_selector.as_deref()).await?;
     let mut warnings = facts.notes.clone();
-    if nodes.is_empty() {
+    if targets.is_empty() {
         warnings.push(match &opts.node_selector {
             Some(sel) => {
                 format!("no node matches --node-selector {sel}; the snapshot has no node facts")
@@ -274,9 +353,8 @@ pub async fn take(
         });
     }
     if let Some(agent_opts) = &opts.agent
-        && !nodes.is_empty()
+        && !targets.is_empty()
     {
-        let targets: Vec<job::AgentTarget> = nodes.iter().map(agent_target).collect();
         let run = job::run_agents(client, &targets, agent_opts, progress).await?;
         if let Some(w) = run.cleanup_warning {
             warnings.push(w);
@@ -299,25 +377,6 @@ pub async fn take(
         cluster: facts,
     };
     Ok((snapshot, warnings))
-}
-
-/// Where and how the agent can run on a node: its taints and allocatable GPUs.
-fn agent_target(n: &k8s_openapi::api::core::v1::Node) -> job::AgentTarget {
-    job::AgentTarget {
-        node: n.metadata.name.clone().unwrap_or_default(),
-        taints: n
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.clone())
-            .unwrap_or_default(),
-        gpus: n
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.as_ref())
-            .and_then(|a| a.get("nvidia.com/gpu"))
-            .and_then(|q| q.0.parse().ok())
-            .unwrap_or(0),
-    }
 }
 
 /// Current UTC time, RFC 3339 with second precision.
