@@ -722,3 +722,83 @@ async fn agent_report_in_termination_message_or_configmap() {
         .await
         .unwrap();
 }
+
+/// A snapshot too large for one ConfigMap even gzipped (per-node values that do not
+/// compress, like GPU UUIDs) is split over part ConfigMaps and read back whole; writing a
+/// small snapshot under the same name later removes the parts.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_snapshot_is_split_over_configmaps_and_read_back() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let Some(cluster) = shared_or_skip("large_snapshot_is_split_over_configmaps_and_read_back")
+    else {
+        return;
+    };
+    let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let base = snapshot::parse(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/h100-eks.yaml"),
+        )
+        .unwrap(),
+        "h100-eks.yaml",
+    )
+    .unwrap();
+    let mut big = base.clone();
+    let template = base.cluster.nodes[0].clone();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    big.cluster.nodes = (0..4_000)
+        .map(|i| {
+            let mut node = template.clone();
+            node.name = format!("gpu-{i:05}");
+            for g in 0..32 {
+                let mut uuid = String::from("GPU-");
+                for _ in 0..2 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    uuid.push_str(&format!("{state:016x}"));
+                }
+                node.labels
+                    .insert(format!("example.com/gpu-{g}-uuid"), uuid);
+            }
+            node
+        })
+        .collect();
+    let text = snapshot::render(&big).unwrap();
+    snapshot::save_configmap(&client, "default", "split-snapshot", &text)
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let parts = cms
+        .list(&ListParams::default().labels("aiconform.dev/snapshot-of=split-snapshot"))
+        .await
+        .unwrap();
+    assert!(
+        !parts.items.is_empty(),
+        "{} bytes fit one ConfigMap",
+        text.len()
+    );
+    let back = snapshot::load_configmap(&client, "default", "split-snapshot")
+        .await
+        .unwrap();
+    assert_eq!(back.cluster, big.cluster);
+
+    snapshot::save_configmap(
+        &client,
+        "default",
+        "split-snapshot",
+        &snapshot::render(&base).unwrap(),
+    )
+    .await
+    .unwrap();
+    let parts = cms
+        .list(&ListParams::default().labels("aiconform.dev/snapshot-of=split-snapshot"))
+        .await
+        .unwrap();
+    assert!(parts.items.is_empty(), "stale parts left behind");
+    let back = snapshot::load_configmap(&client, "default", "split-snapshot")
+        .await
+        .unwrap();
+    assert_eq!(back.cluster, base.cluster);
+}

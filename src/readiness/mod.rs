@@ -215,8 +215,12 @@ fn reporting_nodes(actual: &[Measured]) -> HashSet<&str> {
     nodes
 }
 
+/// Sources named per value in a table cell; the rest are counted.
+const SOURCES_NAMED: usize = 3;
+
 /// The measured values as one table cell: a single value when all nodes agree, else each
-/// value with its source.
+/// distinct value with its sources (the first few named, the rest counted, so a cell stays
+/// short on a cluster of thousands of nodes).
 pub fn actual_cell(actual: &[Measured]) -> String {
     if actual.is_empty() {
         return "-".into();
@@ -228,9 +232,24 @@ pub fn actual_cell(actual: &[Measured]) -> String {
         }
         return first.clone();
     }
-    actual
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut by_value: Vec<(&str, Vec<&str>)> = Vec::new();
+    for m in actual {
+        let i = *index.entry(&m.value).or_insert_with(|| {
+            by_value.push((&m.value, Vec::new()));
+            by_value.len() - 1
+        });
+        by_value[i].1.push(&m.source);
+    }
+    by_value
         .iter()
-        .map(|m| format!("{} ({})", m.value, m.source))
+        .map(|(value, sources)| {
+            let named = sources[..sources.len().min(SOURCES_NAMED)].join(", ");
+            match sources.len().saturating_sub(SOURCES_NAMED) {
+                0 => format!("{value} ({named})"),
+                more => format!("{value} ({named} and {more} more)"),
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -338,6 +357,25 @@ mod tests {
             let slow = actual.iter().any(|m| measure::source_is_node(&m.source, &node));
             proptest::prop_assert_eq!(reporting_nodes(&actual).contains(node.as_str()), slow);
         }
+    }
+
+    #[test]
+    fn a_cell_groups_values_and_counts_sources_past_a_few() {
+        let mut pairs: Vec<(String, String)> = (0..1000)
+            .map(|i| ("ubuntu".to_string(), format!("node/gpu-{i:04}")))
+            .collect();
+        pairs.push(("rhel".into(), "node/cpu-0".into()));
+        let actual: Vec<Measured> = pairs
+            .iter()
+            .map(|(v, src)| Measured {
+                value: v.clone(),
+                source: src.clone(),
+            })
+            .collect();
+        assert_eq!(
+            actual_cell(&actual),
+            "ubuntu (node/gpu-0000, node/gpu-0001, node/gpu-0002 and 997 more); rhel (node/cpu-0)"
+        );
     }
 
     #[test]

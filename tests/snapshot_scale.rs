@@ -1,0 +1,133 @@
+//! A 3,000-node embedded cluster: its snapshot (alike nodes written once, as node classes)
+//! reads back everywhere a snapshot is read: `validate --phase readiness`, `recipe
+//! --snapshot` and a ConfigMap. Speed and memory at scale are measured by
+//! `ci/bench-snapshot`, not here.
+
+use std::path::{Path, PathBuf};
+
+use aiconform::cluster::embedded::EmbeddedOptions;
+use aiconform::cluster::testing::{fresh, skip, test_options};
+use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
+use assert_cmd::Command;
+use predicates::str::contains;
+
+/// Simulated GPU nodes; with the system node the cluster has 3,000.
+const GPU_NODES: u32 = 2_999;
+
+fn aiconform() -> Command {
+    Command::cargo_bin("aiconform").unwrap()
+}
+
+fn write_recipe(dir: &Path, name: &str, constraints: &[(&str, &str)]) -> PathBuf {
+    let r = Recipe {
+        api_version: "aiconform.dev/v1alpha1".into(),
+        kind: "Recipe".into(),
+        metadata: RecipeMetadata {
+            name: name.into(),
+            tool_version: "0.1.0".into(),
+            applied_overlays: vec!["base".into()],
+            ..Default::default()
+        },
+        constraints: constraints
+            .iter()
+            .map(|(n, v)| Constraint {
+                name: n.to_string(),
+                value: v.to_string(),
+                source: "base".into(),
+            })
+            .collect(),
+        criteria: Default::default(),
+        deployment_order: vec![],
+        components: vec![],
+        validation: serde_json::Value::Null,
+    };
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn three_thousand_node_snapshot_round_trips() {
+    let opts = EmbeddedOptions {
+        nodes: Some(GPU_NODES),
+        ..test_options()
+    };
+    let cluster = match fresh(&opts) {
+        Ok(c) => c,
+        Err(reason) => {
+            skip::<()>("three_thousand_node_snapshot_round_trips", &reason);
+            return;
+        }
+    };
+    let kubeconfig = cluster.kubeconfig.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snapshot.yaml");
+
+    aiconform()
+        .arg("snapshot")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--no-agent", "--output"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stderr(contains("3000 node(s)"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let snap = aiconform::snapshot::parse(&text, "snapshot.yaml").unwrap();
+    assert_eq!(snap.cluster.nodes.len(), 3_000);
+    assert!(text.contains("nodeClasses:"), "written as node classes");
+    // Every GPU node's ~40 labels and facts are written once, not 2,999 times.
+    assert!(
+        text.len() < 300 * 3_000,
+        "{} bytes for 3,000 nodes",
+        text.len()
+    );
+    assert_eq!(
+        aiconform::snapshot::render(&snap)
+            .unwrap()
+            .lines()
+            .skip(5)
+            .collect::<Vec<_>>(),
+        text.lines().skip(5).collect::<Vec<_>>(),
+        "reading and writing again gives the same document (apart from the header)"
+    );
+
+    let holds = write_recipe(
+        dir.path(),
+        "holds",
+        &[("K8s.node.count", "3000"), ("GPU.device.count", ">= 8")],
+    );
+    let broken = write_recipe(dir.path(), "broken", &[("K8s.node.count", "2999")]);
+    for (recipe, code) in [(&holds, 0), (&broken, 1)] {
+        aiconform()
+            .args(["validate", "--phase", "readiness", "--recipe"])
+            .arg(recipe)
+            .arg("--snapshot")
+            .arg(&file)
+            .assert()
+            .code(code);
+    }
+
+    aiconform()
+        .args(["recipe", "--snapshot"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(contains("accelerator: h100"));
+
+    aiconform()
+        .arg("snapshot")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--no-agent", "--output", "cm://default/scale-snapshot"])
+        .assert()
+        .success();
+    aiconform()
+        .args(["validate", "--phase", "readiness", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--recipe")
+        .arg(&holds)
+        .args(["--snapshot", "cm://default/scale-snapshot"])
+        .assert()
+        .code(0);
+}
