@@ -1,4 +1,4 @@
-//! Bundles: a recipe rendered into deployable artifacts (issue 4).
+//! Bundles: a recipe rendered into deployable artifacts.
 //!
 //! [`render`] is pure: recipe + [`BundleOptions`] → [`Bundle`] (files in memory). The I/O is
 //! at the edges: [`Bundle::write_to`] (temp dir beside the target, then rename),

@@ -1,4 +1,4 @@
-//! Readiness: recipe constraints evaluated against a snapshot (issue 5).
+//! Readiness: recipe constraints evaluated against a snapshot.
 //!
 //! A constraint names a measurement path (`K8s.server.version`, `OS.kernel.release`, …; see
 //! [`crate::snapshot::measure`]) and an expression ([`expr`]). Node-level measurements carry

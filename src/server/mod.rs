@@ -1,4 +1,4 @@
-//! The REST API (issue 7): recipes, queries and bundles over HTTP, computed by the same
+//! The REST API: recipes, queries and bundles over HTTP, computed by the same
 //! engine as the CLI.
 //!
 //! Routes: `GET|POST /v1/recipe`, `GET /v1/query`, `POST /v1/bundle`, `GET /healthz`,

@@ -1,4 +1,4 @@
-//! Snapshots: cluster facts via kube-rs and node facts via the agent (issue 5).
+//! Snapshots: cluster facts via kube-rs and node facts via the agent.
 //!
 //! - [`model`]: the snapshot document (YAML via [`crate::yaml`]).
 //! - [`agent`], [`osrelease`], [`cpu`], [`sysfs`], [`nvml`]: node facts collected by
