@@ -5,8 +5,9 @@
 //! (test results). In between: [`readiness`] (constraints vs snapshot), [`deploy`],
 //! [`runner`] and [`suites`] (test cases against a [`cluster`] target), and [`server`]
 //! (the same capabilities over HTTP). [`conformance`] maps cases to the CNCF AI conformance
-//! checklists and turns a run into a submission.
+//! checklists and turns a run into a submission; [`attest`] signs a run's evidence.
 
+pub mod attest;
 pub mod bundle;
 pub mod cluster;
 pub mod conformance;

@@ -1,7 +1,8 @@
 //! Bundles as OCI artifacts against a real registry process on 127.0.0.1 (the
 //! go-containerregistry registry from `ci/tools/build.sh`): push is reproducible (same
 //! recipe, same digest), verify pulls it, a tampered signed artifact is refused, and
-//! unreachable registries, missing tags, wrong credentials and untrusted TLS are clear errors.
+//! unreachable registries, missing tags, wrong credentials and untrusted TLS are clear errors;
+//! signed run evidence (`evidence push`) is pulled and verified the same way.
 
 mod tools_support;
 
@@ -143,7 +144,8 @@ fn signed_artifact_verifies_and_a_tampered_one_is_refused() {
     aiconform()
         .args(["bundle", "verify", &evil, "--plain-http"])
         .assert()
-        .success();
+        .code(3)
+        .stdout(contains("signature not checked (pass --key)"));
     aiconform()
         .args(["bundle", "verify", &evil, "--plain-http", "--key"])
         .arg(&public)
@@ -245,4 +247,59 @@ fn registry_errors_are_clear() {
         .stderr(contains(&digest));
     // Plain HTTP against a TLS registry is an error too, not a hang.
     push(&reference, &["--plain-http"]).failure();
+}
+
+/// Signed run evidence travels the same way: `evidence push` packs the attestation
+/// directory as one layer; `evidence verify oci://...` pulls and checks it.
+#[test]
+fn run_evidence_pushes_and_verifies_from_the_registry() {
+    let Some(tools) = tools("run_evidence_pushes_and_verifies_from_the_registry") else {
+        return;
+    };
+    let registry = Registry::start(&tools, &RegistryConfig::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("evidence");
+    aiconform::report::write_all(&dir, &aiconform::runner::RunReport::default()).unwrap();
+    let (private, public) = aiconform::bundle::sign::generate_key_pair();
+    let public_path = tmp.path().join("run.pub");
+    std::fs::write(&public_path, public).unwrap();
+    let key = aiconform::bundle::sign::parse_private_key(&private, "run.key").unwrap();
+    let context = aiconform::attest::RunContext {
+        recipe_yaml: std::fs::read_to_string(recipe()).unwrap(),
+        ..Default::default()
+    };
+    aiconform::attest::attest(&dir, &dir, &context, &key).unwrap();
+
+    let reference = format!("oci://{}/evidence/run:v1", registry.addr);
+    let out = aiconform()
+        .args(["evidence", "push"])
+        .arg(&dir)
+        .args([&reference, "--plain-http"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let digest = String::from_utf8(out).unwrap().trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    aiconform()
+        .args(["evidence", "verify", &reference, "--plain-http", "--key"])
+        .arg(&public_path)
+        .assert()
+        .code(0)
+        .stdout(contains("OK: verified"))
+        .stderr(contains(&digest));
+    aiconform()
+        .args(["evidence", "verify", &reference, "--plain-http"])
+        .assert()
+        .code(3)
+        .stdout(contains("signature not checked (pass --key)"));
+    // A bundle is not run evidence.
+    let bundle = format!("oci://{}/bundles/not-evidence:v1", registry.addr);
+    push(&bundle, &["--plain-http"]).success();
+    aiconform()
+        .args(["evidence", "verify", &bundle, "--plain-http"])
+        .assert()
+        .code(2)
+        .stderr(contains("is not aiconform run evidence"));
 }

@@ -1,6 +1,7 @@
 //! Signed bundles: `bundle keygen`, `bundle --sign`, `bundle sign`, `bundle verify --key`;
 //! every tampering (a file, a file plus its hash in bundle.yaml, the signature, the key) is
-//! refused; and the signature is the public format: openssl verifies ours and we verify
+//! refused; a signed bundle verified without --key is "signature not checked" (exit 3),
+//! never intact; and the signature is the public format: openssl verifies ours and we verify
 //! one openssl made (the checks `cosign verify-blob --key` does for key-based blobs).
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::process::Command as StdCommand;
 
 use aiconform::bundle::sha256_hex;
 use assert_cmd::Command;
+use predicates::prelude::*;
 use predicates::str::contains;
 
 fn aiconform() -> Command {
@@ -70,8 +72,14 @@ fn signed_bundle_verifies_and_every_tampering_is_refused() {
     let bundle = signed_bundle(tmp.path(), &key);
     verify(&bundle, &public)
         .success()
-        .stdout(contains("is intact"))
+        .stdout(contains("is intact and signed"))
         .stdout(contains("signature bundle.yaml.sig is valid"));
+    aiconform()
+        .args(["bundle", "verify"])
+        .arg(&bundle)
+        .assert()
+        .code(3)
+        .stdout(contains("signed, signature not checked (pass --key)"));
 
     // Same recipe and key: byte-identical signature (deterministic ECDSA).
     let again = signed_bundle(&tmp.path().join("again"), &key);
@@ -110,11 +118,14 @@ fn signed_bundle_verifies_and_every_tampering_is_refused() {
         .unwrap()
         .replace(&sha256_hex(&original), &sha256_hex(tampered.as_bytes()));
     std::fs::write(&yaml_path, yaml).unwrap();
+    // Without the key the hashes agree, but a signed bundle is never called intact.
     aiconform()
         .args(["bundle", "verify"])
         .arg(&edited)
         .assert()
-        .success();
+        .code(3)
+        .stdout(contains("signed, signature not checked (pass --key)"))
+        .stdout(contains("is intact").not());
     verify(&edited, &public)
         .failure()
         .stderr(contains("does not match"))

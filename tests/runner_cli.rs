@@ -318,6 +318,123 @@ fn readiness_run_exit_codes_and_reports() {
     }
 }
 
+/// `run --attest`: the run's evidence signed beside its reports, verified by `evidence
+/// verify`, and one byte changed in a report is named. A readiness run with a given
+/// snapshot is the cheapest run on the shared cluster.
+#[test]
+fn attested_run_verifies_and_a_changed_report_is_named() {
+    let Some(cluster) = shared_or_skip("attested_run_verifies_and_a_changed_report_is_named")
+    else {
+        return;
+    };
+    let (d, pass) = recipe(&[("K8s.server.version", ">= 1.32")]);
+    let (key, public) = (d.path().join("run.key"), d.path().join("run.pub"));
+    bin()
+        .args(["bundle", "keygen", "--private-key"])
+        .arg(&key)
+        .arg("--public-key")
+        .arg(&public)
+        .assert()
+        .success();
+    let reports = d.path().join("out");
+    let evidence = d.path().join("evidence");
+    // A bad key stops the run before it starts.
+    bin()
+        .args(["run", "--phase", "readiness", "--recipe"])
+        .arg(&pass)
+        .arg("--attest")
+        .arg(&evidence)
+        .arg("--attest-key")
+        .arg(&public)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .assert()
+        .code(2)
+        .stderr(contains("is not an ECDSA P-256 private key"));
+    bin()
+        .args(["run", "--phase", "readiness", "--recipe"])
+        .arg(&pass)
+        .arg("--snapshot")
+        .arg(snapshot_fixture())
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg("--attest")
+        .arg(&evidence)
+        .arg("--attest-key")
+        .arg(&key)
+        .assert()
+        .code(0)
+        .stderr(contains("attestation: "));
+    for f in [
+        "attestation.dsse.json",
+        "recipe.yaml",
+        "snapshot.yaml",
+        "junit.xml",
+        "results.json",
+    ] {
+        assert!(evidence.join(f).is_file(), "{f}");
+    }
+    assert_eq!(
+        std::fs::read(evidence.join("junit.xml")).unwrap(),
+        std::fs::read(reports.join("junit.xml")).unwrap()
+    );
+    let verify = |k: Option<&Path>| {
+        let mut c = bin();
+        c.args(["evidence", "verify"]).arg(&evidence);
+        if let Some(k) = k {
+            c.arg("--key").arg(k);
+        }
+        c.assert()
+    };
+    let out = verify(Some(&public))
+        .code(0)
+        .stdout(contains("OK: verified"))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("run ") && text.contains(", cluster "),
+        "the cluster's kube-system UID: {text}"
+    );
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("attestation.dsse.json")).unwrap())
+            .unwrap();
+    use base64::Engine as _;
+    let statement: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let p = &statement["predicate"];
+    assert!(
+        p["cluster"]["kubeSystemUid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{p}"
+    );
+    assert!(
+        p["cluster"]["server"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://")),
+        "{p}"
+    );
+    assert_eq!(p["cases"].as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p["cases"][0]["status"], "passed");
+
+    let junit = evidence.join("junit.xml");
+    let mut bytes = std::fs::read(&junit).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&junit, bytes).unwrap();
+    verify(Some(&public)).code(1).stdout(contains(format!(
+        "differs: {}: changed after the run",
+        junit.display()
+    )));
+}
+
 #[test]
 fn ctrl_c_exits_130_writes_partial_reports_and_deletes_namespaces() {
     use nix::sys::signal::{Signal, kill};

@@ -2,6 +2,10 @@
 //! run in results.json, `submission write` turns it into PRODUCT.yaml + evidence (golden per
 //! checklist version), `submission check` accepts a full pass and refuses a failed MUST,
 //! catches each rule of the program's CI, and the HTML report shows one row per requirement.
+//! From 1.37: evidence links the run's junit.xml (`file://results/junit.xml#case`) and check
+//! refuses missing or failed cases; layered products; `--members`; signed run evidence
+//! (`aiconform::attest` on a saved run's reports, then `submission write` and `evidence
+//! verify` through the binary) with a changed report byte and a changed status named.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,7 +138,8 @@ fn write_submission(report: &RunReport, out: &Path) -> PathBuf {
     report::write_all(&report_dir, report).unwrap();
     let run = RunRecord::load(&report_dir).unwrap();
     let checklist = submission::checklist_of(&run, &report_dir).unwrap();
-    let sub = submission::render(checklist, &run, &product()).unwrap();
+    let artifacts = submission::read_artifacts(&report_dir, checklist).unwrap();
+    let sub = submission::render(checklist, &run, &product(), &artifacts).unwrap();
     submission::write(&out.join("submission"), &sub, false).unwrap()
 }
 
@@ -142,7 +147,7 @@ const ON_PREM: &str = "on-prem: the nodes are bare metal; there is no cluster au
 
 #[test]
 fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
-    for minor in [33, 34, 35, 36] {
+    for minor in [33, 34, 35, 36, 37] {
         let report = stub_run(
             conformance(minor, &[("cluster_autoscaling", ON_PREM)]),
             None,
@@ -179,8 +184,21 @@ fn golden_product_yaml_per_version_and_check_accepts_a_full_pass() {
             35 => 12,
             _ => 14,
         };
-        assert_eq!(evidence.len(), expected, "v1.{minor}: {evidence:?}");
+        // 1.37 adds workload_sandboxing, which has an evidence file once a case proves it.
+        let sandbox =
+            usize::from(minor >= 37 && dir.join("evidence/workload_sandboxing.md").is_file());
+        assert_eq!(
+            evidence.len(),
+            expected + sandbox,
+            "v1.{minor}: {evidence:?}"
+        );
         assert!(dir.join("README.md").is_file());
+        // Hybrid verification from 1.37: the run's reports travel in results/.
+        assert_eq!(
+            dir.join("results/junit.xml").is_file(),
+            minor >= 37,
+            "v1.{minor}"
+        );
     }
 }
 
@@ -604,6 +622,7 @@ fn write_refuses_to_overwrite_and_leaves_nothing_half_written() {
         submission::checklist_of(&run, &report_dir).unwrap(),
         &run,
         &product(),
+        &Default::default(),
     )
     .unwrap();
     let out = tmp.path().join("out");
@@ -709,4 +728,430 @@ fn online_check_names_each_url_that_does_not_answer() {
         lines[1]
     );
     server.abort();
+}
+
+// ---- 1.37: hybrid verification, layered products, signed run evidence ---------------------
+
+fn v137() -> RunReport {
+    stub_run(conformance(37, &[("cluster_autoscaling", ON_PREM)]), None)
+}
+
+fn bin() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("aiconform").unwrap();
+    c.env_remove("KUBECONFIG");
+    c
+}
+
+fn problems(dir: &Path) -> Vec<String> {
+    check::check(dir)
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn v137_evidence_links_the_runs_junit_and_check_parses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&v137(), tmp.path());
+    let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
+    assert!(
+        text.contains(
+            "    - evidence/gang_scheduling.md\n    - file://results/junit.xml#gang-scheduling\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("#cluster-autoscaling"),
+        "an N/A requirement links no test"
+    );
+    assert!(text.contains("the run's reports are in results/"), "{text}");
+    assert_eq!(
+        std::fs::read(dir.join("results/junit.xml")).unwrap(),
+        std::fs::read(tmp.path().join("report/junit.xml")).unwrap(),
+        "the run's own junit.xml, byte for byte"
+    );
+    assert!(dir.join("results/results.json").is_file());
+    let r = check::check(&dir);
+    assert!(r.passed(), "{:?}", r.problems);
+
+    // A linked case that does not exist: refused, naming requirement, link and case.
+    edit(&dir, |t| {
+        t.replace("junit.xml#gang-scheduling", "junit.xml#gang-sched")
+    });
+    assert_eq!(
+        problems(&dir),
+        [
+            "spec.schedulingOrchestration[0].evidence[1]: evidence link file://results/junit.xml#gang-sched for 'gang_scheduling': case 'gang-sched' does not exist in results/junit.xml"
+        ]
+    );
+    edit(&dir, |t| {
+        t.replace("junit.xml#gang-sched", "junit.xml#gang-scheduling")
+    });
+
+    // A linked case that failed (the report edited to say so): refused.
+    let junit = dir.join("results/junit.xml");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let i = xml.find("<testcase name=\"gang-scheduling\"").unwrap();
+    let end = i + xml[i..].find('>').unwrap() + 1;
+    let failed = format!(
+        "{}<failure message=\"partial gang\"/>{}",
+        &xml[..end],
+        &xml[end..]
+    );
+    std::fs::write(&junit, failed).unwrap();
+    assert_eq!(
+        problems(&dir),
+        [
+            "spec.schedulingOrchestration[0].evidence[1]: evidence link file://results/junit.xml#gang-scheduling for 'gang_scheduling': case 'gang-scheduling' failed in results/junit.xml; the CI refuses evidence whose test failed"
+        ]
+    );
+    std::fs::write(&junit, xml).unwrap();
+
+    // aiconform's results.json is not `go test -json`, which is how the CI reads that name;
+    // a link out of the product directory is refused.
+    edit(&dir, |t| {
+        t.replace(
+            "file://results/junit.xml#gang-scheduling",
+            "file://results/results.json#gang-scheduling",
+        )
+        .replace(
+            "file://results/junit.xml#robust-controller",
+            "file://../other/junit.xml#robust-controller",
+        )
+    });
+    let p = problems(&dir);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(
+        p[0].contains("results/results.json is not `go test -json` output"),
+        "{p:?}"
+    );
+    assert!(p[1].contains("leaves the product directory"), "{p:?}");
+}
+
+#[test]
+fn v137_without_k8s_conformance_url_check_says_the_ci_requires_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&v137(), tmp.path());
+    let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
+    assert!(
+        text.contains(
+            "k8sConformanceUrl: https://github.com/cncf/k8s-conformance/tree/master/v1.34/acme-ai-cloud"
+        ),
+        "write fills it although the 1.37 template lacks it: {text}"
+    );
+    edit(&dir, |t| {
+        t.lines()
+            .filter(|l| !l.contains("k8sConformanceUrl"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let p = problems(&dir);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("metadata.k8sConformanceUrl: missing metadata field k8sConformanceUrl (or k8s_conformance_url); the v1.37 template does not have it, but the program's CI (validate.go) requires it"),
+        "{p:?}"
+    );
+}
+
+fn layered(provides: &str) -> Product {
+    let text = std::fs::read_to_string(root().join("fixtures/conformance/product.yaml")).unwrap()
+        + "layers:\n  - name: Acme Kubernetes Engine\n    role: base\n    certification: https://github.com/cncf/k8s-ai-conformance/tree/main/v1.37/ake\n  - name: Acme AI Stack\n    role: add-on\n    provides:\n"
+        + provides;
+    Product::parse(&text, "product.yaml").unwrap()
+}
+
+fn write_layered(report: &RunReport, out: &Path, product: &Product) -> PathBuf {
+    let report_dir = out.join("report");
+    report::write_all(&report_dir, report).unwrap();
+    let run = RunRecord::load(&report_dir).unwrap();
+    let checklist = submission::checklist_of(&run, &report_dir).unwrap();
+    let artifacts = submission::read_artifacts(&report_dir, checklist).unwrap();
+    let sub = submission::render(checklist, &run, product, &artifacts).unwrap();
+    submission::write(&out.join("submission"), &sub, false).unwrap()
+}
+
+#[test]
+fn layered_products_name_the_layer_and_check_warns_without_one_of_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let product = layered("      gang_scheduling: replaces\n      ai_inference: matches\n");
+    let dir = write_layered(&v137(), tmp.path(), &product);
+    let text = std::fs::read_to_string(dir.join("PRODUCT.yaml")).unwrap();
+    assert!(
+        text.contains(
+            "notes: \"Layer: Acme AI Stack (add-on, replaces the base). Proven by aiconform"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("notes: \"Layer: Acme Kubernetes Engine (base). Proven by"));
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains("| Acme Kubernetes Engine | base | https://github.com/cncf/k8s-ai-conformance/tree/main/v1.37/ake |"),
+        "{readme}"
+    );
+    let r = check::check(&dir);
+    assert!(r.passed() && r.warnings.is_empty(), "{r:?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let only_matches = layered("      ai_inference: matches\n");
+    assert!(only_matches.contributes_nothing());
+    let dir = write_layered(&v137(), tmp.path(), &only_matches);
+    let r = check::check(&dir);
+    assert!(r.passed(), "a warning, not a CI failure: {:?}", r.problems);
+    assert_eq!(r.warnings.len(), 1);
+    assert!(
+        r.warnings[0]
+            .to_string()
+            .contains("a layered product whose notes name no requirement of its own"),
+        "{:?}",
+        r.warnings
+    );
+
+    // Layers naming a requirement the checklist does not have.
+    let e = submission::render(
+        aiconform::conformance::checklist(Version::new(1, 37)).unwrap(),
+        &RunRecord::from_report(&v137()),
+        &layered("      dra_support: replaces\n"),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("dra_support (layer Acme AI Stack)"), "{e}");
+}
+
+#[test]
+fn members_list_checks_the_vendor_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_submission(&v137(), tmp.path());
+    let members = tmp.path().join("members.txt");
+    std::fs::write(&members, "# CNCF members\nAcme Corp\nBeta Inc\n").unwrap();
+    let check = |extra: &[&str]| {
+        bin()
+            .args(["submission", "check"])
+            .arg(&dir)
+            .args(extra)
+            .assert()
+    };
+    check(&[])
+        .code(0)
+        .stdout(predicates::str::contains(
+            "not checked: URL reachability (--online), vendorName in the CNCF members list (--members FILE)",
+        ));
+    check(&["--members", members.to_str().unwrap()])
+        .code(1)
+        .stdout(predicates::str::contains(
+            "problem: metadata.vendorName: 'Acme Corporation' does not match any CNCF member in",
+        ))
+        .stdout(predicates::str::contains("(close: Acme Corp)"));
+    std::fs::write(
+        &members,
+        "landscape:\n  - category:\n    name: CNCF Members\n    subcategories:\n      - subcategory:\n        name: Gold\n        items:\n          - item:\n            name: Acme Corporation (member)\n",
+    )
+    .unwrap();
+    check(&["--members", members.to_str().unwrap()])
+        .code(0)
+        .stdout(predicates::str::contains(
+            "checked vendorName against the CNCF members in",
+        ));
+    check(&["--members", tmp.path().join("nope.txt").to_str().unwrap()])
+        .code(2)
+        .stderr(predicates::str::contains("cannot read the members list"));
+}
+
+/// A 1.37 run's reports attested in place with a fresh key; returns (report dir, private
+/// key path, public key path).
+fn attested_run(tmp: &Path, report: &RunReport) -> (PathBuf, PathBuf, PathBuf) {
+    use aiconform::attest;
+    use aiconform::bundle::sign;
+    let report_dir = tmp.join("report");
+    report::write_all(&report_dir, report).unwrap();
+    let (private, public) = sign::generate_key_pair();
+    let (key, pubkey) = (tmp.join("run.key"), tmp.join("run.pub"));
+    std::fs::write(&key, &private).unwrap();
+    std::fs::write(&pubkey, &public).unwrap();
+    let context = attest::RunContext {
+        recipe_yaml: aiconform::yaml::to_string(&recipe()).unwrap(),
+        snapshot_yaml: Some(
+            std::fs::read_to_string(root().join("fixtures/snapshots/h100-eks.yaml")).unwrap(),
+        ),
+        cluster: attest::ClusterIdentity {
+            kube_system_uid: Some("0f9a6c2e-kube-system".into()),
+            ..Default::default()
+        },
+    };
+    let sk = sign::parse_private_key(&private, "run.key").unwrap();
+    attest::attest(&report_dir, &report_dir, &context, &sk).unwrap();
+    (report_dir, key, pubkey)
+}
+
+fn evidence_verify(target: &Path, key: Option<&Path>) -> assert_cmd::assert::Assert {
+    let mut c = bin();
+    c.args(["evidence", "verify"]).arg(target);
+    if let Some(k) = key {
+        c.arg("--key").arg(k);
+    }
+    c.assert()
+}
+
+#[test]
+fn attested_run_verifies_and_a_tampered_report_or_status_is_named() {
+    use predicates::str::contains;
+    let tmp = tempfile::tempdir().unwrap();
+    let (report_dir, _key, public) = attested_run(tmp.path(), &v137());
+    for f in [
+        "attestation.dsse.json",
+        "recipe.yaml",
+        "snapshot.yaml",
+        "junit.xml",
+        "results.json",
+    ] {
+        assert!(report_dir.join(f).is_file(), "{f}");
+    }
+    // The envelope is a DSSE envelope over an in-toto statement.
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir.join("attestation.dsse.json")).unwrap())
+            .unwrap();
+    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+    evidence_verify(&report_dir, Some(&public))
+        .code(0)
+        .stdout(contains("signature valid for"))
+        .stdout(contains(
+            "cluster 0f9a6c2e-kube-system, checklist 1.37; 7 files",
+        ))
+        .stdout(contains("OK: verified"));
+    evidence_verify(&report_dir, None)
+        .code(3)
+        .stdout(contains("signed, signature not checked (pass --key)"));
+
+    // The submission carries the attested files; its statuses match the attested verdicts.
+    let out = tmp.path().join("submission");
+    bin()
+        .args(["submission", "write", "--report-dir"])
+        .arg(&report_dir)
+        .arg("--product")
+        .arg(root().join("fixtures/conformance/product.yaml"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(0)
+        .stdout(contains("carried the run's signed evidence"))
+        .stdout(contains("submission check: no problems"));
+    let dir = out.join("v1.37/acme-ai-cloud");
+    let product = dir.join("PRODUCT.yaml");
+    assert!(dir.join("results/attestation.dsse.json").is_file());
+    evidence_verify(&product, Some(&public))
+        .code(0)
+        .stdout(contains("every status in PRODUCT.yaml is the attested one"));
+    evidence_verify(&dir, Some(&public)).code(0);
+    assert!(check::check(&dir).passed());
+
+    // One byte of a report.
+    let junit = dir.join("results/junit.xml");
+    let original = std::fs::read(&junit).unwrap();
+    let mut edited = original.clone();
+    let at = edited.len() - 2;
+    edited[at] ^= 0x20;
+    std::fs::write(&junit, &edited).unwrap();
+    evidence_verify(&product, Some(&public))
+        .code(1)
+        .stdout(contains(format!(
+            "differs: {}: changed after the run",
+            junit.display()
+        )))
+        .stdout(contains("FAILED"));
+    evidence_verify(&product, None).code(1);
+    std::fs::write(&junit, &original).unwrap();
+
+    // One status in PRODUCT.yaml.
+    edit(&dir, |t| {
+        t.replacen("status: Implemented", "status: Partially Implemented", 1)
+    });
+    evidence_verify(&product, Some(&public))
+        .code(1)
+        .stdout(contains(format!(
+            "differs: {} spec.accelerators[0].status: 'driver_runtime_management' is 'Partially Implemented' but the attested run gives 'Implemented'",
+            product.display()
+        )));
+    edit(&dir, |t| {
+        t.replacen("status: Partially Implemented", "status: Implemented", 1)
+    });
+
+    // Another key; no attestation at all.
+    let (other, _) = aiconform::bundle::sign::generate_key_pair();
+    let other_pub = tmp.path().join("other.pub");
+    let sk = aiconform::bundle::sign::parse_private_key(&other, "k").unwrap();
+    std::fs::write(&other_pub, aiconform::bundle::sign::public_key_pem(&sk)).unwrap();
+    evidence_verify(&product, Some(&other_pub))
+        .code(1)
+        .stderr(contains("is not signed by"))
+        .stderr(contains("signed with another key"));
+    evidence_verify(tmp.path(), Some(&public))
+        .code(2)
+        .stderr(contains("holds no attestation.dsse.json"));
+
+    // A submission is not written from attested files changed after the run.
+    let results = report_dir.join("results.json");
+    let text = std::fs::read_to_string(&results).unwrap();
+    std::fs::write(&results, text.replacen("\"passed\"", "\"failed\"", 1)).unwrap();
+    bin()
+        .args(["submission", "write", "--report-dir"])
+        .arg(&report_dir)
+        .arg("--product")
+        .arg(root().join("fixtures/conformance/product.yaml"))
+        .arg("-o")
+        .arg(tmp.path().join("again"))
+        .assert()
+        .code(1)
+        .stderr(contains("its files differ from its attestation"))
+        .stderr(contains("results.json: changed after the run"));
+}
+
+/// The envelope is standard DSSE: openssl verifies its signature over the pre-authentication
+/// encoding with the public key (what `cosign verify-blob-attestation --key` checks).
+#[test]
+fn attestation_signature_verifies_with_openssl() {
+    use base64::Engine as _;
+    if aiconform::deploy::find_on_path("openssl").is_none() {
+        eprintln!("SKIP attestation_signature_verifies_with_openssl: openssl not on PATH");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (report_dir, _, public) = attested_run(tmp.path(), &v137());
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir.join("attestation.dsse.json")).unwrap())
+            .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+    let payload_type = env["payloadType"].as_str().unwrap();
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&payload);
+    std::fs::write(tmp.path().join("pae.bin"), &pae).unwrap();
+    let sig = b64
+        .decode(env["signatures"][0]["sig"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(tmp.path().join("sig.der"), sig).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&public)
+        .arg("-signature")
+        .arg(tmp.path().join("sig.der"))
+        .arg(tmp.path().join("pae.bin"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Verified OK"),
+        "{text}"
+    );
+    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(
+        statement["predicateType"],
+        "https://aiconform.dev/attestation/run/v1"
+    );
 }

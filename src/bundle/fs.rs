@@ -270,6 +270,19 @@ impl Bundle {
     /// Read an archive written by [`Bundle::to_tar_gz`]. Only regular files and directories
     /// with safe bundle paths are accepted; `origin` names the archive in errors.
     pub fn from_tar_gz(bytes: &[u8], origin: &str) -> Result<Bundle, BundleError> {
+        let files = Self::files_from_tar_gz(bytes, origin)?;
+        if !files.files.contains_key(BUNDLE_FILE) {
+            return Err(not_a_bundle(
+                Path::new(origin),
+                format!("no {BUNDLE_FILE} in the archive"),
+            ));
+        }
+        Ok(files)
+    }
+
+    /// The files of an archive written by [`Bundle::to_tar_gz`], whatever they are (no
+    /// `bundle.yaml` needed): for other artifacts packed the same way.
+    pub fn files_from_tar_gz(bytes: &[u8], origin: &str) -> Result<Bundle, BundleError> {
         let bad = |reason: String| BundleError::NotABundle {
             dir: origin.to_string(),
             reason,
@@ -312,9 +325,6 @@ impl Bundle {
             {
                 return Err(bad(format!("{path} appears twice")));
             }
-        }
-        if !files.contains_key(BUNDLE_FILE) {
-            return Err(bad(format!("no {BUNDLE_FILE} in the archive")));
         }
         Ok(Bundle { files })
     }
@@ -385,6 +395,32 @@ pub struct VerifyReport {
     pub changed: Vec<FileProblem>,
     pub missing: Vec<String>,
     pub extra: Vec<String>,
+    pub signature: SignatureState,
+}
+
+/// What is known of a bundle's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureState {
+    /// No `bundle.yaml.sig`.
+    Unsigned,
+    /// `bundle.yaml.sig` is there but was not checked (that needs the public key,
+    /// [`verify_signature`]); until it is, matching `bundle.yaml` proves nothing, since
+    /// `bundle.yaml` itself may have been edited.
+    NotChecked,
+    /// Checked with this public key.
+    Valid { key: String },
+}
+
+impl VerifyReport {
+    /// Check the signature with the public key at `key` (see [`verify_signature`]) and
+    /// record it as valid.
+    pub fn check_signature(&mut self, key: &Path) -> Result<(), BundleError> {
+        verify_signature(&self.dir, key)?;
+        self.signature = SignatureState::Valid {
+            key: key.display().to_string(),
+        };
+        Ok(())
+    }
 }
 
 impl VerifyReport {
@@ -401,15 +437,25 @@ impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.manifest;
         if self.is_ok() {
-            return write!(
-                f,
-                "bundle {} is intact: {} files match {BUNDLE_FILE} (recipe {} {}, aiconform {})",
-                self.dir.display(),
-                self.ok,
-                m.recipe.name,
-                m.recipe.digest,
-                m.tool_version
+            let what = format!(
+                "{} files match {BUNDLE_FILE} (recipe {} {}, aiconform {})",
+                self.ok, m.recipe.name, m.recipe.digest, m.tool_version
             );
+            return match &self.signature {
+                SignatureState::Unsigned => {
+                    write!(f, "bundle {} is intact: {what}", self.dir.display())
+                }
+                SignatureState::NotChecked => write!(
+                    f,
+                    "bundle {}: {what}; signed, signature not checked (pass --key): {BUNDLE_FILE} itself may have been edited",
+                    self.dir.display()
+                ),
+                SignatureState::Valid { key } => write!(
+                    f,
+                    "bundle {} is intact and signed: {what}; signature {SIGNATURE_FILE} is valid for {key}",
+                    self.dir.display()
+                ),
+            };
         }
         writeln!(
             f,
@@ -528,7 +574,8 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BundleError> {
     let mut found = walk(dir)?;
     found.remove(BUNDLE_FILE);
     // The signature signs bundle.yaml, so bundle.yaml cannot list it; verify_signature checks it.
-    if found.get(SIGNATURE_FILE).is_some_and(|ft| ft.is_file()) {
+    let signed = found.get(SIGNATURE_FILE).is_some_and(|ft| ft.is_file());
+    if signed {
         found.remove(SIGNATURE_FILE);
     }
     let mut changed = Vec::new();
@@ -580,6 +627,11 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BundleError> {
         changed,
         missing,
         extra: found.into_keys().collect(),
+        signature: if signed {
+            SignatureState::NotChecked
+        } else {
+            SignatureState::Unsigned
+        },
     })
 }
 

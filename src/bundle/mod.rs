@@ -43,7 +43,8 @@ use std::collections::BTreeMap;
 pub use argocd::REPO_PLACEHOLDER as ARGOCD_REPO_PLACEHOLDER;
 pub use error::BundleError;
 pub use fs::{
-    FileProblem, VerifyReport, check_bundle_path, read_manifest, verify, verify_signature,
+    FileProblem, SignatureState, VerifyReport, check_bundle_path, read_manifest, verify,
+    verify_signature,
 };
 pub use model::{
     BUNDLE_FILE, BundleComponent, BundleManifest, FileEntry, Placement, RecipeRef, recipe_digest,

@@ -60,6 +60,12 @@ pub enum OciError {
     NotFound { reference: String, reason: String },
     #[error("{reference} is not an aiconform bundle: {reason}")]
     NotABundle { reference: String, reason: String },
+    #[error("{reference} is not {what}: {reason}")]
+    NotArtifact {
+        reference: String,
+        what: &'static str,
+        reason: String,
+    },
     #[error("registry error for {reference}: {reason}")]
     Registry { reference: String, reason: String },
     #[error("cannot read CA file {path}: {reason}")]
@@ -121,18 +127,45 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
     })
 }
 
+/// What an artifact of one tar.gz layer holds: its types and the layer's title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactKind {
+    pub artifact_type: &'static str,
+    pub layer_media_type: &'static str,
+    pub title: &'static str,
+    /// For messages: "an aiconform bundle".
+    pub what: &'static str,
+}
+
+/// Bundles.
+pub const BUNDLE_ARTIFACT: ArtifactKind = ArtifactKind {
+    artifact_type: ARTIFACT_TYPE,
+    layer_media_type: LAYER_MEDIA_TYPE,
+    title: "bundle.tar.gz",
+    what: "an aiconform bundle",
+};
+
 /// The artifact manifest for a bundle archive; `annotations` are copied in. Pure and
 /// deterministic: keys sorted, no timestamps.
 pub fn artifact_manifest(
     layer: &[u8],
     annotations: &std::collections::BTreeMap<String, String>,
 ) -> Vec<u8> {
-    let mut layer_desc = descriptor(LAYER_MEDIA_TYPE, layer);
-    layer_desc["annotations"] = json!({"org.opencontainers.image.title": "bundle.tar.gz"});
+    manifest_of(&BUNDLE_ARTIFACT, layer, annotations)
+}
+
+/// The artifact manifest of one `kind` layer.
+pub fn manifest_of(
+    kind: &ArtifactKind,
+    layer: &[u8],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut layer_desc = descriptor(kind.layer_media_type, layer);
+    layer_desc["annotations"] = json!({"org.opencontainers.image.title": kind.title});
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": kind.artifact_type,
         "config": descriptor(EMPTY_MEDIA_TYPE, EMPTY_CONFIG),
         "layers": [layer_desc],
         "annotations": annotations,
@@ -292,16 +325,27 @@ pub async fn push(
     reference: &str,
     opts: &RegistryOptions,
 ) -> Result<Pushed, OciError> {
-    let r = parse_reference(reference, env!("CARGO_PKG_VERSION"))?;
     let manifest = bundle.manifest()?;
-    let layer = bundle.to_tar_gz()?;
     let annotations = [
         ("dev.aiconform.recipe".to_string(), manifest.recipe.name),
         ("dev.aiconform.recipe.digest".into(), manifest.recipe.digest),
         ("dev.aiconform.tool.version".into(), manifest.tool_version),
     ]
     .into();
-    let manifest_bytes = artifact_manifest(&layer, &annotations);
+    push_files(&BUNDLE_ARTIFACT, bundle, &annotations, reference, opts).await
+}
+
+/// Push `files` packed as [`Bundle::to_tar_gz`] does, as one `kind` layer.
+pub async fn push_files(
+    kind: &ArtifactKind,
+    files: &Bundle,
+    annotations: &std::collections::BTreeMap<String, String>,
+    reference: &str,
+    opts: &RegistryOptions,
+) -> Result<Pushed, OciError> {
+    let r = parse_reference(reference, env!("CARGO_PKG_VERSION"))?;
+    let layer = files.to_tar_gz()?;
+    let manifest_bytes = manifest_of(kind, &layer, annotations);
     let digest = format!("sha256:{}", sha256_hex(&manifest_bytes));
     let c = client(opts)?;
     let full = reference.to_string();
@@ -326,12 +370,29 @@ pub async fn push(
 
 /// Pull the bundle at `reference` (`oci://...`): the bundle and the manifest digest.
 pub async fn pull(reference: &str, opts: &RegistryOptions) -> Result<(Bundle, String), OciError> {
+    let (files, digest) = pull_files(&BUNDLE_ARTIFACT, reference, opts).await?;
+    if !files.files.contains_key(BUNDLE_FILE) {
+        return Err(OciError::NotABundle {
+            reference: reference.to_string(),
+            reason: format!("no {BUNDLE_FILE}"),
+        });
+    }
+    Ok((files, digest))
+}
+
+/// Pull the files of a `kind` artifact and the manifest digest.
+pub async fn pull_files(
+    kind: &ArtifactKind,
+    reference: &str,
+    opts: &RegistryOptions,
+) -> Result<(Bundle, String), OciError> {
     let r = parse_reference(reference, env!("CARGO_PKG_VERSION"))?;
     let c = client(opts)?;
     let full = reference.to_string();
     let err = |e| classify(e, &r, &full);
-    let not_bundle = |reason: String| OciError::NotABundle {
+    let not_bundle = |reason: String| OciError::NotArtifact {
         reference: full.clone(),
+        what: kind.what,
         reason,
     };
     let (bytes, digest) = c
@@ -340,10 +401,10 @@ pub async fn pull(reference: &str, opts: &RegistryOptions) -> Result<(Bundle, St
         .map_err(err)?;
     let manifest: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| not_bundle(format!("its manifest is not JSON: {e}")))?;
-    if manifest["artifactType"] != ARTIFACT_TYPE {
+    if manifest["artifactType"] != kind.artifact_type {
         return Err(not_bundle(format!(
-            "artifactType is {}, expected {ARTIFACT_TYPE}",
-            manifest["artifactType"]
+            "artifactType is {}, expected {}",
+            manifest["artifactType"], kind.artifact_type
         )));
     }
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
@@ -355,19 +416,15 @@ pub async fn pull(reference: &str, opts: &RegistryOptions) -> Result<(Bundle, St
     };
     let desc: OciDescriptor = serde_json::from_value(layer.clone())
         .map_err(|e| not_bundle(format!("bad layer descriptor: {e}")))?;
-    if desc.media_type != LAYER_MEDIA_TYPE {
+    if desc.media_type != kind.layer_media_type {
         return Err(not_bundle(format!(
-            "its layer is {}, expected {LAYER_MEDIA_TYPE}",
-            desc.media_type
+            "its layer is {}, expected {}",
+            desc.media_type, kind.layer_media_type
         )));
     }
     let mut data = Vec::new();
     c.pull_blob(&r, &desc, &mut data).await.map_err(err)?;
-    let bundle = Bundle::from_tar_gz(&data, &full)?;
-    if !bundle.files.contains_key(BUNDLE_FILE) {
-        return Err(not_bundle(format!("no {BUNDLE_FILE}")));
-    }
-    Ok((bundle, digest))
+    Ok((Bundle::files_from_tar_gz(&data, &full)?, digest))
 }
 
 /// A pulled bundle, written to a temporary directory that is removed on drop.

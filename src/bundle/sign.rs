@@ -92,8 +92,26 @@ pub fn public_key_pem(key: &SigningKey) -> String {
 
 /// The signature file's content for `blob`: base64 of the DER signature, newline-terminated.
 pub fn sign(key: &SigningKey, blob: &[u8]) -> String {
+    format!("{}\n", sign_base64(key, blob))
+}
+
+/// Base64 of the DER ECDSA P-256/SHA-256 signature of `blob`, as DSSE envelopes carry it.
+pub fn sign_base64(key: &SigningKey, blob: &[u8]) -> String {
     let sig: DerSignature = key.sign(blob);
-    format!("{}\n", BASE64.encode(sig.as_bytes()))
+    BASE64.encode(sig.as_bytes())
+}
+
+/// The DSSE pre-authentication encoding (`DSSEv1 <len> <type> <len> <payload>`): what a
+/// DSSE envelope's signatures sign, as `cosign attest-blob` and in-toto tooling compute it.
+pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Check `signature` (the signature file's content) over `blob`. `sig_path`, `what` and
@@ -148,6 +166,18 @@ mod tests {
         assert!(verify(&other, b"apiVersion: x\n", sig.as_bytes(), "s", "b", "p").is_err());
         let err = verify(&vk, b"x", b"not base64!", "s", "b", "p").unwrap_err();
         assert!(matches!(err, SignError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn dsse_pae_is_the_specified_encoding() {
+        assert_eq!(
+            dsse_pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+        let (sk, vk) = keys();
+        let sig = sign_base64(&sk, b"x");
+        assert!(!sig.ends_with('\n'));
+        verify(&vk, b"x", sig.as_bytes(), "s", "b", "p").unwrap();
     }
 
     #[test]

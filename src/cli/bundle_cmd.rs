@@ -48,6 +48,12 @@ enum BundleCommand {
     /// Check a bundle (directory or oci:// reference) against its bundle.yaml: reports
     /// changed, missing and extra files and exits non-zero on any; with --key, also its
     /// signature
+    #[command(after_help = "\
+Exit status: 0 the files match bundle.yaml and, for a signed bundle, the signature is valid \
+for --key (an unsigned bundle without --key: 0, \"intact\"); 1 a file differs, is missing or \
+extra, or the signature does not verify; 3 the files match bundle.yaml, but the bundle is \
+signed and its signature was not checked (pass --key): bundle.yaml itself may have been \
+edited, so nothing is proven.")]
     Verify {
         /// The bundle directory, or oci://REGISTRY/REPO:TAG
         #[arg(value_name = "DIR|OCI_REF")]
@@ -265,18 +271,26 @@ fn verify(target: &str, key: Option<&Path>, registry: &RegistryArgs) -> Result<E
     let dir = pulled
         .as_ref()
         .map_or_else(|| PathBuf::from(target), |p| p.dir.clone());
-    let report = bundle::verify(&dir)?;
-    println!("{report}");
+    let mut report = bundle::verify(&dir)?;
     if !report.is_ok() {
+        println!("{report}");
         return Ok(ExitCode::FAILURE);
     }
     if let Some(key) = key {
-        bundle::verify_signature(&dir, key)
+        report
+            .check_signature(key)
             .with_context(|| format!("bundle {target} is not signed by {}", key.display()))?;
-        println!("signature bundle.yaml.sig is valid for {}", key.display());
     }
-    Ok(ExitCode::SUCCESS)
+    println!("{report}");
+    Ok(match report.signature {
+        bundle::SignatureState::NotChecked => ExitCode::from(SIGNATURE_NOT_CHECKED),
+        _ => ExitCode::SUCCESS,
+    })
 }
+
+/// Exit status of `bundle verify` on a signed bundle whose files match bundle.yaml but
+/// whose signature was not checked (no --key).
+const SIGNATURE_NOT_CHECKED: u8 = 3;
 
 fn sign(dir: &Path, key: &Path) -> Result<ExitCode> {
     let report = bundle::verify(dir)?;

@@ -80,6 +80,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.bundle
         );
     }
+    if args.key.is_none() && verified.signature == aiconform::bundle::SignatureState::NotChecked {
+        eprintln!(
+            "warning: {} is signed, signature not checked (pass --key to check it)",
+            args.bundle
+        );
+    }
     if let Some(key) = &args.key {
         aiconform::bundle::verify_signature(&dir, key).with_context(|| {
             format!(

@@ -6,6 +6,7 @@ mod cluster_cmd;
 mod completions_cmd;
 mod criteria_args;
 mod deploy_cmd;
+mod evidence_cmd;
 mod probe_cmd;
 mod progress;
 mod recipe_cmd;
@@ -64,6 +65,8 @@ pub enum Command {
     Cluster(cluster_cmd::Args),
     /// Write and check a CNCF AI conformance submission (PRODUCT.yaml and evidence)
     Submission(submission_cmd::Args),
+    /// Verify signed run evidence (`run --attest`) and a submission's statuses against it
+    Evidence(evidence_cmd::Args),
     /// Workload programs the conformance cases run inside containers
     #[command(hide = true)]
     Probe(probe_cmd::Args),
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Submission(args) => submission_cmd::run(args),
+        Command::Evidence(args) => evidence_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args),
         Command::Completions(args) => completions_cmd::run(args),
     };

@@ -68,6 +68,16 @@ pub struct ExecArgs {
     /// for conditional requirements whose context does not apply to the platform
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Write signed run evidence to DIR (may be the report directory): the recipe, a
+    /// snapshot of the cluster, the reports, and attestation.dsse.json, an in-toto statement
+    /// of their SHA-256 digests and the run's verdicts signed with --attest-key; check it
+    /// with `aiconform evidence verify DIR --key PUB`
+    #[arg(long, value_name = "DIR", requires = "attest_key")]
+    pub attest: Option<PathBuf>,
+    /// Private key (PEM, ECDSA P-256, e.g. from `aiconform bundle keygen`) that signs the
+    /// attestation
+    #[arg(long, value_name = "KEY", requires = "attest")]
+    pub attest_key: Option<PathBuf>,
 }
 
 /// Arguments of `aiconform run`.
@@ -78,7 +88,8 @@ pub struct ExecArgs {
 Examples:\n  aiconform run --recipe recipe.yaml --list\n  \
 aiconform run --recipe recipe.yaml --kubeconfig ~/.kube/config --phase conformance\n  \
 aiconform run --service eks --accelerator h100 --bundle ./bundle --include 'conformance/*' --exclude '*gang*'\n  \
-aiconform run --recipe recipe.yaml --phase conformance --ai-conformance 1.35 --config run.yaml"
+aiconform run --recipe recipe.yaml --phase conformance --ai-conformance 1.35 --config run.yaml\n  \
+aiconform run --recipe recipe.yaml --phase conformance --report-dir report --attest report --attest-key run.key"
 )]
 pub struct Args {
     /// Recipe file written by `aiconform recipe`; without it the recipe is composed from the
@@ -309,6 +320,18 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         print!("{}", runner::plan::render_list(&plan, setup.early.as_ref()));
         return Ok(ExitCode::SUCCESS);
     }
+    // Read the signing key before any cluster work, so a bad key costs nothing.
+    let attest_key = match &job.exec.attest_key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --attest-key {}", path.display()))?;
+            Some(aiconform::bundle::sign::parse_private_key(
+                &pem,
+                &path.display().to_string(),
+            )?)
+        }
+        None => None,
+    };
     if plan.cases.is_empty() {
         bail!(
             "no cases selected for recipe `{}`: check --phase, --suite, --include and --exclude (see them with --list)",
@@ -370,6 +393,8 @@ pub fn execute(job: Job) -> Result<ExitCode> {
     } else {
         None
     };
+    let attest_client = client.clone();
+    let run_snapshot = snap.clone();
     let env = RunEnv {
         client: Some(client),
         recipe: Arc::new(job.recipe.clone()),
@@ -401,11 +426,99 @@ pub fn execute(job: Job) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let (Some(dir), Some(key)) = (&job.exec.attest, &attest_key) {
+        let context = attest_context(
+            &rt,
+            &attest_client,
+            &job.recipe,
+            run_snapshot.as_deref(),
+            kubeconfig.as_deref(),
+            report.cluster_version.clone(),
+        )?;
+        let envelope = aiconform::attest::attest(&job.exec.report_dir, dir, &context, key)
+            .with_context(|| format!("cannot write the run's attestation to {}", dir.display()))?;
+        eprintln!(
+            "attestation: {} (check it with `aiconform evidence verify {} --key PUB`)",
+            envelope.display(),
+            dir.display()
+        );
+    }
     drop(guard);
     if report.interrupted {
         eprintln!("interrupted: partial reports written; unfinished cases are marked interrupted");
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// What an attestation records beyond the reports: the recipe, a snapshot (the run's, else
+/// one of the cluster without node agents) and the cluster's identity.
+fn attest_context(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    recipe: &Recipe,
+    snap: Option<&aiconform::snapshot::model::Snapshot>,
+    kubeconfig: Option<&Path>,
+    kubernetes_version: Option<String>,
+) -> Result<aiconform::attest::RunContext> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let recipe_yaml = aiconform::yaml::to_string(recipe)
+        .map_err(|e| anyhow::anyhow!("cannot encode the recipe for the attestation: {e}"))?;
+    let snapshot = match snap {
+        Some(s) => s.clone(),
+        None => {
+            eprintln!("taking a snapshot of the cluster for the attestation (no node agents) ...");
+            let opts = snapshot::TakeOptions {
+                node_selector: None,
+                agent: None,
+            };
+            let (s, warnings) = rt
+                .block_on(snapshot::take(client, &opts, &|line: &str| {
+                    eprintln!("  {line}")
+                }))
+                .context("cannot take a snapshot of the cluster for the attestation")?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            s
+        }
+    };
+    let snapshot_yaml = snapshot::render(&snapshot)?;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let kube_system_uid = rt
+        .block_on(namespaces.get("kube-system"))
+        .context("cannot read the kube-system namespace, whose UID identifies the cluster in the attestation")?
+        .metadata
+        .uid;
+    Ok(aiconform::attest::RunContext {
+        recipe_yaml,
+        snapshot_yaml: Some(snapshot_yaml),
+        cluster: aiconform::attest::ClusterIdentity {
+            kubernetes_version,
+            kube_system_uid,
+            server: kubeconfig.and_then(server_of),
+        },
+    })
+}
+
+/// The API server URL of a kubeconfig's current context.
+fn server_of(kubeconfig: &Path) -> Option<String> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let context = kc.current_context.as_deref()?;
+    let cluster = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    kc.clusters
+        .iter()
+        .find(|c| c.name == cluster)?
+        .cluster
+        .as_ref()?
+        .server
+        .clone()
 }
 
 fn deploy_bundle(

@@ -94,6 +94,18 @@ impl Checklist {
     pub fn get(&self, id: &str) -> Option<&Requirement> {
         self.requirements().find(|r| r.id == id)
     }
+
+    /// From 1.37 the program accepts test artifacts as evidence (`file://…/junit.xml#Test`),
+    /// checked by its CI ("hybrid verification").
+    pub fn hybrid_verification(&self) -> bool {
+        self.version >= Version::new(1, 37)
+    }
+
+    /// Whether the template has a metadata field (of the templates only 1.35 has
+    /// `k8sConformanceUrl`, which the CI requires for every version).
+    pub fn template_has(&self, field: &str) -> bool {
+        self.metadata.iter().any(|(k, _)| k == field)
+    }
 }
 
 /// The built-in checklist of a supported version.

@@ -5,12 +5,17 @@
 //! requirement id of that checklist is present with `description` and `level` unchanged;
 //! `status` is Implemented, Not Implemented, Partially Implemented or N/A; a MUST is
 //! Implemented; N/A has notes; a SHOULD with empty status and evidence is skipped; evidence
-//! entries are http(s) URLs (checked for form) or files that exist in the product directory;
-//! required metadata is present, a string, not empty and not a `[...]` placeholder (camelCase
-//! or snake_case keys); `k8sConformanceUrl` has the required form.
+//! entries are http(s) URLs (checked for form), files that exist in the product directory, or
+//! `file://<path>#<Test>` links to test artifacts (hybrid verification, see
+//! [`super::artifacts`]: inside the product directory, and the named test present and not
+//! failed); required metadata is present, a string, not empty and not a `[...]` placeholder
+//! (camelCase or snake_case keys); `k8sConformanceUrl` has the required form (the CI requires
+//! it even where the template lacks it: every template but 1.35's, 1.37 included).
 //!
-//! Not checked offline: whether URLs answer (`--online` follows them, see [`super::online`]),
-//! and whether `vendorName` is a CNCF member.
+//! Not checked offline: whether URLs answer (`--online` follows them, see [`super::online`]).
+//! `vendorName` is checked against a CNCF members list only when one is given
+//! ([`check_vendor`]). A layered product (notes starting `Layer: `) providing no requirement
+//! of its own gets a warning (the program's FAQ on layered products).
 //! A conditional MUST declared N/A with notes is a note, not a problem: the program's FAQ
 //! allows it for platforms where the requirement's context does not apply, while
 //! `validate.go` flags every non-Implemented MUST, so a reviewer decides.
@@ -74,6 +79,12 @@ pub struct CheckReport {
     pub links: Vec<Link>,
     /// Whether [`Self::links`] were followed (their failures are in `problems`).
     pub online: bool,
+    /// Not a failure by the CI's rules, but likely one in review.
+    pub warnings: Vec<Finding>,
+    /// The members list `vendorName` was checked against; `None`: not checked.
+    pub members: Option<String>,
+    /// `metadata.vendorName` as submitted.
+    pub vendor_name: Option<String>,
 }
 
 impl CheckReport {
@@ -122,7 +133,48 @@ pub fn check(path: &Path) -> CheckReport {
         notes: f.notes,
         links: f.links,
         online: false,
+        warnings: f.warnings,
+        members: None,
+        vendor_name: f.vendor_name,
     }
+}
+
+/// Check `vendorName` against the CNCF member names (exact match, as the CI does);
+/// `origin` names the list.
+pub fn check_vendor(
+    report: &mut CheckReport,
+    members: &std::collections::BTreeSet<String>,
+    origin: &Path,
+) {
+    report.members = Some(origin.display().to_string());
+    let Some(vendor) = report.vendor_name.as_deref().map(str::trim) else {
+        return;
+    };
+    if vendor.is_empty() || members.contains(vendor) {
+        return;
+    }
+    let close: Vec<&str> = members
+        .iter()
+        .filter(|m| {
+            m.eq_ignore_ascii_case(vendor)
+                || m.starts_with(vendor)
+                || vendor.starts_with(m.as_str())
+        })
+        .map(String::as_str)
+        .take(3)
+        .collect();
+    let hint = if close.is_empty() {
+        String::new()
+    } else {
+        format!(" (close: {})", close.join(", "))
+    };
+    report.problems.push(Finding {
+        path: "metadata.vendorName".into(),
+        message: format!(
+            "'{vendor}' does not match any CNCF member in {}{hint}; the program's CI requires the organization name exactly as listed at https://landscape.cncf.io/members",
+            origin.display()
+        ),
+    });
 }
 
 fn check_file(file: &Path, f: &mut Findings) -> Option<Version> {
@@ -163,8 +215,9 @@ fn check_file(file: &Path, f: &mut Findings) -> Option<Version> {
         }
     };
     let product_dir = file.parent().unwrap_or(Path::new("."));
-    check_metadata(doc.get("metadata"), f);
+    check_metadata(doc.get("metadata"), checklist, f);
     check_spec(doc.get("spec"), checklist, product_dir, f);
+    check_layers(doc.get("spec"), f);
     Some(version)
 }
 
@@ -173,6 +226,8 @@ struct Findings {
     problems: Vec<Finding>,
     notes: Vec<Finding>,
     links: Vec<Link>,
+    warnings: Vec<Finding>,
+    vendor_name: Option<String>,
 }
 
 impl Findings {
@@ -196,20 +251,32 @@ impl Findings {
     }
 }
 
-fn check_metadata(metadata: Option<&Value>, f: &mut Findings) {
+fn check_metadata(metadata: Option<&Value>, checklist: &catalog::Checklist, f: &mut Findings) {
     let Some(Value::Object(m)) = metadata.filter(|v| !v.is_null()) else {
         f.problem("metadata", "missing 'metadata' section");
         return;
     };
+    f.vendor_name = ["vendorName", "vendor_name"]
+        .iter()
+        .find_map(|k| m.get(*k).and_then(Value::as_str))
+        .map(str::to_string);
     for (field, snake, required) in METADATA {
         let (key, value) = match (m.get(field), m.get(snake)) {
             (Some(v), _) if !v.is_null() => (field, v),
             (_, Some(v)) if !v.is_null() => (snake, v),
             _ => {
                 if required {
+                    let why = if checklist.template_has(field) {
+                        String::new()
+                    } else {
+                        format!(
+                            "; the v{} template does not have it, but the program's CI (validate.go) requires it: add {field}: https://github.com/cncf/k8s-conformance/tree/master/vX.Y/<product> (your Kubernetes conformance submission)",
+                            checklist.version
+                        )
+                    };
                     f.problem(
                         format!("metadata.{field}"),
-                        format!("missing metadata field {field} (or {snake})"),
+                        format!("missing metadata field {field} (or {snake}){why}"),
                     );
                 }
                 continue;
@@ -363,7 +430,9 @@ fn check_spec(
                 if link.is_empty() {
                     continue;
                 }
-                if link.starts_with("http://") || link.starts_with("https://") {
+                if link.starts_with("file://") {
+                    check_file_link(link, &req.id, status, product_dir, &path, f);
+                } else if link.starts_with("http://") || link.starts_with("https://") {
                     match url_problem(link) {
                         Some(p) => {
                             f.problem(path, format!("invalid evidence URL for '{}': {p}", req.id))
@@ -382,6 +451,127 @@ fn check_spec(
                 }
             }
         }
+    }
+}
+
+/// `(vX.Y, <product>)` of a product directory, for links written from the repository root.
+fn product_names(product_dir: &Path) -> Option<(String, String)> {
+    let abs = std::path::absolute(product_dir).ok()?;
+    let name = abs.file_name()?.to_string_lossy().to_string();
+    let version = abs.parent()?.file_name()?.to_string_lossy().to_string();
+    Some((version, name))
+}
+
+/// A `file://` evidence link: inside the product directory and present; a test artifact the
+/// CI parses must parse and hold the named test, not failed (nor skipped when the
+/// requirement is Implemented: a skip proves nothing).
+fn check_file_link(
+    link: &str,
+    id: &str,
+    status: &str,
+    product_dir: &Path,
+    path: &str,
+    f: &mut Findings,
+) {
+    use super::artifacts::{self, Outcome};
+    let names = product_names(product_dir);
+    let parsed =
+        artifacts::parse_file_link(link, names.as_ref().map(|(v, n)| (v.as_str(), n.as_str())));
+    let fl = match parsed {
+        Ok(fl) => fl,
+        Err(e) => {
+            f.problem(path, format!("invalid evidence link for '{id}': {e}"));
+            return;
+        }
+    };
+    let file = product_dir.join(&fl.path);
+    if !file.is_file() {
+        f.problem(
+            path,
+            format!(
+                "evidence link for '{id}' names {}, which is not in the submission (looked at {})",
+                fl.path,
+                file.display()
+            ),
+        );
+        return;
+    }
+    let Some(tests) = artifacts::read(product_dir, &fl) else {
+        return;
+    };
+    let tests = match tests {
+        Ok(t) => t,
+        Err(e) => {
+            f.problem(path, format!("evidence link for '{id}': {e}"));
+            return;
+        }
+    };
+    let Some(name) = &fl.test else {
+        f.note(
+            path,
+            format!(
+                "evidence link for '{id}' names no #Test in {}; the CI checks the test it maps to the requirement",
+                fl.path
+            ),
+        );
+        return;
+    };
+    let found = artifacts::matching(&tests, name);
+    if found.is_empty() {
+        f.problem(
+            path,
+            format!(
+                "evidence link {link} for '{id}': case '{name}' does not exist in {}",
+                fl.path
+            ),
+        );
+        return;
+    }
+    for t in &found {
+        match t.outcome {
+            Outcome::Failed => f.problem(
+                path,
+                format!(
+                    "evidence link {link} for '{id}': case '{}' failed in {}; the CI refuses evidence whose test failed",
+                    t.name, fl.path
+                ),
+            ),
+            Outcome::Skipped if status == "Implemented" => f.problem(
+                path,
+                format!(
+                    "evidence link {link} for '{id}': case '{}' was skipped in {}, which does not prove 'Implemented'",
+                    t.name, fl.path
+                ),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// A layered product (notes starting `Layer: `) should provide at least one requirement of
+/// its own: an add-on that replaces, extends or adds it.
+fn check_layers(spec: Option<&Value>, f: &mut Findings) {
+    use super::product::{LAYER_NOTE, OWN_MARKERS};
+    let Some(Value::Object(spec)) = spec else {
+        return;
+    };
+    let notes: Vec<&str> = spec
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .map(|e| str_of(e, "notes"))
+        .collect();
+    if !notes.iter().any(|n| n.starts_with(LAYER_NOTE)) {
+        return;
+    }
+    if !notes
+        .iter()
+        .any(|n| n.starts_with(LAYER_NOTE) && OWN_MARKERS.iter().any(|m| n.contains(m)))
+    {
+        f.warnings.push(Finding {
+            path: "spec".into(),
+            message: "a layered product whose notes name no requirement of its own: no add-on replaces, extends or adds one; the program's FAQ wants a layered product to contribute at least one (e.g. another gang scheduler) and to reference its base's AI conformance".into(),
+        });
     }
 }
 

@@ -8,12 +8,16 @@
 //! - [`product`]: the product metadata file of a submission.
 //! - [`submission`]: writing `vX.Y/<product>/PRODUCT.yaml`, evidence and README.
 //! - [`check`]: validating a submission the way the program's CI does.
+//! - [`artifacts`]: test reports linked as evidence (`file://…#Test`), parsed as the CI does.
+//! - [`members`]: the CNCF members list `vendorName` must match.
 //! - [`online`]: following a submission's URLs (`check --online`).
 
+pub mod artifacts;
 pub mod catalog;
 pub mod check;
 pub mod evidence;
 pub mod mapping;
+pub mod members;
 pub mod online;
 pub mod product;
 pub mod run_config;

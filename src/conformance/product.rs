@@ -13,7 +13,20 @@
 //! contactEmailAddress: conformance@acme.example
 //! k8sConformanceUrl: https://github.com/cncf/k8s-conformance/tree/master/v1.34/acme-ai-cloud
 //! directory: acme-ai-cloud            # optional: vX.Y/<directory>/, default from platformName
+//! layers:                             # optional: a layered product (program FAQ)
+//!   - name: Acme Kubernetes Engine
+//!     role: base                      # exactly one base: infrastructure + Kubernetes
+//!     certification: https://github.com/cncf/k8s-ai-conformance/tree/main/v1.37/ake  # optional
+//!   - name: Acme AI Stack
+//!     role: add-on                    # runtime, schedulers, operators, device plugins, ...
+//!     provides:                       # requirement id: replaces | extends | adds | matches
+//!       gang_scheduling: replaces     #   (what the layer does relative to the base)
 //! ```
+//!
+//! In a layered product each requirement is provided by the add-on that lists it, else by
+//! the base; its PRODUCT.yaml notes start with `Layer: <name> (<role>[, <relation>])`. The
+//! program judges the whole platform and wants a layered product to contribute at least one
+//! requirement of its own (an add-on that replaces, extends or adds one).
 
 use std::path::Path;
 
@@ -54,6 +67,87 @@ struct Raw {
     contact_email_address: Option<Spanned<String>>,
     k8s_conformance_url: Option<Spanned<String>>,
     directory: Option<Spanned<String>>,
+    #[serde(default)]
+    layers: Vec<Layer>,
+}
+
+/// One layer of a layered product.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Layer {
+    pub name: String,
+    pub role: LayerRole,
+    /// The layer's own AI conformance submission, when it has one.
+    #[serde(default)]
+    pub certification: Option<String>,
+    /// Requirement ids this layer provides, with what it does relative to the base.
+    #[serde(default)]
+    pub provides: std::collections::BTreeMap<String, Relation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum LayerRole {
+    #[serde(rename = "base")]
+    Base,
+    #[serde(rename = "add-on")]
+    AddOn,
+}
+
+/// What an add-on's implementation of a requirement is relative to the base's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    /// Replaces the base's implementation (e.g. another gang scheduler).
+    Replaces,
+    /// A meaningfully different variant of what the base offers.
+    Extends,
+    /// Something the base does not offer.
+    Adds,
+    /// The same as the base's.
+    Matches,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Replaces => "replaces the base",
+            Relation::Extends => "extends the base",
+            Relation::Adds => "adds to the base",
+            Relation::Matches => "matches the base",
+        }
+    }
+
+    /// Whether it counts as the layered product's own contribution.
+    pub fn is_own(self) -> bool {
+        self != Relation::Matches
+    }
+}
+
+/// Notes of a layered product's requirement start with this.
+pub const LAYER_NOTE: &str = "Layer: ";
+/// Notes of a requirement the product contributes itself contain one of these.
+pub const OWN_MARKERS: [&str; 3] = [
+    "(add-on, replaces the base)",
+    "(add-on, extends the base)",
+    "(add-on, adds to the base)",
+];
+
+/// Who provides one requirement in a layered product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider<'a> {
+    pub layer: &'a Layer,
+    /// `None` for the base.
+    pub relation: Option<Relation>,
+}
+
+impl Provider<'_> {
+    /// `Layer: Acme AI Stack (add-on, replaces the base)`.
+    pub fn note(&self) -> String {
+        match self.relation {
+            Some(r) => format!("{LAYER_NOTE}{} (add-on, {})", self.layer.name, r.as_str()),
+            None => format!("{LAYER_NOTE}{} (base)", self.layer.name),
+        }
+    }
 }
 
 /// Checked product metadata.
@@ -71,6 +165,8 @@ pub struct Product {
     pub k8s_conformance_url: String,
     /// The `vX.Y/<directory>/` name.
     pub directory: String,
+    /// Empty, or the layers of a layered product: one base first, then add-ons.
+    pub layers: Vec<Layer>,
 }
 
 impl Product {
@@ -93,6 +189,51 @@ impl Product {
             ("k8sConformanceUrl", self.k8s_conformance_url.as_str()),
         ]);
         m
+    }
+
+    /// The layer providing requirement `id`: the add-on listing it, else the base. `None` for
+    /// a product without layers.
+    pub fn provider(&self, id: &str) -> Option<Provider<'_>> {
+        if let Some((layer, r)) = self
+            .layers
+            .iter()
+            .find_map(|l| l.provides.get(id).map(|r| (l, *r)))
+        {
+            return Some(Provider {
+                layer,
+                relation: (layer.role == LayerRole::AddOn).then_some(r),
+            });
+        }
+        self.layers
+            .iter()
+            .find(|l| l.role == LayerRole::Base)
+            .map(|layer| Provider {
+                layer,
+                relation: None,
+            })
+    }
+
+    /// Requirement ids the layers name that `known` does not contain.
+    pub fn unknown_requirements<'a>(&'a self, known: &[&str]) -> Vec<(&'a str, &'a str)> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                l.provides
+                    .keys()
+                    .map(move |id| (l.name.as_str(), id.as_str()))
+            })
+            .filter(|(_, id)| !known.contains(id))
+            .collect()
+    }
+
+    /// Whether a layered product provides no requirement of its own (no add-on replaces,
+    /// extends or adds one).
+    pub fn contributes_nothing(&self) -> bool {
+        !self.layers.is_empty()
+            && !self
+                .layers
+                .iter()
+                .any(|l| l.role == LayerRole::AddOn && l.provides.values().any(|r| r.is_own()))
     }
 
     pub fn load(path: &Path) -> Result<Product, ProductError> {
@@ -151,6 +292,7 @@ impl Product {
         );
         let directory = field("directory", raw.directory, Kind::Directory);
         let directory = directory.or_else(|| platform_name.as_deref().map(slug));
+        problems.extend(layer_problems(&raw.layers, origin));
         if let Some(d) = &directory
             && d.is_empty()
         {
@@ -194,6 +336,7 @@ impl Product {
                 contact_email_address: h,
                 k8s_conformance_url: i,
                 directory: j,
+                layers: raw.layers,
             }),
             _ => Err(ProductError::Invalid {
                 origin: origin.to_string(),
@@ -201,6 +344,44 @@ impl Product {
             }),
         }
     }
+}
+
+/// A layered product has exactly one base; each requirement is provided by one layer; a
+/// certification is an http(s) URL.
+fn layer_problems(layers: &[Layer], origin: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if layers.is_empty() {
+        return problems;
+    }
+    let bases = layers.iter().filter(|l| l.role == LayerRole::Base).count();
+    if bases != 1 {
+        problems.push(format!(
+            "{origin}: layers: {bases} layers have role base; a layered product names exactly one base (infrastructure and Kubernetes) and its add-ons"
+        ));
+    }
+    let mut seen: std::collections::BTreeMap<&str, &str> = Default::default();
+    for l in layers {
+        if l.name.trim().is_empty() {
+            problems.push(format!("{origin}: layers: a layer has an empty name"));
+        }
+        if let Some(url) = &l.certification
+            && let Some(p) = url_problem(url)
+        {
+            problems.push(format!(
+                "{origin}: layers: `{}` certification: {p}; give the URL of its AI conformance submission",
+                l.name
+            ));
+        }
+        for id in l.provides.keys() {
+            if let Some(other) = seen.insert(id, &l.name) {
+                problems.push(format!(
+                    "{origin}: layers: `{id}` is provided by both `{other}` and `{}`; name one layer per requirement",
+                    l.name
+                ));
+            }
+        }
+    }
+    problems
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +546,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("platformNam"), "{e}");
+    }
+
+    #[test]
+    fn layers_name_who_provides_each_requirement() {
+        let text = format!(
+            "{GOOD}layers:\n  - name: AKE\n    role: base\n    certification: https://github.com/cncf/k8s-ai-conformance/tree/main/v1.37/ake\n  - name: Acme AI Stack\n    role: add-on\n    provides:\n      gang_scheduling: replaces\n      ai_inference: matches\n"
+        );
+        let p = Product::parse(&text, "p.yaml").unwrap();
+        assert_eq!(
+            p.provider("gang_scheduling").unwrap().note(),
+            "Layer: Acme AI Stack (add-on, replaces the base)"
+        );
+        assert_eq!(
+            p.provider("ai_inference").unwrap().note(),
+            "Layer: Acme AI Stack (add-on, matches the base)"
+        );
+        assert_eq!(
+            p.provider("robust_controller").unwrap().note(),
+            "Layer: AKE (base)"
+        );
+        assert!(!p.contributes_nothing());
+        assert_eq!(
+            p.unknown_requirements(&["gang_scheduling"]),
+            [("Acme AI Stack", "ai_inference")]
+        );
+        let matches_only = text.replace("gang_scheduling: replaces", "gang_scheduling: matches");
+        assert!(
+            Product::parse(&matches_only, "p.yaml")
+                .unwrap()
+                .contributes_nothing()
+        );
+        assert!(
+            Product::parse(GOOD, "p.yaml")
+                .unwrap()
+                .provider("x")
+                .is_none()
+        );
+        let two_bases = text.replace("role: add-on", "role: base");
+        let e = Product::parse(&two_bases, "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 layers have role base"), "{e}");
+        let e = Product::parse(&text.replace("replaces", "improves"), "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("improves"), "{e}");
     }
 
     #[test]

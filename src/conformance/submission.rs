@@ -1,6 +1,13 @@
 //! A submission from a finished run: `vX.Y/<product>/PRODUCT.yaml` (the version's template
-//! with status, evidence and notes filled), `evidence/<requirement>.md` and a README.
-//! [`render`] is pure; [`write`] puts the files in place all at once.
+//! with status, evidence and notes filled), `evidence/<requirement>.md`, a README and the
+//! run's own artifacts in `results/`.
+//!
+//! `results/` holds the run's `junit.xml` and `results.json` for checklists with hybrid
+//! verification (1.37+), where each implemented requirement's evidence also links the cases
+//! that prove it the way the program's CI reads them (`file://results/junit.xml#<case>`); and,
+//! for any version, the whole signed run evidence when the run was attested (`aiconform run
+//! --attest`), so `aiconform evidence verify PRODUCT.yaml` can check it.
+//! [`render`] is pure; [`read_artifacts`] and [`write`] do the I/O.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +24,8 @@ use crate::report::results::RunRecord;
 pub const PRODUCT_FILE: &str = "PRODUCT.yaml";
 pub const README_FILE: &str = "README.md";
 pub const EVIDENCE_DIR: &str = "evidence";
+/// The run's artifacts inside the product directory.
+pub const RESULTS_DIR: &str = "results";
 
 /// Why a submission cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +44,65 @@ pub enum SubmissionError {
     },
     #[error("cannot render PRODUCT.yaml: {0}")]
     Render(String),
+    #[error(
+        "the product file's layers name requirements the {version} checklist does not have: {}; use ids of the checklist",
+        ids.join(", ")
+    )]
+    UnknownRequirements { version: String, ids: Vec<String> },
+    #[error("cannot read the run's artifacts: {0}")]
+    Artifacts(#[from] crate::attest::AttestError),
+    #[error("{path} is not text: {reason}")]
+    NotText { path: String, reason: String },
+}
+
+/// Run files a submission carries in `results/`, as `(name, content)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Artifacts {
+    pub files: Vec<(String, String)>,
+    /// The files are a signed attestation with its subjects.
+    pub attested: bool,
+}
+
+impl Artifacts {
+    fn has(&self, name: &str) -> bool {
+        self.files.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// The artifacts of the run in `report_dir`: everything its attestation covers, with the
+/// envelope, when the run was attested there; else `junit.xml` and `results.json` when the
+/// checklist has hybrid verification; else none.
+pub fn read_artifacts(
+    report_dir: &Path,
+    checklist: &Checklist,
+) -> Result<Artifacts, SubmissionError> {
+    let attested = crate::attest::is_attested(report_dir);
+    let names: Vec<String> = if attested {
+        let mut n = crate::attest::subject_names(report_dir)?;
+        n.push(crate::attest::ENVELOPE_FILE.to_string());
+        n
+    } else if checklist.hybrid_verification() {
+        vec![
+            crate::report::JUNIT_FILE.to_string(),
+            crate::report::RESULTS_FILE.to_string(),
+        ]
+    } else {
+        vec![]
+    };
+    let mut files = Vec::new();
+    for name in names {
+        let path = report_dir.join(&name);
+        let bytes = std::fs::read(&path).map_err(|source| SubmissionError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| SubmissionError::NotText {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        files.push((name, text));
+    }
+    Ok(Artifacts { files, attested })
 }
 
 /// The files of a submission, relative to the output directory.
@@ -82,6 +150,33 @@ fn evidence_path(id: &str) -> String {
     format!("{EVIDENCE_DIR}/{id}.md")
 }
 
+/// `file://results/junit.xml#<case>` for each case proving an implemented requirement.
+fn artifact_links(v: &RequirementVerdict<'_>) -> Vec<String> {
+    if v.verdict != Verdict::Implemented {
+        return vec![];
+    }
+    v.cases
+        .iter()
+        .map(|c| {
+            format!(
+                "file://{RESULTS_DIR}/{}#{}",
+                crate::report::JUNIT_FILE,
+                crate::report::junit::case_name(&c.id, &c.suite)
+            )
+        })
+        .collect()
+}
+
+/// The notes of a requirement: which layer provides it (layered products), then what the
+/// run showed.
+fn notes_with_layer(v: &RequirementVerdict<'_>, run: &RunRecord, product: &Product) -> String {
+    let n = notes(v, run);
+    match product.provider(&v.requirement.id) {
+        Some(p) if !n.is_empty() => format!("{}. {n}", p.note()),
+        _ => n,
+    }
+}
+
 fn notes(v: &RequirementVerdict<'_>, run: &RunRecord) -> String {
     let by = format!(
         "aiconform {} run {} on Kubernetes {}",
@@ -105,7 +200,21 @@ pub fn render(
     checklist: &Checklist,
     run: &RunRecord,
     product: &Product,
+    artifacts: &Artifacts,
 ) -> Result<Submission, SubmissionError> {
+    let known: Vec<&str> = checklist.requirements().map(|r| r.id.as_str()).collect();
+    let unknown = product.unknown_requirements(&known);
+    if !unknown.is_empty() {
+        return Err(SubmissionError::UnknownRequirements {
+            version: checklist.version.to_string(),
+            ids: unknown
+                .iter()
+                .map(|(layer, id)| format!("{id} (layer {layer})"))
+                .collect(),
+        });
+    }
+    let link_artifacts =
+        checklist.hybrid_verification() && artifacts.has(crate::report::JUNIT_FILE);
     let rows = verdicts(checklist, run);
     let mut metadata: Vec<(String, String)> =
         vec![("kubernetesVersion".into(), checklist.version.dir_name())];
@@ -129,11 +238,15 @@ pub fn render(
                     level: v.requirement.level,
                     status: v.verdict.status(),
                     evidence: if cites_evidence(v) {
-                        vec![evidence_path(&v.requirement.id)]
+                        let mut e = vec![evidence_path(&v.requirement.id)];
+                        if link_artifacts {
+                            e.extend(artifact_links(v));
+                        }
+                        e
                     } else {
                         vec![]
                     },
-                    notes: notes(v, run),
+                    notes: notes_with_layer(v, run, product),
                 })
                 .collect();
             (cat.name.clone(), entries)
@@ -154,20 +267,30 @@ pub fn render(
         options,
     )
     .map_err(|e| SubmissionError::Render(e.to_string()))?;
+    let results = if artifacts.files.is_empty() {
+        String::new()
+    } else if artifacts.attested {
+        format!("; the run's signed evidence (reports, recipe, snapshot) is in {RESULTS_DIR}/")
+    } else {
+        format!("; the run's reports are in {RESULTS_DIR}/")
+    };
     let header = format!(
-        "# Kubernetes AI Conformance Checklist\n# Notes: This checklist is based on the Kubernetes AI Conformance document.\n# Written by aiconform {} from run {}; evidence files are in evidence/.\n\n",
+        "# Kubernetes AI Conformance Checklist\n# Notes: This checklist is based on the Kubernetes AI Conformance document.\n# Written by aiconform {} from run {}; evidence files are in evidence/{results}.\n\n",
         run.tool_version, run.run_id
     );
     let mut files = vec![(PathBuf::from(PRODUCT_FILE), header + &body)];
     files.push((
         PathBuf::from(README_FILE),
-        readme(checklist, run, product, &rows),
+        readme(checklist, run, product, &rows, artifacts),
     ));
     for v in rows.iter().filter(|v| cites_evidence(v)) {
         files.push((
             PathBuf::from(evidence_path(&v.requirement.id)),
             evidence::render(v, run),
         ));
+    }
+    for (name, content) in &artifacts.files {
+        files.push((Path::new(RESULTS_DIR).join(name), content.clone()));
     }
     Ok(Submission {
         dir: Path::new(&checklist.version.dir_name()).join(&product.directory),
@@ -180,6 +303,7 @@ fn readme(
     run: &RunRecord,
     product: &Product,
     rows: &[RequirementVerdict<'_>],
+    artifacts: &Artifacts,
 ) -> String {
     let mut out = format!(
         "# {} {}: Kubernetes AI conformance {}\n\n{}\n\nVendor: {}. Documentation: {}\n\n",
@@ -190,8 +314,37 @@ fn readme(
         product.vendor_name,
         product.documentation_url
     );
-    out.push_str("The requirements below were exercised by [aiconform](https://github.com/aiconform/aiconform) on the cluster described here; each verdict rests on behaviour the run observed. `PRODUCT.yaml` is the program's checklist with status, evidence and notes filled from this run.\n\n## Run\n\n");
+    out.push_str("The requirements below were exercised by [aiconform](https://github.com/aiconform/aiconform) on the cluster described here; each verdict rests on behaviour the run observed. `PRODUCT.yaml` is the program's checklist with status, evidence and notes filled from this run.\n\n");
+    if !product.layers.is_empty() {
+        out.push_str("## Layers\n\nA layered product: each requirement's notes name the layer that provides it (the base unless an add-on lists it).\n\n| Layer | Role | AI conformance of its own |\n|---|---|---|\n");
+        for l in &product.layers {
+            let role = match l.role {
+                super::product::LayerRole::Base => "base",
+                super::product::LayerRole::AddOn => "add-on",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {role} | {} |",
+                l.name,
+                l.certification.as_deref().unwrap_or("none")
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("## Run\n\n");
     out.push_str(&evidence::run_table(run));
+    if artifacts.attested {
+        let _ = writeln!(
+            out,
+            "\nThe run's reports, recipe and snapshot are in [{RESULTS_DIR}/]({RESULTS_DIR}/) with its signed attestation (`{}`): `aiconform evidence verify PRODUCT.yaml --key KEY.pub` checks that they and every status above are what the run produced.",
+            crate::attest::ENVELOPE_FILE
+        );
+    } else if !artifacts.files.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nThe run's reports are in [{RESULTS_DIR}/]({RESULTS_DIR}/); each implemented requirement links the cases proving it in `{RESULTS_DIR}/junit.xml`."
+        );
+    }
     out.push_str(
         "\n## Requirements\n\n| Requirement | Level | Status | Evidence |\n|---|---|---|---|\n",
     );

@@ -12,6 +12,14 @@ use super::ReportError;
 use crate::conformance::ConformanceRun;
 use crate::runner::result::{CaseResult, RunReport, Status};
 
+/// A case's `<testcase name>`: its id without the `suite/` prefix (its suite is the
+/// classname). Evidence links name cases by it (`file://results/junit.xml#gang-scheduling`).
+pub fn case_name<'a>(id: &'a str, suite: &str) -> &'a str {
+    id.strip_prefix(suite)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(id)
+}
+
 fn failure_type(message: &str) -> &'static str {
     if message.starts_with("timed out after") {
         "timeout"
@@ -63,12 +71,7 @@ fn test_case(r: &CaseResult, conformance: Option<&ConformanceRun>) -> TestCase {
             s
         }
     };
-    let leaf = r
-        .spec
-        .id
-        .strip_prefix(&format!("{}/", r.spec.suite))
-        .unwrap_or(&r.spec.id);
-    let mut tc = TestCase::new(leaf, status);
+    let mut tc = TestCase::new(case_name(&r.spec.id, &r.spec.suite), status);
     tc.set_classname(r.spec.suite.as_str()).set_time(r.duration);
     if !r.message.is_empty() {
         tc.set_system_out(r.message.as_str());
