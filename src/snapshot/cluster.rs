@@ -410,30 +410,46 @@ fn optional<T>(what: &str, r: Result<T, kube::Error>, notes: &mut Vec<String>) -
     }
 }
 
-/// Nodes per list request: a page of Node objects is reduced to facts before the next is
-/// fetched, so memory follows the facts, not the (much larger) Node objects.
-const NODE_PAGE: u32 = 500;
+/// Objects per list request: each page is reduced to facts before the next is fetched, so
+/// memory follows the facts, not the (much larger) objects; a 10,000-node cluster's Nodes and
+/// ResourceSlices are hundreds of MB of JSON.
+const PAGE: u32 = 500;
+
+/// Every object `lp` selects, listed a page at a time and each reduced with `reduce`.
+async fn list_reduced<K, T>(
+    api: &Api<K>,
+    mut lp: ListParams,
+    reduce: impl Fn(&K) -> T,
+) -> Result<Vec<T>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    lp = lp.limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items.iter().map(&reduce));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
+            _ => return Ok(out),
+        }
+    }
+}
 
 /// The selected nodes' facts and agent targets, sorted by name.
 async fn list_nodes(
     client: &kube::Client,
     node_selector: Option<&str>,
 ) -> Result<(Vec<NodeFacts>, Vec<AgentTarget>), kube::Error> {
-    let api = Api::<Node>::all(client.clone());
-    let mut lp = ListParams::default().limit(NODE_PAGE);
+    let mut lp = ListParams::default();
     if let Some(sel) = node_selector {
         lp = lp.labels(sel);
     }
-    let (mut facts, mut targets) = (Vec::new(), Vec::new());
-    loop {
-        let page = api.list(&lp).await?;
-        facts.extend(page.items.iter().map(node_facts));
-        targets.extend(page.items.iter().map(agent_target));
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
-            _ => break,
-        }
-    }
+    let both = list_reduced(&Api::<Node>::all(client.clone()), lp, |n| {
+        (node_facts(n), agent_target(n))
+    })
+    .await?;
+    let (mut facts, mut targets): (Vec<NodeFacts>, Vec<AgentTarget>) = both.into_iter().unzip();
     facts.sort_by(|a, b| a.name.cmp(&b.name));
     targets.sort_by(|a, b| a.node.cmp(&b.node));
     Ok((facts, targets))
@@ -523,21 +539,27 @@ pub async fn collect(
     let mut workloads: Vec<Workload> = Vec::new();
     if let Some(l) = optional(
         "Deployments",
-        Api::<Deployment>::all(client.clone())
-            .list(&ListParams::default())
-            .await,
+        list_reduced(
+            &Api::<Deployment>::all(client.clone()),
+            ListParams::default(),
+            deployment_workload,
+        )
+        .await,
         &mut notes,
     ) {
-        workloads.extend(l.items.iter().map(deployment_workload));
+        workloads.extend(l);
     }
     if let Some(l) = optional(
         "DaemonSets",
-        Api::<DaemonSet>::all(client.clone())
-            .list(&ListParams::default())
-            .await,
+        list_reduced(
+            &Api::<DaemonSet>::all(client.clone()),
+            ListParams::default(),
+            daemonset_workload,
+        )
+        .await,
         &mut notes,
     ) {
-        workloads.extend(l.items.iter().map(daemonset_workload));
+        workloads.extend(l);
     }
     let operators = detect_operators(&helm_releases, &crds, &workloads);
 
@@ -553,12 +575,14 @@ pub async fn collect(
     device_classes.sort();
     let mut resource_slices: Vec<ResourceSliceFacts> = optional(
         "ResourceSlices (resource.k8s.io/v1)",
-        Api::<ResourceSlice>::all(client.clone())
-            .list(&ListParams::default())
-            .await,
+        list_reduced(
+            &Api::<ResourceSlice>::all(client.clone()),
+            ListParams::default(),
+            resource_slice_facts,
+        )
+        .await,
         &mut notes,
     )
-    .map(|l| l.items.iter().map(resource_slice_facts).collect())
     .unwrap_or_default();
     resource_slices.sort();
 
