@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::resource::v1::DeviceClass;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -77,6 +78,18 @@ async fn high_performance_networking(client: &Client, prefix: &str) -> Outcome {
         "high-performance-networking",
         json!({}),
         Duration::from_secs(120),
+        true,
+    );
+    run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
+}
+
+/// The 1.37 SHOULD case workload-sandboxing.
+async fn workload_sandboxing(client: &Client, prefix: &str) -> Outcome {
+    let recipe = Arc::new(recipe(GPU_NS));
+    let s = spec(
+        "workload-sandboxing",
+        json!({}),
+        Duration::from_secs(60),
         true,
     );
     run_case(Some(client), &recipe, s, prefix, &MetricsSink::default()).await
@@ -178,6 +191,20 @@ async fn healthy_cluster_passes_then_unready_daemonset_fails_only_its_component(
             && m.contains("hpn-client: ens")
             && m.contains("besides eth0; send 8388608 bytes")
             && m.contains("received"),
+        "{m}"
+    );
+    let sandbox = workload_sandboxing(&client, "healthy").await;
+    assert_eq!(letter(&sandbox), 'P', "{sandbox:#?}");
+    let m = message(&sandbox);
+    assert!(
+        m.contains("RuntimeClass gvisor (handler runsc): the same probe ran in a sandboxed pod and in a control pod on node ")
+            && m.contains("process isolation PASS (its /proc lists 1 process(es), none of kubelet")
+            && m.contains("memory isolation PASS (/dev/mem absent, /dev/kmem absent)")
+            && m.contains("filesystem isolation PASS")
+            && m.contains("network isolation PASS (interfaces lo)")
+            && m.contains("kernel identity PASS (differs in /proc/version, boot id")
+            && m.contains("/proc/version Linux version 4.19.0-gvisor")
+            && m.contains("Control pod (default runtime, same node; reference only): process isolation not isolated"),
         "{m}"
     );
     assert!(
@@ -571,6 +598,61 @@ async fn nics_without_secondary_interface_fail_only_high_performance_networking(
         m.contains("4 NIC(s) of dra.net on gpu-0")
             && m.contains("the claim's networkData names interface ens")
             && m.contains("but the pod's own network namespace has only eth0, lo"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn leaky_sandbox_fails_only_workload_sandboxing_and_no_runtime_class_skips_it() {
+    let test = "leaky_sandbox_fails_only_workload_sandboxing_and_no_runtime_class_skips_it";
+    let opts = EmbeddedOptions {
+        extra_args: vec!["--sandbox-leaky".to_string()],
+        ..test_options()
+    };
+    let Some(cluster) = start_fresh(test, opts).await else {
+        return;
+    };
+    let client = connect(&cluster.kubeconfig).await;
+    deploy_components(&client, GPU_NS).await;
+    let v = vector(&client, "leaky-sandbox").await;
+    assert_eq!(letters(&v), "PPPPPPPPPPPP", "{v:#?}");
+    let sandbox = workload_sandboxing(&client, "leaky-sandbox").await;
+    assert_eq!(letter(&sandbox), 'F', "{sandbox:#?}");
+    let m = message(&sandbox);
+    assert!(
+        m.contains("RuntimeClass gvisor (handler runsc) does not isolate workloads from node ")
+            && m.contains("process isolation FAILED (its /proc lists ")
+            && m.contains("outside its PID namespace)")
+            && m.contains(
+                "kernel identity FAILED (same uname -r, /proc/version, boot id as the control pod)"
+            )
+            && !m.contains("memory isolation FAILED")
+            && !m.contains("filesystem isolation FAILED")
+            && !m.contains("network isolation FAILED"),
+        "{m}"
+    );
+
+    // Without a sandboxed RuntimeClass the requirement is not applicable: skipped, never passed.
+    let classes: Api<RuntimeClass> = Api::all(client.clone());
+    classes
+        .delete("gvisor", &DeleteParams::default())
+        .await
+        .expect("delete RuntimeClass");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(classes.clone(), "gvisor", |r: Option<&RuntimeClass>| {
+            r.is_none()
+        }),
+    )
+    .await
+    .expect("RuntimeClass gone")
+    .expect("watch");
+    let none = workload_sandboxing(&client, "no-sandbox").await;
+    assert_eq!(letter(&none), 'S', "{none:#?}");
+    let m = message(&none);
+    assert!(
+        m.contains("no sandboxed RuntimeClass: looked for a RuntimeClass whose name or handler contains gvisor, runsc, kata, sandboxed, quark, krun")
+            && m.contains("declare workload_sandboxing not applicable"),
         "{m}"
     );
 }

@@ -87,7 +87,7 @@ fn list_prints_every_case_in_phase_order_without_a_cluster() {
     assert_eq!(ids[2], "deployment/gpu-operator");
     assert_eq!(ids[3], "conformance/dra-support");
     assert!(ids.contains(&"fabric/nccl-all-reduce-bw"));
-    assert!(text.ends_with("20 cases\n"), "{text}");
+    assert!(text.ends_with("21 cases\n"), "{text}");
     let gang = text
         .lines()
         .find(|l| l.starts_with("conformance/gang-scheduling "))
@@ -114,7 +114,7 @@ fn list_with_phase_suite_and_globs() {
         .arg(&r)
         .assert()
         .code(0)
-        .stdout(contains("14 cases\n"))
+        .stdout(contains("15 cases\n"))
         .stdout(contains("gang").not());
     bin()
         .args([

@@ -18,7 +18,7 @@ use aiconform::runner::suite::parse_duration;
     aiconform probe http --url http://127.0.0.1:8080/v1/completions --count 100 \
     --header 'X-Gateway-Model-Name: canary'\n  aiconform probe net\n  \
     aiconform probe net --serve 0.0.0.0:5201\n  \
-    aiconform probe net --send 100.64.0.2:5201 --bytes 8388608"
+    aiconform probe net --send 100.64.0.2:5201 --bytes 8388608\n  aiconform probe sandbox"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -146,6 +146,19 @@ enum What {
         /// Give up the transfer after this long
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         timeout: std::time::Duration,
+        /// Where to write the termination message
+        #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
+        termination_log: PathBuf,
+    },
+    /// Report what this process sees of its node, as the workload-sandboxing case compares it
+    /// between a sandboxed and an ordinary pod: the processes in its /proc (node daemons such as
+    /// kubelet or containerd, and processes outside its PID namespace), whether one byte of
+    /// /dev/mem or /dev/kmem can be read, host paths (/var/lib/kubelet, /etc/kubernetes,
+    /// /var/log/pods), node interfaces (docker0, cni0, flannel*, ...) and its kernel identity
+    /// (uname -r, /proc/version, boot id). `SANDBOX_PROBE:` lines and JSON on stdout, the JSON
+    /// as the termination message; exit 0 when none of the node's processes, memory, paths or
+    /// interfaces is visible, 1 otherwise
+    Sandbox {
         /// Where to write the termination message
         #[arg(long, value_name = "FILE", default_value = probe::TERMINATION_LOG)]
         termination_log: PathBuf,
@@ -288,6 +301,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("{text}");
             probe::write_termination_message(&termination_log, &text)?;
             Ok(if report.error.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        What::Sandbox { termination_log } => {
+            let view = probe::sandbox::observe();
+            for line in probe::sandbox::protocol_lines(&view) {
+                println!("{line}");
+            }
+            let text = serde_json::to_string(&view)?;
+            println!("{text}");
+            probe::write_termination_message(&termination_log, &text)?;
+            let isolated = probe::sandbox::isolation_checks(&view).iter().all(|c| c.ok);
+            Ok(if isolated {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -5,6 +5,7 @@
 pub mod gauge;
 pub mod net;
 pub mod phase;
+pub mod sandbox;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(ids[2], "deployment/gpu-operator");
         assert_eq!(ids[3], "conformance/dra-support");
         assert_eq!(ids.last().copied(), Some("fabric/gdr-enabled"));
-        assert_eq!(ids.len(), 1 + 2 + 15 + 2);
+        assert_eq!(ids.len(), 1 + 2 + 16 + 2);
     }
 
     #[test]
@@ -377,7 +377,7 @@ mod tests {
             exclude: vec!["*gang*".into(), "fabric/gdr-*".into()],
             ..Default::default()
         });
-        assert_eq!(got.len(), 14 + 1);
+        assert_eq!(got.len(), 15 + 1);
         assert!(!got.iter().any(|i| i.contains("gang")));
         assert!(got.contains(&"fabric/nccl-all-reduce-bw".to_string()));
         assert!(!got.iter().any(|i| i.starts_with("deployment/")));

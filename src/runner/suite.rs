@@ -385,7 +385,7 @@ mod tests {
         );
         let conf = set.get("conformance").unwrap();
         assert_eq!(conf.phase, Phase::Conformance);
-        assert_eq!(conf.cases.len(), 15);
+        assert_eq!(conf.cases.len(), 16);
         assert!(conf.cases.iter().any(|c| c.name == "gang-scheduling"));
         assert_eq!(set.get("fabric").unwrap().phase, Phase::Performance);
         assert_eq!(

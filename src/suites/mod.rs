@@ -59,6 +59,7 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
             "high-performance-networking",
             conformance::high_performance_networking,
         ),
+        ("workload-sandboxing", conformance::workload_sandboxing),
         // performance
         ("nccl-all-reduce-bw", fabric::nccl_all_reduce_bw),
         ("gdr-enabled", fabric::gdr_enabled),

@@ -17,6 +17,7 @@ mod pod_autoscaling;
 mod robust_controller;
 mod secure_accelerator_access;
 mod virtualized_accelerator;
+mod workload_sandboxing;
 
 use std::time::Duration;
 
@@ -90,6 +91,10 @@ case_fn!(
 case_fn!(
     high_performance_networking,
     high_performance_networking::high_performance_networking_impl
+);
+case_fn!(
+    workload_sandboxing,
+    workload_sandboxing::workload_sandboxing_impl
 );
 
 /// Prefix a case's message with the recipe component whose parameters it ran with

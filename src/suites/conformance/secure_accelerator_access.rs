@@ -294,7 +294,7 @@ fn pod_manifest(
 }
 
 /// Wait until the pod finished (Succeeded or Failed) or the deadline passed; the pod as last seen.
-async fn wait_finished(
+pub(super) async fn wait_finished(
     pods: &Api<Pod>,
     name: &str,
     deadline: Instant,
@@ -310,7 +310,7 @@ async fn wait_finished(
 }
 
 /// The pod's scheduled node once it has one (or the deadline passed).
-async fn wait_scheduled(
+pub(super) async fn wait_scheduled(
     pods: &Api<Pod>,
     name: &str,
     deadline: Instant,

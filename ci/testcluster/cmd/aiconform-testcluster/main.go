@@ -25,6 +25,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sim.SandboxInitArg {
+		// PID 1 of a sandboxed container (see sim.SandboxInit).
+		os.Exit(sim.SandboxInit(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -88,6 +92,7 @@ func run(args []string) int {
 	nicNoSecondary := fs.Bool("nic-no-secondary-interface", false, "fault: the NIC driver stand-in publishes NICs and writes networkData to claims, but pods get no interface for their NICs")
 	sharingExclusive := fs.Bool("gpu-sharing-exclusive", false, "fault: time-sliced replicas are advertised but each GPU goes to one container at a time")
 	vgpuPerGPU := fs.Int("vgpu-per-gpu", 2, "split the last GPU of every node of the first GPU pool into this many vGPUs, published by DRA driver vgpu.nvidia.com (0: no vGPUs)")
+	sandboxLeaky := fs.Bool("sandbox-leaky", false, "fault: containers of the sandboxed RuntimeClass gvisor (handler runsc) see the host's processes and the node's kernel identity, like any other container")
 	vgpuLeaky := fs.Bool("vgpu-leaky", false, "fault: containers of a vGPU claim see every vGPU of its parent GPU")
 	upstreamDir := fs.String("upstream-dir", "", "install real upstream components built by ci/upstream/build.sh (its output dir) instead of their stand-ins; their images run as the built binaries")
 	upstreamComps := fs.String("upstream", "", "comma-separated components of --upstream-dir to install (default: all built)")
@@ -140,6 +145,7 @@ func run(args []string) int {
 		RealNode:       *realNode,
 		RealNodeBinDir: *realNodeBins,
 		ImageArchives:  archives,
+		SandboxLeaky:   *sandboxLeaky,
 		RunImages:      images.binaries,
 		ImageUsers:     images.users,
 		RunConcurrency: *runConc,

@@ -71,6 +71,9 @@ type Options struct {
 	RealNode       string
 	RealNodeBinDir string   // kubelet and pause-image.tar (default: this executable's dir)
 	ImageArchives  []string // OCI archives imported into the real node's runtime
+	// SandboxLeaky: the process runtime's sandboxed handler (RuntimeClass
+	// gvisor) shares the host's processes and the node's kernel identity (fault).
+	SandboxLeaky bool
 	// Operator selects faults of the stand-in AI operator.
 	Operator operator.Options
 	// DCGMExporter selects faults of the stand-in DCGM exporter.
@@ -520,7 +523,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}
 		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, ImageUsers: o.ImageUsers, Concurrency: o.RunConcurrency,
 			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
-			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns})
+			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns, SandboxLeaky: o.SandboxLeaky})
 		if err != nil {
 			return err
 		}
@@ -587,6 +590,11 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err := step("starting PodGroup status controller", func(ctx context.Context) error {
 		return coscheduling.RunStatusController(compCtx, client, dyn)
 	}); err != nil {
+		return err
+	}
+	if err := simulator.SandboxAvailable(); err != nil {
+		o.progress("no sandboxed RuntimeClass: %v", err)
+	} else if err := step("creating RuntimeClass "+sim.SandboxRuntimeClass+" (handler "+sim.SandboxHandler+")", simulator.EnsureSandboxRuntimeClass); err != nil {
 		return err
 	}
 	if err := step("creating DeviceClass", simulator.EnsureDeviceClass); err != nil {

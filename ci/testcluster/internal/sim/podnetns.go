@@ -228,18 +228,25 @@ func (rt *Runtime) podInOwnNetns(podIP string) bool {
 }
 
 // preparePodNetwork gives the pod its network namespace: the NIC driver's
-// for pods with NICs, a new one with --pod-netns; eth0 on the pod network
-// with --pod-netns; and in any own namespace, the API server on 127.0.0.1.
+// for pods with NICs, a new one with --pod-netns or when own (a sandboxed
+// pod: only lo without --pod-netns); eth0 on the pod network with
+// --pod-netns; and in any own namespace, the API server on 127.0.0.1.
 // nil: the pod shares the host's namespace.
-func (rt *Runtime) preparePodNetwork(ctx context.Context, pod *corev1.Pod, n *node, podIP string) (*netns, error) {
+func (rt *Runtime) preparePodNetwork(ctx context.Context, pod *corev1.Pod, n *node, podIP string, own bool) (*netns, error) {
 	routed := rt.podInOwnNetns(podIP)
 	ns, err := rt.prepareNICs(ctx, pod, n, podIP, !routed)
 	if err != nil {
 		return nil, err
 	}
-	if ns == nil && routed {
+	if ns == nil && (routed || own) {
 		if ns, err = newNetns(); err != nil {
 			return nil, fmt.Errorf("pod network namespace: %w", err)
+		}
+		if !routed {
+			if err := ns.ipBatch(ctx, []string{"link set lo up"}); err != nil {
+				ns.Close()
+				return nil, fmt.Errorf("pod network namespace: %w", err)
+			}
 		}
 	}
 	if ns == nil {

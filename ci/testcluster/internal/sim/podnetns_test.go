@@ -367,7 +367,7 @@ func TestPodNetnsWithNICs(t *testing.T) {
 	pod := helperPod("n", "serve", "")
 	pod.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "nic", ResourceClaimName: ptr.To("nic")}}
 	ip := s.allocPodIP(s.nodes["gpu-0"])
-	ns, err := rt.preparePodNetwork(ctx, pod, s.nodes["gpu-0"], ip)
+	ns, err := rt.preparePodNetwork(ctx, pod, s.nodes["gpu-0"], ip, false)
 	if err != nil || ns == nil {
 		t.Fatalf("pod network: %v %v", ns, err)
 	}

@@ -47,6 +47,10 @@ type RuntimeOptions struct {
 	// DriverVersionSkew installs another driver on the GPU nodes than the
 	// one their labels and ResourceSlices report (fault).
 	DriverVersionSkew bool
+	// SandboxLeaky makes the sandboxed handler (RuntimeClass gvisor) run its
+	// containers like any other, with the host's /proc (its processes) and
+	// the node's kernel identity; only the network stays the pod's (fault).
+	SandboxLeaky bool
 	// PodNetns gives every pod a network namespace of its own on a routed
 	// pod network (see Simulator.EnablePodNetns).
 	PodNetns bool
@@ -539,6 +543,7 @@ type podSetup struct {
 	leaky      bool              // every container sees every GPU (fault)
 	vgpus      map[int]string    // the node's vGPU device minors -> UUIDs
 	netns      *netns            // the pod's network namespace; nil: the host's
+	sandbox    *sandboxSetup     // RuntimeClass with the sandboxed handler; nil: none
 	hosts      string            // host path of the pod's /etc/hosts; empty: none
 	resolvConf string            // host path of the pod's /etc/resolv.conf; empty: none
 }
@@ -682,7 +687,16 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 			return nil, err
 		}
 	}
-	if setup.netns, err = rt.preparePodNetwork(ctx, pod, n, pr.podIP); err != nil {
+	sandboxed, err := rt.podSandboxed(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	if sandboxed {
+		if setup.sandbox, err = rt.prepareSandbox(pr.dir, root); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	if setup.netns, err = rt.preparePodNetwork(ctx, pod, n, pr.podIP, sandboxed); err != nil {
 		return nil, err
 	}
 	return setup, nil
@@ -872,6 +886,13 @@ func (rt *Runtime) command(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 			return nil, nil, "", nil, err
 		}
 		binary = path.Join(containerBinaryDir, path.Base(binary))
+		if setup.sandbox.sandboxed() {
+			// The init mounts the sandbox's /proc as root, then becomes the program.
+			spec.Mounts = sandboxMounts(spec.Mounts, setup.sandbox)
+			argv = sandboxArgv(binary, argv, uid, gid, groups)
+			binary = argv[0]
+			spec.UID, spec.GID, spec.Groups = 0, 0, nil
+		}
 	} else if len(c.VolumeMounts) > 0 && !onlyTokenMounts(pod, c) {
 		logFile.Close()
 		return nil, nil, "", nil, fmt.Errorf("volume mounts need mount namespaces: run the test cluster as root")
