@@ -19,9 +19,11 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -423,9 +425,11 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	defer startCancel()
 	step := func(what string, fn func(ctx context.Context) error) error {
 		errc := make(chan error, 1)
+		t0 := time.Now()
 		go func() { errc <- fn(startCtx) }()
 		select {
 		case err := <-errc:
+			klog.InfoS("start-up step done", "step", what, "took", time.Since(t0), "err", err)
 			if err != nil {
 				if ctx.Err() != nil {
 					return errStopping
@@ -470,33 +474,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 
-	// --- kube-controller-manager and kube-scheduler ---
-	kcmArgs := []string{
-		"--kubeconfig=" + adminKubeconfig,
-		"--authentication-kubeconfig=" + adminKubeconfig,
-		"--authorization-kubeconfig=" + adminKubeconfig,
-		"--secure-port=0",
-		"--leader-elect=false",
-		"--controllers=" + strings.Join(controllerList(o.NoHPAController), ","),
-		"--service-account-private-key-file=" + certs.SAKey,
-		"--root-ca-file=" + certs.CACert,
-		"--use-service-account-credentials=false",
-		"--cluster-name=aiconform-testcluster",
-		"--kube-api-qps=200",
-		"--kube-api-burst=400",
-		"--concurrent-gc-syncs=5",
-		"--profiling=false",
-		// HPAs react within seconds and scale down after a short window
-		// (an HPA's own behavior.scaleDown overrides the window).
-		"--horizontal-pod-autoscaler-sync-period=1s",
-		"--horizontal-pod-autoscaler-downscale-stabilization=5s",
-	}
-	ch, err = runControllerManager(compCtx, kcmArgs)
-	if err != nil {
-		return fmt.Errorf("kube-controller-manager: %w", err)
-	}
-	watch("kube-controller-manager", ch)
-
+	// --- kube-scheduler (kube-controller-manager starts once the nodes are registered) ---
 	schedCfg := filepath.Join(dataDir, "scheduler-config.yaml")
 	if err := os.WriteFile(schedCfg, []byte(schedulerConfig(adminKubeconfig, o.Gang)), 0o644); err != nil {
 		return err
@@ -506,14 +484,25 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return fmt.Errorf("kube-scheduler: %w", err)
 	}
 	watch("kube-scheduler", ch)
-	o.progress("kube-controller-manager and kube-scheduler started (gang=%v) (%.1fs)", o.Gang, time.Since(start).Seconds())
+	o.progress("kube-scheduler started (gang=%v) (%.1fs)", o.Gang, time.Since(start).Seconds())
 
 	// --- simulator ---
 	kubeletVersion := KubernetesVersion
 	if v, err := client.Discovery().ServerVersion(); err == nil && strings.HasPrefix(v.GitVersion, "v1.") {
 		kubeletVersion = v.GitVersion
 	}
-	simulator := sim.New(client, prof, kubeletVersion, o.NoDeviceClass)
+	simClient, err := kubernetes.NewForConfig(kubeletsConfig(restCfg, prof.TotalNodes()))
+	if err != nil {
+		return err
+	}
+	simulator := sim.New(simClient, prof, kubeletVersion, o.NoDeviceClass)
+	// One informer factory for the in-process components (simulator, stand-ins):
+	// one cache per resource instead of one per component.
+	shared := sharedInformers(client)
+	simulator.SetInformers(shared)
+	o.DCGMExporter.Informers = shared
+	o.Monitoring.Informers = shared
+	o.Gateway.Informers = shared
 	simulator.SetGPUSharing(o.GPUSharing)
 	simulator.SetVGPU(o.VGPU)
 	if len(o.RunImages) > 0 {
@@ -566,9 +555,10 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err := step("registering nodes", simulator.RegisterNodes); err != nil {
 		return err
 	}
+	o.progress("%d nodes registered (%.1fs)", len(simulator.NodeNames()), time.Since(start).Seconds())
 	simulator.RunHeartbeats(compCtx)
 	if err := step("starting the node condition taints", func(ctx context.Context) error {
-		return runNodeConditionTaints(compCtx, client)
+		return runNodeConditionTaints(compCtx, client, shared)
 	}); err != nil {
 		return err
 	}
@@ -603,6 +593,40 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err := step("publishing ResourceSlices", simulator.PublishResourceSlices); err != nil {
 		return err
 	}
+	o.progress("ResourceSlices published (%.1fs)", time.Since(start).Seconds())
+	// --- kube-controller-manager ---
+	// Started once the nodes and their ResourceSlices exist, as after a restart of
+	// it in a running cluster: its informers then list thousands of nodes once,
+	// instead of handling each registration (the EndpointSlice controller's
+	// topology cache walks every node on each node added).
+	kcmArgs := []string{
+		"--kubeconfig=" + adminKubeconfig,
+		"--authentication-kubeconfig=" + adminKubeconfig,
+		"--authorization-kubeconfig=" + adminKubeconfig,
+		"--secure-port=0",
+		"--leader-elect=false",
+		"--controllers=" + strings.Join(controllerList(o.NoHPAController), ","),
+		"--service-account-private-key-file=" + certs.SAKey,
+		"--root-ca-file=" + certs.CACert,
+		"--use-service-account-credentials=false",
+		"--cluster-name=aiconform-testcluster",
+		"--kube-api-qps=200",
+		"--kube-api-burst=400",
+		"--concurrent-gc-syncs=5",
+		"--profiling=false",
+		// HPAs react within seconds and scale down after a short window
+		// (an HPA's own behavior.scaleDown overrides the window).
+		"--horizontal-pod-autoscaler-sync-period=1s",
+		"--horizontal-pod-autoscaler-downscale-stabilization=5s",
+	}
+	ch, err = runControllerManager(compCtx, kcmArgs)
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager: %w", err)
+	}
+	watch("kube-controller-manager", ch)
+
+	o.progress("kube-controller-manager started (%.1fs)", time.Since(start).Seconds())
+
 	if err := step("publishing NICs (dra.net)", simulator.PublishNICs); err != nil {
 		return err
 	}
@@ -623,7 +647,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		if err := step("starting the GPU pool autoscaler", func(ctx context.Context) error {
 			return autoscaler.Run(compCtx, client, simulator, autoscaler.Options{
 				Slots: burstSlots, Min: o.GPUPool.Min, Template: autoscaler.Template(burst),
-				ScaleDownAfter: o.GPUPool.ScaleDownAfter, NoScaleDown: o.GPUPool.NoScaleDown,
+				ScaleDownAfter: o.GPUPool.ScaleDownAfter, NoScaleDown: o.GPUPool.NoScaleDown, Informers: shared,
 			})
 		}); err != nil {
 			return err
@@ -706,6 +730,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	klog.InfoS("cluster ready", "elapsed", elapsed, "kubeconfig", outKubeconfig)
 	o.progress("cluster ready in %.1fs: %d nodes (profile %s), kubernetes %s, log %s", elapsed.Seconds(), prof.TotalNodes(), prof.Name, kubeletVersion, logFile)
 	o.progress("READY kubeconfig=%s", outKubeconfig)
+	simulator.WarmNodeRoots(compCtx)
 
 	select {
 	case <-ctx.Done():
@@ -793,6 +818,32 @@ func controllerList(noHPA bool) []string {
 	return out
 }
 
+// sharedInformers is the informer factory of the cluster's in-process
+// components. Its caches leave out managedFields, which none of them reads
+// (kube-controller-manager trims its caches the same way).
+func sharedInformers(client kubernetes.Interface) informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trimManagedFields))
+}
+
+func trimManagedFields(obj interface{}) (interface{}, error) {
+	if m, err := meta.Accessor(obj); err == nil && m.GetManagedFields() != nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// kubeletQPS is a kubelet's default client rate limit (kubeAPIQPS; burst twice that).
+const kubeletQPS = 50
+
+// kubeletsConfig is the client configuration of the simulator, which speaks
+// for all nodes' kubelets: their rate limits added up.
+func kubeletsConfig(base *rest.Config, nodes int) *rest.Config {
+	cfg := rest.CopyConfig(base)
+	cfg.QPS = max(base.QPS, float32(kubeletQPS*nodes))
+	cfg.Burst = max(base.Burst, 2*kubeletQPS*nodes)
+	return cfg
+}
+
 func waitHealthy(ctx context.Context, rc rest.Interface, path string) error {
 	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		status := 0
@@ -802,20 +853,16 @@ func waitHealthy(ctx context.Context, rc rest.Interface, path string) error {
 }
 
 func waitReady(ctx context.Context, client kubernetes.Interface, s *sim.Simulator, deviceClass bool) error {
-	var last string
+	var last, logged string
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if last != logged {
+			klog.InfoS("waiting for cluster readiness", "last", last)
+			logged = last
+		}
+		ready, err := readyNodes(ctx, client)
 		if err != nil {
 			last = err.Error()
 			return false, nil
-		}
-		ready := 0
-		for _, n := range nodes.Items {
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					ready++
-				}
-			}
 		}
 		if want := len(s.NodeNames()); ready < want {
 			last = fmt.Sprintf("%d/%d nodes Ready", ready, want)
@@ -827,8 +874,8 @@ func waitReady(ctx context.Context, client kubernetes.Interface, s *sim.Simulato
 				return false, nil
 			}
 		}
-		slices, err := client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
-		if err != nil || len(slices.Items) < s.GPUNodeCount() {
+		slices, err := countResourceSlices(ctx, client)
+		if err != nil || slices < s.GPUNodeCount() {
 			last = "ResourceSlices not yet published"
 			return false, nil
 		}
@@ -846,6 +893,54 @@ func waitReady(ctx context.Context, client kubernetes.Interface, s *sim.Simulato
 		return fmt.Errorf("%w (last: %s)", err, last)
 	}
 	return err
+}
+
+// listPage is the page size of readiness lists: thousands of nodes are read
+// a page at a time instead of in one response.
+const listPage = 500
+
+// readyNodes counts the nodes whose Ready condition is True.
+func readyNodes(ctx context.Context, client kubernetes.Interface) (int, error) {
+	ready := 0
+	opts := metav1.ListOptions{Limit: listPage}
+	for {
+		nodes, err := client.CoreV1().Nodes().List(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		for _, n := range nodes.Items {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		if nodes.Continue == "" {
+			return ready, nil
+		}
+		opts.Continue = nodes.Continue
+	}
+}
+
+// countResourceSlices counts ResourceSlices from one short page: its items
+// plus the remaining item count the API server reports.
+func countResourceSlices(ctx context.Context, client kubernetes.Interface) (int, error) {
+	opts := metav1.ListOptions{Limit: 1}
+	count := 0
+	for {
+		list, err := client.ResourceV1().ResourceSlices().List(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		count += len(list.Items)
+		if list.RemainingItemCount != nil {
+			return count + int(*list.RemainingItemCount), nil
+		}
+		if list.Continue == "" {
+			return count, nil
+		}
+		opts.Continue, opts.Limit = list.Continue, listPage
+	}
 }
 
 // removeStaleTempDirs deletes temp data dirs of earlier runs that could not

@@ -93,8 +93,7 @@ func syncedTaints(n *corev1.Node) ([]corev1.Taint, bool) {
 // not run (its other duties, NoExecute eviction and CIDR allocation, do not
 // apply here). Nodes of other controllers (KWOK's, made Ready after creation)
 // thus lose the not-ready taint admission gave them, as on a real cluster.
-func runNodeConditionTaints(ctx context.Context, client kubernetes.Interface) error {
-	factory := informers.NewSharedInformerFactory(client, 0)
+func runNodeConditionTaints(ctx context.Context, client kubernetes.Interface, factory informers.SharedInformerFactory) error {
 	nodes := factory.Core().V1().Nodes()
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),

@@ -133,27 +133,26 @@ func firstNonEmpty(s ...string) string {
 }
 
 // PublishResourceSlices creates one ResourceSlice per GPU node (plus one for
-// the vGPUs of nodes that have them).
+// the vGPUs of nodes that have them), registerWorkers nodes at a time, as
+// the DRA drivers of many nodes publish at once. Call after RegisterNodes.
 func (s *Simulator) PublishResourceSlices(ctx context.Context) error {
-	for _, n := range s.order {
-		if n.pool.GPU == nil {
-			continue
-		}
-		owner, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if err := s.publishVGPUSlice(ctx, n, owner); err != nil {
-			return err
-		}
-		slice := s.resourceSliceFor(n, owner)
-		_, err = s.client.ResourceV1().ResourceSlices().Create(ctx, slice, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("creating ResourceSlice for %s: %w", n.name, err)
-		}
+	return forEach(ctx, len(s.order), registerWorkers, func(ctx context.Context, i int) error {
+		return s.publishResourceSlices(ctx, s.order[i])
+	})
+}
+
+// publishResourceSlices creates the ResourceSlices of a registered node.
+func (s *Simulator) publishResourceSlices(ctx context.Context, n *node) error {
+	if n.pool.GPU == nil {
+		return nil
+	}
+	owner := n.ownerNode()
+	if err := s.publishVGPUSlice(ctx, n, owner); err != nil {
+		return err
+	}
+	_, err := s.client.ResourceV1().ResourceSlices().Create(ctx, s.resourceSliceFor(n, owner), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ResourceSlice for %s: %w", n.name, err)
 	}
 	return nil
 }

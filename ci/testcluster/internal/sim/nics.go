@@ -211,11 +211,7 @@ func (s *Simulator) PublishNICs(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		owner, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		_, err = s.client.ResourceV1().ResourceSlices().Create(ctx, nicSlice(n.name, ordinal, owner), metav1.CreateOptions{})
+		_, err := s.client.ResourceV1().ResourceSlices().Create(ctx, nicSlice(n.name, ordinal, n.ownerNode()), metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating the NIC ResourceSlice of %s: %w", n.name, err)
 		}

@@ -9,15 +9,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
@@ -41,8 +45,13 @@ const (
 	AnnotationSimulated = "testcluster.aiconform.dev/simulated"
 
 	defaultRunDuration = time.Second
-	leaseDuration      = 40
+	// The kubelet's lease renew interval (a quarter of its 40 s lease).
 	leaseRenewInterval = 10 * time.Second
+	// maxLeaseRenewalsPerSecond bounds the lease renewals of all nodes together (see
+	// leaseRenewInterval).
+	maxLeaseRenewalsPerSecond = 100
+	// registerWorkers nodes register at a time.
+	registerWorkers = 16
 	// Like the kubelet's nodeStatusReportFrequency: with node leases, an
 	// unchanged status is only reported every 5 minutes.
 	statusInterval = 5 * time.Minute
@@ -56,6 +65,7 @@ type node struct {
 
 	mu     sync.Mutex
 	nextIP int
+	uid    types.UID             // of the Node object, once registered
 	lease  *coordinationv1.Lease // last written, renewed without a GET
 }
 
@@ -78,7 +88,13 @@ type Simulator struct {
 	runCtx context.Context // lifetime of runtime processes
 	// kubeletPort is the port nodes report for their kubelet (0: 10250).
 	kubeletPort int32
+	// informers is the factory of the pod (and ConfigMap, Secret) caches; nil: an own one.
+	informers informers.SharedInformerFactory
 }
+
+// SetInformers makes the simulator use f, an informer factory shared with
+// the cluster's other in-process components, for its caches. Call before RunPods.
+func (s *Simulator) SetInformers(f informers.SharedInformerFactory) { s.informers = f }
 
 // SetRuntime makes the simulator run containers of mapped images as
 // processes (see Runtime). Call before RunPods.
@@ -220,38 +236,83 @@ func (s *Simulator) nodeStatus(n *node, old corev1.NodeStatus) corev1.NodeStatus
 	}
 }
 
-// RegisterNodes creates (or adopts) all nodes, sets their status Ready and
-// removes the not-ready taint the apiserver adds on creation (there is no
-// node lifecycle controller).
+// RegisterNodes registers all nodes (see registerNode), registerWorkers at
+// a time, as kubelets starting together register in parallel.
 func (s *Simulator) RegisterNodes(ctx context.Context) error {
-	for _, n := range s.order {
-		desired := s.desiredNode(n)
-		_, err := s.client.CoreV1().Nodes().Create(ctx, desired, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating node %s: %w", n.name, err)
-		}
-		if err := s.updateStatus(ctx, n); err != nil {
-			return err
-		}
-		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			cur.Spec.Taints = desired.Spec.Taints
-			_, err = s.client.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("setting taints of node %s: %w", n.name, err)
-		}
-		if err := s.renewLease(ctx, n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return forEach(ctx, len(s.order), registerWorkers, func(ctx context.Context, i int) error {
+		return s.registerNode(ctx, s.order[i])
+	})
 }
 
+// registerNode registers a node as a kubelet does: the Node is created with
+// its Ready status, then the not-ready taint that admission adds on creation
+// is removed (there is no node lifecycle controller) with an update of the
+// created object, and its Lease is created owned by it. A node that already
+// exists is adopted: its status is reported and its taints set.
+func (s *Simulator) registerNode(ctx context.Context, n *node) error {
+	desired := s.desiredNode(n)
+	desired.Status = s.nodeStatus(n, corev1.NodeStatus{})
+	nodes := s.client.CoreV1().Nodes()
+	cur, err := nodes.Create(ctx, desired, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		if err = s.updateStatus(ctx, n); err == nil {
+			cur, err = nodes.Get(ctx, n.name, metav1.GetOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("creating node %s: %w", n.name, err)
+	}
+	for attempt := 0; !equality.Semantic.DeepEqual(cur.Spec.Taints, desired.Spec.Taints); attempt++ {
+		cur.Spec.Taints = desired.Spec.Taints
+		updated, err := nodes.Update(ctx, cur, metav1.UpdateOptions{})
+		if err == nil {
+			cur = updated
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt == 5 {
+			return fmt.Errorf("setting taints of node %s: %w", n.name, err)
+		}
+		if cur, err = nodes.Get(ctx, n.name, metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("setting taints of node %s: %w", n.name, err)
+		}
+	}
+	n.mu.Lock()
+	n.uid = cur.UID
+	n.lease = nil
+	n.mu.Unlock()
+	return s.createLease(ctx, n)
+}
+
+// ownerNode is the registered Node as owner references of its objects
+// (Lease, ResourceSlices) name it: name and UID.
+func (n *node) ownerNode() *corev1.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name, UID: n.uid}}
+}
+
+// createLease creates the node's Lease (renewing it if it exists).
+func (s *Simulator) createLease(ctx context.Context, n *node) error {
+	now := metav1.NewMicroTime(time.Now())
+	owner := n.ownerNode()
+	created, err := s.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: n.name, Namespace: corev1.NamespaceNodeLease,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: owner.Name, UID: owner.UID}}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n.name),
+			LeaseDurationSeconds: ptr.To(int32(s.leaseRenewInterval() * 4 / time.Second)), RenewTime: &now},
+	}, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		n.setLease(created)
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return s.renewLease(ctx, n)
+	default:
+		return fmt.Errorf("creating the lease of node %s: %w", n.name, err)
+	}
+}
+
+// updateStatus reports the node's full status (GET + status update).
 func (s *Simulator) updateStatus(ctx context.Context, n *node) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
@@ -262,6 +323,27 @@ func (s *Simulator) updateStatus(ctx context.Context, n *node) error {
 		_, err = s.client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
+}
+
+// heartbeatPatch is the strategic merge patch of a node's periodic status
+// report: its conditions (merged by type) with fresh heartbeat times.
+func (s *Simulator) heartbeatPatch(n *node) ([]byte, error) {
+	st := s.nodeStatus(n, corev1.NodeStatus{})
+	return json.Marshal(map[string]any{"status": map[string]any{"conditions": st.Conditions}})
+}
+
+// reportStatus is the periodic status report: one PATCH of the node's
+// conditions, as the kubelet sends, without reading the node first.
+func (s *Simulator) reportStatus(ctx context.Context, n *node) error {
+	patch, err := s.heartbeatPatch(n)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.CoreV1().Nodes().Patch(ctx, n.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // renewLease renews the node's lease like the kubelet's lease controller:
@@ -283,19 +365,10 @@ func (s *Simulator) renewLease(ctx context.Context, n *node) error {
 	}
 	l, err := leases.Get(ctx, n.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		nd, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-		if err != nil {
-			return err
+		if n.ownerNode().UID == "" {
+			return nil // not registered (yet)
 		}
-		_, err = leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: n.name, Namespace: corev1.NamespaceNodeLease,
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: nd.Name, UID: nd.UID}}},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n.name), LeaseDurationSeconds: ptr.To[int32](leaseDuration), RenewTime: &now},
-		}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		return err
+		return s.createLease(ctx, n)
 	}
 	if err != nil {
 		return err
@@ -314,20 +387,104 @@ func (n *node) setLease(l *coordinationv1.Lease) {
 	n.mu.Unlock()
 }
 
-// RunHeartbeats renews node leases and Ready heartbeats until ctx is done.
+// leaseRenewInterval is how often every node renews its lease: the
+// kubelet's 10 s (a quarter of its 40 s nodeLeaseDurationSeconds), longer
+// in large clusters so that all nodes together renew at most
+// maxLeaseRenewalsPerSecond times a second, as a provider raises
+// nodeLeaseDurationSeconds (leases are created with 4 x this interval).
+// Nothing here reads leases (no node lifecycle controller); they stay valid.
+func (s *Simulator) leaseRenewInterval() time.Duration {
+	return renewInterval(len(s.order))
+}
+
+func renewInterval(nodes int) time.Duration {
+	d := time.Duration(nodes) * time.Second / maxLeaseRenewalsPerSecond
+	return max(d, leaseRenewInterval)
+}
+
+// RunHeartbeats renews node leases and reports node status until ctx is
+// done: one loop for each, spreading the nodes evenly over its interval
+// (see spread), so the API server sees a steady trickle and not a burst of
+// thousands of writes per interval.
 func (s *Simulator) RunHeartbeats(ctx context.Context) {
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		for _, n := range s.order {
-			if err := s.renewLease(ctx, n); err != nil && ctx.Err() == nil {
-				klog.ErrorS(err, "renewing node lease", "node", n.name)
-			}
+	nodes := s.order
+	go spread(ctx, s.leaseRenewInterval(), len(nodes), func(i int) {
+		if err := s.renewLease(ctx, nodes[i]); err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "renewing node lease", "node", nodes[i].name)
 		}
-	}, leaseRenewInterval)
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		for _, n := range s.order {
-			if err := s.updateStatus(ctx, n); err != nil && ctx.Err() == nil {
-				klog.ErrorS(err, "updating node status", "node", n.name)
-			}
+	})
+	go spread(ctx, statusInterval, len(nodes), func(i int) {
+		if err := s.reportStatus(ctx, nodes[i]); err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "reporting node status", "node", nodes[i].name)
 		}
-	}, statusInterval)
+	})
+}
+
+// heartbeatTick is the step of spread's schedule.
+const heartbeatTick = 100 * time.Millisecond
+
+// spread calls fn(0..n-1) once per interval, forever (until ctx is done):
+// at every heartbeatTick the items due by then (see dueBy), one after the
+// other. When fn is slower than that, the pass takes longer.
+func spread(ctx context.Context, interval time.Duration, n int, fn func(i int)) {
+	if n == 0 {
+		return
+	}
+	ticks := max(int(interval/heartbeatTick), 1)
+	t := time.NewTicker(heartbeatTick)
+	defer t.Stop()
+	next := 0
+	for tick := 0; ; tick = (tick + 1) % ticks {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for due := dueBy(tick, ticks, n); next < due && ctx.Err() == nil; next++ {
+			fn(next)
+		}
+		if next >= n {
+			next = 0
+		}
+	}
+}
+
+// dueBy is how many of n items a pass of ticks ticks has handled by the end
+// of tick (0-based): evenly spread, all of them by the last tick.
+func dueBy(tick, ticks, n int) int {
+	return (tick + 1) * n / ticks
+}
+
+// forEach calls fn for 0..n-1, at most workers at a time, and returns the
+// first error (no further calls start after it).
+func forEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		return ctx.Err()
+	}
+	return firstErr
 }

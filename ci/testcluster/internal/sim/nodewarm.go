@@ -6,6 +6,19 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// WarmNodeRoots starts materializing the nodes' host trees in the
+// background (see warmNodeRoots) until ctx is done; nothing without a
+// process runtime. The cluster calls it once it is ready: with thousands of
+// nodes, writing their trees (tens of files and directories each) would
+// otherwise take a large share of the start-up's CPU.
+func (s *Simulator) WarmNodeRoots(ctx context.Context) {
+	if s.rt == nil {
+		return
+	}
+	s.rt.wg.Add(1)
+	go func() { defer s.rt.wg.Done(); s.rt.warmNodeRoots(ctx, s.order) }()
+}
+
 // warmNodeRoots materializes every node's host tree (its /proc, /sys and
 // /etc as hostPath volumes show them) in the background, one node at a
 // time, as a real node has its filesystem before its first pod: pods

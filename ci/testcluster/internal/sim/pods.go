@@ -23,7 +23,10 @@ import (
 // synced; work continues until ctx is done.
 func (s *Simulator) RunPods(ctx context.Context, workers int) error {
 	s.runCtx = ctx
-	factory := informers.NewSharedInformerFactory(s.client, 0)
+	factory := s.informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactory(s.client, 0)
+	}
 	podInf := factory.Core().V1().Pods()
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -55,8 +58,6 @@ func (s *Simulator) RunPods(ctx context.Context, workers int) error {
 	if s.rt != nil {
 		s.rt.notify = func(key string) { queue.Add(key) }
 		s.rt.env = newCachedEnvSource(factory, s.rt.env)
-		s.rt.wg.Add(1)
-		go func() { defer s.rt.wg.Done(); s.rt.warmNodeRoots(ctx, s.order) }()
 	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {

@@ -6,7 +6,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 
 	"aiconform.dev/testcluster/internal/profile"
 )
@@ -29,48 +28,16 @@ func (s *Simulator) AddNodeSlots(pool profile.Pool, max int) []string {
 }
 
 // StartNode registers a reserved node: Node object, Ready status, lease and,
-// for GPU nodes, its ResourceSlice.
+// for GPU nodes, its ResourceSlices.
 func (s *Simulator) StartNode(ctx context.Context, name string) error {
 	n := s.nodes[name]
 	if n == nil {
 		return fmt.Errorf("no node slot %q", name)
 	}
-	desired := s.desiredNode(n)
-	_, err := s.client.CoreV1().Nodes().Create(ctx, desired, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := s.registerNode(ctx, n); err != nil {
 		return err
 	}
-	if err := s.updateStatus(ctx, n); err != nil {
-		return err
-	}
-	// Admission adds the not-ready taint to new nodes; a ready node has only its own.
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := s.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cur.Spec.Taints = desired.Spec.Taints
-		_, err = s.client.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if err := s.renewLease(ctx, n); err != nil {
-		return err
-	}
-	if n.pool.GPU == nil {
-		return nil
-	}
-	owner, err := s.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	_, err = s.client.ResourceV1().ResourceSlices().Create(ctx, s.resourceSliceFor(n, owner), metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return nil
+	return s.publishResourceSlices(ctx, n)
 }
 
 // StopNode deletes a node; its lease and ResourceSlice are owned by it and

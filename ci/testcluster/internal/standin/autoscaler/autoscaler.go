@@ -39,6 +39,9 @@ type Options struct {
 	NoScaleDown bool
 	// Interval between scans.
 	Interval time.Duration
+	// Informers, when set, is the informer factory the cluster's in-process
+	// components share (nil: an own one).
+	Informers informers.SharedInformerFactory
 }
 
 // Run starts the pool's minimum nodes and then scales until ctx is done.
@@ -48,7 +51,10 @@ func Run(ctx context.Context, client kubernetes.Interface, nodes Nodes, o Option
 			return err
 		}
 	}
-	f := informers.NewSharedInformerFactory(client, 0)
+	f := o.Informers
+	if f == nil {
+		f = informers.NewSharedInformerFactory(client, 0)
+	}
 	pods := f.Core().V1().Pods().Lister()
 	nodeLister := f.Core().V1().Nodes().Lister()
 	f.Start(ctx.Done())

@@ -23,6 +23,7 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
@@ -51,6 +52,9 @@ const (
 type Options struct {
 	// Frozen makes every number constant: devices stay idle whatever runs (fault).
 	Frozen bool
+	// Informers, when set, is the informer factory the cluster's in-process
+	// components share (nil: an own one).
+	Informers informers.SharedInformerFactory
 }
 
 type exporter struct {
@@ -65,17 +69,23 @@ type exporter struct {
 // Run starts the exporter's listener and informers and installs its
 // DaemonSet and Service; it returns once they exist. Everything stops with ctx.
 func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
-	f := informers.NewSharedInformerFactory(client, 0)
+	f := opts.Informers
+	if f == nil {
+		f = informers.NewSharedInformerFactory(client, 0)
+	}
 	e := &exporter{
 		opts:   opts,
 		pods:   f.Core().V1().Pods().Lister(),
 		claims: f.Resource().V1().ResourceClaims().Lister(),
-		slices: f.Resource().V1().ResourceSlices().Lister(),
 	}
-	f.Start(ctx.Done())
-	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("dcgm exporter: informer %v did not sync", typ)
+	sf := sliceInformers(client)
+	e.slices = sf.Resource().V1().ResourceSlices().Lister()
+	for _, factory := range []informers.SharedInformerFactory{f, sf} {
+		factory.Start(ctx.Done())
+		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("dcgm exporter: informer %v did not sync", typ)
+			}
 		}
 	}
 	l, err := net.Listen("tcp", ":0")
@@ -103,6 +113,44 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		return err
 	}
 	return nil
+}
+
+// sliceInformers caches the ResourceSlices of the GPU driver only, and of
+// them what DevicesFromSlices reads (see trimSlice): with thousands of
+// nodes, full slices of every driver would be a large copy of what the API
+// server and the scheduler already cache.
+func sliceInformers(client kubernetes.Interface) informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.driver", Driver).String()
+		}),
+		informers.WithTransform(trimSlice))
+}
+
+// trimSlice keeps of a ResourceSlice its name, driver, node and its devices'
+// names, index/uuid/productName attributes and memory capacity.
+func trimSlice(obj interface{}) (interface{}, error) {
+	s, ok := obj.(*resourcev1.ResourceSlice)
+	if !ok {
+		return obj, nil
+	}
+	out := &resourcev1.ResourceSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, UID: s.UID, ResourceVersion: s.ResourceVersion},
+		Spec:       resourcev1.ResourceSliceSpec{Driver: s.Spec.Driver, NodeName: s.Spec.NodeName, Pool: s.Spec.Pool},
+	}
+	for _, d := range s.Spec.Devices {
+		td := resourcev1.Device{Name: d.Name, Attributes: map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{}}
+		for _, a := range []resourcev1.QualifiedName{"index", "uuid", "productName"} {
+			if v, ok := d.Attributes[a]; ok {
+				td.Attributes[a] = v
+			}
+		}
+		if c, ok := d.Capacity["memory"]; ok {
+			td.Capacity = map[resourcev1.QualifiedName]resourcev1.DeviceCapacity{"memory": c}
+		}
+		out.Spec.Devices = append(out.Spec.Devices, td)
+	}
+	return out, nil
 }
 
 var podLabels = map[string]string{"app": Name}

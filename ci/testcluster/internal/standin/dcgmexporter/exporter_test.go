@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,26 @@ func TestServeByPodAddressFollowsLoadUnlessFrozen(t *testing.T) {
 			t.Errorf("unknown address answered %d", code)
 		}
 		cancel()
+	}
+}
+
+func TestTrimSliceKeepsWhatDevicesFromSlicesReads(t *testing.T) {
+	full := slice("gpu-0", 3)
+	for i := range full.Spec.Devices {
+		full.Spec.Devices[i].Attributes["driverVersion"] = resourcev1.DeviceAttribute{VersionValue: ptr.To("550.127.5")}
+	}
+	full.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "sim"}}
+	obj, err := trimSlice(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := obj.(*resourcev1.ResourceSlice)
+	if len(trimmed.ManagedFields) != 0 || len(trimmed.Spec.Devices[0].Attributes) != 3 {
+		t.Errorf("not trimmed: %+v", trimmed)
+	}
+	want := DevicesFromSlices([]*resourcev1.ResourceSlice{full}, Driver, "gpu-0")
+	got := DevicesFromSlices([]*resourcev1.ResourceSlice{trimmed}, Driver, "gpu-0")
+	if !reflect.DeepEqual(got, want) || len(got) != 3 {
+		t.Errorf("devices of the trimmed slice %+v, want %+v", got, want)
 	}
 }

@@ -74,7 +74,10 @@ func startController(ctx context.Context, client kubernetes.Interface, dyn dynam
 	c.classes, c.gateways, c.routes = df.ForResource(classGVR).Lister(), df.ForResource(gwGVR).Lister(), df.ForResource(routeGVR).Lister()
 	c.pools = df.ForResource(poolGVR).Lister()
 	c.picker = newEndpointPicker(opts.EPPIgnoresMetrics)
-	kf := informers.NewSharedInformerFactory(client, 0)
+	kf := opts.Informers
+	if kf == nil {
+		kf = informers.NewSharedInformerFactory(client, 0)
+	}
 	svcInf := kf.Core().V1().Services()
 	if _, err := svcInf.Informer().AddEventHandler(handler); err != nil {
 		return err

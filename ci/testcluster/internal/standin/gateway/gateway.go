@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -55,6 +56,9 @@ type Options struct {
 	// members' prefill/decode roles: each request goes to one member and no
 	// prefill phase runs elsewhere (fault).
 	NoDisaggregation bool
+	// Informers, when set, is the informer factory the cluster's in-process
+	// components share (nil: an own one).
+	Informers informers.SharedInformerFactory
 	// Address, when set, gives the n-th Gateway address (false: none left)
 	// instead of loopback 127.2.0.0/16: pods in network namespaces of their
 	// own cannot reach the host's loopback.

@@ -59,6 +59,9 @@ var (
 type Options struct {
 	// NoScrape leaves every target unscraped: the query API answers, with nothing (fault).
 	NoScrape bool
+	// Informers, when set, is the informer factory the cluster's in-process
+	// components share (nil: an own one).
+	Informers informers.SharedInformerFactory
 }
 
 // Run installs the CRDs, the Prometheus object, its Deployment and Service,
@@ -125,7 +128,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.NoScrape {
 		return nil
 	}
-	return startScraper(ctx, client, dyn, st)
+	return startScraper(ctx, client, dyn, st, opts.Informers)
 }
 
 var podLabels = map[string]string{"app.kubernetes.io/name": "prometheus", "prometheus": Name}
@@ -173,8 +176,10 @@ func service() *corev1.Service {
 }
 
 // startScraper discovers targets every second and scrapes each at its interval.
-func startScraper(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, st *store) error {
-	f := informers.NewSharedInformerFactory(client, 0)
+func startScraper(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, st *store, f informers.SharedInformerFactory) error {
+	if f == nil {
+		f = informers.NewSharedInformerFactory(client, 0)
+	}
 	pods := f.Core().V1().Pods().Lister()
 	services := f.Core().V1().Services().Lister()
 	slices := f.Discovery().V1().EndpointSlices().Lister()
