@@ -62,7 +62,8 @@ enum ClusterCommand {
         /// Do not create the gpu.nvidia.com DeviceClass
         #[arg(long)]
         no_deviceclass: bool,
-        /// Give up if not ready within this many seconds [default: 180, upstream stack 420]
+        /// Give up if not ready within this many seconds [default: 180, upstream stack 420, plus
+        /// 60 per 1,000 nodes above 1,000]
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
         /// What serves monitoring and the other conformance-relevant components: the
@@ -116,6 +117,17 @@ fn print_upstream_images() {
     }
 }
 
+/// How long `cluster up` waits by default: registering nodes and their ResourceSlices takes
+/// tens of seconds per thousand nodes on two cores, so large clusters get a minute per
+/// thousand nodes above the first thousand.
+fn default_timeout(stack: Stack, nodes: u32) -> u64 {
+    let base = match stack {
+        Stack::Standin => 180,
+        Stack::Upstream => 420,
+    };
+    base + 60 * u64::from(nodes.saturating_sub(1000)).div_ceil(1000)
+}
+
 fn default_state_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
@@ -152,10 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     "--no-install leaves the upstream stack for `aiconform deploy`; use it with --stack upstream"
                 );
             }
-            let timeout = timeout.unwrap_or(match stack {
-                Stack::Standin => 180,
-                Stack::Upstream => 420,
-            });
+            let timeout = timeout.unwrap_or(default_timeout(stack, nodes));
             if let Some(pid) = running_pid(&dir) {
                 eprintln!("embedded cluster already running (pid {pid})");
                 println!("{}", kubeconfig.display());
@@ -250,5 +259,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("kubeconfig: {}", kubeconfig.display());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_clusters_get_longer_to_start() {
+        assert_eq!(default_timeout(Stack::Standin, 4), 180);
+        assert_eq!(default_timeout(Stack::Standin, 1000), 180);
+        assert_eq!(default_timeout(Stack::Standin, 1001), 240);
+        assert_eq!(default_timeout(Stack::Standin, 10_000), 720);
+        assert_eq!(default_timeout(Stack::Upstream, 2), 420);
     }
 }
