@@ -76,11 +76,23 @@ fn three_thousand_node_snapshot_round_trips() {
     let snap = aiconform::snapshot::parse(&text, "snapshot.yaml").unwrap();
     assert_eq!(snap.cluster.nodes.len(), 3_000);
     assert!(text.contains("nodeClasses:"), "written as node classes");
-    // Every GPU node's ~40 labels and facts are written once, not 2,999 times.
+    // Every GPU node's ~40 labels and facts are written once, not 2,999 times: the nodes
+    // take a line each (name and the patch to its hostname label and provider id).
+    let classes = &text[text.find("nodeClasses:").unwrap()..text.find("\n  operators:").unwrap()];
     assert!(
-        text.len() < 300 * 3_000,
-        "{} bytes for 3,000 nodes",
-        text.len()
+        classes.len() < 200 * 3_000,
+        "{} bytes of node classes for 3,000 nodes",
+        classes.len()
+    );
+    // ResourceSlices (one or more per node) take a line each too.
+    let slices = text.matches("driver: gpu.nvidia.com").count();
+    assert!(slices >= 2_999, "{slices} GPU ResourceSlices");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("driver: gpu.nvidia.com"))
+            .count(),
+        slices,
+        "one line per ResourceSlice"
     );
     assert_eq!(
         aiconform::snapshot::render(&snap)
@@ -108,12 +120,21 @@ fn three_thousand_node_snapshot_round_trips() {
             .code(code);
     }
 
-    aiconform()
+    // The simulated H100 nodes run driver 550, older than the base overlay's floor (>= 570),
+    // so no recipe fits them: the snapshot is read, criteria come from it, and the reason
+    // names three nodes and counts the other 2,996 rather than listing all of them.
+    let out = aiconform()
         .args(["recipe", "--snapshot"])
         .arg(&file)
         .assert()
-        .success()
-        .stdout(contains("accelerator: h100"));
+        .failure()
+        .stderr(contains("accelerator=h100 (from GPU model"))
+        .stderr(contains("no recipe fits the cluster in"))
+        .stderr(contains("and 2996 more"))
+        .get_output()
+        .stderr
+        .len();
+    assert!(out < 4096, "{out} bytes of stderr");
 
     aiconform()
         .arg("snapshot")

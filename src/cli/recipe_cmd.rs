@@ -72,7 +72,19 @@ pub fn run(args: RecipeArgs) -> Result<()> {
             criteria
         }
     };
-    let recipe = compose_with(&catalog, &criteria, &adj)?;
+    let recipe = compose_with(&catalog, &criteria, &adj).map_err(|e| {
+        let excluded: Vec<&str> = adj.excluded.iter().map(|e| e.name.as_str()).collect();
+        let err = anyhow::Error::from(e);
+        if excluded.is_empty() {
+            err
+        } else {
+            // The snapshot left out overlays the recipe needs: that is the cause to report.
+            err.context(format!(
+                "no recipe fits the cluster in the snapshot: it contradicts overlay(s) {} (reasons above); upgrade the cluster, or compose without --snapshot",
+                excluded.join(", ")
+            ))
+        }
+    })?;
     report_overrides(&recipe);
     let text = Format::resolve(args.format, &args.output)
         .render(&recipe)

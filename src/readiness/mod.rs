@@ -110,20 +110,57 @@ pub fn check(constraint: &Constraint, measurements: &Measurements) -> CheckResul
         ));
         return result;
     }
-    let failures: Vec<String> = result
+    let failures: Vec<(&str, String)> = result
         .actual
         .iter()
         .filter_map(|m| {
             expr.check(&m.value)
                 .err()
-                .map(|why| format!("{}: {why}", m.source))
+                .map(|why| (m.source.as_str(), why))
         })
         .collect();
     if !failures.is_empty() {
+        let detail = failure_detail(&failures);
         result.status = Status::Fail;
-        result.detail = Some(failures.join("; "));
+        result.detail = Some(detail);
     }
     result
+}
+
+/// Why a constraint failed: each failing source with its reason, or, past a few, each
+/// distinct reason with the first sources naming it and a count of the rest (on a cluster
+/// of thousands of nodes the same reason repeats for every node).
+fn failure_detail(failures: &[(&str, String)]) -> String {
+    if failures.len() <= SOURCES_NAMED {
+        return failures
+            .iter()
+            .map(|(source, why)| format!("{source}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (source, why) in failures {
+        let i = *index.entry(why.as_str()).or_insert_with(|| {
+            by_reason.push((why, Vec::new()));
+            by_reason.len() - 1
+        });
+        by_reason[i].1.push(source);
+    }
+    by_reason
+        .iter()
+        .map(|(why, sources)| format!("{why} ({})", named_sources(sources)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The first few sources, then how many more.
+fn named_sources(sources: &[&str]) -> String {
+    let named = sources[..sources.len().min(SOURCES_NAMED)].join(", ");
+    match sources.len().saturating_sub(SOURCES_NAMED) {
+        0 => named,
+        more => format!("{named} and {more} more"),
+    }
 }
 
 fn hint_for(path: &str) -> &'static str {
@@ -243,13 +280,7 @@ pub fn actual_cell(actual: &[Measured]) -> String {
     }
     by_value
         .iter()
-        .map(|(value, sources)| {
-            let named = sources[..sources.len().min(SOURCES_NAMED)].join(", ");
-            match sources.len().saturating_sub(SOURCES_NAMED) {
-                0 => format!("{value} ({named})"),
-                more => format!("{value} ({named} and {more} more)"),
-            }
-        })
+        .map(|(value, sources)| format!("{value} ({})", named_sources(sources)))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -375,6 +406,30 @@ mod tests {
         assert_eq!(
             actual_cell(&actual),
             "ubuntu (node/gpu-0000, node/gpu-0001, node/gpu-0002 and 997 more); rhel (node/cpu-0)"
+        );
+    }
+
+    #[test]
+    fn many_failing_nodes_are_grouped_by_reason() {
+        let failures: Vec<(String, String)> = (0..20)
+            .map(|i| {
+                (
+                    format!("node/gpu-{i:02} (labels)"),
+                    "`550` is not >= 570".to_string(),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, String)> = failures
+            .iter()
+            .map(|(s, w)| (s.as_str(), w.clone()))
+            .collect();
+        assert_eq!(
+            failure_detail(&borrowed),
+            "`550` is not >= 570 (node/gpu-00 (labels), node/gpu-01 (labels), node/gpu-02 (labels) and 17 more)"
+        );
+        assert_eq!(
+            failure_detail(&borrowed[..2]),
+            "node/gpu-00 (labels): `550` is not >= 570; node/gpu-01 (labels): `550` is not >= 570"
         );
     }
 

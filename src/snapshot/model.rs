@@ -66,6 +66,8 @@ struct ClusterFactsOut<'a> {
     helm_releases: &'a [HelmRelease],
     crds: &'a [String],
     device_classes: &'a [DeviceClassFacts],
+    /// One line each: clusters have one or more per node.
+    #[serde(serialize_with = "node_class::one_line_each")]
     resource_slices: &'a [ResourceSliceFacts],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     notes: &'a [String],

@@ -23,8 +23,12 @@ pub struct NodeClass {
     pub nodes: Vec<ClassMember>,
 }
 
-fn one_line_each<S: serde::Serializer>(members: &[ClassMember], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(members.iter().map(serde_saphyr::FlowMap))
+/// Write a list one item per line (YAML flow mappings), for lists with an item per node.
+pub(super) fn one_line_each<T: Serialize, S: serde::Serializer>(
+    items: &[T],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(serde_saphyr::FlowMap))
 }
 
 /// One node of a class: its name and how its facts differ from the class template.
