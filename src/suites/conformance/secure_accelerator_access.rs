@@ -142,15 +142,24 @@ pub enum Expected {
 /// What a probe container reported: its exit code and device view, or why there is none
 /// (still waiting, running, or exited without a report).
 pub fn probe_report(status: Option<&ContainerStatus>) -> Result<(i32, DeviceView), String> {
+    container_report(status, "device report")
+}
+
+/// A probe's JSON report (`what`, for messages) from its termination message, with its exit
+/// code, or why there is none: still waiting, running, or exited without one.
+pub(super) fn container_report<T: serde::de::DeserializeOwned>(
+    status: Option<&ContainerStatus>,
+    what: &str,
+) -> Result<(i32, T), String> {
     let Some(state) = status.and_then(|s| s.state.as_ref()) else {
         return Err("has no container status".to_string());
     };
     if let Some(t) = &state.terminated {
         let msg = t.message.as_deref().unwrap_or("").trim();
-        return match serde_json::from_str::<DeviceView>(msg) {
+        return match serde_json::from_str::<T>(msg) {
             Ok(view) => Ok((t.exit_code, view)),
             Err(_) => Err(format!(
-                "exited {} ({}) without a device report{}",
+                "exited {} ({}) without a {what}{}",
                 t.exit_code,
                 t.reason.as_deref().unwrap_or("-"),
                 if msg.is_empty() {

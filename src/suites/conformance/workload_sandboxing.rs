@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::super::k8s::{case_namespace, create, pod_state};
-use super::secure_accelerator_access::{wait_finished, wait_scheduled};
+use super::secure_accelerator_access::{container_report, wait_finished, wait_scheduled};
 use super::*;
 use crate::probe::sandbox::{SandboxView, isolation_checks, kernel_difference};
 use crate::runner::{CaseContext, Outcome};
@@ -90,35 +90,7 @@ fn describe_classes(classes: &[(String, String)]) -> String {
 
 /// The probe's report from its container status, or why there is none.
 pub fn sandbox_report(status: Option<&ContainerStatus>) -> Result<SandboxView, String> {
-    let Some(state) = status.and_then(|s| s.state.as_ref()) else {
-        return Err("has no container status".to_string());
-    };
-    if let Some(t) = &state.terminated {
-        let msg = t.message.as_deref().unwrap_or("").trim();
-        return serde_json::from_str::<SandboxView>(msg).map_err(|_| {
-            format!(
-                "exited {} ({}) without a probe report{}",
-                t.exit_code,
-                t.reason.as_deref().unwrap_or("-"),
-                if msg.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {msg}")
-                }
-            )
-        });
-    }
-    if let Some(w) = &state.waiting {
-        return Err(format!(
-            "is waiting ({}{})",
-            w.reason.as_deref().unwrap_or("-"),
-            w.message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ));
-    }
-    Err("is still running".to_string())
+    container_report(status, "probe report").map(|(_, view)| view)
 }
 
 /// Shorten a kernel identity value for messages.
