@@ -138,20 +138,28 @@ fn failure_detail(failures: &[(&str, String)]) -> String {
             .collect::<Vec<_>>()
             .join("; ");
     }
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (source, why) in failures {
-        let i = *index.entry(why.as_str()).or_insert_with(|| {
-            by_reason.push((why, Vec::new()));
-            by_reason.len() - 1
-        });
-        by_reason[i].1.push(source);
-    }
-    by_reason
+    group_sources(failures.iter().map(|(source, why)| (why.as_str(), *source)))
         .iter()
         .map(|(why, sources)| format!("{why} ({})", named_sources(sources)))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// `(key, source)` pairs grouped by key, keys in order of first appearance, in time linear
+/// in the pairs (a cluster has a source per node).
+fn group_sources<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(&'a str, Vec<&'a str>)> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, source) in pairs {
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(source);
+    }
+    groups
 }
 
 /// The first few sources, then how many more.
@@ -269,16 +277,7 @@ pub fn actual_cell(actual: &[Measured]) -> String {
         }
         return first.clone();
     }
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut by_value: Vec<(&str, Vec<&str>)> = Vec::new();
-    for m in actual {
-        let i = *index.entry(&m.value).or_insert_with(|| {
-            by_value.push((&m.value, Vec::new()));
-            by_value.len() - 1
-        });
-        by_value[i].1.push(&m.source);
-    }
-    by_value
+    group_sources(actual.iter().map(|m| (m.value.as_str(), m.source.as_str())))
         .iter()
         .map(|(value, sources)| format!("{value} ({})", named_sources(sources)))
         .collect::<Vec<_>>()

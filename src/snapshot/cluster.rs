@@ -445,14 +445,12 @@ async fn list_nodes(
     if let Some(sel) = node_selector {
         lp = lp.labels(sel);
     }
-    let both = list_reduced(&Api::<Node>::all(client.clone()), lp, |n| {
+    let mut both = list_reduced(&Api::<Node>::all(client.clone()), lp, |n| {
         (node_facts(n), agent_target(n))
     })
     .await?;
-    let (mut facts, mut targets): (Vec<NodeFacts>, Vec<AgentTarget>) = both.into_iter().unzip();
-    facts.sort_by(|a, b| a.name.cmp(&b.name));
-    targets.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok((facts, targets))
+    both.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(both.into_iter().unzip())
 }
 
 /// Where and how the agent can run on a node: its taints and allocatable GPUs.
