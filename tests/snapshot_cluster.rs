@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use aiconform::cluster::testing::shared_or_skip;
-use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
 use aiconform::snapshot::{self, AgentOutcome};
 use assert_cmd::Command;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -13,33 +12,11 @@ use kube::Api;
 use kube::api::ListParams;
 use predicates::str::contains;
 
+mod recipe_support;
+
+/// The recipe the readiness checks here use, as `<dir>/recipe.yaml`.
 fn write_recipe(dir: &Path, constraints: &[(&str, &str)]) -> std::path::PathBuf {
-    let r = Recipe {
-        api_version: "aiconform.dev/v1alpha1".into(),
-        kind: "Recipe".into(),
-        metadata: RecipeMetadata {
-            name: "cluster-test".into(),
-            tool_version: "0.1.0".into(),
-            applied_overlays: vec!["base".into()],
-            value_count: 0,
-            ..Default::default()
-        },
-        criteria: Default::default(),
-        constraints: constraints
-            .iter()
-            .map(|(n, v)| Constraint {
-                name: n.to_string(),
-                value: v.to_string(),
-                source: "base".into(),
-            })
-            .collect(),
-        deployment_order: vec![],
-        components: vec![],
-        validation: serde_json::Value::Null,
-    };
-    let path = dir.join("recipe.yaml");
-    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
-    path
+    recipe_support::write_constraint_recipe(dir, "recipe", constraints)
 }
 
 /// The agent namespace a snapshot run reported on stderr.

@@ -3,47 +3,18 @@
 //! --snapshot` and a ConfigMap. Speed and memory at scale are measured by
 //! `ci/bench-snapshot`, not here.
 
-use std::path::{Path, PathBuf};
-
 use aiconform::cluster::embedded::EmbeddedOptions;
 use aiconform::cluster::testing::{fresh, skip, test_options};
-use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
 use assert_cmd::Command;
 use predicates::str::contains;
+
+mod recipe_support;
 
 /// Simulated GPU nodes; with the system node the cluster has 3,000.
 const GPU_NODES: u32 = 2_999;
 
 fn aiconform() -> Command {
     Command::cargo_bin("aiconform").unwrap()
-}
-
-fn write_recipe(dir: &Path, name: &str, constraints: &[(&str, &str)]) -> PathBuf {
-    let r = Recipe {
-        api_version: "aiconform.dev/v1alpha1".into(),
-        kind: "Recipe".into(),
-        metadata: RecipeMetadata {
-            name: name.into(),
-            tool_version: "0.1.0".into(),
-            applied_overlays: vec!["base".into()],
-            ..Default::default()
-        },
-        constraints: constraints
-            .iter()
-            .map(|(n, v)| Constraint {
-                name: n.to_string(),
-                value: v.to_string(),
-                source: "base".into(),
-            })
-            .collect(),
-        criteria: Default::default(),
-        deployment_order: vec![],
-        components: vec![],
-        validation: serde_json::Value::Null,
-    };
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
-    path
 }
 
 #[test]
@@ -104,12 +75,16 @@ fn three_thousand_node_snapshot_round_trips() {
         "reading and writing again gives the same document (apart from the header)"
     );
 
-    let holds = write_recipe(
+    let holds = recipe_support::write_constraint_recipe(
         dir.path(),
         "holds",
         &[("K8s.node.count", "3000"), ("GPU.device.count", ">= 8")],
     );
-    let broken = write_recipe(dir.path(), "broken", &[("K8s.node.count", "2999")]);
+    let broken = recipe_support::write_constraint_recipe(
+        dir.path(),
+        "broken",
+        &[("K8s.node.count", "2999")],
+    );
     for (recipe, code) in [(&holds, 0), (&broken, 1)] {
         aiconform()
             .args(["validate", "--phase", "readiness", "--recipe"])
