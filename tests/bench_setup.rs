@@ -67,7 +67,10 @@ fn readiness_snapshot_scales_every_node_kind() {
         .unwrap();
     assert_eq!(sysctl.status, Status::Fail, "{sysctl:?}");
     let detail = sysctl.detail.as_deref().unwrap();
-    assert!(detail.contains("node/system-00002: `65530`"), "{detail}");
+    assert!(
+        detail.contains("`65530` is not >= 262144 (node/system-00002, node/system-00005"),
+        "{detail}"
+    );
     assert!(
         detail.contains("no value from node/gpu-b-00001, node/gpu-b-00004"),
         "{detail}"
