@@ -324,7 +324,9 @@ fn training_recipes_carry_their_fabric_and_floors() {
 /// The public-figure fixtures judged with the recipe of their platform: fabric and floor.
 #[test]
 fn public_fixtures_pass_their_platform_recipe_and_faults_fail() {
-    use aiconform::suites::nccl::{Expectation, Thresholds, TransportVerdict, parse};
+    use aiconform::suites::nccl::{
+        BandwidthCheck, Expectation, Thresholds, TransportVerdict, parse,
+    };
     let catalog = catalog();
     let cases = [
         (
@@ -401,7 +403,9 @@ fn public_fixtures_pass_their_platform_recipe_and_faults_fail() {
             );
         }
         let t = Thresholds::from_json(&recipe.validation["nccl"]["allReduce"]).unwrap();
-        let report = log.check_bandwidth(&t);
+        let BandwidthCheck::Judged(report) = log.check_bandwidth(&t, None) else {
+            panic!("{file}: the fixture shows its topology");
+        };
         assert_eq!(
             report.verdict.is_ok(),
             bandwidth_ok,
@@ -413,6 +417,59 @@ fn public_fixtures_pass_their_platform_recipe_and_faults_fail() {
             "{file}"
         );
     }
+}
+
+/// A published log is often only the table: without `# Rank ... on HOST` lines or NCCL's comm
+/// lines nothing says how many nodes ran, so the 2-node GKE TCPXO figure (333.51 GB/s) is not
+/// judged against the one-node NVLink floor (460) unless one node is stated.
+#[test]
+fn a_log_without_rank_lines_is_judged_only_with_a_known_node_count() {
+    use aiconform::suites::nccl::{BandwidthCheck, Thresholds, parse};
+    let recipe = compose(
+        &catalog(),
+        &criteria("gke", "h100", "cos", "training", "kubeflow"),
+    )
+    .unwrap();
+    let t = Thresholds::from_json(&recipe.validation["nccl"]["allReduce"]).unwrap();
+    let path = format!(
+        "{}/fixtures/nccl/gke-a3mega-2node-tcpxo.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let table_only: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("#  Rank") && !l.contains("NCCL INFO"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = parse(&table_only);
+    assert_eq!(log.hosts(), 0);
+
+    let BandwidthCheck::Undetermined(why) = log.check_bandwidth(&t, None) else {
+        panic!("judged without a topology");
+    };
+    assert!(why.contains("topology unknown"), "{why}");
+    assert!(
+        why.contains("as a multiNode run it passes") && why.contains("below the floor 460"),
+        "{why}"
+    );
+    assert!(why.contains("set params.nodes"), "{why}");
+
+    let BandwidthCheck::Judged(two) = log.check_bandwidth(&t, Some(2)) else {
+        panic!("2 nodes stated");
+    };
+    let summary = two.verdict.expect("meets the multi-node floor 250");
+    assert!(summary.contains("2 node(s) as stated"), "{summary}");
+    let BandwidthCheck::Judged(one) = log.check_bandwidth(&t, Some(1)) else {
+        panic!("1 node stated");
+    };
+    assert!(one.verdict.is_err(), "333.51 < 460 on one node");
+
+    // The log's own rank lines win over a stated count.
+    let full = parse(&std::fs::read_to_string(&path).unwrap());
+    let BandwidthCheck::Judged(r) = full.check_bandwidth(&t, Some(1)) else {
+        panic!("the log shows 2 nodes");
+    };
+    assert!(r.verdict.is_ok(), "{:?}", r.verdict);
 }
 
 // --- `--set` overrides, aliases, snapshots and node counts -------------------------------

@@ -81,7 +81,7 @@ fn hang(_: CaseContext) -> CaseFuture {
 /// Fails unless `params.component` is `beta` (per-component expansion).
 fn only_beta(ctx: CaseContext) -> CaseFuture {
     async move {
-        Ok(match ctx.param::<String>("component").as_deref() {
+        Ok(match ctx.param::<String>("component")?.as_deref() {
             Some("beta") => Outcome::passed("beta"),
             other => Outcome::failed(format!("component {other:?}")),
         })
@@ -282,6 +282,26 @@ fn outcomes_errors_panics_and_missing_implementations() {
             .collect::<Vec<_>>(),
         ["demo/a", "demo/b", "demo/c", "demo/d", "demo/e", "demo/f"],
         "results in plan order"
+    );
+}
+
+#[test]
+fn a_wrongly_typed_parameter_fails_naming_it() {
+    let set = suites(&[(
+        "typed",
+        "name: typed\nphase: conformance\ncases:\n  - name: list\n    implementation: only-beta\n    params: {component: [beta]}\n  - name: absent\n    implementation: only-beta\n    params: {component: null}\n",
+    )]);
+    let report = run(&set, RunOptions::default());
+    let (s, m) = status(&report, "typed/list");
+    assert_eq!(s, Status::Failed);
+    assert!(
+        m.contains("case typed/list: parameter `component` = [\"beta\"]: invalid type: sequence, expected a string"),
+        "{m}"
+    );
+    // null reads as absent: the case runs with its default.
+    assert_eq!(
+        status(&report, "typed/absent"),
+        (Status::Failed, "component None".into())
     );
 }
 

@@ -28,7 +28,11 @@ fn readiness_constraint(
 }
 
 fn check_constraint(ctx: &CaseContext) -> Outcome {
-    let Some(name) = ctx.param::<String>("constraint") else {
+    let name = match ctx.param::<String>("constraint") {
+        Ok(name) => name,
+        Err(e) => return Outcome::failed(e.to_string()),
+    };
+    let Some(name) = name else {
         return Outcome::failed(
             "suite error: readiness-constraint needs params.constraint (use `expand: perConstraint`)",
         );

@@ -106,12 +106,37 @@ impl CaseContext {
         })
     }
 
-    pub fn param<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.spec
-            .params
-            .get(key)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    /// The case parameter `key`: `None` when absent (or null), an error naming it when its
+    /// value is not a `T`, so a typo in a suite or recipe never runs the case with a default.
+    pub fn param<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, ParamError> {
+        match self.spec.params.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|source| ParamError {
+                    case: self.spec.id.clone(),
+                    key: key.to_string(),
+                    value: v.to_string(),
+                    source,
+                }),
+        }
     }
+}
+
+/// A case parameter whose value has the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "case {case}: parameter `{key}` = {value}: {source}; fix it in the suite's params or the recipe's validation section"
+)]
+pub struct ParamError {
+    pub case: String,
+    pub key: String,
+    pub value: String,
+    #[source]
+    pub source: serde_json::Error,
 }
 
 /// How a case ended.

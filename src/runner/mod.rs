@@ -17,7 +17,7 @@ pub mod policy;
 pub mod result;
 pub mod suite;
 
-pub use case::{CaseContext, CaseFn, CaseSpec, Outcome, Phase};
+pub use case::{CaseContext, CaseFn, CaseSpec, Outcome, ParamError, Phase};
 pub use exec::{Interrupter, Resolver, RunEnv, RunOptions, Runner, default_resolver};
 pub use plan::{Plan, Selection, plan};
 pub use result::{CaseResult, RunReport, Status};

@@ -143,7 +143,7 @@ pub fn verdict(component: &Component, results: &[(String, CheckResult)]) -> Outc
 }
 
 async fn run(ctx: CaseContext) -> anyhow::Result<Outcome> {
-    let Some(name) = ctx.param::<String>("component") else {
+    let Some(name) = ctx.param::<String>("component")? else {
         anyhow::bail!(
             "case {} has no `component` parameter: the suite must name the recipe component",
             ctx.spec.id

@@ -24,7 +24,7 @@ use super::k8s::{
 };
 use super::nccl::{self, Expectation, Fabric, Floors, NcclLog, Thresholds, TransportVerdict};
 use crate::runner::case::Series;
-use crate::runner::{CaseContext, Outcome};
+use crate::runner::{CaseContext, Outcome, ParamError};
 
 /// Environment variable naming an existing nccl-tests output file to evaluate.
 pub const LOG_ENV: &str = "AICONFORM_NCCL_LOG";
@@ -95,6 +95,18 @@ pub fn thresholds(ctx: &CaseContext) -> Result<Thresholds, String> {
     })
 }
 
+/// The node count a log without rank lines spanned, when the case or the recipe states it:
+/// `params.nodes`, else `validation.nccl.nodes`.
+fn stated_nodes(ctx: &CaseContext) -> Result<Option<usize>, ParamError> {
+    Ok(ctx.param::<usize>("nodes")?.or_else(|| {
+        ctx.recipe
+            .validation
+            .pointer("/nccl/nodes")
+            .and_then(serde_json::Value::as_u64)
+            .map(|n| n as usize)
+    }))
+}
+
 /// Evaluate a parsed log and record its bandwidth series, floor and anchor for the
 /// performance report.
 pub fn bandwidth_outcome(ctx: &CaseContext, log: &NcclLog, source: &str) -> Outcome {
@@ -102,7 +114,16 @@ pub fn bandwidth_outcome(ctx: &CaseContext, log: &NcclLog, source: &str) -> Outc
         Ok(t) => t,
         Err(e) => return Outcome::failed(e),
     };
-    let report = log.check_bandwidth(&t);
+    let stated = match stated_nodes(ctx) {
+        Ok(n) => n,
+        Err(e) => return Outcome::failed(e.to_string()),
+    };
+    let report = match log.check_bandwidth(&t, stated) {
+        nccl::BandwidthCheck::Judged(r) => r,
+        nccl::BandwidthCheck::Undetermined(why) => {
+            return Outcome::skipped(format!("{source}: {why}"));
+        }
+    };
     let id = &ctx.spec.id;
     let floor = report.reference.floor.as_ref().map(|f| f.busbw_gbps);
     for (i, run) in log
@@ -177,7 +198,7 @@ pub fn bandwidth_outcome(ctx: &CaseContext, log: &NcclLog, source: &str) -> Outc
 /// The nccl-tests output to judge and where it came from, or the outcome that ends the case.
 async fn obtain_run(ctx: &CaseContext) -> anyhow::Result<Result<(NcclLog, String), Outcome>> {
     let file = ctx
-        .param::<String>("logFile")
+        .param::<String>("logFile")?
         .or_else(|| std::env::var(LOG_ENV).ok().filter(|v| !v.is_empty()));
     if let Some(path) = file {
         return Ok(match std::fs::read_to_string(&path) {
@@ -362,7 +383,7 @@ async fn run_on_cluster(
     nodes: &[Node],
 ) -> anyhow::Result<Result<(String, String), Outcome>> {
     let validation = ctx.recipe.validation.get("nccl");
-    let image = ctx.param::<String>("image").or_else(|| {
+    let image = ctx.param::<String>("image")?.or_else(|| {
         validation
             .and_then(|v| v.get("image"))
             .and_then(|v| v.as_str())
@@ -391,7 +412,7 @@ async fn run_on_cluster(
     let ns = case_namespace(ctx)?;
     let deadline = super::k8s::case_deadline(ctx);
     let runtime = ctx
-        .param::<String>("trainingRuntime")
+        .param::<String>("trainingRuntime")?
         .unwrap_or_else(|| "mpi-distributed".to_string());
     let trainer = node_count >= 2
         && crd_established(client, TRAINJOB_CRD).await?.is_ok()

@@ -306,14 +306,14 @@ pub(super) async fn accelerator_metrics_impl(
     ctx: CaseContext,
     client: Client,
 ) -> anyhow::Result<Outcome> {
-    let ns = ctx.param::<String>("namespace").unwrap_or_else(|| {
+    let ns = ctx.param::<String>("namespace")?.unwrap_or_else(|| {
         ctx.recipe
             .component("gpu-operator")
             .map(|c| c.namespace.clone())
             .unwrap_or_else(|| "gpu-operator".to_string())
     });
     let name = ctx
-        .param::<String>("exporter")
+        .param::<String>("exporter")?
         .unwrap_or_else(|| "nvidia-dcgm-exporter".to_string());
     let Some(svc) = Api::<Service>::namespaced(client.clone(), &ns)
         .get_opt(&name)
@@ -415,7 +415,7 @@ pub(super) async fn accelerator_metrics_impl(
     };
     let holder = format!("{case_ns}/{LOAD_POD}");
     let idle = before.get(&node).cloned().unwrap_or_default();
-    let within = Duration::from_secs(ctx.param::<u64>("changeWithinSeconds").unwrap_or(60));
+    let within = Duration::from_secs(ctx.param::<u64>("changeWithinSeconds")?.unwrap_or(60));
     let change_deadline = deadline.min(tokio::time::Instant::now() + within);
     let (during, held) = watch_node(&client, &path, &node, attempts, change_deadline, &|after| {
         utilization_change(&idle, after, &holder)
@@ -458,10 +458,10 @@ async fn start_load(
     nodes: &[Node],
 ) -> anyhow::Result<Result<(), String>> {
     let class = ctx
-        .param::<String>("deviceClass")
+        .param::<String>("deviceClass")?
         .unwrap_or_else(|| DEFAULT_DEVICE_CLASS.to_string());
     let remaining = deadline(ctx).saturating_duration_since(tokio::time::Instant::now());
-    let command = ctx.param::<Vec<String>>("loadCommand").unwrap_or_else(|| {
+    let command = ctx.param::<Vec<String>>("loadCommand")?.unwrap_or_else(|| {
         vec![
             "aiconform".into(),
             "probe".into(),
@@ -469,9 +469,10 @@ async fn start_load(
             format!("{}s", remaining.as_secs() + 5),
         ]
     });
-    let image = ctx
-        .param::<String>("loadImage")
-        .unwrap_or_else(|| probe_image(ctx));
+    let image = match ctx.param::<String>("loadImage")? {
+        Some(image) => image,
+        None => probe_image(ctx)?,
+    };
     let mut spec = json!({
         "restartPolicy": "Never",
         "tolerations": gpu_tolerations(),

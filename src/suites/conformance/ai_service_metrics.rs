@@ -88,7 +88,7 @@ pub fn parse_instant_query(body: &str) -> Result<Vec<Series>, String> {
 /// Services that serve a Prometheus query API: `params.prometheusService` (`ns/name:port`),
 /// else Services with a port 9090 labelled or named as Prometheus.
 async fn query_endpoints(ctx: &CaseContext, client: &Client) -> anyhow::Result<Vec<String>> {
-    if let Some(s) = ctx.param::<String>("prometheusService") {
+    if let Some(s) = ctx.param::<String>("prometheusService")? {
         return Ok(vec![s]);
     }
     let services = Api::<Service>::all(client.clone())
@@ -257,7 +257,7 @@ pub(super) async fn ai_service_metrics_impl(
 
     let ns = case_namespace(&ctx)?;
     let mut monitor_labels = ctx
-        .param::<BTreeMap<String, String>>("monitorLabels")
+        .param::<BTreeMap<String, String>>("monitorLabels")?
         .unwrap_or_default();
     if served.contains("prometheuses.monitoring.coreos.com") {
         let proms = dynamic_api(
@@ -282,7 +282,7 @@ pub(super) async fn ai_service_metrics_impl(
         }
     }
     let interval = ctx
-        .param::<String>("scrapeInterval")
+        .param::<String>("scrapeInterval")?
         .unwrap_or_else(|| "2s".to_string());
     deploy_service(&ctx, &client, &ns, kind, &monitor_labels, &interval).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -342,7 +342,7 @@ pub(super) async fn ai_service_metrics_impl(
         }
     };
 
-    let requests = ctx.param::<u32>("requests").unwrap_or(5).max(1);
+    let requests = ctx.param::<u32>("requests")?.unwrap_or(5).max(1);
     let path = format!("/api/v1/namespaces/{ns}/services/{APP}:http/proxy/v1/completions");
     let mut sent = 0u32;
     let mut last_err = None;
@@ -404,7 +404,7 @@ async fn deploy_service(
     create(
         &Api::<Pod>::namespaced(client.clone(), ns),
         json!({"metadata": {"name": APP, "labels": labels},
-            "spec": {"containers": [{"name": "server", "image": probe_image(ctx),
+            "spec": {"containers": [{"name": "server", "image": probe_image(ctx)?,
                 "command": ["aiconform", "probe", "serve", "--name", APP, "--port", "8080", "--address", "$(POD_IP)"],
                 "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
                 "ports": [{"name": "http", "containerPort": 8080}]}]}}),

@@ -212,7 +212,7 @@ pub(super) async fn cluster_autoscaling_impl(
     let baseline: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
     let n = baseline.len();
     let count = free + 1;
-    let limit = ctx.param::<u64>("maxPods").unwrap_or(32);
+    let limit = ctx.param::<u64>("maxPods")?.unwrap_or(32);
     if count > limit {
         return Ok(Outcome::failed(format!(
             "pool {selector} has {free} free GPUs on {n} nodes: {count} probe pods exceed params.maxPods ({limit}); use a pool with fewer idle GPUs"
@@ -221,7 +221,7 @@ pub(super) async fn cluster_autoscaling_impl(
     let ns = case_namespace(&ctx)?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mut tolerations = ctx
-        .param::<serde_json::Value>("tolerations")
+        .param::<serde_json::Value>("tolerations")?
         .unwrap_or_else(gpu_tolerations);
     if let Some(list) = tolerations.as_array_mut() {
         list.push(json!({"key": label, "operator": "Exists"}));
@@ -238,7 +238,7 @@ pub(super) async fn cluster_autoscaling_impl(
                         "restartPolicy": "Never",
                         "nodeSelector": node_selector,
                         "tolerations": tolerations,
-                        "containers": [{"name": "gpu", "image": probe_image(&ctx),
+                        "containers": [{"name": "gpu", "image": probe_image(&ctx)?,
                             "args": ["probe", "sleep", "1h"],
                             "resources": {"limits": {"nvidia.com/gpu": "1"}}}]
                     }
@@ -335,9 +335,9 @@ async fn find_pool(
     ctx: &CaseContext,
     client: &Client,
 ) -> anyhow::Result<Result<(String, String), String>> {
-    if let Some(pool) = ctx.param::<String>("pool") {
+    if let Some(pool) = ctx.param::<String>("pool")? {
         let label = ctx
-            .param::<String>("poolLabel")
+            .param::<String>("poolLabel")?
             .unwrap_or_else(|| KARPENTER_POOL_LABEL.to_string());
         return Ok(Ok((label, pool)));
     }

@@ -407,26 +407,26 @@ async fn own_stack(
             missing.join("; ")
         ))));
     }
-    let port: u16 = ctx.param("listenerPort").unwrap_or(8080);
+    let port: u16 = ctx.param("listenerPort")?.unwrap_or(8080);
     let role_label: String = ctx
-        .param("roleLabel")
+        .param("roleLabel")?
         .unwrap_or_else(|| ROLE_LABEL.to_string());
     let roles = [
         (
             Phase::Prefill,
-            ctx.param::<String>("prefillRole")
+            ctx.param::<String>("prefillRole")?
                 .unwrap_or_else(|| "prefill".to_string()),
         ),
         (
             Phase::Decode,
-            ctx.param::<String>("decodeRole")
+            ctx.param::<String>("decodeRole")?
                 .unwrap_or_else(|| "decode".to_string()),
         ),
     ];
     let picker = ctx
-        .param::<serde_json::Value>("endpointPickerRef")
+        .param::<serde_json::Value>("endpointPickerRef")?
         .unwrap_or_else(|| json!({"name": format!("{POOL}-epp"), "port": {"number": 9002}}));
-    let image = probe_image(ctx);
+    let image = probe_image(ctx)?;
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     for (phase, role) in &roles {
@@ -506,8 +506,8 @@ pub(super) async fn disaggregated_inference_impl(
             Err(o) => return Ok(o),
         },
     };
-    let requests: u64 = ctx.param("requests").unwrap_or(12);
-    let image = probe_image(&ctx);
+    let requests: u64 = ctx.param("requests")?.unwrap_or(12);
+    let image = probe_image(&ctx)?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let name = "disaggregated-inference-client";
     let mut extra = vec!["--request-id-prefix".to_string(), ns.clone()];

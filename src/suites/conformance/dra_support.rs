@@ -124,7 +124,7 @@ pub(super) async fn dra_support_impl(ctx: CaseContext, client: Client) -> anyhow
     }
     let ns = case_namespace(&ctx)?;
     let class = ctx
-        .param::<String>("deviceClass")
+        .param::<String>("deviceClass")?
         .unwrap_or_else(|| DEFAULT_DEVICE_CLASS.to_string());
 
     // 2. A driver publishes devices in ResourceSlices, and its DeviceClass exists.
@@ -197,7 +197,7 @@ pub(super) async fn dra_support_impl(ctx: CaseContext, client: Client) -> anyhow
             "metadata": {"name": "dra-gpu", "labels": {"app.kubernetes.io/name": "aiconform-dra-support"}},
             "spec": {
                 "restartPolicy": "Never",
-                "containers": [{"name": "gpu", "image": probe_image(&ctx),
+                "containers": [{"name": "gpu", "image": probe_image(&ctx)?,
                     "args": ["probe", "sleep", "5s"],
                     "resources": {"claims": [{"name": "gpu"}]}}],
                 "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "dra-gpu"}],

@@ -132,7 +132,7 @@ pub(super) async fn driver_runtime_management_impl(
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": {"kubernetes.io/hostname": n.name_any()},
-                    "containers": [{"name": "probe", "image": probe_image(&ctx),
+                    "containers": [{"name": "probe", "image": probe_image(&ctx)?,
                         "args": ["probe", "driver"]}],
                     "tolerations": gpu_tolerations()
                 }}),

@@ -171,7 +171,7 @@ pub(super) async fn gpu_sharing_impl(ctx: CaseContext, client: Client) -> anyhow
     };
     let ns = case_namespace(&ctx)?;
     let deadline = deadline(&ctx);
-    let hold = ctx.param::<u64>("holdSeconds").unwrap_or(10);
+    let hold = ctx.param::<u64>("holdSeconds")?.unwrap_or(10);
     let count = offer.gpus + 1;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let names: Vec<String> = (0..count).map(|i| format!("share-{i}")).collect();
@@ -184,7 +184,7 @@ pub(super) async fn gpu_sharing_impl(ctx: CaseContext, client: Client) -> anyhow
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": {"kubernetes.io/hostname": offer.node},
-                    "containers": [{"name": "probe", "image": probe_image(&ctx),
+                    "containers": [{"name": "probe", "image": probe_image(&ctx)?,
                         "args": ["probe", "devices", "--expect", "1", "--hold", format!("{hold}s")],
                         "resources": {"limits": limits}}],
                     "tolerations": gpu_tolerations()

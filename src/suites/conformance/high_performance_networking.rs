@@ -293,17 +293,12 @@ fn done(p: Option<&Pod>) -> bool {
 }
 
 /// A pod claiming one NIC from the template and running `probe net` with `args`.
-fn nic_pod(
-    ctx: &CaseContext,
-    name: &str,
-    args: Vec<String>,
-    node: Option<&str>,
-) -> serde_json::Value {
+fn nic_pod(image: &str, name: &str, args: Vec<String>, node: Option<&str>) -> serde_json::Value {
     let mut all = vec!["probe".to_string(), "net".to_string()];
     all.extend(args);
     let mut spec = json!({
         "restartPolicy": "Never",
-        "containers": [{"name": "probe", "image": probe_image(ctx), "args": all,
+        "containers": [{"name": "probe", "image": image, "args": all,
             "resources": {"claims": [{"name": "nic"}]}}],
         "resourceClaims": [{"name": "nic", "resourceClaimTemplateName": "hpn-nic"}],
         "tolerations": gpu_tolerations()
@@ -319,14 +314,15 @@ pub(super) async fn high_performance_networking_impl(
     ctx: CaseContext,
     client: Client,
 ) -> anyhow::Result<Outcome> {
+    let image = probe_image(&ctx)?;
     let driver = ctx
-        .param::<String>("driver")
+        .param::<String>("driver")?
         .unwrap_or_else(|| DEFAULT_NIC_DRIVER.to_string());
     let class = ctx
-        .param::<String>("deviceClass")
+        .param::<String>("deviceClass")?
         .unwrap_or_else(|| DEFAULT_NIC_CLASS.to_string());
-    let bytes = ctx.param::<u64>("bytes").unwrap_or(DEFAULT_BYTES);
-    let port = ctx.param::<u16>("port").unwrap_or(5201);
+    let bytes = ctx.param::<u64>("bytes")?.unwrap_or(DEFAULT_BYTES);
+    let port = ctx.param::<u16>("port")?.unwrap_or(5201);
 
     // 1. NICs and their characteristics are discoverable in ResourceSlices.
     let slices = Api::<ResourceSlice>::all(client.clone())
@@ -372,7 +368,7 @@ pub(super) async fn high_performance_networking_impl(
     let ns = case_namespace(&ctx)?;
     let deadline = deadline(&ctx);
     let mut request = json!({"name": "nic", "exactly": {"deviceClassName": class}});
-    if let Some(cel) = ctx.param::<String>("selector") {
+    if let Some(cel) = ctx.param::<String>("selector")? {
         request["exactly"]["selectors"] = json!([{"cel": {"expression": cel}}]);
     }
     let templates: Api<ResourceClaimTemplate> = Api::namespaced(client.clone(), &ns);
@@ -400,7 +396,7 @@ pub(super) async fn high_performance_networking_impl(
             create(
                 &pods,
                 nic_pod(
-                    &ctx,
+                    &image,
                     "hpn-pinned",
                     vec!["--timeout".into(), "1s".into()],
                     Some(node),
@@ -454,7 +450,7 @@ pub(super) async fn high_performance_networking_impl(
     create(
         &pods,
         nic_pod(
-            &ctx,
+            &image,
             "hpn-server",
             vec![
                 "--serve".into(),
@@ -509,7 +505,7 @@ pub(super) async fn high_performance_networking_impl(
     create(
         &pods,
         nic_pod(
-            &ctx,
+            &image,
             "hpn-client",
             vec![
                 "--send".into(),

@@ -338,7 +338,7 @@ pub(super) async fn accepted_class(
     .list(&ListParams::default())
     .await?
     .items;
-    let wanted = ctx.param::<String>("gatewayClass");
+    let wanted = ctx.param::<String>("gatewayClass")?;
     let accepted: Vec<&DynamicObject> = classes
         .iter()
         .filter(|c| condition_true(c, "Accepted"))
@@ -494,10 +494,10 @@ pub(super) async fn inference_gateway_impl(
         Ok(c) => c,
         Err(o) => return Ok(o),
     };
-    let port: u16 = ctx.param("listenerPort").unwrap_or(8080);
-    let requests: u64 = ctx.param("requests").unwrap_or(200);
-    let header_requests: u64 = ctx.param("headerRequests").unwrap_or(20);
-    let image = probe_image(&ctx);
+    let port: u16 = ctx.param("listenerPort")?.unwrap_or(8080);
+    let requests: u64 = ctx.param("requests")?.unwrap_or(200);
+    let header_requests: u64 = ctx.param("headerRequests")?.unwrap_or(20);
+    let image = probe_image(&ctx)?;
     let ns = case_namespace(&ctx)?;
 
     // Backends.

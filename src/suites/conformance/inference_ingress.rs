@@ -158,12 +158,12 @@ pub(super) async fn inference_ingress_impl(
             missing.join("; ")
         )));
     }
-    let port: u16 = ctx.param("listenerPort").unwrap_or(8080);
-    let requests: u64 = ctx.param("requests").unwrap_or(30);
+    let port: u16 = ctx.param("listenerPort")?.unwrap_or(8080);
+    let requests: u64 = ctx.param("requests")?.unwrap_or(30);
     let picker = ctx
-        .param::<serde_json::Value>("endpointPickerRef")
+        .param::<serde_json::Value>("endpointPickerRef")?
         .unwrap_or_else(|| json!({"name": format!("{POOL}-epp"), "port": {"number": 9002}}));
-    let image = probe_image(&ctx);
+    let image = probe_image(&ctx)?;
     let ns = case_namespace(&ctx)?;
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);

@@ -27,7 +27,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use tokio::time::Instant;
 
-use crate::runner::{CaseContext, Outcome};
+use crate::runner::{CaseContext, Outcome, ParamError};
 
 pub use accelerator_metrics::dcgm_metric_names;
 pub use dra_support::claim_devices;
@@ -46,7 +46,7 @@ macro_rules! case_fn {
                     Ok(c) => c.clone(),
                     Err(skip) => return Ok(skip),
                 };
-                let prover = ctx.param::<String>("component");
+                let prover = ctx.param::<String>("component")?;
                 Ok(name_prover(prover.as_deref(), $body(ctx, client).await?))
             })
         }
@@ -111,9 +111,10 @@ pub fn name_prover(component: Option<&str>, outcome: Outcome) -> Outcome {
 }
 
 /// Image of workloads that run `aiconform probe` (overridable with `params.probeImage`).
-fn probe_image(ctx: &CaseContext) -> String {
-    ctx.param::<String>("probeImage")
-        .unwrap_or_else(|| crate::probe::DEFAULT_PROBE_IMAGE.to_string())
+fn probe_image(ctx: &CaseContext) -> Result<String, ParamError> {
+    Ok(ctx
+        .param::<String>("probeImage")?
+        .unwrap_or_else(|| crate::probe::DEFAULT_PROBE_IMAGE.to_string()))
 }
 
 fn deadline(ctx: &CaseContext) -> Instant {

@@ -268,12 +268,12 @@ const PROBE_HOLD: &str = "3s";
 
 /// A container that runs the device probe and must see `gpus` GPU devices.
 fn probe_container(
-    ctx: &CaseContext,
+    image: &str,
     name: &str,
     gpus: usize,
     resources: serde_json::Value,
 ) -> serde_json::Value {
-    json!({"name": name, "image": probe_image(ctx),
+    json!({"name": name, "image": image,
         "args": ["probe", "devices", "--expect", gpus.to_string(), "--hold", PROBE_HOLD],
         "resources": resources,
         "securityContext": {"privileged": false, "allowPrivilegeEscalation": false,
@@ -405,13 +405,14 @@ pub(super) async fn secure_access_impl(
     ctx: CaseContext,
     client: Client,
 ) -> anyhow::Result<Outcome> {
+    let image = probe_image(&ctx)?;
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await?
         .items;
     let alloc = gpu_allocatable(&nodes);
     let class = ctx
-        .param::<String>("deviceClass")
+        .param::<String>("deviceClass")?
         .unwrap_or_else(|| DEFAULT_DEVICE_CLASS.to_string());
     let has_class = Api::<DeviceClass>::all(client.clone())
         .get_opt(&class)
@@ -419,7 +420,7 @@ pub(super) async fn secure_access_impl(
         .ok()
         .flatten()
         .is_some();
-    let mechanism = match ctx.param::<String>("mechanism").as_deref() {
+    let mechanism = match ctx.param::<String>("mechanism")?.as_deref() {
         Some("dra") | None if has_class => Mechanism::Dra,
         Some("device-plugin") | None if !alloc.is_empty() => Mechanism::DevicePlugin,
         Some("dra") => {
@@ -463,7 +464,7 @@ pub(super) async fn secure_access_impl(
         &pods,
         pod_manifest(
             POSITIVE,
-            vec![probe_container(&ctx, "gpu", 1, mechanism.resources())],
+            vec![probe_container(&image, "gpu", 1, mechanism.resources())],
             dra,
             None,
         ),
@@ -482,8 +483,8 @@ pub(super) async fn secure_access_impl(
         pod_manifest(
             MULTI,
             vec![
-                probe_container(&ctx, "authorized", 1, mechanism.resources()),
-                probe_container(&ctx, "unauthorized", 0, json!({})),
+                probe_container(&image, "authorized", 1, mechanism.resources()),
+                probe_container(&image, "unauthorized", 0, json!({})),
             ],
             dra,
             None,
@@ -507,7 +508,7 @@ pub(super) async fn secure_access_impl(
         &pods,
         pod_manifest(
             NEGATIVE,
-            vec![probe_container(&ctx, "probe", 0, json!({}))],
+            vec![probe_container(&image, "probe", 0, json!({}))],
             false,
             Some(&node),
         ),
@@ -605,7 +606,7 @@ pub(super) async fn secure_access_impl(
         .map(|c| c.namespace.clone())
         .collect();
     exempt.extend(
-        ctx.param::<Vec<String>>("exemptNamespaces")
+        ctx.param::<Vec<String>>("exemptNamespaces")?
             .unwrap_or_default(),
     );
     let all = Api::<Pod>::all(client.clone())

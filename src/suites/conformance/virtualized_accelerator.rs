@@ -577,10 +577,10 @@ pub(super) async fn virtualized_accelerator_impl(
     client: Client,
 ) -> anyhow::Result<Outcome> {
     let attrs = ctx
-        .param::<VgpuAttributes>("attributes")
+        .param::<VgpuAttributes>("attributes")?
         .unwrap_or_default();
     let patterns = ctx
-        .param::<Vec<String>>("extendedResources")
+        .param::<Vec<String>>("extendedResources")?
         .unwrap_or_else(|| {
             DEFAULT_VGPU_EXTENDED_RESOURCES
                 .iter()
@@ -619,7 +619,7 @@ pub(super) async fn virtualized_accelerator_impl(
         Plan::Prove(p) => p,
     };
     let class = ctx
-        .param::<String>("deviceClass")
+        .param::<String>("deviceClass")?
         .unwrap_or_else(|| DEFAULT_VGPU_DEVICE_CLASS.to_string());
     if Api::<DeviceClass>::all(client.clone())
         .get_opt(&class)
@@ -634,7 +634,7 @@ pub(super) async fn virtualized_accelerator_impl(
     let ids = parent_ids(&slices, parent.parent.as_deref(), &attrs);
     let ns = case_namespace(&ctx)?;
     let deadline = deadline(&ctx);
-    let hold = ctx.param::<u64>("holdSeconds").unwrap_or(10);
+    let hold = ctx.param::<u64>("holdSeconds")?.unwrap_or(10);
 
     let templates: Api<k8s_openapi::api::resource::v1::ResourceClaimTemplate> =
         Api::namespaced(client.clone(), &ns);
@@ -659,7 +659,7 @@ pub(super) async fn virtualized_accelerator_impl(
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": {"kubernetes.io/hostname": parent.node},
-                    "containers": [{"name": "probe", "image": probe_image(&ctx),
+                    "containers": [{"name": "probe", "image": probe_image(&ctx)?,
                         "args": ["probe", "devices", "--expect", "1", "--hold", format!("{hold}s")],
                         "resources": {"claims": [{"name": "vgpu"}]}}],
                     "resourceClaims": [{"name": "vgpu", "resourceClaimTemplateName": "vgpu"}],

@@ -166,7 +166,7 @@ pub fn judge(
 }
 
 fn probe_pod(
-    ctx: &CaseContext,
+    image: &str,
     name: &str,
     runtime_class: Option<&str>,
     node: Option<&str>,
@@ -174,7 +174,7 @@ fn probe_pod(
     let mut spec = json!({
         "restartPolicy": "Never",
         "automountServiceAccountToken": false,
-        "containers": [{"name": CONTAINER, "image": probe_image(ctx),
+        "containers": [{"name": CONTAINER, "image": image,
             "args": ["probe", "sandbox"],
             // Root inside the pod: the sandbox must hold even against its own root.
             "securityContext": {"runAsUser": 0, "runAsNonRoot": false}}]
@@ -215,6 +215,7 @@ pub(super) async fn workload_sandboxing_impl(
     ctx: CaseContext,
     client: Client,
 ) -> anyhow::Result<Outcome> {
+    let image = probe_image(&ctx)?;
     let classes: Vec<(String, String)> = Api::<RuntimeClass>::all(client.clone())
         .list(&ListParams::default())
         .await?
@@ -222,7 +223,7 @@ pub(super) async fn workload_sandboxing_impl(
         .into_iter()
         .map(|rc| (rc.name_any(), rc.handler))
         .collect();
-    let named = ctx.param::<String>("runtimeClass");
+    let named = ctx.param::<String>("runtimeClass")?;
     let (class, handler) = match pick_runtime_class(&classes, named.as_deref()) {
         Pick::Class(c, h) => (c, h),
         Pick::Missing(why) => return Ok(Outcome::failed(why)),
@@ -234,7 +235,7 @@ pub(super) async fn workload_sandboxing_impl(
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
 
     // Scheduling and execution: the sandboxed pod lands somewhere and runs the probe.
-    create(&pods, probe_pod(&ctx, SANDBOXED, Some(&class), None)).await?;
+    create(&pods, probe_pod(&image, SANDBOXED, Some(&class), None)).await?;
     let scheduled = wait_scheduled(&pods, SANDBOXED, deadline).await?;
     let node = scheduled.as_ref().map(node_of).unwrap_or_default();
     if node.is_empty() {
@@ -247,7 +248,7 @@ pub(super) async fn workload_sandboxing_impl(
                 .unwrap_or_else(|| "gone".to_string())
         )));
     }
-    create(&pods, probe_pod(&ctx, CONTROL, None, Some(&node))).await?;
+    create(&pods, probe_pod(&image, CONTROL, None, Some(&node))).await?;
     let sandboxed = wait_finished(&pods, SANDBOXED, deadline).await?;
     let control = wait_finished(&pods, CONTROL, deadline).await?;
     let sandbox_view = match sandboxed.as_ref().map(report_of) {

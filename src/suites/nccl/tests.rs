@@ -55,6 +55,22 @@ fn flat(floor: f64, anchor: Option<f64>) -> Thresholds {
 
 use super::threshold::ByAlgo;
 
+/// The report of a log whose topology the log itself shows.
+fn judged(check: BandwidthCheck) -> BandwidthReport {
+    match check {
+        BandwidthCheck::Judged(r) => r,
+        BandwidthCheck::Undetermined(why) => panic!("undetermined: {why}"),
+    }
+}
+
+fn scope_algo(log: &NcclLog) -> (Scope, Algo) {
+    let scope = log
+        .topology(None)
+        .scope()
+        .expect("the log shows its topology");
+    (scope, log.algo(scope))
+}
+
 fn pass(v: TransportVerdict) -> String {
     match v {
         TransportVerdict::Pass(m) => m,
@@ -104,7 +120,7 @@ fn aws_p5_two_nodes_over_efa_pass() {
     let log = fixture("aws-p5-2node-efa.txt");
     assert_eq!(log.runs.len(), 1);
     assert_eq!(log.hosts(), 2);
-    assert_eq!((log.scope(), log.algo()), (Scope::MultiNode, Algo::Default));
+    assert_eq!(scope_algo(&log), (Scope::MultiNode, Algo::Default));
     let m = pass(log.judge_transport(&exp("eks", "h100", "training")));
     assert!(
         m.contains("`ip-10-1-23-4:301:301 [0] NCCL INFO Using network Libfabric`"),
@@ -117,7 +133,7 @@ fn aws_p5_two_nodes_over_efa_pass() {
     );
     assert!(m.contains("via P2P/CUMEM/read"), "{m}");
     // Tree on 2 nodes: 479.28 GB/s at 8 GiB, above the 400 GB/s line rate.
-    let r = log.check_bandwidth(&flat(300.0, Some(479.28)));
+    let r = judged(log.check_bandwidth(&flat(300.0, Some(479.28)), None));
     let ok = r.verdict.expect("fast enough");
     assert!(ok.contains("busbw 479.28 GB/s at 8589934592 B"), "{ok}");
     assert!(ok.contains("100% of the anchor 479.28"), "{ok}");
@@ -132,13 +148,13 @@ fn gke_a3_mega_tcpxo_passes_its_fabric_and_the_aicr_floor() {
     assert_eq!(log.runs[0].tests_version.as_deref(), Some("2.17.6"));
     assert_eq!(log.hosts(), 2);
     // NCCL_ALGO=Ring,Tree is not Ring: NCCL's own choice.
-    assert_eq!(log.algo(), Algo::Default);
+    assert_eq!(scope_algo(&log).1, Algo::Default);
     let e = exp("gke", "h100", "training");
     assert_eq!(e.fabric, Fabric::Tcpxo);
     let m = pass(log.judge_transport(&e));
     assert!(m.contains("NCCL INFO Using network FasTrak`"), "{m}");
     assert!(!m.contains("GDRDMA"), "{m}");
-    let r = log.check_bandwidth(&flat(250.0, Some(340.0)));
+    let r = judged(log.check_bandwidth(&flat(250.0, Some(340.0)), None));
     assert_eq!(
         r.figures
             .as_ref()
@@ -162,8 +178,7 @@ fn gke_without_tcpxo_falls_back_to_sockets() {
     assert!(m.contains("fell back to TCP sockets"), "{m}");
     assert!(m.contains("NCCL INFO Using network Socket`"), "{m}");
     assert!(m.contains("NET/IB : No device found."), "{m}");
-    let problems = log
-        .check_bandwidth(&flat(250.0, None))
+    let problems = judged(log.check_bandwidth(&flat(250.0, None), None))
         .verdict
         .expect_err("4 GB/s");
     assert!(
@@ -178,10 +193,7 @@ fn gke_without_tcpxo_falls_back_to_sockets() {
 fn azure_nd_h100_v5_single_node_nvls() {
     let log = fixture("azure-ndh100v5-1node-nvls.txt");
     assert_eq!(log.hosts(), 1);
-    assert_eq!(
-        (log.scope(), log.algo()),
-        (Scope::SingleNode, Algo::Default)
-    );
+    assert_eq!(scope_algo(&log), (Scope::SingleNode, Algo::Default));
     let m = pass(log.judge_transport(&exp("aks", "h100", "inference")));
     assert!(
         m.contains("NVLS in use: `ndh100v5-vm0:8812:8850 [0] NCCL INFO NVLS comm 0x55c3d0a0"),
@@ -189,7 +201,7 @@ fn azure_nd_h100_v5_single_node_nvls() {
     );
     assert!(m.contains("type NVL/PIX"), "{m}");
     // The published figure is the in-place column; out-of-place is within 0.1%.
-    let r = log.check_bandwidth(&flat(460.0, Some(478.87)));
+    let r = judged(log.check_bandwidth(&flat(460.0, Some(478.87)), None));
     assert!(
         r.verdict
             .expect("passes")
@@ -219,7 +231,7 @@ fn coreweave_gb200_nvl72_rack_over_mnnvl() {
         "{m}"
     );
     assert!(m.contains("NVLS comm 0x61a0c0"), "{m}");
-    let r = log.check_bandwidth(&flat(500.0, Some(834.57)));
+    let r = judged(log.check_bandwidth(&flat(500.0, Some(834.57)), None));
     let ok = r.verdict.expect("passes");
     assert!(ok.contains("busbw 834.57 GB/s at 8589934592 B"), "{ok}");
 }
@@ -244,9 +256,8 @@ fn shm_fallback_in_a_pre_2_13_log_fails_with_the_lines() {
         "{m}"
     );
     // No NVLS comm on one node: judged against the Ring floor.
-    assert_eq!(log.algo(), Algo::Ring);
-    let problems = log
-        .check_bandwidth(&flat(333.0, None))
+    assert_eq!(scope_algo(&log).1, Algo::Ring);
+    let problems = judged(log.check_bandwidth(&flat(333.0, None), None))
         .verdict
         .expect_err("21 GB/s");
     assert!(
@@ -263,7 +274,7 @@ fn nvls_unavailable_fails_transport_but_meets_the_ring_floor() {
         m.contains("NVLS multicast support is not available on dev 0"),
         "{m}"
     );
-    assert_eq!(log.algo(), Algo::Ring);
+    assert_eq!(scope_algo(&log).1, Algo::Ring);
     let t = Thresholds {
         large_message_bytes: Some(8_589_934_592),
         floors: Floors {
@@ -281,7 +292,7 @@ fn nvls_unavailable_fails_transport_but_meets_the_ring_floor() {
         },
         ..Thresholds::default()
     };
-    let r = log.check_bandwidth(&t);
+    let r = judged(log.check_bandwidth(&t, None));
     assert_eq!(r.reference.floor.map(|f| f.busbw_gbps), Some(333.0));
     assert!(
         r.verdict
@@ -303,12 +314,11 @@ fn nvls_unavailable_fails_transport_but_meets_the_ring_floor() {
 fn launcher_exit_fails_whatever_the_bandwidth() {
     let log = fixture("h100-2node-ib-exit7.txt");
     assert_eq!(log.runs[0].tests_version.as_deref(), Some("2.19.6"));
-    assert_eq!(log.algo(), Algo::Ring);
+    assert_eq!(scope_algo(&log).1, Algo::Ring);
     // No channel lines (NCCL 2.27): `GDR 1` proves GPUDirect RDMA.
     let m = pass(log.judge_transport(&exp("aks", "h100", "training")));
     assert!(m.contains("use ring PXN 0 GDR 1`"), "{m}");
-    let problems = log
-        .check_bandwidth(&flat(300.0, None))
+    let problems = judged(log.check_bandwidth(&flat(300.0, None), None))
         .verdict
         .expect_err("exit 7");
     assert!(
@@ -324,8 +334,7 @@ fn launcher_exit_fails_whatever_the_bandwidth() {
     );
     // nccl-tests 2.16 exits 1; mpirun reports it.
     let text = text("h100-8gpu-nvlink.txt") + "Process name: [[41210,1],0]\n  Exit code:    1\n";
-    let problems = parse(&text)
-        .check_bandwidth(&flat(300.0, None))
+    let problems = judged(parse(&text).check_bandwidth(&flat(300.0, None), None))
         .verdict
         .expect_err("exit 1");
     assert!(
@@ -407,7 +416,9 @@ fn integrity_failures_win_over_bandwidth() {
         large_message_bytes: Some(1_073_741_824),
         ..flat(1.0, None)
     };
-    let problems = log.check_bandwidth(&t).verdict.expect_err("corrupt");
+    let problems = judged(log.check_bandwidth(&t, None))
+        .verdict
+        .expect_err("corrupt");
     assert!(
         problems
             .iter()
@@ -428,7 +439,9 @@ fn integrity_failures_win_over_bandwidth() {
         min_avg_bus_bandwidth_g_bps: Some(1.0),
         ..Thresholds::default()
     };
-    let problems = log.check_bandwidth(&t).verdict.expect_err("truncated");
+    let problems = judged(log.check_bandwidth(&t, None))
+        .verdict
+        .expect_err("truncated");
     assert!(
         problems[0].contains("truncated") && problems[0].contains("16777216"),
         "{problems:?}"
@@ -440,11 +453,15 @@ fn integrity_failures_win_over_bandwidth() {
     );
 
     let garbage = parse("Error: cannot find libnccl.so.2\nSegmentation fault\n");
-    assert!(garbage.check_bandwidth(&flat(1.0, None)).verdict.is_err());
-    let problems = fixture("h100-8gpu-nvlink.txt")
-        .check_bandwidth(&Thresholds::default())
-        .verdict
-        .expect_err("no floor");
+    assert!(
+        judged(garbage.check_bandwidth(&flat(1.0, None), None))
+            .verdict
+            .is_err()
+    );
+    let problems =
+        judged(fixture("h100-8gpu-nvlink.txt").check_bandwidth(&Thresholds::default(), None))
+            .verdict
+            .expect_err("no floor");
     assert!(
         problems[0].contains("floors.singleNode.default.floor"),
         "{problems:?}"
@@ -461,7 +478,7 @@ fn large_message_floor_uses_the_last_run_that_reaches_the_size() {
 # Out of bounds values : 0 OK\n# Avg bus bandwidth    : 476.55\n";
     let log = parse(&format!("{sweep}{floor_run}"));
     assert_eq!(log.runs.len(), 2);
-    let r = log.check_bandwidth(&flat(470.0, None));
+    let r = judged(log.check_bandwidth(&flat(470.0, None), None));
     let f = r.figures.expect("figures");
     assert_eq!(
         (f.large_message_size, f.large_message_bus_bandwidth),
@@ -475,7 +492,9 @@ fn large_message_floor_uses_the_last_run_that_reaches_the_size() {
         "floors": {"singleNode": {"default": {"floor": {"busbwGBps": 1, "source": "s", "estimate": true}}}}
     }))
     .expect("thresholds");
-    let problems = log.check_bandwidth(&t).verdict.expect_err("475.70 < 476");
+    let problems = judged(log.check_bandwidth(&t, None))
+        .verdict
+        .expect_err("475.70 < 476");
     assert!(
         problems[0].contains("below the floor 476 GB/s (minLargeMessageBusBandwidthGBps)"),
         "{problems:?}"
@@ -521,9 +540,30 @@ proptest::proptest! {
     #[test]
     fn parse_never_panics(s in "\\PC{0,400}") {
         let log = parse(&s);
-        let _ = log.check_bandwidth(&flat(1.0, Some(2.0)));
+        let _ = log.check_bandwidth(&flat(1.0, Some(2.0)), None);
         for f in Fabric::ALL {
             let _ = log.judge_transport(&Expectation { fabric: f, nvlink: true, nvls: true });
         }
     }
+}
+
+/// Without rank or comm lines a verdict stands only where both scopes' floors agree.
+#[test]
+fn unknown_topology_is_judged_where_both_floors_agree() {
+    let table_only: String = text("h100-8gpu-nvlink.txt")
+        .lines()
+        .filter(|l| !l.starts_with("#  Rank"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = parse(&table_only);
+    assert_eq!(log.topology(None), Topology::Unknown);
+    assert_eq!(log.topology(Some(2)), Topology::Stated(2));
+    let ok = judged(log.check_bandwidth(&flat(100.0, None), None))
+        .verdict
+        .expect("above both floors");
+    assert!(ok.starts_with("topology unknown"), "{ok}");
+    let problems = judged(log.check_bandwidth(&flat(10_000.0, None), None))
+        .verdict
+        .expect_err("below both floors");
+    assert!(problems[0].starts_with("topology unknown"), "{problems:?}");
 }

@@ -61,6 +61,15 @@ pub enum Algo {
 }
 
 impl Scope {
+    /// The scope of a run over `nodes` nodes.
+    pub fn of(nodes: usize) -> Scope {
+        if nodes >= 2 {
+            Scope::MultiNode
+        } else {
+            Scope::SingleNode
+        }
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             Scope::SingleNode => "singleNode",

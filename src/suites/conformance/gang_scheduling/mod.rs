@@ -117,7 +117,7 @@ pub(in super::super) async fn gang_scheduling_impl(
 ) -> anyhow::Result<Outcome> {
     let served = served_resources(&client, &GROUPS).await?;
     let detected = schedulers::detect(&served);
-    let wanted = ctx.param::<String>("gangScheduler");
+    let wanted = ctx.param::<String>("gangScheduler")?;
     if let Some(w) = &wanted
         && !schedulers::KNOWN.contains(&w.as_str())
     {
@@ -162,14 +162,15 @@ pub(in super::super) async fn gang_scheduling_impl(
     let total: u64 = alloc.iter().map(|(_, n)| n).sum();
     let ns = case_namespace(&ctx)?;
     let deadline = deadline(&ctx);
-    let settle = Duration::from_secs(ctx.param::<u64>("settleSeconds").unwrap_or(20))
+    let settle = Duration::from_secs(ctx.param::<u64>("settleSeconds")?.unwrap_or(20))
         .min(ctx.spec.timeout / 3);
-    let run_secs = ctx.param::<u64>("runSeconds").unwrap_or(5);
+    let run_secs = ctx.param::<u64>("runSeconds")?.unwrap_or(5);
+    let image = probe_image(&ctx)?;
     let gang = |name: &str, members: u64, gpus: u64, secs: u64| Gang {
         name: name.to_string(),
         members,
         gpus,
-        image: probe_image(&ctx),
+        image: image.clone(),
         args: vec!["probe".into(), "sleep".into(), format!("{secs}s")],
         timeout_seconds: 10,
     };
@@ -221,7 +222,7 @@ pub(in super::super) async fn gang_scheduling_impl(
     remove_gang(&client, &ns, &big.name).await?;
 
     // 2. A gang that fits: all members Running at once, then the Job completes.
-    let n = ctx.param::<u64>("members").unwrap_or(2).max(2);
+    let n = ctx.param::<u64>("members")?.unwrap_or(2).max(2);
     let small = gang("gang-satisfiable", n, 1, run_secs);
     create_all(&client, &ns, &schedulers::manifests(&scheduler, &small)).await?;
     let (together, job_state) = watch_satisfiable(&client, &ns, &small, deadline).await?;
@@ -286,12 +287,12 @@ async fn configure(
     };
     Ok(match name {
         "coscheduling" => Ok(GangScheduler::Coscheduling {
-            scheduler_name: match ctx.param::<String>("schedulerName") {
+            scheduler_name: match ctx.param::<String>("schedulerName")? {
                 Some(s) => s,
                 None => coscheduling_scheduler(client).await?,
             },
         }),
-        "kai" => match ctx.param::<String>("queue") {
+        "kai" => match ctx.param::<String>("queue")? {
             Some(queue) => Ok(GangScheduler::Kai { queue }),
             None => first("scheduling.run.ai", "Queue", "queues", "default-queue")
                 .await?
@@ -302,10 +303,10 @@ async fn configure(
         },
         "volcano" => Ok(GangScheduler::Volcano {
             queue: ctx
-                .param::<String>("queue")
+                .param::<String>("queue")?
                 .unwrap_or_else(|| "default".to_string()),
         }),
-        _ => match ctx.param::<String>("clusterQueue") {
+        _ => match ctx.param::<String>("clusterQueue")? {
             Some(cluster_queue) => Ok(GangScheduler::Kueue { cluster_queue }),
             None => first("kueue.x-k8s.io", "ClusterQueue", "clusterqueues", "")
                 .await?

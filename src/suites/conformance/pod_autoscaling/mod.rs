@@ -51,7 +51,7 @@ use tokio::time::Instant;
 
 use super::super::k8s::{case_namespace, create, dynamic_api, gpu_tolerations, served_resources};
 use super::probe_image;
-use crate::runner::{CaseContext, Outcome};
+use crate::runner::{CaseContext, Outcome, ParamError};
 use observe::{Observed, Watch, off_accelerator};
 
 /// Name of the probe Deployment and of the autoscaler object the case creates.
@@ -125,24 +125,24 @@ impl Params {
         }
     }
 
-    fn of(ctx: &CaseContext) -> Self {
+    fn of(ctx: &CaseContext) -> Result<Self, ParamError> {
         let metric = ctx
-            .param::<String>("metricName")
+            .param::<String>("metricName")?
             .unwrap_or_else(|| crate::probe::gauge::DEFAULT_METRIC.to_string());
-        Self {
+        Ok(Self {
             series: ctx
-                .param::<String>("seriesName")
+                .param::<String>("seriesName")?
                 .unwrap_or_else(|| metric.clone()),
             metric,
-            target: ctx.param::<u32>("target").unwrap_or(10).max(1),
+            target: ctx.param::<u32>("target")?.unwrap_or(10).max(1),
             stabilization: ctx
-                .param::<u32>("scaleDownStabilizationSeconds")
+                .param::<u32>("scaleDownStabilizationSeconds")?
                 .unwrap_or(5),
             resource: ctx
-                .param::<String>("resource")
+                .param::<String>("resource")?
                 .unwrap_or_else(|| "nvidia.com/gpu".to_string()),
-            port: ctx.param::<u16>("port").unwrap_or(8080),
-        }
+            port: ctx.param::<u16>("port")?.unwrap_or(8080),
+        })
     }
 
     /// The value that must make one pod scale to two.
@@ -323,7 +323,7 @@ pub(super) async fn pod_autoscaling_impl(
     ctx: CaseContext,
     client: Client,
 ) -> anyhow::Result<Outcome> {
-    let p = Params::of(&ctx);
+    let p = Params::of(&ctx)?;
     if list_accelerator_nodes(&client, &p.resource)
         .await?
         .is_empty()
@@ -334,7 +334,7 @@ pub(super) async fn pod_autoscaling_impl(
         )));
     }
     let ns = case_namespace(&ctx)?;
-    match ctx.param::<serde_json::Value>("keda") {
+    match ctx.param::<serde_json::Value>("keda")? {
         Some(cfg) => keda::run(&ctx, &client, &ns, &p, &cfg).await,
         None => custom_metrics::run(&ctx, &client, &ns, &p).await,
     }
@@ -377,7 +377,7 @@ async fn deploy_probe(
     )
     .await?;
     let tolerations = ctx
-        .param::<serde_json::Value>("tolerations")
+        .param::<serde_json::Value>("tolerations")?
         .unwrap_or_else(gpu_tolerations);
     let port = p.port.to_string();
     if served_resources(client, &["monitoring.coreos.com"])
@@ -385,7 +385,7 @@ async fn deploy_probe(
         .contains("podmonitors.monitoring.coreos.com")
     {
         let labels = ctx
-            .param::<serde_json::Value>("podMonitorLabels")
+            .param::<serde_json::Value>("podMonitorLabels")?
             .unwrap_or_else(|| json!({}));
         let monitor: kube::core::DynamicObject = serde_json::from_value(json!({
             "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
@@ -418,7 +418,7 @@ async fn deploy_probe(
                     "spec": {
                         "terminationGracePeriodSeconds": 1,
                         "tolerations": tolerations,
-                        "containers": [{"name": "probe", "image": probe_image(ctx),
+                        "containers": [{"name": "probe", "image": probe_image(ctx)?,
                             "args": ["probe", "gauge", "--name", p.series, "--configmap", LOAD_CONFIGMAP,
                                 "--address", "$(POD_IP)", "--port", port],
                             "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
