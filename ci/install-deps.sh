@@ -10,6 +10,8 @@ for pkg in containerd runc containernetworking-plugins iproute2 iptables; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# xmllint checks junit.xml against the Jenkins xunit schema (tests/report.rs).
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq

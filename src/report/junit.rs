@@ -1,16 +1,17 @@
-//! JUnit XML as Jenkins and GitLab read it: one `<testsuite>` per suite, one `<testcase>`
-//! per case (classname = suite), failures with message and type, skips, and failed attempts
-//! of flaky cases as `<flakyFailure>` (passed) or `<rerunFailure>` (still failing). Cases
-//! proving an AI conformance requirement carry `requirement` and `requirementLevel`
-//! properties; their suite carries the checklist version as `aiConformance`.
+//! JUnit XML as Jenkins and GitLab read it, valid against the Jenkins xunit plugin's
+//! `junit-10.xsd` (`ci/schemas/`): one `<testsuite>` per suite, one `<testcase>` per case
+//! (classname = suite), failures with message and type, skips, and failed attempts of flaky
+//! cases as `<flakyFailure>` (passed) or `<rerunFailure>` (still failing). The schema allows
+//! `<properties>` only on suites: a suite carries its phase, recipe and checklist version
+//! (`aiConformance`), and per case `<case>.requirement`, `<case>.requirementLevel` and
+//! `<case>.flaky`.
 
-use quick_junit::{
-    FlakyOrRerun, NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
-};
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::ReportError;
 use crate::conformance::ConformanceRun;
-use crate::runner::result::{CaseResult, RunReport, Status};
+use crate::runner::result::{Attempt, CaseResult, RunReport, Status};
 
 /// A case's `<testcase name>`: its id without the `suite/` prefix (its suite is the
 /// classname). Evidence links name cases by it (`file://results/junit.xml#gang-scheduling`).
@@ -30,93 +31,209 @@ fn failure_type(message: &str) -> &'static str {
     }
 }
 
-fn rerun(a: &crate::runner::result::Attempt) -> TestRerun {
-    let mut r = TestRerun::new(NonSuccessKind::Failure);
-    r.set_time(a.duration)
-        .set_message(a.message.as_str())
-        .set_type(failure_type(&a.message));
-    r
+/// `time` as the schema's SUREFIRE_TIME: seconds with three decimals.
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
 }
 
-fn test_case(r: &CaseResult, conformance: Option<&ConformanceRun>) -> TestCase {
-    let earlier: Vec<TestRerun> = r
-        .attempts
-        .iter()
-        .take(r.attempts.len().saturating_sub(1))
-        .filter(|a| a.status == Status::Failed)
-        .map(rerun)
-        .collect();
-    let status = match r.status {
-        Status::Passed => TestCaseStatus::Success {
-            flaky_runs: earlier,
-        },
-        Status::Failed => {
-            let last = r.attempts.last().map(|a| a.message.as_str()).unwrap_or("");
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(r.message.as_str())
-                .set_type(failure_type(last))
-                .set_description(r.message.as_str())
-                .add_reruns(earlier)
-                .set_rerun_kind(FlakyOrRerun::Rerun);
-            s
+/// One element with attributes and optional text content.
+struct Element<'a> {
+    name: &'static str,
+    attrs: Vec<(&'static str, String)>,
+    text: Option<&'a str>,
+}
+
+impl<'a> Element<'a> {
+    fn new(name: &'static str) -> Self {
+        Element {
+            name,
+            attrs: Vec::new(),
+            text: None,
         }
-        Status::Skipped => {
-            let mut s = TestCaseStatus::skipped();
-            s.set_message(r.message.as_str());
-            s
-        }
-        Status::Interrupted => {
-            let mut s = TestCaseStatus::skipped();
-            s.set_message(r.message.as_str()).set_type("interrupted");
-            s
-        }
-    };
-    let mut tc = TestCase::new(case_name(&r.spec.id, &r.spec.suite), status);
-    tc.set_classname(r.spec.suite.as_str()).set_time(r.duration);
-    if !r.message.is_empty() {
-        tc.set_system_out(r.message.as_str());
     }
+
+    fn attr(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.attrs.push((key, value.into()));
+        self
+    }
+
+    fn text(mut self, text: &'a str) -> Self {
+        self.text = Some(text);
+        self
+    }
+
+    fn write(self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+        let mut start = BytesStart::new(self.name);
+        for (k, v) in &self.attrs {
+            start.push_attribute((*k, v.as_str()));
+        }
+        match self.text {
+            None => w.write_event(Event::Empty(start)),
+            Some(text) => {
+                w.write_event(Event::Start(start))?;
+                w.write_event(Event::Text(BytesText::new(text)))?;
+                w.write_event(Event::End(BytesEnd::new(self.name)))
+            }
+        }
+    }
+}
+
+/// A failed earlier attempt: `<flakyFailure>` when the case passed later, `<rerunFailure>`
+/// when it kept failing. The schema gives these no `time`; the text says which attempt and
+/// how long it took.
+fn rerun<'a>(tag: &'static str, n: usize, total: usize, a: &'a Attempt) -> (Element<'a>, String) {
+    let text = format!("attempt {n} of {total} took {}s", secs(a.duration));
+    (
+        Element::new(tag)
+            .attr("message", a.message.as_str())
+            .attr("type", failure_type(&a.message)),
+        text,
+    )
+}
+
+/// Per-case properties. `<testcase>` has no `<properties>` in the Jenkins xunit schema, so
+/// they go into the suite's, named `<case>.<key>`.
+fn case_properties(r: &CaseResult, conformance: Option<&ConformanceRun>) -> Vec<(String, String)> {
+    let name = case_name(&r.spec.id, &r.spec.suite);
+    let mut props = Vec::new();
     if r.is_flaky() {
-        tc.add_property(("flaky", "true"));
+        props.push((format!("{name}.flaky"), "true".to_string()));
     }
     if let Some(req) = &r.spec.requirement {
-        tc.add_property(("requirement", req.as_str()));
+        props.push((format!("{name}.requirement"), req.clone()));
         if let Some(c) = conformance {
-            tc.add_property(("requirementLevel", c.level_label(req).as_str()));
+            props.push((format!("{name}.requirementLevel"), c.level_label(req)));
         }
     }
-    tc
+    props
 }
 
-/// The JUnit XML document.
-pub fn render(report: &RunReport) -> Result<String, ReportError> {
-    let mut out = Report::new("aiconform");
-    out.set_time(
-        report
-            .results
-            .iter()
-            .map(|r| r.duration)
-            .sum::<std::time::Duration>(),
-    );
-    for (suite, phase, results) in report.by_suite() {
-        let mut ts = TestSuite::new(suite);
-        ts.add_property(("phase", phase.as_str()));
-        ts.add_property(("recipe", report.recipe.as_str()));
-        if let Some(c) = &report.conformance
-            && results.iter().any(|r| r.spec.requirement.is_some())
-        {
-            ts.add_property(("aiConformance", c.version.to_string().as_str()));
+fn write_case(w: &mut Writer<Vec<u8>>, r: &CaseResult) -> std::io::Result<()> {
+    let mut start = BytesStart::new("testcase");
+    start.push_attribute(("name", case_name(&r.spec.id, &r.spec.suite)));
+    start.push_attribute(("classname", r.spec.suite.as_str()));
+    start.push_attribute(("time", secs(r.duration).as_str()));
+    w.write_event(Event::Start(start))?;
+    let total = r.attempts.len();
+    let earlier = r.attempts.iter().take(total.saturating_sub(1)).enumerate();
+    let earlier: Vec<(usize, &Attempt)> = earlier
+        .filter(|(_, a)| a.status == Status::Failed)
+        .map(|(i, a)| (i + 1, a))
+        .collect();
+    match r.status {
+        Status::Passed => {
+            for (n, a) in &earlier {
+                let (el, text) = rerun("flakyFailure", *n, total, a);
+                el.text(&text).write(w)?;
+            }
         }
-        ts.set_time(results.iter().map(|r| r.duration).sum());
-        ts.add_test_cases(
-            results
-                .iter()
-                .map(|r| test_case(r, report.conformance.as_ref())),
-        );
-        out.add_test_suite(ts);
+        Status::Failed => {
+            let last = r.attempts.last().map(|a| a.message.as_str()).unwrap_or("");
+            Element::new("failure")
+                .attr("message", r.message.as_str())
+                .attr("type", failure_type(last))
+                .text(&r.message)
+                .write(w)?;
+            for (n, a) in &earlier {
+                let (el, text) = rerun("rerunFailure", *n, total, a);
+                el.text(&text).write(w)?;
+            }
+        }
+        Status::Skipped => Element::new("skipped")
+            .attr("message", r.message.as_str())
+            .write(w)?,
+        Status::Interrupted => Element::new("skipped")
+            .attr("message", r.message.as_str())
+            .attr("type", "interrupted")
+            .write(w)?,
     }
-    out.to_string().map_err(|e| ReportError::Render {
+    if !r.message.is_empty() {
+        Element::new("system-out").text(&r.message).write(w)?;
+    }
+    w.write_event(Event::End(BytesEnd::new("testcase")))
+}
+
+fn count(results: &[&CaseResult], status: Status) -> String {
+    results
+        .iter()
+        .filter(|r| r.status == status)
+        .count()
+        .to_string()
+}
+
+fn write_suite(
+    w: &mut Writer<Vec<u8>>,
+    report: &RunReport,
+    (suite, phase, results): (&str, crate::runner::Phase, Vec<&CaseResult>),
+) -> std::io::Result<()> {
+    let skipped = results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Skipped | Status::Interrupted))
+        .count();
+    let mut start = BytesStart::new("testsuite");
+    start.push_attribute(("name", suite));
+    start.push_attribute(("tests", results.len().to_string().as_str()));
+    start.push_attribute(("failures", count(&results, Status::Failed).as_str()));
+    start.push_attribute(("errors", "0"));
+    start.push_attribute(("skipped", skipped.to_string().as_str()));
+    let time: std::time::Duration = results.iter().map(|r| r.duration).sum();
+    start.push_attribute(("time", secs(time).as_str()));
+    w.write_event(Event::Start(start))?;
+
+    let mut props = vec![
+        ("phase".to_string(), phase.as_str().to_string()),
+        ("recipe".to_string(), report.recipe.clone()),
+    ];
+    if let Some(c) = &report.conformance
+        && results.iter().any(|r| r.spec.requirement.is_some())
+    {
+        props.push(("aiConformance".to_string(), c.version.to_string()));
+    }
+    for r in &results {
+        props.extend(case_properties(r, report.conformance.as_ref()));
+    }
+    w.write_event(Event::Start(BytesStart::new("properties")))?;
+    for (name, value) in &props {
+        Element::new("property")
+            .attr("name", name.as_str())
+            .attr("value", value.as_str())
+            .write(w)?;
+    }
+    w.write_event(Event::End(BytesEnd::new("properties")))?;
+    for r in &results {
+        write_case(w, r)?;
+    }
+    w.write_event(Event::End(BytesEnd::new("testsuite")))
+}
+
+/// The JUnit XML document, valid against the Jenkins xunit plugin's `junit-10.xsd`.
+pub fn render(report: &RunReport) -> Result<String, ReportError> {
+    let render = || -> std::io::Result<Vec<u8>> {
+        let mut w = Writer::new_with_indent(Vec::new(), b' ', 4);
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        let all: Vec<&CaseResult> = report.results.iter().collect();
+        let mut start = BytesStart::new("testsuites");
+        start.push_attribute(("name", "aiconform"));
+        start.push_attribute(("tests", all.len().to_string().as_str()));
+        start.push_attribute(("failures", count(&all, Status::Failed).as_str()));
+        start.push_attribute(("errors", "0"));
+        let time: std::time::Duration = all.iter().map(|r| r.duration).sum();
+        start.push_attribute(("time", secs(time).as_str()));
+        w.write_event(Event::Start(start))?;
+        for suite in report.by_suite() {
+            write_suite(&mut w, report, suite)?;
+        }
+        w.write_event(Event::End(BytesEnd::new("testsuites")))?;
+        Ok(w.into_inner())
+    };
+    let bytes = render().map_err(|e| ReportError::Render {
         what: "JUnit",
         message: e.to_string(),
-    })
+    })?;
+    let mut xml = String::from_utf8(bytes).map_err(|e| ReportError::Render {
+        what: "JUnit",
+        message: e.to_string(),
+    })?;
+    xml.push('\n');
+    Ok(xml)
 }
