@@ -41,6 +41,7 @@ fn recipe(constraints: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// `validate` with its reports in a directory of their own beside the recipe.
 fn validate(recipe: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
     Command::cargo_bin("aiconform")
         .unwrap()
@@ -49,8 +50,39 @@ fn validate(recipe: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
         .arg(recipe)
         .arg("--snapshot")
         .arg(snapshot_fixture())
+        .arg("--report-dir")
+        .arg(recipe.with_file_name("reports"))
         .args(extra)
         .assert()
+}
+
+/// Readiness against a snapshot file needs no cluster and writes the same reports as a run:
+/// one JUnit case per constraint, with the table's verdicts.
+#[test]
+fn readiness_from_a_snapshot_writes_reports() {
+    let (d, r) = recipe(&[
+        ("OS.kernel.release", ">= 6.8.0-1010"),
+        ("OS.release.ID", "ubuntu"),
+    ]);
+    validate(&r, &[])
+        .code(1)
+        .stderr(contains("reports: "))
+        .stdout(contains("1 passed, 1 failed"));
+    let reports = d.path().join("reports");
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuites name="aiconform" tests="2" failures="1""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testcase name="OS.kernel.release" classname="readiness""#),
+        "{junit}"
+    );
+    assert!(junit.contains("node/gpu-b (nodeInfo)"), "{junit}");
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("ctrf.json")).unwrap()).unwrap();
+    assert_eq!(ctrf["results"]["summary"]["failed"], 1, "{ctrf}");
+    assert_eq!(ctrf["results"]["summary"]["passed"], 1, "{ctrf}");
 }
 
 #[test]
@@ -169,6 +201,8 @@ fn bad_inputs_exit_two_with_the_file_named() {
         .arg(&r)
         .arg("--snapshot")
         .arg(&r)
+        .arg("--report-dir")
+        .arg(r.with_file_name("reports"))
         .assert()
         .code(2)
         .stderr(contains("snapshot"));

@@ -190,6 +190,8 @@ async fn snapshot_with_agents_then_readiness() {
             .arg(&p)
             .arg("--snapshot")
             .arg(&o)
+            .arg("--report-dir")
+            .arg(o.with_file_name("reports-pass"))
             .assert()
             .code(0)
             .stdout(contains("9 passed, 0 failed, 0 missing"));
@@ -211,6 +213,8 @@ async fn snapshot_with_agents_then_readiness() {
             .arg(&fail)
             .arg("--snapshot")
             .arg(&out)
+            .arg("--report-dir")
+            .arg(out.with_file_name("reports-fail"))
             .assert()
             .code(1)
             .stdout(contains("1 passed, 1 failed, 0 missing"));

@@ -91,6 +91,8 @@ fn three_thousand_node_snapshot_round_trips() {
             .arg(recipe)
             .arg("--snapshot")
             .arg(&file)
+            .arg("--report-dir")
+            .arg(dir.path().join("reports"))
             .assert()
             .code(code);
     }
@@ -124,6 +126,8 @@ fn three_thousand_node_snapshot_round_trips() {
         .arg("--recipe")
         .arg(&holds)
         .args(["--snapshot", "cm://default/scale-snapshot"])
+        .arg("--report-dir")
+        .arg(dir.path().join("reports"))
         .assert()
         .code(0);
 }

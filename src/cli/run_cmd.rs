@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 
 use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
 use aiconform::recipe::Recipe;
-use aiconform::runner::{self, Phase, Plan, RunEnv, RunOptions, Runner, Selection, SuiteSet};
+use aiconform::runner::{
+    self, Phase, Plan, RunEnv, RunOptions, RunReport, Runner, Selection, SuiteSet,
+};
 use aiconform::snapshot::{self, Location};
 
 use aiconform::conformance::mapping::select_version;
@@ -448,6 +450,57 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         eprintln!("interrupted: partial reports written; unfinished cases are marked interrupted");
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// The readiness phase against a snapshot, without a cluster: the same plan, cases and
+/// reports as `run --phase readiness`, the runner's per-case lines kept off the terminal
+/// (the caller prints the readiness table). Writes the reports to `--report-dir`.
+pub fn readiness_reports(
+    recipe: Recipe,
+    snapshot: aiconform::snapshot::model::Snapshot,
+    select: SelectArgs,
+    exec: &ExecArgs,
+) -> Result<RunReport> {
+    let job = Job {
+        recipe,
+        phases: vec![Phase::Readiness],
+        select,
+        exec: exec.clone(),
+        target: Target::Kubeconfig(None),
+        bundle: None,
+        snapshot: None,
+        list: false,
+    };
+    let plan = make_plan(&job)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let console = tempfile::NamedTempFile::new().context("cannot create a temp file")?;
+    let env = RunEnv {
+        client: None,
+        recipe: Arc::new(job.recipe),
+        snapshot: Some(Arc::new(snapshot)),
+        resolver: runner::default_resolver(),
+    };
+    let opts = RunOptions {
+        parallel: usize::from(exec.parallel),
+        handle_ctrl_c: true,
+        console_log: Some(console.path().display().to_string()),
+        ..RunOptions::default()
+    };
+    let report = Runner::new(rt.handle().clone(), env, opts).execute(&plan);
+    let written = aiconform::report::write_all(&exec.report_dir, &report)?;
+    eprintln!(
+        "reports: {}",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(report)
 }
 
 /// What an attestation records beyond the reports: the recipe, a snapshot (the run's, else

@@ -8,8 +8,9 @@ use aiconform::runner::Phase as RunnerPhase;
 
 use super::run_cmd::{ExecArgs, Job, SelectArgs, Target};
 
-/// Validation phases. Readiness alone prints the constraint table; any other phase runs the
-/// suites through the test runner (as `aiconform run` does) and writes reports.
+/// Validation phases. Readiness alone prints the constraint table and writes the readiness
+/// reports; any other phase runs the suites through the test runner against the cluster (as
+/// `aiconform run` does) and writes reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Phase {
     /// Recipe constraints against a snapshot
@@ -57,8 +58,9 @@ pub struct Args {
     /// Snapshot: a file, or cm://NAMESPACE/NAME
     #[arg(long, value_name = "SNAPSHOT")]
     snapshot: Option<String>,
-    /// Which checks to run (repeatable). Readiness alone prints the constraint table; other
-    /// phases run the suites against the cluster of --kubeconfig and write reports
+    /// Which checks to run (repeatable). Readiness alone prints the constraint table, needs no
+    /// cluster, and writes the readiness reports to --report-dir; other phases run the suites
+    /// against the cluster of --kubeconfig
     #[arg(long, value_enum, default_values_t = [Phase::Readiness])]
     phase: Vec<Phase>,
     /// Result format on stdout
@@ -95,6 +97,7 @@ fn validate(args: Args) -> Result<ExitCode> {
     let recipe = aiconform::recipe::load_recipe_file(&args.recipe)?;
     let snap = super::snapshot_arg::load(snapshot_arg, args.kubeconfig.as_deref())?;
     let report = readiness::evaluate_snapshot(&recipe.constraints, &snap);
+    let run = super::run_cmd::readiness_reports(recipe.clone(), snap, args.select, &args.exec)?;
     match args.output {
         OutputFormat::Table => {
             if report.results.is_empty() {
@@ -111,7 +114,10 @@ fn validate(args: Args) -> Result<ExitCode> {
             println!("{text}");
         }
     }
-    Ok(if report.passed() {
+    if run.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if report.passed() && run.exit_code() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

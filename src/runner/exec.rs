@@ -58,8 +58,9 @@ pub struct RunOptions {
     /// `--ignored` / `--include-ignored` (the cargo test harness uses this for cluster phases);
     /// cases it does not run are left out of the report.
     pub ignored_phases: Vec<super::case::Phase>,
-    /// Write libtest-mimic's per-case progress to this file instead of stdout. In-process
-    /// tests use it so their own test output carries no nested `test result:` lines.
+    /// Write libtest-mimic's per-case progress to this file instead of stdout, and print no
+    /// phase headers or summary. In-process tests use it so their own test output carries no
+    /// nested `test result:` lines; `validate` so stdout holds only its table or JSON.
     pub console_log: Option<String>,
     /// The AI conformance checklist cases report against. A case whose requirement the
     /// checklist does not list, or that the user declared not applicable, is reported
@@ -192,8 +193,9 @@ impl Runner {
             })
         });
         let args = self.args();
-        // `--list` output is parsed by tools (cargo nextest): print nothing of our own.
-        let chatty = !args.list;
+        // `--list` output is parsed by tools (cargo nextest): print nothing of our own; with
+        // the per-case lines going to a file, neither do the phase headers and summary.
+        let chatty = !args.list && self.opts.console_log.is_none();
         let mut results: Vec<CaseResult> = Vec::new();
         let mut gate: Option<String> = None;
         for phase in plan.phases() {
