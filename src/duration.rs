@@ -46,13 +46,14 @@ pub fn format(d: Duration) -> String {
         return format!("{:.1}s", d.as_secs_f64());
     }
     let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
+    if s == 0 {
+        return "0s".to_string();
     }
+    [(s / 3600, "h"), ((s % 3600) / 60, "m"), (s % 60, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -66,5 +67,9 @@ mod tests {
         assert_eq!(parse("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse("2").unwrap_err().contains("no unit"));
         assert_eq!(format(parse("150s").unwrap()), "2m30s");
+        assert_eq!(format(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format(Duration::from_secs(3720)), "1h2m");
+        assert_eq!(format(Duration::from_secs(3601)), "1h1s");
+        assert_eq!(format(Duration::ZERO), "0s");
     }
 }

@@ -641,7 +641,7 @@ async fn agent_report_in_termination_message_or_configmap() {
     let client = aiconform::cluster::connect(Some(&cluster.kubeconfig))
         .await
         .unwrap();
-    let ns = format!("agent-transport-{}", snapshot::job::random_suffix());
+    let ns = format!("agent-transport-{}", aiconform::name::random_suffix(6));
     let namespaces = Api::<Namespace>::all(client.clone());
     namespaces
         .create(

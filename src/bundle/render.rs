@@ -14,7 +14,7 @@ use super::model::{
 use super::placement::{self, Injection};
 use super::scripts::{self, ScriptContext};
 use super::{Bundle, BundleFile, BundleOptions, Deployer, argocd, manifests, readme};
-use crate::recipe::catalog::is_dns_label;
+use crate::name::is_dns_label;
 use crate::recipe::model::{Component, ComponentType, HealthCheck, Recipe};
 
 pub const CHECKSUMS_FILE: &str = "checksums.sha256";

@@ -143,7 +143,9 @@ async fn run_async(args: Args, dir: &Path) -> Result<ExitCode> {
                 let status = match &result.outcome {
                     Outcome::Healthy => format!(
                         "healthy in {}",
-                        deploy::human_duration(result.elapsed.max(Duration::from_secs(1)))
+                        aiconform::duration::format(Duration::from_secs(
+                            result.elapsed.as_secs().max(1)
+                        ))
                     ),
                     Outcome::Failed(why) => format!("FAILED: {why}"),
                     Outcome::Skipped(why) => format!("skipped: {why}"),

@@ -223,7 +223,7 @@ impl KindCluster {
         }
         let dir = tempfile::tempdir().context("cannot create a temp dir")?;
         let kubeconfig = dir.path().join("kubeconfig");
-        let name = format!("aiconform-{}", runner::namespace::random_suffix(6));
+        let name = format!("aiconform-{}", aiconform::name::random_suffix(6));
         eprintln!("creating kind cluster {name} ...");
         let status = Command::new(kind)
             .args([

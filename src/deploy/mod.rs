@@ -182,26 +182,6 @@ pub fn apply_order(objects: Vec<ManifestObject>) -> (Vec<ManifestObject>, Vec<Ma
     (ns, rest)
 }
 
-/// `45s`, `5m`, `5m30s`, `1h2m`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 120 {
-        return format!("{s}s");
-    }
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
-
 fn describe(c: &BundleComponent) -> String {
     match c.component_type {
         ComponentType::Helm => format!(
@@ -440,7 +420,7 @@ async fn apply_object(ctx: &Ctx<'_>, o: &ManifestObject, default_ns: &str) -> Re
                 return Err(format!(
                     "applying {}: no answer before the {} timeout",
                     o.describe(),
-                    human_duration(ctx.opts.timeout)
+                    crate::duration::format(ctx.opts.timeout)
                 ));
             }
         };
@@ -537,7 +517,7 @@ where
             };
             Err(format!(
                 "{label}: {detail} after {}",
-                human_duration(ctx.opts.timeout)
+                crate::duration::format(ctx.opts.timeout)
             ))
         }
     }
@@ -759,14 +739,6 @@ mod tests {
         let names = |v: &[ManifestObject]| v.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&first), ["ns1", "widgets.demo"]);
         assert_eq!(names(&rest), ["w", "c"]);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(Duration::from_secs(60)), "60s");
-        assert_eq!(human_duration(Duration::from_secs(300)), "5m");
-        assert_eq!(human_duration(Duration::from_secs(330)), "5m30s");
-        assert_eq!(human_duration(Duration::from_secs(3720)), "1h2m");
     }
 
     #[test]

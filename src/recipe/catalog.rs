@@ -26,17 +26,6 @@ pub struct Catalog {
     pub values: BTreeMap<String, serde_json::Value>,
 }
 
-/// DNS-1123 label: what Kubernetes accepts for names, and safe as a directory name.
-pub fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
 fn is_yaml(rel: &str) -> bool {
     rel.ends_with(".yaml") || rel.ends_with(".yml")
 }
@@ -188,7 +177,7 @@ fn parse_overlay(src: &SourceFile) -> Result<LoadedOverlay> {
             file.kind
         )));
     }
-    if !is_dns_label(&file.name) {
+    if !crate::name::is_dns_label(&file.name) {
         return Err(invalid(format!(
             "overlay name `{}` must be lowercase letters, digits and '-' (at most 63)",
             file.name
@@ -203,7 +192,7 @@ fn parse_overlay(src: &SourceFile) -> Result<LoadedOverlay> {
         })?;
     let mut seen = BTreeSet::new();
     for c in &file.component_refs {
-        if !is_dns_label(&c.name) {
+        if !crate::name::is_dns_label(&c.name) {
             return Err(invalid(format!(
                 "component name `{}` must be lowercase letters, digits and '-' (at most 63)",
                 c.name
@@ -236,18 +225,4 @@ fn parse_overlay(src: &SourceFile) -> Result<LoadedOverlay> {
         origin: src.origin.clone(),
         criteria,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dns_labels() {
-        assert!(is_dns_label("gpu-operator"));
-        assert!(is_dns_label("a1"));
-        for bad in ["", "-a", "a-", "A", "a/b", "..", "a_b", &"x".repeat(64)] {
-            assert!(!is_dns_label(bad), "{bad}");
-        }
-    }
 }

@@ -133,7 +133,7 @@ impl Runner {
     /// must be called outside of it (trials block on it).
     pub fn new(handle: Handle, env: RunEnv, opts: RunOptions) -> Self {
         let (cancel_tx, cancel) = watch::channel(false);
-        let run_id = format!("{}-{}", now_ms(), namespace::random_suffix(6));
+        let run_id = format!("{}-{}", now_ms(), crate::name::random_suffix(6));
         Runner {
             handle,
             shared: Arc::new(Shared {

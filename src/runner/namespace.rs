@@ -2,7 +2,6 @@
 //! swept by label at the end of a run as a safety net.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
@@ -17,29 +16,6 @@ pub const RUN_LABEL: &str = "aiconform.dev/run";
 /// The case id (label-safe) a namespace belongs to.
 pub const CASE_LABEL: &str = "aiconform.dev/case";
 
-/// A short random lowercase alphanumeric string.
-pub fn random_suffix(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(len);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    let mut x = h.finish();
-    for _ in 0..len {
-        out.push(ALPHABET[(x % ALPHABET.len() as u64) as usize] as char);
-        x /= ALPHABET.len() as u64;
-        if x == 0 {
-            h.write_u64(0x9e37_79b9_7f4a_7c15);
-            x = h.finish();
-        }
-    }
-    out
-}
-
 /// Create `aiconform-<case>-<random>` labelled with the run and case.
 pub async fn create(
     client: &Client,
@@ -49,7 +25,7 @@ pub async fn create(
 ) -> Result<String, kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
     let leaf = case_id.rsplit('/').next().unwrap_or(case_name);
-    let name = namespace_name(leaf, &random_suffix(5));
+    let name = namespace_name(leaf, &crate::name::random_suffix(5));
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (RUN_LABEL.to_string(), label_value(run_id)),

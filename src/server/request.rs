@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, allowed_values};
+use crate::name::is_dns_label;
 use crate::output::Format;
-use crate::recipe::catalog::is_dns_label;
 use crate::recipe::criteria::{Criteria, Dimension};
 use crate::recipe::model::Recipe;
 use crate::recipe::overlay::API_VERSION;

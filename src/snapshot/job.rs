@@ -30,7 +30,6 @@
 //! by `activeDeadlineSeconds`.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -213,27 +212,6 @@ pub fn placement_problem(target: &AgentTarget, opts: &AgentJobOptions) -> Option
         return Some("no allocatable nvidia.com/gpu and --require-gpu is set".into());
     }
     None
-}
-
-/// Six lowercase alphanumerics from the std random hasher seed, time and pid.
-pub fn random_suffix() -> String {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    let mut n = h.finish();
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..6)
-        .map(|_| {
-            let c = ALPHABET[(n % 36) as usize] as char;
-            n /= 36;
-            c
-        })
-        .collect()
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, SnapshotError> {
@@ -684,24 +662,6 @@ fn fatal_waiting(pod: &Pod) -> Option<String> {
     })
 }
 
-/// Phase and waiting reason, for the timeout message.
-fn pod_state(pod: &Pod) -> String {
-    let status = pod.status.as_ref();
-    let phase = status
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_else(|| "Pending".into());
-    let waiting = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.waiting.as_ref())
-        .and_then(|w| w.reason.clone());
-    match waiting {
-        Some(w) => format!("{phase}, {w}"),
-        None => phase,
-    }
-}
-
 /// Run the agent on every target and always remove the namespace afterwards. Targets the
 /// agent cannot be placed on are reported as unavailable without creating a pod.
 pub async fn run_agents(
@@ -720,7 +680,7 @@ pub async fn run_agents(
             None => run.push(&t.node),
         }
     }
-    let namespace = format!("{NAMESPACE_PREFIX}{}", random_suffix());
+    let namespace = format!("{NAMESPACE_PREFIX}{}", crate::name::random_suffix(6));
     if run.is_empty() {
         return Ok(AgentRun {
             outcomes,
@@ -975,7 +935,7 @@ async fn run_in_namespace(
                 if done.contains_key(&i) || exited.contains_key(&i) {
                     continue;
                 }
-                last_state.insert(i, pod_state(&pod));
+                last_state.insert(i, crate::pod::pod_state(&pod));
                 match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
                     Some("Failed") => {
                         done.insert(
@@ -1233,7 +1193,7 @@ mod tests {
                 .unwrap()
                 .contains("InvalidImageName: bad ref")
         );
-        assert_eq!(pod_state(&waiting), "Pending, InvalidImageName");
+        assert_eq!(crate::pod::pod_state(&waiting), "Pending (InvalidImageName)");
     }
 
     #[test]
@@ -1271,16 +1231,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn namespace_suffix() {
-        let s = random_suffix();
-        assert_eq!(s.len(), 6);
-        assert!(
-            s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        );
     }
 
     #[test]

@@ -77,10 +77,6 @@ pub enum Location {
     ConfigMap { namespace: String, name: String },
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(crate::recipe::catalog::is_dns_label)
-}
-
 impl Location {
     /// `-`, `cm://namespace/name`, or a file path.
     pub fn parse(text: &str) -> Result<Location, SnapshotError> {
@@ -95,12 +91,12 @@ impl Location {
             let (ns, name) = rest
                 .split_once('/')
                 .ok_or_else(|| err("expected cm://NAMESPACE/NAME"))?;
-            if !crate::recipe::catalog::is_dns_label(ns) {
+            if !crate::name::is_dns_label(ns) {
                 return Err(err(
                     "the namespace must be a DNS label (lowercase letters, digits, `-`)",
                 ));
             }
-            if !is_dns_subdomain(name) {
+            if !crate::name::is_dns_subdomain(name) {
                 return Err(err(
                     "the ConfigMap name must be a DNS subdomain (lowercase letters, digits, `-`, `.`)",
                 ));

@@ -166,26 +166,7 @@ pub fn gpu_nodes(nodes: &[Node]) -> Vec<&Node> {
         .collect()
 }
 
-/// Pod phase summary for messages: `Pending (Unschedulable: 0/3 nodes ...)`.
-pub fn pod_state(pod: &Pod) -> String {
-    let Some(status) = pod.status.as_ref() else {
-        return "no status".to_string();
-    };
-    let phase = status.phase.clone().unwrap_or_else(|| "Unknown".into());
-    let sched = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled" && c.status != "True");
-    match sched {
-        Some(c) => format!(
-            "{phase} ({}: {})",
-            c.reason.as_deref().unwrap_or("-"),
-            c.message.as_deref().unwrap_or("")
-        ),
-        None => phase,
-    }
-}
+pub use crate::pod::pod_state;
 
 pub fn pod_running_or_done(pod: &Pod) -> Result<String, String> {
     match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
