@@ -697,7 +697,7 @@ fn fixture_snapshot() -> aiconform::snapshot::model::Snapshot {
 
 #[test]
 fn criteria_are_derived_from_a_snapshot() {
-    use aiconform::recipe::snapshot::{criteria_of, derive_criteria};
+    use aiconform::readiness::fit::{criteria_of, derive_criteria};
     let derived = derive_criteria(&fixture_snapshot());
     let c = criteria_of(&derived);
     assert_eq!(
@@ -730,7 +730,7 @@ fn criteria_are_derived_from_a_snapshot() {
 
 #[test]
 fn overlays_contradicted_by_the_snapshot_are_excluded_with_descendants() {
-    use aiconform::recipe::snapshot::adjustments;
+    use aiconform::readiness::fit::adjustments;
     let catalog = catalog();
     let c = criteria("eks", "h100", "ubuntu", "training", "any");
     let snap = fixture_snapshot();

@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-/// Largest manifest file accepted.
-pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
+pub use crate::recipe::manifest_files::MAX_MANIFEST_BYTES;
 
 /// One object of a manifest file.
 #[derive(Debug, Clone, PartialEq)]

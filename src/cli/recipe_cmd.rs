@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use aiconform::output::{Format, write_target};
-use aiconform::recipe::snapshot as from_snapshot;
+use aiconform::readiness::fit as from_snapshot;
 use aiconform::recipe::{Adjustments, compose_with, overrides, query};
 
 use super::criteria_args::{CriteriaArgs, SetArgs, report_overrides};

@@ -1,7 +1,7 @@
 //! Readiness: recipe constraints evaluated against a snapshot.
 //!
 //! A constraint names a measurement path (`K8s.server.version`, `OS.kernel.release`, …; see
-//! [`crate::snapshot::measure`]) and an expression ([`expr`]). Node-level measurements carry
+//! [`crate::snapshot::measure`]) and an expression ([`crate::expr`]). Node-level measurements carry
 //! one value per node: a constraint passes only when **every** value satisfies it, so one
 //! node on an old kernel fails the whole constraint. A node expected to report a path but
 //! lacking it (its agent failed, so no `OS.sysctl.*`) makes the constraint `missing`;
@@ -9,13 +9,13 @@
 //! `missing` too, which fails readiness like a mismatch does. See
 //! [`crate::snapshot::measure`] for the paths.
 
-pub mod expr;
-pub mod version;
+pub mod fit;
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::expr;
 use crate::recipe::model::Constraint;
 use crate::snapshot::Snapshot;
 use crate::snapshot::measure::{self, Measured, Measurements};

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::readiness::expr::{Clause, Expr};
+use crate::expr::{Clause, Expr};
 
 /// One selection dimension. The declaration order is the specificity order: an overlay that
 /// pins a later dimension is more specific and is applied later (so it wins).

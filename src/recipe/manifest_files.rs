@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bundle::manifests::MAX_MANIFEST_BYTES;
 use crate::recipe::model::Recipe;
+
+/// Largest manifest file accepted, in a recipe and in a bundle.
+pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
 
 /// The YAML files of `dir`, recursively, sorted by their path below `dir`.
 fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -17,7 +17,6 @@ pub mod overrides;
 pub mod query;
 pub mod resolve;
 pub mod set;
-pub mod snapshot;
 pub mod source;
 
 pub use catalog::Catalog;

@@ -20,7 +20,7 @@ use super::model::{
     AgentOutcome, ClusterFacts, DeviceClassFacts, GpuLabels, HelmRelease, NodeFacts, NodeInfo,
     OperatorFacts, ResourceSliceFacts, ServerVersion, Taint,
 };
-use crate::readiness::version::Version;
+use crate::version::Version;
 
 /// An operator aiconform recognizes, with the names it is found by.
 pub struct KnownOperator {

@@ -1193,7 +1193,10 @@ mod tests {
                 .unwrap()
                 .contains("InvalidImageName: bad ref")
         );
-        assert_eq!(crate::pod::pod_state(&waiting), "Pending (InvalidImageName)");
+        assert_eq!(
+            crate::pod::pod_state(&waiting),
+            "Pending (InvalidImageName)"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Grammar (whitespace around tokens is ignored):
 //! - `VALUE`: a bare value. When both it and the measured value are versions (see
-//!   [`super::version`]) the measured version must start with the given parts: `1.34` matches
+//!   [`crate::version`]) the measured version must start with the given parts: `1.34` matches
 //!   `v1.34.2-eks-abc`, `580.95.05` matches `580.95.5`. Otherwise strings are compared ignoring
 //!   case and treating ` `, `-` and `_` alike (`NVIDIA-H100-80GB-HBM3` matches
 //!   `NVIDIA H100 80GB HBM3`); `*` matches any run of characters.
@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use super::version::Version;
+use crate::version::Version;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use super::catalog::Catalog;
-use super::criteria::{Criteria, Dimension};
-use super::error::Result;
-use super::model::{Constraint, ExcludedOverlay};
-use super::resolve::{Adjustments, applicable_overlays};
 use crate::readiness::{self, Status};
+use crate::recipe::catalog::Catalog;
+use crate::recipe::criteria::{Criteria, Dimension};
+use crate::recipe::error::Result;
+use crate::recipe::model::{Constraint, ExcludedOverlay};
+use crate::recipe::resolve::{Adjustments, applicable_overlays};
 use crate::snapshot::measure::{self, Measurements};
 use crate::snapshot::model::Snapshot;
 
