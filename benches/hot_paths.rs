@@ -71,9 +71,7 @@ fn reports_10k(c: &mut Criterion) {
     group.bench_function("ctrf", |b| {
         b.iter(|| report::ctrf::render(black_box(&run)).expect("ctrf"))
     });
-    group.bench_function("html", |b| {
-        b.iter(|| report::perf::render_html(black_box(&run)))
-    });
+    group.bench_function("html", |b| b.iter(|| report::html::render(black_box(&run))));
     group.bench_function("write-all", |b| {
         b.iter_batched(
             || tempfile::tempdir().expect("tempdir"),

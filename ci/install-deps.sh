@@ -10,8 +10,11 @@ for pkg in containerd runc containernetworking-plugins iproute2 iptables; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-# xmllint checks junit.xml against the Jenkins xunit schema (tests/report.rs).
+# xmllint checks junit.xml against the Jenkins xunit schema; headless Chromium and
+# pdftotext read report.html as a browser shows it (tests/report.rs).
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq

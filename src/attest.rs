@@ -38,11 +38,12 @@ pub const RECIPE_FILE: &str = "recipe.yaml";
 pub const SNAPSHOT_FILE: &str = "snapshot.yaml";
 
 /// The report files of a run an attestation covers, as `aiconform run` writes them.
-pub const REPORT_FILES: [&str; 5] = [
+pub const REPORT_FILES: [&str; 6] = [
     crate::report::JUNIT_FILE,
     crate::report::CTRF_FILE,
     crate::report::RESULTS_FILE,
     crate::report::PERF_JSON_FILE,
+    crate::report::REPORT_HTML_FILE,
     crate::report::PERF_HTML_FILE,
 ];
 

@@ -92,7 +92,7 @@ fn report_run_has_every_outcome_and_renders() {
     let ctrf: serde_json::Value =
         serde_json::from_str(&report::ctrf::render(&small).unwrap()).unwrap();
     assert_eq!(ctrf["results"]["tests"].as_array().unwrap().len(), 200);
-    assert!(report::perf::render_html(&small).contains("case-00199"));
+    assert!(report::html::render(&small).contains("case-00199"));
 }
 
 #[test]

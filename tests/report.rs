@@ -453,6 +453,7 @@ fn write_all_creates_the_directory_and_every_file() {
             "ctrf.json",
             "results.json",
             "performance.json",
+            "report.html",
             "performance.html"
         ]
     );
@@ -460,8 +461,10 @@ fn write_all_creates_the_directory_and_every_file() {
         serde_json::from_str(&std::fs::read_to_string(out.join("performance.json")).unwrap())
             .unwrap();
     assert_eq!(perf, synthetic().metrics, "performance.json round-trips");
-    let html = std::fs::read_to_string(out.join("performance.html")).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("floor 420"));
+    let old = std::fs::read_to_string(out.join("performance.html")).unwrap();
+    assert!(old.contains("url=report.html#performance"), "{old}");
     // A file where the directory should be: a clear error, no panic.
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();
@@ -469,4 +472,91 @@ fn write_all_creates_the_directory_and_every_file() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--report-dir"), "{e}");
+}
+
+/// The first of `names` on PATH.
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// What a reader of `report.html` sees: the page printed by headless Chromium (Debian's
+/// package), its text extracted with pdftotext. Without both the test says it did not run,
+/// and fails under `AICONFORM_REQUIRE_CLUSTER=1` (ci/test installs them).
+#[test]
+fn report_html_reads_in_a_browser() {
+    let tools = (
+        on_path(&["chromium", "chromium-browser", "google-chrome"]),
+        on_path(&["pdftotext"]),
+    );
+    let (Some(chromium), Some(pdftotext)) = tools else {
+        let reason = "chromium or pdftotext not on PATH; install chromium and poppler-utils";
+        if std::env::var("AICONFORM_REQUIRE_CLUSTER").is_ok_and(|v| v == "1") {
+            panic!("{reason}");
+        }
+        eprintln!("SKIP report_html_reads_in_a_browser: {reason}");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = synthetic();
+    report::write_all(dir.path(), &report).unwrap();
+    let pdf = dir.path().join("report.pdf");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!(
+            "file://{}",
+            dir.path().join("report.html").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(pdf.is_file(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::process::Command::new(pdftotext)
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    // Lines wrap where the page is narrow: compare with whitespace collapsed.
+    let text = String::from_utf8(text.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let seen = |s: &str| assert!(text.contains(s), "`{s}` not on the page:\n{text}");
+    seen("aiconform report");
+    assert!(report.interrupted);
+    seen(&format!("Run interrupted: {}", report.summary()));
+    // Every section the run has, in order.
+    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("no `{s}`:\n{text}"));
+    let order = [
+        "Phase Cases Passed Failed Skipped Time",
+        "CNCF AI conformance 1.34",
+        "Constraint Outcome Detail",
+        "Deployment health Component Outcome Detail",
+        "all_reduce_perf busbw out-of-place",
+        "Every case Case Outcome Time",
+    ];
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+    seen("gang_scheduling");
+    // Escaped text reads as written, not as markup.
+    seen("DaemonSet gpu-operator/nvidia-driver <not ready>: 1/2 & \"rolling\"");
+    assert!(!text.contains("&lt;") && !text.contains("&amp;"), "{text}");
+    // The NCCL plot is drawn, with its floor.
+    seen("floor 420");
+    // Evidence is collapsed: its summary shows, its items do not.
+    seen("2 attempts");
+    assert!(!text.contains("attempt 1 failed after"), "{text}");
 }

@@ -307,12 +307,7 @@ fn readiness_run_exit_codes_and_reports() {
     let ctrf: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reports.join("ctrf.json")).unwrap()).unwrap();
     assert_eq!(ctrf["results"]["summary"]["failed"], 1);
-    for f in [
-        "junit.xml",
-        "ctrf.json",
-        "performance.json",
-        "performance.html",
-    ] {
+    for f in ["junit.xml", "ctrf.json", "performance.json", "report.html"] {
         let text = std::fs::read_to_string(reports.join(f)).unwrap();
         assert!(!text.contains("s3cr3t"), "{f} leaks a component value");
     }

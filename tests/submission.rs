@@ -346,7 +346,7 @@ fn html_overview_has_one_row_per_requirement() {
         Some("robust-controller"),
         &["conformance/virtualized-accelerator"],
     );
-    let html = report::perf::render_html(&report);
+    let html = report::html::render(&report);
     let rows: Vec<&str> = html
         .lines()
         .filter(|l| l.starts_with("<tr data-requirement="))
@@ -1016,7 +1016,7 @@ fn attested_run_verifies_and_a_tampered_report_or_status_is_named() {
         .code(0)
         .stdout(contains("signature valid for"))
         .stdout(contains(
-            "cluster 0f9a6c2e-kube-system, checklist 1.37; 7 files",
+            "cluster 0f9a6c2e-kube-system, checklist 1.37; 8 files",
         ))
         .stdout(contains("OK: verified"));
     evidence_verify(&report_dir, None)

@@ -55,7 +55,7 @@ pub struct ExecArgs {
     /// Cases run at the same time within a phase
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
-    /// Directory for junit.xml, ctrf.json, performance.json and performance.html
+    /// Directory for junit.xml, ctrf.json, results.json, performance.json and report.html
     #[arg(long, value_name = "DIR", default_value = "aiconform-report")]
     pub report_dir: PathBuf,
     /// Run later phases even when readiness or deployment failed

@@ -1,13 +1,15 @@
 //! Reports of a run, written to `--report-dir`: JUnit XML (`junit.xml`), CTRF JSON
-//! (`ctrf.json`), the run record (`results.json`, read back by `aiconform submission`) and
-//! the performance report (`performance.json`, `performance.html` with the conformance
-//! overview).
+//! (`ctrf.json`), the run record (`results.json`, read back by `aiconform submission`), the
+//! performance data (`performance.json`) and the whole run on one page (`report.html`;
+//! `performance.html` points to its performance section).
 //!
 //! Renderers are pure functions of a [`RunReport`]; [`write_all`] is the only I/O. Reports
 //! carry case ids, statuses, durations and messages — never recipe component values.
 
 pub mod ctrf;
+pub mod html;
 pub mod junit;
+pub mod markup;
 pub mod overview;
 pub mod perf;
 pub mod results;
@@ -20,6 +22,8 @@ pub const JUNIT_FILE: &str = "junit.xml";
 pub const CTRF_FILE: &str = "ctrf.json";
 pub const RESULTS_FILE: &str = "results.json";
 pub const PERF_JSON_FILE: &str = "performance.json";
+pub const REPORT_HTML_FILE: &str = "report.html";
+/// Kept for links to it: points to `report.html#performance`.
 pub const PERF_HTML_FILE: &str = "performance.html";
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +45,8 @@ pub fn render_all(report: &RunReport) -> Result<Vec<(&'static str, String)>, Rep
         (CTRF_FILE, ctrf::render(report)?),
         (RESULTS_FILE, results::render(report)?),
         (PERF_JSON_FILE, perf::render_json(&report.metrics)?),
-        (PERF_HTML_FILE, perf::render_html(report)),
+        (REPORT_HTML_FILE, html::render(report)),
+        (PERF_HTML_FILE, html::performance_redirect()),
     ])
 }
 

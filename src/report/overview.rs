@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::perf::escape;
+use super::markup::escape;
 use super::results::RunRecord;
 use crate::conformance::verdict::verdicts;
 use crate::runner::result::RunReport;

@@ -1,13 +1,13 @@
-//! The performance report: `performance.json` (the collected [`MetricsData`]) and
-//! `performance.html`, a self-contained page (inline CSS and SVG, no scripts) with the
-//! measured bus bandwidth against its floor and anchor, one plot per series — e.g. NCCL bus
-//! bandwidth against message size with the floor and anchor lines — and a table of scalar
-//! metrics.
+//! Performance data: `performance.json` (the collected [`MetricsData`]) and the performance
+//! section of `report.html`: the measured bus bandwidth against its floor and anchor, one
+//! inline SVG plot per series (NCCL bus bandwidth against message size with the floor and
+//! anchor lines), and a table of scalar metrics.
 
 use std::fmt::Write as _;
 
 use super::ReportError;
-use crate::runner::case::{MetricsData, Phase, Series};
+use super::markup::escape;
+use crate::runner::case::{MetricsData, Series};
 use crate::runner::result::RunReport;
 
 pub fn render_json(metrics: &MetricsData) -> Result<String, ReportError> {
@@ -17,22 +17,6 @@ pub fn render_json(metrics: &MetricsData) -> Result<String, ReportError> {
             what: "performance JSON",
             message: e.to_string(),
         })
-}
-
-/// Escape text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A number for display: integers without decimals, else up to 2 decimals.
@@ -252,11 +236,6 @@ pub fn svg_plot_with(s: &Series, anchor: Option<f64>) -> String {
     svg
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}\
-table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}\
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
-.passed{color:#1e7e34}.failed{color:#c0392b}.skipped,.interrupted{color:#777}figure{margin:1.5rem 0}";
-
 /// A case's large-message bus bandwidth with the floor and anchor it was judged against.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloorRow {
@@ -333,42 +312,11 @@ fn floors_table(rows: &[FloorRow]) -> String {
     h
 }
 
-/// The self-contained HTML page.
-pub fn render_html(report: &RunReport) -> String {
+/// The performance section of `report.html`: each performance case, the bus bandwidth
+/// against its floor and anchor, one plot per series and the scalar measurements.
+pub fn render_section(report: &RunReport) -> String {
     let m = &report.metrics;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>aiconform performance report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-        escape(&report.recipe)
-    );
-    let _ = writeln!(
-        h,
-        "<h1>Performance report</h1>\n<p>Recipe <code>{}</code>, aiconform {}. Run summary: {}.</p>",
-        escape(&report.recipe),
-        escape(&report.tool_version),
-        escape(&report.summary().to_string())
-    );
-    h.push_str(&super::overview::render_section(report));
-    let perf: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.spec.phase == Phase::Performance)
-        .collect();
-    if !perf.is_empty() {
-        h.push_str("<h2>Performance cases</h2>\n<table>\n<tr><th>Case</th><th>Status</th><th>Message</th></tr>\n");
-        for r in perf {
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                escape(&r.spec.id),
-                r.status.as_str(),
-                r.status.as_str(),
-                escape(&r.message)
-            );
-        }
-        h.push_str("</table>\n");
-    }
+    let mut h = String::from("<section id=\"performance\">\n<h2>Performance</h2>\n");
     let floors = floor_rows(m);
     if !floors.is_empty() {
         h.push_str(&floors_table(&floors));
@@ -407,7 +355,7 @@ pub fn render_html(report: &RunReport) -> String {
         }
         h.push_str("</table>\n");
     }
-    h.push_str("</body>\n</html>\n");
+    h.push_str("</section>\n");
     h
 }
 
@@ -497,34 +445,6 @@ mod tests {
     }
 
     #[test]
-    fn html_is_self_contained() {
-        let mut report = RunReport {
-            recipe: "<r>".into(),
-            ..Default::default()
-        };
-        report.metrics.series.push(series());
-        report
-            .metrics
-            .values
-            .entry("fabric/nccl-all-reduce-bw".into())
-            .or_default()
-            .insert("avgBusBandwidthGBps".into(), 312.456);
-        let h = render_html(&report);
-        assert!(h.contains("<svg"));
-        assert!(h.contains("312.46"));
-        assert!(h.contains("&lt;r&gt;"));
-        for forbidden in ["<script", "http://", "https://", "<link"] {
-            let count = h.matches(forbidden).count();
-            let allowed = if forbidden == "http://" {
-                h.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
-            } else {
-                0
-            };
-            assert_eq!(count, allowed, "{forbidden}");
-        }
-    }
-
-    #[test]
     fn anchor_line_sits_above_the_floor() {
         let svg = svg_plot_with(&series(), Some(478.87));
         assert!(svg.contains("class=\"anchor\"") && svg.contains("anchor 478.87"));
@@ -574,7 +494,7 @@ mod tests {
                 anchor: Some((200.0, true)),
             }]
         );
-        let h = render_html(&report);
+        let h = render_section(&report);
         assert!(h.contains("Bus bandwidth against floor and anchor"));
         assert!(h.contains("<td class=\"num passed\">182.4</td><td class=\"num\">160 (estimate)</td><td class=\"num\">200 (estimate)</td><td class=\"num\">91%</td>"), "{h}");
         // Below the floor the measured cell is marked failed.
@@ -584,8 +504,8 @@ mod tests {
             .get_mut("performance/nccl-all-reduce-bw")
             .expect("case");
         v.insert("largeMessageBusBandwidthGBps".into(), 4.1);
-        assert!(render_html(&report).contains("<td class=\"num failed\">4.1</td>"));
+        assert!(render_section(&report).contains("<td class=\"num failed\">4.1</td>"));
         // No floor data: no table.
-        assert!(!render_html(&RunReport::default()).contains("against floor"));
+        assert!(!render_section(&RunReport::default()).contains("against floor"));
     }
 }
