@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::error::BundleError;
-use super::render::Planned;
+use super::planned::Planned;
 use super::{BundleOptions, RenderedText};
 use crate::recipe::model::{ComponentType, Recipe};
 

@@ -33,6 +33,7 @@ mod model;
 pub mod oci;
 mod options;
 pub mod placement;
+mod planned;
 mod readme;
 mod render;
 mod scripts;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::render::{CHECKSUMS_FILE, Planned, VALUES_FILE};
+use super::planned::{CHECKSUMS_FILE, Planned, VALUES_FILE};
 use super::scripts::sh_quote;
 use super::{BundleOptions, Deployer};
 use crate::recipe::model::{ComponentType, Recipe};

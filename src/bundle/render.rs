@@ -11,16 +11,12 @@ use super::model::{
     BUNDLE_API_VERSION, BUNDLE_FILE, BUNDLE_KIND, BundleComponent, BundleManifest, FileEntry,
     Placement, RecipeRef, recipe_digest, sha256_hex,
 };
-use super::placement::{self, Injection};
+use super::placement;
+use super::planned::{CHECKSUMS_FILE, Planned, README_FILE, RECIPE_FILE, VALUES_FILE};
 use super::scripts::{self, ScriptContext};
 use super::{Bundle, BundleFile, BundleOptions, Deployer, argocd, manifests, readme};
 use crate::name::is_dns_label;
 use crate::recipe::model::{Component, ComponentType, HealthCheck, Recipe};
-
-pub const CHECKSUMS_FILE: &str = "checksums.sha256";
-pub const RECIPE_FILE: &str = "recipe.yaml";
-pub const VALUES_FILE: &str = "values.yaml";
-pub const README_FILE: &str = "README.md";
 
 pub const HEALTH_KINDS: &[&str] = &[
     "Deployment",
@@ -28,20 +24,6 @@ pub const HEALTH_KINDS: &[&str] = &[
     "StatefulSet",
     "CustomResourceDefinition",
 ];
-
-/// A component as laid out in the bundle, with what the README and scripts need to know.
-#[derive(Debug, Clone)]
-pub(crate) struct Planned {
-    pub bc: BundleComponent,
-    /// 1-based position in deployment order.
-    pub index: usize,
-    /// CRDs defined by each manifest, parallel to `bc.manifests`.
-    pub manifest_crds: Vec<Vec<String>>,
-    pub injections: Vec<Injection>,
-    pub overlays: Vec<String>,
-    /// Values given for a component type that takes none.
-    pub ignored_values: bool,
-}
 
 /// Render `recipe` into bundle files.
 pub fn render(recipe: &Recipe, opts: &BundleOptions) -> Result<Bundle, BundleError> {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::render::Planned;
+use super::planned::Planned;
 use crate::recipe::model::ComponentType;
 
 /// Quote for POSIX shells: bare when only safe characters, else single-quoted.
