@@ -15,7 +15,7 @@ use aiconform::recipe::Recipe;
 use aiconform::recipe::model::{Constraint, RecipeMetadata};
 use aiconform::report;
 use aiconform::runner::case::{MetricsData, Series};
-use aiconform::runner::result::Attempt;
+use aiconform::runner::result::{Attempt, Failure};
 use aiconform::runner::{
     CaseResult, CaseSpec, Phase, RunEnv, RunOptions, RunReport, Runner, Selection, Status,
     SuiteSet, plan,
@@ -48,7 +48,12 @@ fn attempt(status: Status, message: &str, ms: u64) -> Attempt {
         status,
         message: message.into(),
         duration: Duration::from_millis(ms),
+        failure: (status == Status::Failed).then_some(Failure::Assertion),
     }
+}
+
+fn timed_out(message: &str, ms: u64) -> Attempt {
+    Attempt::failed(Failure::Timeout, message, Duration::from_millis(ms))
 }
 
 /// A run with one of everything: pass, failure (with XML-hostile text), flaky pass, skip,
@@ -111,8 +116,8 @@ fn synthetic() -> RunReport {
             CaseResult::from_attempts(
                 spec("conformance/dra-support", Phase::Conformance),
                 vec![
-                    attempt(Status::Failed, "timed out after 3m", 180_000),
-                    attempt(Status::Failed, "timed out after 3m", 180_000),
+                    timed_out("timed out after 3m", 180_000),
+                    timed_out("timed out after 3m", 180_000),
                 ],
             ),
             CaseResult::from_attempts(

@@ -15,7 +15,7 @@ use aiconform::recipe::model::Constraint;
 use aiconform::recipe::source::RecipeFiles;
 use aiconform::recipe::{Catalog, Criteria, Dimension, Recipe};
 use aiconform::runner::case::{MetricsData, Series};
-use aiconform::runner::result::Attempt;
+use aiconform::runner::result::{Attempt, Failure};
 use aiconform::runner::{CaseResult, CaseSpec, Phase, RunReport, Status};
 use aiconform::snapshot::Snapshot;
 
@@ -150,6 +150,7 @@ pub fn run_report(cases: usize) -> RunReport {
                 status,
                 message,
                 duration: d,
+                failure: (status == Status::Failed).then_some(Failure::Timeout),
             };
             let attempts = if i % 50 == 0 {
                 vec![

@@ -11,7 +11,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::ReportError;
 use crate::conformance::ConformanceRun;
-use crate::runner::result::{Attempt, CaseResult, RunReport, Status};
+use crate::runner::result::{Attempt, CaseResult, Failure, RunReport, Status};
 
 /// A case's `<testcase name>`: its id without the `suite/` prefix (its suite is the
 /// classname). Evidence links name cases by it (`file://results/junit.xml#gang-scheduling`).
@@ -21,14 +21,9 @@ pub fn case_name<'a>(id: &'a str, suite: &str) -> &'a str {
         .unwrap_or(id)
 }
 
-fn failure_type(message: &str) -> &'static str {
-    if message.starts_with("timed out after") {
-        "timeout"
-    } else if message.starts_with("error:") || message.starts_with("the case panicked") {
-        "error"
-    } else {
-        "assertion"
-    }
+/// The JUnit `type` of a failed attempt: how it failed.
+fn failure_type(a: &Attempt) -> &'static str {
+    a.failure.unwrap_or(Failure::Assertion).as_str()
 }
 
 /// `time` as the schema's SUREFIRE_TIME: seconds with three decimals.
@@ -86,7 +81,7 @@ fn rerun<'a>(tag: &'static str, n: usize, total: usize, a: &'a Attempt) -> (Elem
     (
         Element::new(tag)
             .attr("message", a.message.as_str())
-            .attr("type", failure_type(&a.message)),
+            .attr("type", failure_type(a)),
         text,
     )
 }
@@ -128,10 +123,10 @@ fn write_case(w: &mut Writer<Vec<u8>>, r: &CaseResult) -> std::io::Result<()> {
             }
         }
         Status::Failed => {
-            let last = r.attempts.last().map(|a| a.message.as_str()).unwrap_or("");
+            let kind = r.attempts.last().map_or("assertion", failure_type);
             Element::new("failure")
                 .attr("message", r.message.as_str())
-                .attr("type", failure_type(last))
+                .attr("type", kind)
                 .text(&r.message)
                 .write(w)?;
             for (n, a) in &earlier {

@@ -11,7 +11,7 @@ use super::ReportError;
 use crate::conformance::ConformanceRun;
 use crate::runner::audit::ApiWrite;
 use crate::runner::case::Phase;
-use crate::runner::result::{CaseResult, RunReport, Status};
+use crate::runner::result::{CaseResult, Failure, RunReport, Status};
 
 pub const API_VERSION: &str = "aiconform.dev/v1alpha1";
 pub const KIND: &str = "RunResults";
@@ -77,6 +77,9 @@ pub struct AttemptRecord {
     pub status: Status,
     pub message: String,
     pub duration_seconds: f64,
+    /// How a failed attempt failed: assertion, error, panic or timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
 }
 
 impl CaseRecord {
@@ -104,6 +107,7 @@ impl CaseRecord {
                     status: a.status,
                     message: a.message.clone(),
                     duration_seconds: a.duration.as_secs_f64(),
+                    failure: a.failure,
                 })
                 .collect(),
             api_writes: r.writes.clone(),

@@ -16,7 +16,7 @@ use super::case::{CaseContext, CaseFn, CaseSpec, MetricsSink, Outcome};
 use super::namespace;
 use super::plan::Plan;
 use super::policy;
-use super::result::{Attempt, CaseResult, RunReport, Status};
+use super::result::{Attempt, CaseResult, Failure, RunReport, Status};
 use crate::conformance::ConformanceRun;
 use crate::recipe::Recipe;
 use crate::snapshot::model::Snapshot;
@@ -343,11 +343,7 @@ async fn run_case(shared: Arc<Shared>, spec: Arc<CaseSpec>) -> CaseResult {
         );
         return CaseResult::from_attempts(
             spec,
-            vec![Attempt {
-                status: Status::Failed,
-                message,
-                duration: Duration::ZERO,
-            }],
+            vec![Attempt::failed(Failure::Error, message, Duration::ZERO)],
         );
     };
     let log = AuditLog::default();
@@ -381,20 +377,19 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &Aud
     let mut ns = None;
     if spec.needs_namespace {
         let Some(client) = &shared.env.client else {
-            return Attempt {
-                status: Status::Skipped,
-                message: "no cluster target: this case needs a namespace of its own (--kubeconfig or the embedded cluster)".into(),
-                duration: start.elapsed(),
-            };
+            return Attempt::skipped(
+                "no cluster target: this case needs a namespace of its own (--kubeconfig or the embedded cluster)",
+                start.elapsed(),
+            );
         };
         match namespace::create(client, &shared.run_id, &spec.id, &spec.name).await {
             Ok(n) => ns = Some(n),
             Err(e) => {
-                return Attempt {
-                    status: Status::Failed,
-                    message: format!("cannot create a namespace for the case: {e}"),
-                    duration: start.elapsed(),
-                };
+                return Attempt::failed(
+                    Failure::Error,
+                    format!("cannot create a namespace for the case: {e}"),
+                    start.elapsed(),
+                );
             }
         }
     }
@@ -417,22 +412,28 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &Aud
             std::future::pending::<()>().await;
         }
     };
-    let (status, message) = tokio::select! {
+    let mut attempt = tokio::select! {
         r = tokio::time::timeout(spec.timeout, &mut task) => match r {
             Err(_) => {
                 task.abort();
-                (Status::Failed, policy::timeout_message(spec.timeout))
+                Attempt::failed(Failure::Timeout, policy::timeout_message(spec.timeout), Duration::ZERO)
             }
-            Ok(Ok(Ok(o))) => {
-                let a = Attempt::from_outcome(&o, Duration::ZERO);
-                (a.status, a.message)
-            }
-            Ok(Ok(Err(e))) => (Status::Failed, format!("error: {e:#}")),
-            Ok(Err(e)) => (Status::Failed, format!("the case panicked: {}", panic_text(e))),
+            Ok(Ok(Ok(o))) => Attempt::from_outcome(&o, Duration::ZERO),
+            Ok(Ok(Err(e))) => Attempt::failed(Failure::Error, format!("error: {e:#}"), Duration::ZERO),
+            Ok(Err(e)) => Attempt::failed(
+                Failure::Panic,
+                format!("the case panicked: {}", panic_text(e)),
+                Duration::ZERO,
+            ),
         },
         () = cancelled => {
             task.abort();
-            (Status::Interrupted, "interrupted while running (Ctrl-C)".to_string())
+            Attempt {
+                status: Status::Interrupted,
+                message: "interrupted while running (Ctrl-C)".to_string(),
+                duration: Duration::ZERO,
+                failure: None,
+            }
         }
     };
     if let (Some(name), Some(client)) = (&ns, &shared.env.client)
@@ -445,11 +446,8 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &Aud
             spec.id
         ));
     }
-    Attempt {
-        status,
-        message,
-        duration: start.elapsed(),
-    }
+    attempt.duration = start.elapsed();
+    attempt
 }
 
 /// Outcome helper for tests and cases: [`Outcome`] into a status.

@@ -142,6 +142,7 @@ mod tests {
             status,
             message: msg.into(),
             duration: Duration::from_secs(1),
+            failure: (status == Status::Failed).then_some(super::super::result::Failure::Assertion),
         };
         let r = CaseResult::from_attempts(
             Arc::new(spec(true, 2)),

@@ -31,6 +31,31 @@ impl Status {
     }
 }
 
+/// Why a failed attempt failed: the case's own verdict, or how the runner saw it end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failure {
+    /// The case ran and judged the cluster wanting.
+    Assertion,
+    /// The case returned an error (an API call failed, bad input).
+    Error,
+    /// The case panicked.
+    Panic,
+    /// The case did not finish within its timeout.
+    Timeout,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Assertion => "assertion",
+            Failure::Error => "error",
+            Failure::Panic => "panic",
+            Failure::Timeout => "timeout",
+        }
+    }
+}
+
 /// One execution of a case.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
@@ -38,6 +63,9 @@ pub struct Attempt {
     pub message: String,
     #[serde(serialize_with = "ser_secs")]
     pub duration: Duration,
+    /// Set when `status` is failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
 }
 
 impl Attempt {
@@ -51,6 +79,27 @@ impl Attempt {
             status,
             message,
             duration,
+            failure: (status == Status::Failed).then_some(Failure::Assertion),
+        }
+    }
+
+    /// A failed attempt of the given kind.
+    pub fn failed(failure: Failure, message: impl Into<String>, duration: Duration) -> Self {
+        Attempt {
+            status: Status::Failed,
+            message: message.into(),
+            duration,
+            failure: Some(failure),
+        }
+    }
+
+    /// A skipped attempt.
+    pub fn skipped(reason: impl Into<String>, duration: Duration) -> Self {
+        Attempt {
+            status: Status::Skipped,
+            message: reason.into(),
+            duration,
+            failure: None,
         }
     }
 }
