@@ -26,9 +26,9 @@ use serde_json::Value;
 
 use crate::bundle::sha256_hex;
 use crate::bundle::sign::{self, SignError};
-use crate::conformance::evidence::timestamp;
-use crate::conformance::verdict::verdicts;
+use crate::clock::timestamp;
 use crate::report::results::RunRecord;
+use crate::report::verdict::verdicts;
 
 pub const ENVELOPE_FILE: &str = "attestation.dsse.json";
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -36,6 +36,8 @@ pub const PREDICATE_TYPE: &str = "https://aiconform.dev/attestation/run/v1";
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub const RECIPE_FILE: &str = "recipe.yaml";
 pub const SNAPSHOT_FILE: &str = "snapshot.yaml";
+/// The directory of a submission holding the run's reports and evidence.
+pub const RESULTS_DIR: &str = "results";
 
 /// The report files of a run an attestation covers, as `aiconform run` writes them.
 pub const REPORT_FILES: [&str; 6] = [
@@ -608,7 +610,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey<'_>>) -> Result<Verified, At
 
 /// The directory of a submission that holds its run evidence.
 pub fn submission_results(product_dir: &Path) -> PathBuf {
-    product_dir.join(crate::conformance::submission::RESULTS_DIR)
+    product_dir.join(RESULTS_DIR)
 }
 
 /// Check a submission (`PRODUCT.yaml`): the attestation in its `results/` as

@@ -9,6 +9,7 @@
 
 pub mod attest;
 pub mod bundle;
+pub mod clock;
 pub mod cluster;
 pub mod conformance;
 pub mod deploy;
@@ -24,6 +25,7 @@ pub mod report;
 pub mod runner;
 pub mod server;
 pub mod snapshot;
+pub mod submission;
 pub mod suites;
 pub mod version;
 pub mod yaml;

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
         client,
         recipe: Arc::new(recipe),
         snapshot: Some(snapshot),
-        resolver: aiconform::runner::default_resolver(),
+        resolver: aiconform::suites::resolver(),
     };
     let report = Runner::new(rt.handle().clone(), env_, opts).execute(&plan);
     if let Some(dir) = env("AICONFORM_REPORT_DIR")

@@ -380,7 +380,7 @@ fn fixture_run() -> RunReport {
         client: None,
         recipe: Arc::new(recipe),
         snapshot: Some(Arc::new(snapshot)),
-        resolver: aiconform::runner::default_resolver(),
+        resolver: aiconform::suites::resolver(),
     };
     let opts = RunOptions {
         keep_going: true,

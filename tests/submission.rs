@@ -14,9 +14,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use aiconform::conformance::check;
-use aiconform::conformance::product::Product;
-use aiconform::conformance::submission;
 use aiconform::conformance::{ConformanceRun, Version};
 use aiconform::recipe::Recipe;
 use aiconform::report;
@@ -25,6 +22,9 @@ use aiconform::runner::{
     CaseContext, CaseFn, Outcome, Phase, RunEnv, RunOptions, RunReport, Runner, Selection, Status,
     SuiteSet, plan,
 };
+use aiconform::submission::check;
+use aiconform::submission::product::Product;
+use aiconform::submission::write as submission;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -710,7 +710,7 @@ fn online_check_names_each_url_that_does_not_answer() {
         .filter(|l| l.url.starts_with("http://127.0.0.1"))
         .cloned()
         .collect();
-    let found = rt.block_on(aiconform::conformance::online::unreachable(
+    let found = rt.block_on(aiconform::submission::online::unreachable(
         &local,
         Duration::from_secs(5),
     ));

@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     /// How long each component may take to become healthy, e.g. 90s, 5m, 1h
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = aiconform::runner::suite::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = aiconform::duration::parse)]
     timeout: Duration,
 }
 

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use aiconform::attest::{self, AttestError, PublicKey, Verified};
 use aiconform::bundle::sign;
-use aiconform::conformance::{check, submission};
+use aiconform::submission::{check, write as submission};
 
 use super::bundle_cmd::RegistryArgs;
 

@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use aiconform::duration::parse as parse_duration;
 use aiconform::probe;
-use aiconform::runner::suite::parse_duration;
 
 /// Programs the conformance cases run inside their workload containers.
 #[derive(Debug, clap::Args)]

@@ -15,9 +15,10 @@ use aiconform::runner::{
 };
 use aiconform::snapshot::{self, Location};
 
+use aiconform::conformance::ConformanceRun;
 use aiconform::conformance::mapping::select_version;
 use aiconform::conformance::run_config::RunConfig;
-use aiconform::conformance::{ConformanceRun, verdict};
+use aiconform::report::verdict;
 
 use super::criteria_args::CriteriaArgs;
 
@@ -401,7 +402,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         client: Some(client),
         recipe: Arc::new(job.recipe.clone()),
         snapshot: snap,
-        resolver: runner::default_resolver(),
+        resolver: aiconform::suites::resolver(),
     };
     let opts = RunOptions {
         parallel: usize::from(job.exec.parallel),
@@ -482,7 +483,7 @@ pub fn readiness_reports(
         client: None,
         recipe: Arc::new(job.recipe),
         snapshot: Some(Arc::new(snapshot)),
-        resolver: runner::default_resolver(),
+        resolver: aiconform::suites::resolver(),
     };
     let opts = RunOptions {
         parallel: usize::from(exec.parallel),

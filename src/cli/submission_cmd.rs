@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use aiconform::conformance::check::{self, CheckReport};
-use aiconform::conformance::members;
-use aiconform::conformance::online;
-use aiconform::conformance::product::Product;
-use aiconform::conformance::submission;
 use aiconform::report::results::RunRecord;
+use aiconform::submission::check::{self, CheckReport};
+use aiconform::submission::members;
+use aiconform::submission::online;
+use aiconform::submission::product::Product;
+use aiconform::submission::write as submission;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,7 +81,7 @@ struct CheckArgs {
     #[arg(long)]
     online: bool,
     /// How long each URL may take with --online (e.g. 10s, 500ms)
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = aiconform::runner::suite::parse_duration, requires = "online")]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = aiconform::duration::parse, requires = "online")]
     timeout: std::time::Duration,
     /// CNCF members list: cncf/landscape's landscape.yml, or one name per line; vendorName
     /// must match one exactly

@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PROBE_IMAGE: &str =
     concat!("ghcr.io/aiconform/aiconform:v", env!("CARGO_PKG_VERSION"));
 
+/// Request header identifying a request on every hop.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Response header naming the backend that served a request.
+pub const SERVED_BY: &str = "x-served-by";
+
 /// Environment variable naming a directory the device probe treats as `/` (for a node
 /// agent that mounts the host at another path). Only a path prefix, never a device list.
 pub const ROOT_ENV: &str = "AICONFORM_PROBE_ROOT";

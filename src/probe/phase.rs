@@ -12,10 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 
-use super::traffic::SERVED_BY;
+use super::{REQUEST_ID, SERVED_BY};
 
-/// Request header identifying a request on every hop.
-pub const REQUEST_ID: &str = "x-request-id";
 /// The KV-transfer handle: answered by a prefill server, received by a decode server.
 pub const KV_HANDLE: &str = "x-kv-transfer-handle";
 /// The prefill endpoint (host:port) a router chose, on the request to the decode server.

@@ -11,8 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
-/// Response header naming the backend that served a request.
-pub const SERVED_BY: &str = "x-served-by";
+use super::SERVED_BY;
 
 /// What the client observed: answers per backend, and what went wrong.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,7 +197,7 @@ pub async fn send_with_ids(
     let with_id = |i: Option<u64>| {
         let mut h = headers.to_vec();
         if let Some(p) = id_prefix {
-            h.push((super::phase::REQUEST_ID.to_string(), request_id(p, i)));
+            h.push((super::REQUEST_ID.to_string(), request_id(p, i)));
         }
         h
     };
@@ -313,7 +312,7 @@ mod tests {
         let app =
             axum::Router::new().fallback(|m: Method, h: HeaderMap, body: String| async move {
                 let id = h
-                    .get(super::super::phase::REQUEST_ID)
+                    .get(super::super::REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-")
                     .to_string();

@@ -102,7 +102,7 @@ fn header(report: &RunReport) -> String {
     if report.started_ms > 0 {
         facts.push(format!(
             "started {}, {}",
-            escape(&crate::conformance::evidence::timestamp(report.started_ms)),
+            escape(&crate::clock::timestamp(report.started_ms)),
             crate::duration::format(std::time::Duration::from_millis(
                 report.finished_ms.saturating_sub(report.started_ms)
             ))

@@ -13,6 +13,7 @@ pub mod markup;
 pub mod overview;
 pub mod perf;
 pub mod results;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 

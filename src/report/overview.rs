@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::markup::escape;
 use super::results::RunRecord;
-use crate::conformance::verdict::verdicts;
+use crate::report::verdict::verdicts;
 use crate::runner::result::RunReport;
 
 /// The `<section>`; empty when the run selected no checklist.

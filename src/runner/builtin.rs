@@ -1,5 +1,5 @@
 //! Cases the runner implements itself: readiness (constraints against the snapshot). The
-//! suite registry (`crate::suites`) is consulted first, so it can replace these.
+//! suite registry (`crate::suites::resolver`) is consulted first, so it can replace these.
 
 use futures::FutureExt;
 
@@ -13,11 +13,6 @@ pub fn lookup(name: &str) -> Option<CaseFn> {
         "readiness-constraint" => Some(readiness_constraint),
         _ => None,
     }
-}
-
-/// The implementation for `name`: the suite registry first, then the built-ins.
-pub fn resolve(name: &str) -> Option<CaseFn> {
-    crate::suites::lookup(name).or_else(|| lookup(name))
 }
 
 /// `params.constraint` names a recipe constraint; it must hold on the snapshot.

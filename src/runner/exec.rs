@@ -27,11 +27,6 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Finds the implementation of a case by its registered name.
 pub type Resolver = Arc<dyn Fn(&str) -> Option<CaseFn> + Send + Sync>;
 
-/// The default resolver: `crate::suites` registry, then the runner's built-ins.
-pub fn default_resolver() -> Resolver {
-    Arc::new(super::builtin::resolve)
-}
-
 /// What cases run against.
 #[derive(Clone)]
 pub struct RunEnv {

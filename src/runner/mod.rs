@@ -18,7 +18,7 @@ pub mod result;
 pub mod suite;
 
 pub use case::{CaseContext, CaseFn, CaseSpec, Outcome, ParamError, Phase};
-pub use exec::{Interrupter, Resolver, RunEnv, RunOptions, Runner, default_resolver};
+pub use exec::{Interrupter, Resolver, RunEnv, RunOptions, Runner};
 pub use plan::{Plan, Selection, plan};
 pub use result::{CaseResult, RunReport, Status};
 pub use suite::SuiteSet;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::case::{CaseSpec, Phase};
 use super::result::{CaseResult, Status};
-use super::suite::format_duration;
+use crate::duration::format as format_duration;
 
 /// Attempts a case gets at most: 1, plus `retries` for cases declared flaky.
 pub fn max_attempts(spec: &CaseSpec) -> u32 {

@@ -22,6 +22,7 @@ pub mod node_class;
 pub mod nvml;
 pub mod osrelease;
 pub mod sysfs;
+mod wire;
 
 use std::path::{Path, PathBuf};
 

@@ -15,6 +15,11 @@ pub mod nccl;
 
 use crate::runner::CaseFn;
 
+/// How a run finds its cases: this registry first, then the runner's built-ins.
+pub fn resolver() -> crate::runner::Resolver {
+    std::sync::Arc::new(|name: &str| lookup(name).or_else(|| crate::runner::builtin::lookup(name)))
+}
+
 /// The implementation registered under `name`, if any.
 pub fn lookup(name: &str) -> Option<CaseFn> {
     registry()

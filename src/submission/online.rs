@@ -6,17 +6,10 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
-use super::check::Finding;
+use super::check::{Finding, Link};
 
 /// At most this many URLs are fetched at once.
 const CONCURRENCY: usize = 8;
-
-/// An http(s) URL of a submission and where it sits in the YAML.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    pub path: String,
-    pub url: String,
-}
 
 /// Why `url` does not count as reachable, if it does not.
 async fn problem(client: &reqwest::Client, url: &str) -> Option<String> {

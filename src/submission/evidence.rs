@@ -3,18 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::verdict::{RequirementVerdict, Verdict};
+use crate::clock::timestamp;
+use crate::duration::format as format_duration;
 use crate::report::results::{CaseRecord, RunRecord};
-use crate::runner::suite::format_duration;
-
-/// Unix milliseconds as an RFC 3339 UTC timestamp.
-pub fn timestamp(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| format!("{ms} ms since the Unix epoch"))
-}
+use crate::report::verdict::{RequirementVerdict, Verdict};
 
 fn seconds(s: f64) -> String {
     if s >= 1.0 {

@@ -25,10 +25,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::catalog::{self, Level};
-use super::online::Link;
 use super::product::{is_k8s_conformance_url, is_placeholder, url_problem};
-use super::version::Version;
+use crate::conformance::catalog::{self, Level};
+use crate::conformance::version::Version;
 
 const STATUSES: [&str; 4] = [
     "Implemented",
@@ -51,6 +50,13 @@ const METADATA: [(&str, &str, bool); 11] = [
     ("contactEmailAddress", "contact_email_address", true),
     ("k8sConformanceUrl", "k8s_conformance_url", true),
 ];
+
+/// An http(s) URL of a submission and where it sits in the YAML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub path: String,
+    pub url: String,
+}
 
 /// One finding, at its path in the YAML (`spec.security[0].status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +102,7 @@ impl CheckReport {
 /// The PRODUCT.yaml of `path` (a product directory or the file itself).
 pub fn product_file(path: &Path) -> PathBuf {
     if path.is_dir() {
-        path.join(super::submission::PRODUCT_FILE)
+        path.join(super::write::PRODUCT_FILE)
     } else {
         path.to_path_buf()
     }
@@ -195,7 +201,7 @@ fn check_file(file: &Path, f: &mut Findings) -> Option<Version> {
             "(path)",
             format!(
                 "no AI conformance checklist for v{version}; known: {}",
-                super::version::known_list()
+                crate::conformance::version::known_list()
             ),
         );
         return None;

@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::catalog::{Checklist, Requirement};
-use super::mapping::not_applicable_message;
-use crate::report::results::{CaseRecord, RunRecord};
+use super::results::{CaseRecord, RunRecord};
+use crate::conformance::catalog::{Checklist, Requirement};
+use crate::conformance::mapping::not_applicable_message;
 use crate::runner::result::Status;
 
 /// What a run shows about one requirement.

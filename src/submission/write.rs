@@ -15,17 +15,17 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::catalog::{Checklist, Level};
 use super::evidence;
 use super::product::Product;
-use super::verdict::{RequirementVerdict, Verdict, verdicts};
+use crate::conformance::catalog::{Checklist, Level};
 use crate::report::results::RunRecord;
+use crate::report::verdict::{RequirementVerdict, Verdict, verdicts};
 
 pub const PRODUCT_FILE: &str = "PRODUCT.yaml";
 pub const README_FILE: &str = "README.md";
 pub const EVIDENCE_DIR: &str = "evidence";
 /// The run's artifacts inside the product directory.
-pub const RESULTS_DIR: &str = "results";
+pub use crate::attest::RESULTS_DIR;
 
 /// Why a submission cannot be written.
 #[derive(Debug, thiserror::Error)]
