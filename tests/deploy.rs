@@ -85,7 +85,7 @@ async fn manifest_stack_deploys_and_reports_the_broken_component() {
         .find(|l| l.contains("FAILED  broken-agent:"))
         .unwrap_or_else(|| panic!("no FAILED line for broken-agent\n{both}"));
     assert!(
-        failed.contains("DaemonSet broken-agent/broken-agent: 0 of ")
+        failed.contains("DaemonSet broken-agent/broken-agent: 0/")
             && failed.ends_with(" pods ready after 20s"),
         "{both}"
     );

@@ -351,8 +351,7 @@ async fn read_only_cases_on_the_embedded_cluster() {
         .expect("create service");
     // The DaemonSet needs a moment to become ready: the case itself does not wait for it,
     // so wait here (watching) for its pods.
-    let ready =
-        |d: Option<&DaemonSet>| d.is_some_and(|d| aiconform::suites::health::daemonset(d).is_ok());
+    let ready = aiconform::health::healthy::<DaemonSet>;
     tokio::time::timeout(
         Duration::from_secs(60),
         kube::runtime::wait::await_condition(ds.clone(), "silent-exporter", ready),

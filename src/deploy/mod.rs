@@ -14,7 +14,6 @@
 //! The decisions (health of an object, what to skip, apply order) are pure functions in
 //! [`health`] and here; the rest is I/O.
 
-pub mod health;
 pub mod helm;
 
 use std::collections::BTreeSet;
@@ -28,15 +27,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
-use kube::runtime::wait::await_condition;
-use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
+use kube::Client;
 use serde_json::{Value, json};
 
 use crate::bundle::manifests::{self, ManifestObject};
 use crate::bundle::{self, BundleComponent, BundleError};
+use crate::health;
 use crate::recipe::model::{ComponentType, HealthCheck};
-use health::HealthStatus;
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "aiconform";
@@ -335,7 +332,6 @@ async fn deploy_component(ctx: &Ctx<'_>, c: &BundleComponent) -> Result<(), Stri
                     api.clone(),
                     &crd.name,
                     format!("CustomResourceDefinition {}", crd.name),
-                    health::crd,
                 )
                 .await?;
             }
@@ -466,15 +462,15 @@ async fn wait_health(ctx: &Ctx<'_>, c: &BundleComponent, h: &HealthCheck) -> Res
     match h.kind.as_str() {
         "Deployment" => {
             let api: Api<Deployment> = Api::namespaced(client, &ns);
-            wait_for(ctx, api, &h.name, label("Deployment"), health::deployment).await
+            wait_for(ctx, api, &h.name, label("Deployment")).await
         }
         "StatefulSet" => {
             let api: Api<StatefulSet> = Api::namespaced(client, &ns);
-            wait_for(ctx, api, &h.name, label("StatefulSet"), health::statefulset).await
+            wait_for(ctx, api, &h.name, label("StatefulSet")).await
         }
         "DaemonSet" => {
             let api: Api<DaemonSet> = Api::namespaced(client, &ns);
-            wait_for(ctx, api, &h.name, label("DaemonSet"), health::daemonset).await
+            wait_for(ctx, api, &h.name, label("DaemonSet")).await
         }
         "CustomResourceDefinition" => {
             let api: Api<CustomResourceDefinition> = Api::all(client);
@@ -483,7 +479,6 @@ async fn wait_health(ctx: &Ctx<'_>, c: &BundleComponent, h: &HealthCheck) -> Res
                 api,
                 &h.name,
                 format!("CustomResourceDefinition {}", h.name),
-                health::crd,
             )
             .await
         }
@@ -493,33 +488,22 @@ async fn wait_health(ctx: &Ctx<'_>, c: &BundleComponent, h: &HealthCheck) -> Res
     }
 }
 
-/// Watch `name` until `status` says ready or the component's deadline passes; then say what
-/// the object looks like.
-async fn wait_for<K>(
+/// Watch `name` until it is healthy or the component's deadline passes; then say what the
+/// object looks like.
+async fn wait_for<K: health::Workload>(
     ctx: &Ctx<'_>,
     api: Api<K>,
     name: &str,
     label: String,
-    status: fn(&K) -> HealthStatus,
-) -> Result<(), String>
-where
-    K: Clone + fmt::Debug + Send + DeserializeOwned + Resource + 'static,
-{
-    let cond = move |o: Option<&K>| o.is_some_and(|o| status(o).ready);
-    match tokio::time::timeout(ctx.remaining(), await_condition(api.clone(), name, cond)).await {
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + ctx.remaining();
+    match crate::wait::wait_object(api, &label, name, deadline, health::check::<K>).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{label}: watch failed: {e}")),
-        Err(_) => {
-            let detail = match api.get_opt(name).await {
-                Ok(Some(o)) => status(&o).detail,
-                Ok(None) => "not found".into(),
-                Err(e) => format!("cannot read it ({})", kube_message(&e)),
-            };
-            Err(format!(
-                "{label}: {detail} after {}",
-                crate::duration::format(ctx.opts.timeout)
-            ))
-        }
+        Ok(Err(why)) => Err(format!(
+            "{why} after {}",
+            crate::duration::format(ctx.opts.timeout)
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

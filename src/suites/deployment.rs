@@ -9,8 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use tokio::time::Instant;
 
-use super::health::{self, VersionEvidence};
 use super::k8s::wait_object;
+use super::version_evidence::{self, VersionEvidence};
+use crate::health;
 use crate::recipe::Component;
 use crate::recipe::model::HealthCheck;
 use crate::runner::{CaseContext, Outcome};
@@ -46,7 +47,7 @@ async fn check_one(
         k => format!("{k} {ns}/{}", hc.name),
     };
     let ev = |meta: &ObjectMeta, imgs: Vec<String>| {
-        health::version_evidence(component, &what, meta, &imgs)
+        version_evidence::version_evidence(component, &what, meta, &imgs)
     };
     Ok(match hc.kind.as_str() {
         "Deployment" => {

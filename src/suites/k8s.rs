@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::wait::await_condition;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -25,42 +24,14 @@ pub fn case_deadline(ctx: &CaseContext) -> Instant {
     Instant::now() + t.saturating_sub(margin)
 }
 
-/// Wait (watching) until `eval` says the object is good or the deadline passes.
-/// `Ok(Ok(obj))` when good; `Ok(Err(reason))` at the deadline: the object's last problem,
-/// or that it does not exist.
-pub async fn wait_object<K>(
-    api: Api<K>,
-    what: &str,
-    name: &str,
-    deadline: Instant,
-    eval: fn(&K) -> Result<String, String>,
-) -> anyhow::Result<Result<(K, String), String>>
-where
-    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
-{
-    let cond = move |o: Option<&K>| o.is_some_and(|k| eval(k).is_ok());
-    let waited = tokio::time::timeout_at(deadline, await_condition(api.clone(), name, cond)).await;
-    if let Ok(r) = waited
-        && let Some(obj) = r?
-    {
-        let msg = eval(&obj).unwrap_or_default();
-        return Ok(Ok((obj, msg)));
-    }
-    Ok(match api.get_opt(name).await? {
-        None => Err(format!("{what} not found")),
-        Some(obj) => match eval(&obj) {
-            Ok(msg) => Ok((obj, msg)),
-            Err(e) => Err(format!("{what}: {e}")),
-        },
-    })
-}
+pub use crate::wait::wait_object;
 
 /// The CRD's problem if it is missing or not Established.
 pub async fn crd_established(client: &Client, name: &str) -> anyhow::Result<Result<(), String>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     Ok(match api.get_opt(name).await? {
         None => Err(format!("CRD {name} is not installed")),
-        Some(crd) => super::health::crd(&crd)
+        Some(crd) => crate::health::crd(&crd)
             .map(|_| ())
             .map_err(|e| format!("CRD {name}: {e}")),
     })

@@ -9,9 +9,9 @@ pub mod conformance;
 pub mod deployment;
 pub mod exposition;
 pub mod fabric;
-pub mod health;
 pub mod k8s;
 pub mod nccl;
+pub mod version_evidence;
 
 use crate::runner::CaseFn;
 

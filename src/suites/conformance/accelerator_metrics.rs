@@ -22,11 +22,11 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::super::exposition::{self, Sample};
-use super::super::health;
 use super::super::k8s::{
     case_namespace, create, gpu_allocatable, gpu_nodes, gpu_tolerations, pod_state, wait_object,
 };
 use super::*;
+use crate::health;
 use crate::runner::{CaseContext, Outcome};
 
 const UTIL: &str = "DCGM_FI_DEV_GPU_UTIL";
