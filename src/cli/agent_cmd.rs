@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             }
         }
-        let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let rt = super::runtime()?;
         rt.block_on(async {
             // No version probe: one request per agent is all the API server sees.
             let client = kube::Client::try_default().await.context(

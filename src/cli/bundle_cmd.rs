@@ -213,7 +213,7 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
     }
     let names: Vec<&str> = recipe.components.iter().map(|c| c.name.as_str()).collect();
     if let Some(reference) = output.to_str().filter(|o| oci::is_oci(o)) {
-        let runtime = runtime()?;
+        let runtime = super::runtime()?;
         let pushed = runtime.block_on(oci::push(&rendered, reference, &args.registry.options()))?;
         eprintln!(
             "pushed bundle {reference} ({} files, {} components: {})",
@@ -247,13 +247,6 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 fn read_private_key(path: &Path) -> Result<p256::ecdsa::SigningKey> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read private key {}", path.display()))?;
@@ -262,7 +255,7 @@ fn read_private_key(path: &Path) -> Result<p256::ecdsa::SigningKey> {
 
 fn verify(target: &str, key: Option<&Path>, registry: &RegistryArgs) -> Result<ExitCode> {
     let pulled = if oci::is_oci(target) {
-        let p = runtime()?.block_on(oci::pull_to_dir(target, &registry.options()))?;
+        let p = super::runtime()?.block_on(oci::pull_to_dir(target, &registry.options()))?;
         eprintln!("pulled {target} ({})", p.digest);
         Some(p)
     } else {

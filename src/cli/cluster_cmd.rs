@@ -233,7 +233,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 println!("{}", kubeconfig.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = super::runtime()?;
             let (version, nodes) = rt.block_on(async {
                 let client = aiconform::cluster::connect(Some(&kubeconfig)).await?;
                 let version = client.apiserver_version().await?.git_version;

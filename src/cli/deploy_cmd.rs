@@ -52,10 +52,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let pulled = if oci::is_oci(&args.bundle) {
         let opts = RegistryOptions {
             plain_http: args.plain_http,

@@ -79,14 +79,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    use anyhow::Context as _;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 fn push(a: &PushArgs) -> Result<ExitCode> {
     if !aiconform::bundle::oci::is_oci(&a.reference) {
         anyhow::bail!(
@@ -94,7 +86,8 @@ fn push(a: &PushArgs) -> Result<ExitCode> {
             a.reference
         );
     }
-    let pushed = runtime()?.block_on(attest::push(&a.dir, &a.reference, &a.registry.options()))?;
+    let pushed =
+        super::runtime()?.block_on(attest::push(&a.dir, &a.reference, &a.registry.options()))?;
     eprintln!("pushed run evidence {} to {}", a.dir.display(), a.reference);
     println!("{}", pushed.digest);
     eprintln!(
@@ -137,7 +130,7 @@ fn verify(a: &VerifyArgs) -> ExitCode {
     let target = a.target.to_string_lossy().to_string();
     let mut _pulled = None;
     let result = if aiconform::bundle::oci::is_oci(&target) {
-        let rt = match runtime() {
+        let rt = match super::runtime() {
             Ok(rt) => rt,
             Err(e) => {
                 super::report(&e);

@@ -176,9 +176,7 @@ enum What {
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.what {
         What::Sleep { duration } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()?;
+            let rt = super::runtime()?;
             rt.block_on(probe::sleep(duration));
             Ok(ExitCode::SUCCESS)
         }
@@ -193,9 +191,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let extra = queue
                 .map(|q| probe::traffic::model_load_metrics(&name, q, kv_cache))
                 .unwrap_or_default();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = super::runtime()?;
             rt.block_on(async {
                 let l = tokio::net::TcpListener::bind((address, port))
                     .await
@@ -216,9 +212,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             address,
             port,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = super::runtime()?;
             rt.block_on(gauge(name, configmap, key, namespace, address, port))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -232,9 +226,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             warmup,
             termination_log,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = super::runtime()?;
             let tally = rt
                 .block_on(probe::traffic::send_with_ids(
                     &url,
@@ -293,9 +285,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }),
                 (None, None) => None,
             };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = super::runtime()?;
             let report = rt.block_on(probe::net::run(transfer, timeout));
             let text = serde_json::to_string(&report)?;
             println!("{text}");

@@ -341,11 +341,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
             job.recipe.metadata.name
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = super::runtime()?;
     let (guard, kubeconfig) = match &job.target {
         Target::Embedded => {
             eprintln!(
@@ -384,12 +380,12 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         None
     };
     if let Some(dir) = &job.bundle {
-        deploy_bundle(&rt, dir, &client, kubeconfig.as_deref())?;
+        deploy_bundle(rt, dir, &client, kubeconfig.as_deref())?;
     }
     let needs_snapshot = plan.cases.iter().any(|c| c.phase == Phase::Readiness);
     let snap = if needs_snapshot {
         Some(Arc::new(obtain_snapshot(
-            &rt,
+            rt,
             job.snapshot.as_deref(),
             &client,
         )?))
@@ -431,7 +427,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
     );
     if let (Some(dir), Some(key)) = (&job.exec.attest, &attest_key) {
         let context = attest_context(
-            &rt,
+            rt,
             &attest_client,
             &job.recipe,
             run_snapshot.as_deref(),
@@ -473,11 +469,7 @@ pub fn readiness_reports(
         list: false,
     };
     let plan = make_plan(&job)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = super::runtime()?;
     let console = tempfile::NamedTempFile::new().context("cannot create a temp file")?;
     let env = RunEnv {
         client: None,

@@ -54,10 +54,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         concurrency: args.concurrency as usize,
         timeout: args.timeout,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let overlays = catalog.overlays.len();
         let grace = config.timeout + Duration::from_secs(5);

@@ -16,7 +16,7 @@ pub fn load(arg: &str, kubeconfig: Option<&Path>) -> Result<Snapshot> {
         }
         Location::File(path) => Ok(snapshot::load_file(&path)?),
         Location::ConfigMap { namespace, name } => {
-            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let rt = super::runtime()?;
             rt.block_on(async {
                 let client = aiconform::cluster::connect(kubeconfig)
                     .await

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--agent-toleration: {e}"))?
     };
     let started = std::time::Instant::now();
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let rt = super::runtime()?;
     let result = rt.block_on(async {
         let client = aiconform::cluster::connect(args.kubeconfig.as_deref()).await?;
         let opts = TakeOptions {

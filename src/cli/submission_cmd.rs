@@ -114,10 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             if a.online {
                 report.online = true;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .context("cannot start the async runtime")?;
+                let rt = super::runtime()?;
                 let found = rt.block_on(online::unreachable(&report.links, a.timeout));
                 report.problems.extend(found);
             }
