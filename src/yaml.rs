@@ -103,13 +103,37 @@ pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
 
 fn first_line(message: &str) -> String {
     // serde-saphyr renders a source snippet after the first line; the location is reported
-    // separately, so keep messages to one line for tables and JSON errors.
-    message.lines().next().unwrap_or(message).trim().to_string()
+    // separately, so keep messages to one line for tables and JSON errors, without the
+    // `error: line L column C: ` it repeats at their start.
+    let line = message.lines().next().unwrap_or(message).trim();
+    without_location(line).unwrap_or(line).to_string()
+}
+
+/// `rest` of `error: line L column C: rest`, if the message has that prefix.
+fn without_location(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("error: line ")?;
+    let (numbers, rest) = rest.split_once(": ")?;
+    let (l, c) = numbers.split_once(" column ")?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(l) && digits(c)).then_some(rest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_repeated_location_prefix_is_dropped() {
+        assert_eq!(
+            first_line("error: line 2 column 1: unknown field `servce`\n  | snippet"),
+            "unknown field `servce`"
+        );
+        assert_eq!(
+            first_line("error: line x column 1: y"),
+            "error: line x column 1: y"
+        );
+        assert_eq!(first_line("plain message"), "plain message");
+    }
     use std::collections::BTreeMap;
 
     #[test]

@@ -41,11 +41,19 @@ fn criteria_aliases_and_gpu_flag() {
     ]);
     assert!(y.contains("accelerator: h100"), "{y}");
     assert!(y.contains("os: amazonlinux"), "{y}");
-    assert!(y.contains("service: any"), "{y}");
+    assert!(y.contains("service: generic"), "{y}");
     // Same recipe as the canonical spelling, byte for byte.
     assert_eq!(
         y,
-        stdout_of(&["recipe", "--accelerator", "h100", "--os", "amazonlinux"])
+        stdout_of(&[
+            "recipe",
+            "--service",
+            "generic",
+            "--accelerator",
+            "h100",
+            "--os",
+            "amazonlinux"
+        ])
     );
     aiconform()
         .args(["recipe", "--gpu", "v100"])
@@ -354,4 +362,237 @@ fn completions_for_every_shell() {
         .assert()
         .failure()
         .stderr(contains("possible values: bash"));
+}
+
+#[test]
+fn criteria_file_names_a_misspelt_key_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = dir.path().join("flat.yaml");
+    std::fs::write(&flat, "accelerator: h100\nservce: eks\n").unwrap();
+    aiconform()
+        .args(["recipe", "--criteria"])
+        .arg(&flat)
+        .assert()
+        .failure()
+        .stderr(
+            contains("unknown field `servce`")
+                .and(contains("flat.yaml:2"))
+                .and(contains("did not match any variant").not()),
+        );
+    let nested = dir.path().join("nested.yaml");
+    std::fs::write(&nested, "criteria:\n  service: eks\n  acelerator: h100\n").unwrap();
+    aiconform()
+        .args(["recipe", "--criteria"])
+        .arg(&nested)
+        .assert()
+        .failure()
+        .stderr(contains("unknown field `acelerator`").and(contains("nested.yaml:3")));
+    let both = dir.path().join("both.yaml");
+    std::fs::write(&both, "service: eks\ncriteria:\n  accelerator: h100\n").unwrap();
+    aiconform()
+        .args(["recipe", "--criteria"])
+        .arg(&both)
+        .assert()
+        .failure()
+        .stderr(contains("not both"));
+    // Both shapes still read.
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "criteria:\n  service: eks\n  accelerator: h100\n").unwrap();
+    let y = stdout_of(&["recipe", "--criteria", good.to_str().unwrap()]);
+    assert!(
+        y.contains("service: eks") && y.contains("accelerator: h100"),
+        "{y}"
+    );
+}
+
+#[test]
+fn recipe_list_prints_the_matrix_in_each_format() {
+    let table = stdout_of(&["recipe", "list"]);
+    assert!(table.starts_with("SERVICE"), "{table}");
+    assert!(table.contains("eks-training-kubeflow"), "{table}");
+    assert!(table.contains("leaves: recipe"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["recipe", "list", "-o", "json"])).unwrap();
+    let leaves = json["leaves"].as_array().unwrap();
+    assert_eq!(json["summary"]["leaves"], leaves.len());
+    assert!(
+        leaves
+            .iter()
+            .all(|l| l["stages"]["recipe"] == serde_json::Value::Bool(true)),
+        "{json}"
+    );
+    let yaml = stdout_of(&["recipe", "list", "-o", "yaml"]);
+    assert!(
+        yaml.contains("leaves:") && yaml.contains("summary:"),
+        "{yaml}"
+    );
+    // Byte-identical across runs.
+    assert_eq!(yaml, stdout_of(&["recipe", "list", "-o", "yaml"]));
+    aiconform()
+        .args(["recipe", "list", "--service", "eks"])
+        .assert()
+        .failure();
+}
+
+#[test]
+fn a_criterion_without_an_overlay_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("overlays")).unwrap();
+    // Take the built-in l40s overlay over for another accelerator.
+    std::fs::write(
+        dir.path().join("overlays/l40s.yaml"),
+        "apiVersion: aiconform.dev/v1alpha1\nkind: Overlay\nname: l40s\ncriteria:\n  accelerator: l40\n",
+    )
+    .unwrap();
+    aiconform()
+        .args(["recipe", "--accelerator", "l40s", "--data"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(contains("no overlay carries accelerator `l40s`"));
+}
+
+#[test]
+fn set_json_and_set_file_merge_delete_and_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("driver.yaml");
+    std::fs::write(
+        &file,
+        "version: \"575.57.08\"\nupgradePolicy:\n  maxParallelUpgrades: 4\n",
+    )
+    .unwrap();
+    let set_file = format!("gpuoperator:driver={}", file.display());
+    let y = stdout_of(&[
+        "recipe",
+        "--service",
+        "eks",
+        "--gpu",
+        "h100",
+        "--set",
+        "gpuoperator:driver.version=1",
+        "--set-json",
+        r#"gpuoperator:driver={"version":"580.95.05","rdma":null}"#,
+        "--set-json",
+        r#"gpuoperator:devicePlugin.env=[{"name":"A","value":"1"}]"#,
+        "--set-file",
+        &set_file,
+    ]);
+    let recipe: serde_json::Value = aiconform::yaml::from_str(&y, "out").unwrap();
+    let gpu = recipe["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gpu-operator")
+        .unwrap();
+    let driver = &gpu["values"]["driver"];
+    assert_eq!(
+        driver["version"], "575.57.08",
+        "the file applies last: {driver}"
+    );
+    assert!(driver.get("rdma").is_none(), "null deleted it: {driver}");
+    assert_eq!(
+        driver["kernelModuleType"], "open",
+        "merged, not replaced: {driver}"
+    );
+    assert_eq!(
+        driver["upgradePolicy"]["maxParallelUpgrades"], 4,
+        "{driver}"
+    );
+    assert_eq!(driver["upgradePolicy"]["autoUpgrade"], true, "{driver}");
+    assert_eq!(
+        gpu["values"]["devicePlugin"]["env"],
+        serde_json::json!([{"name": "A", "value": "1"}]),
+        "lists replace"
+    );
+}
+
+#[test]
+fn bad_set_json_and_set_file_inputs_are_named() {
+    for (flag, arg, needle) in [
+        (
+            "--set-json",
+            "gpuoperator:driver.version=580.95.05",
+            "is not JSON",
+        ),
+        ("--set-json", "gpuoperator:driver={", "is not JSON"),
+        ("--set-json", "gpuoperator", "no `:` after the component"),
+        (
+            "--set-json",
+            "gpuoperator:driver",
+            "no `=` before the value",
+        ),
+        (
+            "--set-json",
+            "gpuoperator:enabled=false",
+            "use --set gpuoperator:enabled",
+        ),
+        ("--set-json", "nosuch:a=1", "unknown component `nosuch`"),
+        (
+            "--set-json",
+            "aws-efa:a=1",
+            "component `aws-efa` is not part of this recipe",
+        ),
+        (
+            "--set-json",
+            "gpuoperator:driver.version.x=1",
+            "`driver.version` is a string",
+        ),
+        ("--set-file", "gpuoperator:driver=", "the file is empty"),
+        (
+            "--set-file",
+            "gpuoperator:driver=/nonexistent/x.yaml",
+            "cannot read /nonexistent/x.yaml",
+        ),
+    ] {
+        aiconform()
+            .args(["recipe", "--service", "gke", flag, arg])
+            .assert()
+            .failure()
+            .stderr(contains(needle));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "a: [unclosed\n").unwrap();
+    aiconform()
+        .args(["recipe", "--set-file"])
+        .arg(format!("gpuoperator:driver={}", bad.display()))
+        .assert()
+        .failure()
+        .stderr(contains("bad.yaml"));
+}
+
+#[test]
+fn set_json_applies_to_a_recipe_file_and_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("r.yaml");
+    aiconform()
+        .args(["recipe", "--service", "eks", "-o"])
+        .arg(&recipe)
+        .assert()
+        .success();
+    let out = dir.path().join("bundle");
+    aiconform()
+        .args(["bundle", "--recipe"])
+        .arg(&recipe)
+        .args([
+            "--set-json",
+            r#"gpuoperator:driver={"version":"580.0.0"}"#,
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let values =
+        std::fs::read_to_string(component_dir(&out, "gpu-operator").join("values.yaml")).unwrap();
+    assert!(values.contains("580.0.0"), "{values}");
+    let v = stdout_of(&[
+        "query",
+        "--service",
+        "eks",
+        "--set-json",
+        r#"gpuoperator:driver={"version":"580.0.0"}"#,
+        "--selector",
+        "components.gpu-operator.values.driver.version",
+    ]);
+    assert_eq!(v.trim(), "580.0.0");
 }

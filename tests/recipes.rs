@@ -824,8 +824,10 @@ fn bad_node_requirements_are_named() {
 fn criteria_aliases() {
     let mut c = Criteria::new();
     c.set_alias(Dimension::Service, "self-managed").unwrap();
-    assert!(c.is_empty());
+    assert_eq!(c.get(Dimension::Service), Some("generic"));
     c.set_alias(Dimension::Service, "Vanilla").unwrap();
+    assert_eq!(c.get(Dimension::Service), Some("generic"));
+    c.set_alias(Dimension::Service, "any").unwrap();
     assert!(c.is_empty());
     c.set_alias(Dimension::Os, "al2023").unwrap();
     assert_eq!(c.get(Dimension::Os), Some("amazonlinux"));
@@ -922,4 +924,150 @@ fn a_removed_component_proves_nothing() {
     .expect("set");
     assert_eq!(prover(&file, "robustController"), None);
     assert!(file.validation.get("nccl").is_some(), "other settings stay");
+}
+
+/// Every value of every dimension composes a recipe on its own, and the recipe applies an
+/// overlay that pins exactly that value (none is a silent base-only recipe).
+#[test]
+fn every_criteria_value_composes_with_its_own_overlay() {
+    let catalog = catalog();
+    for d in Dimension::ALL {
+        for value in d.allowed() {
+            let c = Criteria::new().with(d, value).unwrap();
+            let recipe = compose(&catalog, &c).unwrap_or_else(|e| panic!("{c}: {e}"));
+            assert_dependencies_first(&recipe);
+            let carried = recipe
+                .metadata
+                .applied_overlays
+                .iter()
+                .any(|name| catalog.overlays[name].criteria.get(d) == Some(*value));
+            assert!(
+                carried,
+                "{c}: applied {:?}",
+                recipe.metadata.applied_overlays
+            );
+            assert!(recipe.metadata.applied_overlays.len() > 1, "{c}: base only");
+        }
+    }
+}
+
+/// Each new value also composes in a realistic full combination.
+#[test]
+fn new_values_compose_in_full_combinations() {
+    let catalog = catalog();
+    for [s, a, o, i, p] in [
+        ["oke", "gb200", "ol", "training", "slurm"],
+        ["oke", "h100", "ol", "inference", "nim"],
+        ["eks", "gb300", "amazonlinux", "training", "kubeflow"],
+        ["eks", "h200", "ubuntu", "inference", "nim"],
+        ["generic", "a100", "talos", "training", "kubeflow"],
+        ["rke2", "vr200", "ubuntu", "training", "slurm"],
+        ["bcm", "h100", "ubuntu", "training", "runai"],
+        ["ocp", "l40s", "rhel", "inference", "dynamo"],
+        ["lke", "rtx-pro-6000", "ubuntu", "inference", "nim"],
+        ["k0s", "l40", "ubuntu", "inference", "runai"],
+        ["metal3", "b200", "ubuntu", "training", "kubeflow"],
+    ] {
+        let c = criteria(s, a, o, i, p);
+        let recipe = compose(&catalog, &c).unwrap_or_else(|e| panic!("{c}: {e}"));
+        assert_dependencies_first(&recipe);
+    }
+}
+
+#[test]
+fn self_managed_means_generic() {
+    let mut c = Criteria::new();
+    c.set_alias(Dimension::Service, "self-managed").unwrap();
+    let r = compose(&catalog(), &c).unwrap();
+    assert_eq!(r.criteria["service"], "generic");
+    assert!(r.metadata.applied_overlays.contains(&"generic".to_string()));
+}
+
+#[test]
+fn a_stated_criterion_no_overlay_carries_is_an_error_naming_it() {
+    let mut files = RecipeFiles::builtin();
+    // A site layer that takes the b200 overlay over for another accelerator leaves b200
+    // without an overlay.
+    files.push_memory_layer(
+        "site",
+        &[(
+            "overlays/b200.yaml",
+            "apiVersion: aiconform.dev/v1alpha1\nkind: Overlay\nname: b200\ncriteria:\n  accelerator: h100\n",
+        )],
+    );
+    let catalog = Catalog::load(files).unwrap();
+    let c = criteria("eks", "b200", "any", "training", "any");
+    let e = compose(&catalog, &c).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            aiconform::recipe::RecipeError::UncoveredCriterion { dimension: Dimension::Accelerator, value, .. } if value == "b200"
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no overlay carries accelerator `b200`"),
+        "{msg}"
+    );
+    assert!(msg.contains("--data DIR"), "{msg}");
+    assert!(msg.contains("eks-training"), "lists what applies: {msg}");
+    // The other dimensions are still carried.
+    assert!(compose(&catalog, &criteria("eks", "h100", "any", "training", "any")).is_ok());
+}
+
+#[test]
+fn recipe_list_matrix() {
+    let m = aiconform::recipe::matrix::matrix(&catalog());
+    // Deterministic: a freshly loaded catalog gives the same matrix.
+    assert_eq!(m, aiconform::recipe::matrix::matrix(&catalog()));
+    assert!(m.leaves.iter().all(|l| l.stages.recipe), "{m:#?}");
+    let names: Vec<&str> = m.leaves.iter().map(|l| l.name.as_str()).collect();
+    assert!(names.contains(&"eks-training-kubeflow"), "{names:?}");
+    assert!(
+        !names.contains(&"eks"),
+        "refined by eks-training: {names:?}"
+    );
+    let kubeflow = m
+        .leaves
+        .iter()
+        .find(|l| l.name == "eks-training-kubeflow")
+        .unwrap();
+    assert!(kubeflow.stages.deploy && kubeflow.stages.conformance);
+    assert!(
+        !kubeflow.stages.performance,
+        "no accelerator: one-node floors are the catch-all"
+    );
+    insta::assert_snapshot!(aiconform::recipe::matrix::render_table(&m));
+}
+
+/// Every combination of values (and `any`) across the five dimensions composes: overlays of
+/// different dimensions never conflict (a removed component amended later, a dependency on
+/// one that a layer removes). The REST API serves any of them, so a failure here would be a
+/// 500 there.
+#[test]
+fn every_combination_of_values_composes() {
+    let catalog = catalog();
+    let values = |d: Dimension| -> Vec<&'static str> {
+        let mut v = d.allowed().to_vec();
+        v.push("any");
+        v
+    };
+    let mut count = 0;
+    for s in values(Dimension::Service) {
+        for a in values(Dimension::Accelerator) {
+            for o in values(Dimension::Os) {
+                for i in values(Dimension::Intent) {
+                    for p in values(Dimension::Platform) {
+                        let c = criteria(s, a, o, i, p);
+                        if let Err(e) = compose(&catalog, &c) {
+                            panic!("{c}: {e}");
+                        }
+                        count += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(count, 13 * 11 * 7 * 3 * 6);
 }

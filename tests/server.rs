@@ -872,6 +872,85 @@ async fn set_overrides_match_the_cli_and_errors_name_the_parameter() {
     s.stop().await;
 }
 
+/// Every byte but ASCII letters and digits as `%XX`, for query values.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_json_matches_the_cli_and_bad_input_names_the_parameter() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let doc = r#"gpuoperator:driver={"version":"580.95.05","rdma":null}"#;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiconform"))
+        .args([
+            "recipe",
+            "--service",
+            "eks",
+            "--format",
+            "json",
+            "--set-json",
+            doc,
+        ])
+        .output()
+        .expect("run aiconform recipe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let encoded = percent_encode(doc);
+    let resp = s
+        .get(&format!("/v1/recipe?service=eks&set-json={encoded}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        String::from_utf8_lossy(&resp.bytes().await.unwrap()),
+        String::from_utf8_lossy(&out.stdout),
+        "GET /v1/recipe with set-json differs from the CLI"
+    );
+    let v: Value = s
+        .get(&format!(
+            "/v1/query?service=eks&selector=components.gpu-operator.values.driver&set-json={encoded}"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["version"], "580.95.05");
+    assert!(v.get("rdma").is_none(), "null deletes: {v}");
+    assert_eq!(v["kernelModuleType"], "open", "merged: {v}");
+    for (doc, needle) in [
+        ("gpu-operator:driver.version=580.95.05", "is not JSON"),
+        (
+            "gpu-operator:enabled=false",
+            "use --set gpu-operator:enabled",
+        ),
+        ("nope:x=1", "unknown component `nope`"),
+        ("dynamo-platform:x=1", "not part of this recipe"),
+    ] {
+        let encoded = percent_encode(doc);
+        let r = s
+            .get(&format!("/v1/recipe?service=eks&set-json={encoded}"))
+            .await;
+        assert_eq!(r.status(), 400, "{doc}");
+        let (code, field, msg) = error_of(r).await;
+        assert_eq!(code, "invalid_set", "{doc}");
+        assert!(msg.contains(needle), "{doc}: {msg}");
+        if needle.contains("JSON") || needle.contains("--set") {
+            assert_eq!(field.as_deref(), Some("set-json"), "{doc}");
+        }
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests() {
     let s = TestServer::start(ServerConfig::default()).await;

@@ -171,6 +171,17 @@ fn cases(doc: &Value) -> BoxedStrategy<Case> {
                                 noise_string(),
                             ]
                             .boxed(),
+                            None if name == "set-json" => prop_oneof![
+                                Just(
+                                    r#"gpuoperator:driver={"version":"580.95.05","rdma":null}"#
+                                        .to_string()
+                                ),
+                                Just("cert-manager:replicaCount=null".to_string()),
+                                Just(r#"nvsentinel:a.b=[1,{"c":null}]"#.to_string()),
+                                "[a-z-]{1,20}:[a-zA-Z.]{1,20}=[\\[\\]{}\":,a-z0-9]{0,12}",
+                                noise_string(),
+                            ]
+                            .boxed(),
                             None if name == "set" => prop_oneof![
                                 Just("gpuoperator:driver.version=580.95.05".to_string()),
                                 Just("cert-manager:replicaCount=2".to_string()),

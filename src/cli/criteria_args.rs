@@ -6,28 +6,30 @@ use clap::Args;
 use aiconform::recipe::aliases::ComponentAliases;
 use aiconform::recipe::criteria::{CriteriaSpec, Dimension, NodesSpec};
 use aiconform::recipe::model::Recipe;
+use aiconform::recipe::set::SetExpr;
 use aiconform::recipe::source::RecipeFiles;
 use aiconform::recipe::{
-    Adjustments, Catalog, Criteria, compose_with, load_recipe_file, overrides,
+    Adjustments, Catalog, Criteria, RecipeError, compose_with, load_recipe_file, overrides,
 };
 
 /// Criteria and recipe sources shared by `recipe`, `query` and `bundle`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct CriteriaArgs {
-    /// Cloud or cluster service: eks, gke, aks, oke, kind, any (self-managed, self and
-    /// vanilla mean any)
+    /// Cloud or cluster service: eks, gke, aks, oke, ocp, kind, lke, bcm, metal3, rke2,
+    /// generic, k0s, any (self-managed, self and vanilla mean generic)
     #[arg(long, value_name = "SERVICE")]
     pub service: Option<String>,
-    /// Accelerator: h100, gb200, b200, a100, l40, rtx-pro-6000, any
+    /// Accelerator: h100, h200, gb200, gb300, b200, a100, l40, l40s, rtx-pro-6000, vr200, any
     #[arg(long, visible_alias = "gpu", value_name = "GPU")]
     pub accelerator: Option<String>,
-    /// Node OS: ubuntu, rhel, cos, amazonlinux, any (al2 and al2023 mean amazonlinux)
+    /// Node OS: ubuntu, rhel, cos, amazonlinux, ol, talos, any (al2 and al2023 mean
+    /// amazonlinux)
     #[arg(long, value_name = "OS")]
     pub os: Option<String>,
     /// Workload intent: training, inference, any
     #[arg(long, value_name = "INTENT")]
     pub intent: Option<String>,
-    /// ML platform: kubeflow, dynamo, any
+    /// ML platform: dynamo, kubeflow, nim, runai, slurm, any
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
     /// Number of nodes in the cluster; selects overlays whose `nodes` requirement it meets
@@ -43,11 +45,47 @@ pub struct CriteriaArgs {
     pub data: Vec<PathBuf>,
 }
 
+/// A criteria file: the keys at top level, or under `criteria:` (the shape of a recipe's
+/// criteria). One struct rather than an untagged enum of the two shapes, so that a misspelt
+/// key is reported by name with its line instead of "did not match any variant".
 #[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum CriteriaFile {
-    Nested { criteria: CriteriaSpec },
-    Flat(CriteriaSpec),
+#[serde(deny_unknown_fields)]
+struct CriteriaFile {
+    #[serde(default)]
+    criteria: Option<CriteriaSpec>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    accelerator: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    intent: Option<String>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    nodes: Option<NodesSpec>,
+}
+
+impl CriteriaFile {
+    /// The criteria, from whichever shape the file has; both at once is ambiguous.
+    fn into_spec(self, origin: &str) -> Result<CriteriaSpec> {
+        let flat = CriteriaSpec {
+            service: self.service,
+            accelerator: self.accelerator,
+            os: self.os,
+            intent: self.intent,
+            platform: self.platform,
+            nodes: self.nodes,
+        };
+        match self.criteria {
+            None => Ok(flat),
+            Some(nested) if flat == CriteriaSpec::default() => Ok(nested),
+            Some(_) => anyhow::bail!(
+                "criteria file {origin}: give the criteria either at top level or under `criteria:`, not both"
+            ),
+        }
+    }
 }
 
 /// `--set COMPONENT:dotted.path=VALUE`, shared by `recipe`, `query` and `bundle`.
@@ -60,6 +98,35 @@ pub struct SetArgs {
     /// removes a component, COMPONENT:enabled=true restores one an overlay removed
     #[arg(long = "set", value_name = "COMPONENT:PATH=VALUE")]
     pub set: Vec<String>,
+    /// Override with a JSON value, COMPONENT:dotted.path=JSON (repeatable; applied after
+    /// --set): an object deep-merges into the map at the path, null deletes the key (also
+    /// inside an object), lists and scalars replace
+    #[arg(long = "set-json", value_name = "COMPONENT:PATH=JSON")]
+    pub set_json: Vec<String>,
+    /// Override with the content of a YAML or JSON file, COMPONENT:dotted.path=FILE
+    /// (repeatable; applied after --set-json), merged as --set-json merges
+    #[arg(long = "set-file", value_name = "COMPONENT:PATH=FILE")]
+    pub set_file: Vec<String>,
+}
+
+impl SetArgs {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.set_json.is_empty() && self.set_file.is_empty()
+    }
+
+    /// Every override parsed, in the order they apply: --set, --set-json, --set-file (each
+    /// file read here).
+    pub fn exprs(&self) -> Result<Vec<SetExpr>> {
+        let mut exprs = overrides::parse_all(&self.set)?;
+        exprs.extend(overrides::parse_all_json(&self.set_json)?);
+        for text in &self.set_file {
+            let (_, _, file) = SetExpr::file_of(text).map_err(RecipeError::from)?;
+            let content = std::fs::read_to_string(&file)
+                .with_context(|| format!("--set-file `{text}`: cannot read {file}"))?;
+            exprs.push(SetExpr::from_file(text, &content).map_err(RecipeError::from)?);
+        }
+        Ok(exprs)
+    }
 }
 
 impl CriteriaArgs {
@@ -75,9 +142,8 @@ impl CriteriaArgs {
             let origin = path.display().to_string();
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read criteria file {origin}"))?;
-            let spec = match aiconform::yaml::from_slice::<CriteriaFile>(&bytes, &origin)? {
-                CriteriaFile::Nested { criteria } | CriteriaFile::Flat(criteria) => criteria,
-            };
+            let spec =
+                aiconform::yaml::from_slice::<CriteriaFile>(&bytes, &origin)?.into_spec(&origin)?;
             for d in Dimension::ALL {
                 if let Some(v) = spec.get(d) {
                     criteria
@@ -148,9 +214,9 @@ impl CriteriaArgs {
                     );
                 }
                 let mut recipe = load_recipe_file(path)?;
-                if !sets.set.is_empty() {
+                if !sets.is_empty() {
                     let aliases = ComponentAliases::load(&RecipeFiles::builtin())?;
-                    overrides::apply_texts(&mut recipe, &sets.set, &aliases)
+                    overrides::apply_exprs(&mut recipe, &sets.exprs()?, &aliases)
                         .with_context(|| format!("applying --set to {}", path.display()))?;
                     report_overrides(&recipe);
                 }
@@ -158,7 +224,7 @@ impl CriteriaArgs {
             }
             None => {
                 let adj = Adjustments {
-                    sets: overrides::parse_all(&sets.set)?,
+                    sets: sets.exprs()?,
                     ..Default::default()
                 };
                 let recipe = compose_with(&self.catalog()?, &self.to_criteria()?, &adj)?;

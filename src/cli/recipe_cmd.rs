@@ -5,20 +5,23 @@ use clap::Args;
 
 use aiconform::output::{Format, write_target};
 use aiconform::readiness::fit as from_snapshot;
-use aiconform::recipe::{Adjustments, compose_with, overrides, query};
+use aiconform::recipe::{Adjustments, compose_with, query};
 
 use super::criteria_args::{CriteriaArgs, SetArgs, report_overrides};
 
 const AFTER_HELP: &str = "\
 Examples:
   aiconform recipe --service eks --gpu h100 --os ubuntu --intent training --platform kubeflow -o recipe.yaml
+  aiconform recipe list -o json
   aiconform recipe --service eks --gpu h100 --intent training --set gpuoperator:driver.version=580.95.05
   aiconform recipe --snapshot snapshot.yaml --intent training
   aiconform recipe --snapshot cm://aiconform/snapshot --kubeconfig ~/.kube/config -o recipe.yaml";
 
 #[derive(Debug, Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 pub struct RecipeArgs {
+    #[command(subcommand)]
+    pub command: Option<RecipeCommand>,
     #[command(flatten)]
     pub criteria: CriteriaArgs,
     #[command(flatten)]
@@ -39,10 +42,65 @@ pub struct RecipeArgs {
     pub format: Option<Format>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum RecipeCommand {
+    /// Print the catalog's leaf combinations and which stages each has data for
+    List(ListArgs),
+}
+
+const LIST_HELP: &str = "\
+A leaf is the criteria of an overlay that no other overlay refines (pins all of its
+dimensions to the same values, and more). Each is composed with exactly those criteria.
+Stages: RECIPE it composes; DEPLOY every component has a chart, source or manifests to
+install from; PERF the NCCL floors of its scope (one node, and across nodes for training)
+come from an overlay that pins a criterion, not only the catch-all; CONFORMANCE a component
+proves aiServiceMetrics, gangScheduling and robustController (and inferenceGateway,
+inferenceIngress for inference).
+
+Examples:
+  aiconform recipe list
+  aiconform recipe list -o yaml --data ./site-overlays";
+
+#[derive(Debug, Args)]
+#[command(after_help = LIST_HELP)]
+pub struct ListArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+    /// Directory of extra overlays layered over the built-in ones (repeatable; later wins)
+    #[arg(long = "data", value_name = "DIR")]
+    pub data: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Yaml,
+    Json,
+}
+
+pub fn run_list(args: ListArgs) -> Result<()> {
+    let criteria = CriteriaArgs {
+        data: args.data,
+        ..Default::default()
+    };
+    let m = aiconform::recipe::matrix::matrix(&criteria.catalog()?);
+    let text = match args.output {
+        ListFormat::Table => aiconform::recipe::matrix::render_table(&m),
+        ListFormat::Yaml => Format::Yaml.render(&m).map_err(anyhow::Error::msg)?,
+        ListFormat::Json => Format::Json.render(&m).map_err(anyhow::Error::msg)?,
+    };
+    write_target("-", text.as_bytes())?;
+    Ok(())
+}
+
 pub fn run(args: RecipeArgs) -> Result<()> {
+    if let Some(RecipeCommand::List(list)) = args.command {
+        return run_list(list);
+    }
     let catalog = args.criteria.catalog()?;
     let mut adj = Adjustments {
-        sets: overrides::parse_all(&args.sets.set)?,
+        sets: args.sets.exprs()?,
         ..Default::default()
     };
     let criteria = match &args.snapshot {

@@ -117,6 +117,7 @@ fn service_of_provider_id(id: &str) -> Option<&'static str> {
         "gce" => Some("gke"),
         "azure" => Some("aks"),
         "oci" => Some("oke"),
+        "linode" => Some("lke"),
         "kind" => Some("kind"),
         _ => None,
     }
@@ -130,6 +131,7 @@ fn service_of_labels<'a>(
         ("cloud.google.com/gke-", "gke"),
         ("kubernetes.azure.com/", "aks"),
         ("oci.oraclecloud.com/", "oke"),
+        ("lke.linode.com/", "lke"),
     ];
     keys.find_map(|k| {
         PREFIXES
@@ -140,19 +142,25 @@ fn service_of_labels<'a>(
 }
 
 /// `NVIDIA GB200`, `NVIDIA-H100-80GB-HBM3`, `NVIDIA RTX PRO 6000 Blackwell` → accelerator.
-/// GB200 is checked before B200, which it contains.
+/// GB200 is checked before B200, which it contains, and L40S before L40.
 fn accelerator_of(model: &str) -> Option<&'static str> {
     let m = model.to_ascii_lowercase().replace(['-', '_'], " ");
     let words: Vec<&str> = m.split_whitespace().collect();
     let has = |w: &str| words.iter().any(|x| x.starts_with(w));
-    if has("gb200") {
+    if has("gb300") {
+        Some("gb300")
+    } else if has("gb200") {
         Some("gb200")
     } else if has("b200") {
         Some("b200")
+    } else if has("h200") {
+        Some("h200")
     } else if has("h100") {
         Some("h100")
     } else if has("a100") {
         Some("a100")
+    } else if has("l40s") {
+        Some("l40s")
     } else if has("l40") {
         Some("l40")
     } else if m.contains("rtx pro 6000") {
@@ -168,6 +176,8 @@ fn os_of(id: &str) -> Option<&'static str> {
         "rhel" => Some("rhel"),
         "cos" => Some("cos"),
         "amzn" | "amazonlinux" => Some("amazonlinux"),
+        "ol" => Some("ol"),
+        "talos" => Some("talos"),
         _ => None,
     }
 }
@@ -239,7 +249,10 @@ mod tests {
             ("NVIDIA GB200", Some("gb200")),
             ("NVIDIA B200", Some("b200")),
             ("NVIDIA A100-SXM4-80GB", Some("a100")),
-            ("NVIDIA L40S", Some("l40")),
+            ("NVIDIA L40S", Some("l40s")),
+            ("NVIDIA L40", Some("l40")),
+            ("NVIDIA H200", Some("h200")),
+            ("NVIDIA GB300", Some("gb300")),
             (
                 "NVIDIA RTX PRO 6000 Blackwell Server Edition",
                 Some("rtx-pro-6000"),
@@ -263,6 +276,7 @@ mod tests {
             service_of_provider_id("kind://docker/kind/kind-worker"),
             Some("kind")
         );
+        assert_eq!(service_of_provider_id("linode://12345678"), Some("lke"));
         assert_eq!(service_of_provider_id(""), None);
         let labels = ["kubernetes.azure.com/cluster".to_string()];
         assert_eq!(
@@ -275,6 +289,8 @@ mod tests {
     fn os_ids() {
         assert_eq!(os_of("amzn"), Some("amazonlinux"));
         assert_eq!(os_of("Ubuntu"), Some("ubuntu"));
+        assert_eq!(os_of("ol"), Some("ol"));
+        assert_eq!(os_of("talos"), Some("talos"));
         assert_eq!(os_of("debian"), None);
     }
 }

@@ -41,11 +41,25 @@ impl Dimension {
     /// Accepted values, `any` excluded.
     pub fn allowed(self) -> &'static [&'static str] {
         match self {
-            Dimension::Service => &["eks", "gke", "aks", "oke", "kind"],
-            Dimension::Accelerator => &["h100", "gb200", "b200", "a100", "l40", "rtx-pro-6000"],
-            Dimension::Os => &["ubuntu", "rhel", "cos", "amazonlinux"],
+            Dimension::Service => &[
+                "eks", "gke", "aks", "oke", "ocp", "kind", "lke", "bcm", "metal3", "rke2",
+                "generic", "k0s",
+            ],
+            Dimension::Accelerator => &[
+                "h100",
+                "h200",
+                "gb200",
+                "gb300",
+                "b200",
+                "a100",
+                "l40",
+                "l40s",
+                "rtx-pro-6000",
+                "vr200",
+            ],
+            Dimension::Os => &["ubuntu", "rhel", "cos", "amazonlinux", "ol", "talos"],
             Dimension::Intent => &["training", "inference"],
-            Dimension::Platform => &["kubeflow", "dynamo"],
+            Dimension::Platform => &["dynamo", "kubeflow", "nim", "runai", "slurm"],
         }
     }
 
@@ -57,7 +71,11 @@ impl Dimension {
     /// each stands for. The API takes canonical values only (what its schema lists).
     pub fn aliases(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Dimension::Service => &[("self-managed", ANY), ("self", ANY), ("vanilla", ANY)],
+            Dimension::Service => &[
+                ("self-managed", "generic"),
+                ("self", "generic"),
+                ("vanilla", "generic"),
+            ],
             Dimension::Os => &[("al2", "amazonlinux"), ("al2023", "amazonlinux")],
             _ => &[],
         }
@@ -137,7 +155,7 @@ impl Criteria {
         Ok(())
     }
 
-    /// Set one dimension accepting its aliases (`vanilla` → any, `al2` → amazonlinux).
+    /// Set one dimension accepting its aliases (`vanilla` → generic, `al2` → amazonlinux).
     pub fn set_alias(&mut self, dimension: Dimension, value: &str) -> Result<(), UnknownCriterion> {
         self.set(dimension, &dimension.canonical(value))
     }
@@ -360,7 +378,10 @@ mod tests {
         let err = Criteria::new().with(Dimension::Os, "windows").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("unknown os `windows`"), "{msg}");
-        assert!(msg.contains("ubuntu, rhel, cos, amazonlinux, any"), "{msg}");
+        assert!(
+            msg.contains("ubuntu, rhel, cos, amazonlinux, ol, talos, any"),
+            "{msg}"
+        );
     }
 
     #[test]

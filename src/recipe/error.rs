@@ -1,4 +1,4 @@
-use crate::recipe::criteria::CriteriaError;
+use crate::recipe::criteria::{CriteriaError, Dimension};
 use crate::yaml::YamlError;
 
 /// Everything that can go wrong loading overlays or composing a recipe. Each variant names
@@ -59,6 +59,15 @@ pub enum RecipeError {
         component: String,
         field: &'static str,
         overlays: Vec<String>,
+    },
+    #[error(
+        "no overlay carries {dimension} `{value}`: the recipe would be the one for {dimension} any (overlays that apply: {}); add an overlay whose criteria set `{dimension}: {value}` (with --data DIR), or leave --{dimension} as any",
+        .applied.join(", ")
+    )]
+    UncoveredCriterion {
+        dimension: Dimension,
+        value: String,
+        applied: Vec<String>,
     },
     #[error("no overlays found in {searched}; expected YAML files under overlays/")]
     NoOverlays { searched: String },

@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod criteria;
 pub mod error;
 pub mod manifest_files;
+pub mod matrix;
 pub mod merge;
 pub mod model;
 pub mod order;

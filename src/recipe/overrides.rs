@@ -1,6 +1,7 @@
-//! Applying `--set` overrides to a composed recipe: component names resolved (aliases
-//! allowed), the last expression for a path wins, `enabled=false` removes a component and
-//! reports its dependents, values are set after every overlay. Pure: no I/O.
+//! Applying `--set`, `--set-json` and `--set-file` overrides to a composed recipe: component
+//! names resolved (aliases allowed), the last expression for a path wins (documents given as
+//! objects merge into what came before), `enabled=false` removes a component and reports
+//! its dependents, values are set after every overlay. Pure: no I/O.
 
 use std::collections::BTreeSet;
 
@@ -40,7 +41,11 @@ pub fn resolve(
         };
         let mut e = e.clone();
         e.component = name.to_string();
-        resolved.retain(|r| !(r.component == e.component && r.path == e.path));
+        // A later value for the same path replaces earlier ones, unless it is an object
+        // merged into them.
+        if !(e.merge && e.value.is_object()) {
+            resolved.retain(|r| !(r.component == e.component && r.path == e.path));
+        }
         resolved.push(e);
     }
     Ok(resolved)
@@ -117,8 +122,12 @@ pub fn apply(recipe: &mut Recipe, exprs: &[SetExpr]) -> Result<()> {
                         ),
                     ));
                 };
-                set::set_path(&mut c.values, &e.path, e.value.clone())
-                    .map_err(|m| set_error(e, format!("in component `{}`: {m}", c.name)))?;
+                let applied = if e.merge {
+                    set::merge_path(&mut c.values, &e.path, &e.value)
+                } else {
+                    set::set_path(&mut c.values, &e.path, e.value.clone())
+                };
+                applied.map_err(|m| set_error(e, format!("in component `{}`: {m}", c.name)))?;
             }
         }
         records.push(record);
@@ -163,13 +172,21 @@ pub fn apply_texts(
     texts: &[String],
     aliases: &ComponentAliases,
 ) -> Result<()> {
-    if texts.is_empty() {
+    apply_exprs(recipe, &parse_all(texts)?, aliases)
+}
+
+/// [`apply_texts`] for expressions already parsed (`--set`, `--set-json`, `--set-file`).
+pub fn apply_exprs(
+    recipe: &mut Recipe,
+    exprs: &[SetExpr],
+    aliases: &ComponentAliases,
+) -> Result<()> {
+    if exprs.is_empty() {
         return Ok(());
     }
-    let exprs = parse_all(texts)?;
     let mut known: BTreeSet<String> = recipe.components.iter().map(|c| c.name.clone()).collect();
     known.extend(aliases.aliases.values().cloned());
-    let resolved = resolve(&exprs, &known, aliases)?;
+    let resolved = resolve(exprs, &known, aliases)?;
     apply(recipe, &resolved)
 }
 
@@ -178,5 +195,13 @@ pub fn parse_all(texts: &[String]) -> Result<Vec<SetExpr>> {
     texts
         .iter()
         .map(|t| SetExpr::parse(t).map_err(RecipeError::from))
+        .collect()
+}
+
+/// Parse every `--set-json` text; the first malformed one is the error.
+pub fn parse_all_json(texts: &[String]) -> Result<Vec<SetExpr>> {
+    texts
+        .iter()
+        .map(|t| SetExpr::parse_json(t).map_err(RecipeError::from))
         .collect()
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::aliases::ComponentAliases;
 use super::catalog::{Catalog, LoadedOverlay};
 use super::conformance::{self, Claim};
-use super::criteria::Criteria;
+use super::criteria::{Criteria, Dimension};
 use super::error::{RecipeError, Result};
 use super::merge::deep_merge;
 use super::model::{
@@ -40,6 +40,24 @@ pub fn applicable_overlays(catalog: &Catalog, query: &Criteria) -> Result<Vec<St
         }
     }
     Ok(applied)
+}
+
+/// The first criterion `query` states that none of the overlays in `applied` pins to the
+/// same value. Composing anyway would hand back a broader recipe (say, base only for an
+/// accelerator without an overlay) under the stated criteria's name.
+pub fn uncovered_criterion(
+    catalog: &Catalog,
+    query: &Criteria,
+    applied: &[String],
+) -> Option<(Dimension, String)> {
+    Dimension::ALL.into_iter().find_map(|d| {
+        let value = query.get(d)?;
+        let carried = applied
+            .iter()
+            .filter_map(|name| catalog.overlays.get(name))
+            .any(|o| o.criteria.get(d) == Some(value));
+        (!carried).then(|| (d, value.to_string()))
+    })
 }
 
 #[derive(Default)]
@@ -93,7 +111,15 @@ pub fn compose_with(catalog: &Catalog, query: &Criteria, adj: &Adjustments) -> R
         overrides::resolve(&adj.sets, &declared_components(catalog), &aliases)?
     };
     let restore = overrides::restored(&sets);
-    let applied: Vec<String> = applicable_overlays(catalog, query)?
+    let matching = applicable_overlays(catalog, query)?;
+    if let Some((dimension, value)) = uncovered_criterion(catalog, query, &matching) {
+        return Err(RecipeError::UncoveredCriterion {
+            dimension,
+            value,
+            applied: matching,
+        });
+    }
+    let applied: Vec<String> = matching
         .into_iter()
         .filter(|name| !adj.excluded.iter().any(|e| &e.name == name))
         .collect();

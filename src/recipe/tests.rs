@@ -568,3 +568,74 @@ fn components_carry_conformance_parameters_and_later_layers_reassign_them() {
         "{e}"
     );
 }
+
+fn pinned(name: &str, criteria: &str) -> (String, String) {
+    (
+        format!("overlays/{name}.yaml"),
+        overlay(&format!("name: {name}\ncriteria: {criteria}\n")),
+    )
+}
+
+fn with(extra: &[(String, String)]) -> Result<Catalog, RecipeError> {
+    let mut files: Vec<(&str, String)> = vec![base(), cm_values()];
+    files.extend(extra.iter().map(|(p, c)| (p.as_str(), c.clone())));
+    catalog(&files)
+}
+
+#[test]
+fn a_stated_criterion_without_an_overlay_is_named() {
+    let c = with(&[pinned("eks", "{service: eks}")]).unwrap();
+    let q = query(&[
+        (Dimension::Service, "eks"),
+        (Dimension::Accelerator, "h100"),
+    ]);
+    let e = compose(&c, &q).unwrap_err();
+    assert!(
+        matches!(&e, RecipeError::UncoveredCriterion { dimension: Dimension::Accelerator, value, .. } if value == "h100"),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no overlay carries accelerator `h100`"),
+        "{msg}"
+    );
+    assert!(msg.contains("overlays that apply: base, eks"), "{msg}");
+    assert!(compose(&c, &query(&[(Dimension::Service, "eks")])).is_ok());
+    assert!(compose(&c, &Criteria::new()).is_ok(), "nothing stated");
+}
+
+#[test]
+fn leaves_are_the_overlays_nothing_refines() {
+    let c = with(&[
+        pinned("eks", "{service: eks}"),
+        pinned("eks-training", "{service: eks, intent: training}"),
+        pinned("h100", "{accelerator: h100}"),
+        pinned("also-h100", "{accelerator: h100}"),
+    ])
+    .unwrap();
+    let leaves: Vec<Vec<String>> = super::matrix::leaf_criteria(&c).into_values().collect();
+    assert_eq!(
+        leaves,
+        [
+            vec!["eks-training".to_string()],
+            vec!["also-h100".into(), "h100".into()]
+        ]
+    );
+    let m = super::matrix::matrix(&c);
+    assert_eq!(m.summary.leaves, 2);
+    assert_eq!(m.summary.recipe, 2);
+    assert_eq!(m.summary.deploy, 2);
+    // No overlay here sets floors or proves conformance.
+    assert_eq!((m.summary.performance, m.summary.conformance), (0, 0));
+    let training = m.leaves.iter().find(|l| l.name == "eks-training").unwrap();
+    assert_eq!(
+        training.missing,
+        [
+            "nccl floors.singleNode",
+            "nccl floors.multiNode",
+            "conformance aiServiceMetrics",
+            "conformance gangScheduling",
+            "conformance robustController"
+        ]
+    );
+}

@@ -30,6 +30,7 @@ use crate::output::Format;
 use crate::recipe::aliases::ComponentAliases;
 use crate::recipe::model::Recipe;
 use crate::recipe::query::select;
+use crate::recipe::set::SetExpr;
 use crate::recipe::{Adjustments, Catalog, Criteria, compose, compose_with, overrides};
 
 /// Upper bound on cached recipes. Valid criteria form a finite set (well under this), so
@@ -107,7 +108,7 @@ impl AppState {
     async fn recipe_with_sets(
         self: &Arc<Self>,
         criteria: Criteria,
-        sets: Vec<String>,
+        sets: Vec<SetExpr>,
     ) -> Result<Arc<Recipe>, ApiError> {
         if sets.is_empty() {
             return self.recipe(criteria).await;
@@ -115,7 +116,7 @@ impl AppState {
         let state = self.clone();
         let recipe = tokio::task::spawn_blocking(move || {
             let adj = Adjustments {
-                sets: overrides::parse_all(&sets)?,
+                sets,
                 ..Default::default()
             };
             compose_with(&state.catalog, &criteria, &adj)
@@ -131,7 +132,7 @@ impl AppState {
     async fn recipe_document(
         self: &Arc<Self>,
         criteria: Criteria,
-        sets: Vec<String>,
+        sets: Vec<SetExpr>,
         format: Format,
     ) -> Result<Bytes, ApiError> {
         if !sets.is_empty() {
@@ -406,7 +407,7 @@ async fn post_bundle(
             if !sets.is_empty() {
                 let aliases =
                     ComponentAliases::load(&state.catalog.files).map_err(from_recipe_error)?;
-                overrides::apply_texts(&mut r, &sets, &aliases).map_err(from_recipe_error)?;
+                overrides::apply_exprs(&mut r, &sets, &aliases).map_err(from_recipe_error)?;
             }
             (Arc::new(*r), true, None)
         }

@@ -150,6 +150,9 @@ pub fn from_recipe_error(e: RecipeError) -> ApiError {
         RecipeError::Set { .. } => {
             ApiError::bad_request("invalid_set", e.to_string()).with_field("set")
         }
+        RecipeError::UncoveredCriterion { dimension, .. } => {
+            ApiError::bad_request("invalid_criterion", e.to_string()).with_field(dimension.key())
+        }
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "recipe_composition_failed",

@@ -79,6 +79,23 @@ fn set_param() -> Value {
     })
 }
 
+fn set_json_param() -> Value {
+    json!({
+        "name": super::request::SET_JSON_PARAM,
+        "in": "query",
+        "required": false,
+        "style": "form",
+        "explode": true,
+        "description": "Override with a JSON value, COMPONENT:dotted.path=JSON (repeatable; applied after every `set`). An object deep-merges into the map at the path, null deletes the key (also inside an object), lists and scalars replace; `enabled` is not accepted (use `set`). A component not in the recipe is an error. Recorded in metadata.overrides.",
+        "schema": {
+            "type": "array",
+            "maxItems": super::request::MAX_SETS,
+            "items": {"type": "string", "minLength": 3, "maxLength": super::request::MAX_SET_LEN},
+        },
+        "example": ["gpuoperator:driver={\"version\":\"580.95.05\",\"rdma\":null}"],
+    })
+}
+
 fn error_ref() -> Value {
     json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}})
 }
@@ -288,6 +305,7 @@ pub fn document() -> Value {
     let mut recipe_get_params = criteria_params();
     recipe_get_params.push(format_param());
     recipe_get_params.push(set_param());
+    recipe_get_params.push(set_json_param());
     let mut query_params = criteria_params();
     query_params.push(json!({
         "name": "selector",
@@ -304,6 +322,7 @@ pub fn document() -> Value {
     }));
     query_params.push(format_param());
     query_params.push(set_param());
+    query_params.push(set_json_param());
 
     let status_ok = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}});
 
@@ -325,7 +344,7 @@ pub fn document() -> Value {
                 "post": {
                     "operationId": "postRecipe",
                     "summary": "Compose the recipe for criteria given as a JSON body",
-                    "parameters": [format_param(), set_param()],
+                    "parameters": [format_param(), set_param(), set_json_param()],
                     "requestBody": {
                         "required": false,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CriteriaRequest"}}},
@@ -348,7 +367,7 @@ pub fn document() -> Value {
                 "post": {
                     "operationId": "bundle",
                     "summary": "Render a recipe into a deployable bundle (gzip-compressed tar)",
-                    "parameters": [set_param()],
+                    "parameters": [set_param(), set_json_param()],
                     "requestBody": {
                         "required": false,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BundleRequest"}}},

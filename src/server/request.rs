@@ -12,6 +12,7 @@ use crate::recipe::criteria::{Criteria, Dimension};
 use crate::recipe::model::Recipe;
 use crate::recipe::overlay::API_VERSION;
 use crate::recipe::resolve::RECIPE_KIND;
+use crate::recipe::set::SetExpr;
 
 /// Query parameters accepted by `GET /v1/recipe`.
 pub const RECIPE_PARAMS: &[&str] = &[
@@ -22,6 +23,7 @@ pub const RECIPE_PARAMS: &[&str] = &[
     "platform",
     "format",
     SET_PARAM,
+    SET_JSON_PARAM,
 ];
 /// Query parameters accepted by `GET /v1/query`.
 pub const QUERY_PARAMS: &[&str] = &[
@@ -33,15 +35,19 @@ pub const QUERY_PARAMS: &[&str] = &[
     "selector",
     "format",
     SET_PARAM,
+    SET_JSON_PARAM,
 ];
 /// Query parameters accepted by `POST /v1/recipe`.
-pub const FORMAT_ONLY: &[&str] = &["format", SET_PARAM];
+pub const FORMAT_ONLY: &[&str] = &["format", SET_PARAM, SET_JSON_PARAM];
 /// Query parameters accepted by `POST /v1/bundle`.
-pub const BUNDLE_PARAMS: &[&str] = &[SET_PARAM];
+pub const BUNDLE_PARAMS: &[&str] = &[SET_PARAM, SET_JSON_PARAM];
 
-/// `set=COMPONENT:dotted.path=VALUE`, the CLI's `--set`; the only repeatable parameter.
+/// `set=COMPONENT:dotted.path=VALUE`, the CLI's `--set`; repeatable.
 pub const SET_PARAM: &str = "set";
-/// Most `set` parameters in one request, and the longest one in characters.
+/// `set-json=COMPONENT:dotted.path=JSON`, the CLI's `--set-json` (and, with the file's
+/// content as JSON, its `--set-file`); repeatable, applied after every `set`.
+pub const SET_JSON_PARAM: &str = "set-json";
+/// Most `set` plus `set-json` parameters in one request, and the longest one in characters.
 pub const MAX_SETS: usize = 64;
 pub const MAX_SET_LEN: usize = 1024;
 
@@ -72,7 +78,8 @@ impl Params {
                 )
                 .with_field(truncate(name)));
             }
-            if name != SET_PARAM && !seen.insert(name.as_str()) {
+            let repeatable = name == SET_PARAM || name == SET_JSON_PARAM;
+            if !repeatable && !seen.insert(name.as_str()) {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
                     format!("query parameter `{name}` is given more than once; give it once"),
@@ -83,29 +90,47 @@ impl Params {
         Ok(Params { pairs })
     }
 
-    /// The `set` parameters in order, within the documented count and length limits.
-    pub fn sets(&self) -> Result<Vec<String>, ApiError> {
-        let sets: Vec<String> = self
-            .pairs
-            .iter()
-            .filter(|(n, _)| n == SET_PARAM)
-            .map(|(_, v)| v.clone())
-            .collect();
-        let bad =
-            |message: String| ApiError::bad_request("invalid_set", message).with_field(SET_PARAM);
-        if sets.len() > MAX_SETS {
-            return Err(bad(format!(
-                "{} `set` parameters; at most {MAX_SETS} are accepted",
-                sets.len()
-            )));
+    /// The `set` and then the `set-json` parameters, parsed, within the documented count
+    /// and length limits.
+    pub fn sets(&self) -> Result<Vec<SetExpr>, ApiError> {
+        let of = |param: &str| -> Vec<&str> {
+            self.pairs
+                .iter()
+                .filter(|(n, _)| n == param)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        let (sets, jsons) = (of(SET_PARAM), of(SET_JSON_PARAM));
+        if sets.len() + jsons.len() > MAX_SETS {
+            return Err(ApiError::bad_request(
+                "invalid_set",
+                format!(
+                    "{} `set`/`set-json` parameters; at most {MAX_SETS} are accepted",
+                    sets.len() + jsons.len()
+                ),
+            )
+            .with_field(SET_PARAM));
         }
-        if let Some(long) = sets.iter().find(|s| s.chars().count() > MAX_SET_LEN) {
-            return Err(bad(format!(
-                "`set` `{}` is longer than {MAX_SET_LEN} characters",
-                truncate(long)
-            )));
+        let mut exprs = Vec::with_capacity(sets.len() + jsons.len());
+        for (param, texts) in [(SET_PARAM, sets), (SET_JSON_PARAM, jsons)] {
+            let bad =
+                |message: String| ApiError::bad_request("invalid_set", message).with_field(param);
+            for text in texts {
+                if text.chars().count() > MAX_SET_LEN {
+                    return Err(bad(format!(
+                        "`{param}` `{}` is longer than {MAX_SET_LEN} characters",
+                        truncate(text)
+                    )));
+                }
+                let parsed = if param == SET_PARAM {
+                    SetExpr::parse(text)
+                } else {
+                    SetExpr::parse_json(text)
+                };
+                exprs.push(parsed.map_err(|e| bad(e.to_string()))?);
+            }
         }
-        Ok(sets)
+        Ok(exprs)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -579,7 +604,7 @@ mod tests {
             (e.code, e.field.as_deref()),
             ("invalid_criterion", Some("accelerator"))
         );
-        assert!(e.message.contains("h100, gb200"), "{}", e.message);
+        assert!(e.message.contains("h100, h200, gb200"), "{}", e.message);
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl Fabric {
             return Fabric::NvlinkOnly;
         }
         match (service, accelerator) {
-            (_, "gb200") => Fabric::Mnnvl,
+            (_, "gb200" | "gb300" | "vr200") => Fabric::Mnnvl,
             ("eks", _) => Fabric::Efa,
             ("gke", "h100") => Fabric::Tcpxo,
             ("gke", _) | ("oke", _) => Fabric::RoceGdr,
@@ -119,9 +119,11 @@ impl std::fmt::Display for Fabric {
 }
 
 /// Accelerators whose GPUs of a node are NVLink-connected through NVSwitch (HGX / NVL72).
-const NVLINK: &[&str] = &["a100", "h100", "h200", "b200", "b300", "gb200", "gb300"];
+const NVLINK: &[&str] = &[
+    "a100", "h100", "h200", "b200", "b300", "gb200", "gb300", "vr200",
+];
 /// ... of which support NVLS (NVLink SHARP, NVSwitch generation 3 and later).
-const NVLS: &[&str] = &["h100", "h200", "b200", "b300", "gb200", "gb300"];
+const NVLS: &[&str] = &["h100", "h200", "b200", "b300", "gb200", "gb300", "vr200"];
 
 /// What the transport check expects of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
