@@ -88,6 +88,33 @@ fn test_case(r: &CaseResult, conformance: Option<&ConformanceRun>) -> TestCase {
     tc
 }
 
+/// A node's verdict within a case: `<testcase name="xid[gpu-1]">` with a `node` property.
+fn node_case(n: &crate::runner::case::NodeResult, suite: &str) -> TestCase {
+    let status = match n.status {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Failed => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(n.message.as_str())
+                .set_type("assertion")
+                .set_description(n.message.as_str());
+            s
+        }
+        Status::Skipped | Status::Interrupted => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(n.message.as_str());
+            s
+        }
+    };
+    let name = super::nodes::result_name(case_name(&n.case_id, suite), &n.node);
+    let mut tc = TestCase::new(name, status);
+    tc.set_classname(suite);
+    tc.add_property(("node", n.node.as_str()));
+    if !n.message.is_empty() {
+        tc.set_system_out(n.message.as_str());
+    }
+    tc
+}
+
 /// The JUnit XML document.
 pub fn render(report: &RunReport) -> Result<String, ReportError> {
     let mut out = Report::new("aiconform");
@@ -112,6 +139,11 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
             results
                 .iter()
                 .map(|r| test_case(r, report.conformance.as_ref())),
+        );
+        ts.add_test_cases(
+            super::nodes::of_suite(report, suite)
+                .into_iter()
+                .map(|n| node_case(n, suite)),
         );
         out.add_test_suite(ts);
     }

@@ -1,13 +1,15 @@
 //! Reports of a run, written to `--report-dir`: JUnit XML (`junit.xml`), CTRF JSON
 //! (`ctrf.json`), the run record (`results.json`, read back by `aiconform submission`) and
 //! the performance report (`performance.json`, `performance.html` with the conformance
-//! overview).
+//! overview and, for node-health runs, a node × check grid). Cases that evaluate every node
+//! add one result per node (`node-health/xid[gpu-1]`) to JUnit and CTRF.
 //!
 //! Renderers are pure functions of a [`RunReport`]; [`write_all`] is the only I/O. Reports
 //! carry case ids, statuses, durations and messages — never recipe component values.
 
 pub mod ctrf;
 pub mod junit;
+pub mod nodes;
 pub mod overview;
 pub mod perf;
 pub mod results;

@@ -350,6 +350,7 @@ pub fn render_html(report: &RunReport) -> String {
         escape(&report.summary().to_string())
     );
     h.push_str(&super::overview::render_section(report));
+    h.push_str(&super::nodes::render_grid(report));
     let perf: Vec<_> = report
         .results
         .iter()
