@@ -1,7 +1,8 @@
 //! `cargo test --test conformance`: the aiconform suites as a libtest-compatible harness
 //! (harness = false), on the same runner as `aiconform run`.
 //!
-//! By default the readiness phase runs against the fixture snapshot and the cluster phases
+//! By default the readiness and node-health phases run against the fixture snapshot (whose
+//! agents took no node-health readings: those cases skip, naming why) and the cluster phases
 //! (deployment, conformance, performance) are listed as ignored, so a plain `cargo test`
 //! stays hermetic. Run them with:
 //!
@@ -59,7 +60,7 @@ fn phases() -> Result<Vec<Phase>, String> {
                 .find(|p| p.as_str() == s)
                 .ok_or_else(|| {
                     format!(
-                        "AICONFORM_PHASES: unknown phase `{s}` (readiness, deployment, conformance, performance)"
+                        "AICONFORM_PHASES: unknown phase `{s}` (readiness, node-health, deployment, conformance, performance)"
                     )
                 })
         })
@@ -139,6 +140,7 @@ fn main() -> ExitCode {
         },
         console_log: None,
         conformance: None,
+        fail_fast: false,
     };
     let env_ = RunEnv {
         client,

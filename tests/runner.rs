@@ -540,3 +540,37 @@ fn namespaces_are_created_labelled_and_deleted_after_pass_fail_and_timeout() {
         }
     }
 }
+
+#[test]
+fn fail_fast_stops_the_run_at_the_first_failure() {
+    let set = suites(&[
+        (
+            "first",
+            "name: first\nphase: conformance\ncases:\n  - name: a\n    implementation: pass\n  - name: b\n    implementation: fail\n  - name: c\n    implementation: pass\n",
+        ),
+        (
+            "later",
+            "name: later\nphase: performance\ncases:\n  - name: d\n    implementation: pass\n",
+        ),
+    ]);
+    let report = run(
+        &set,
+        RunOptions {
+            fail_fast: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(status(&report, "first/a").0, Status::Passed);
+    assert_eq!(status(&report, "first/b").0, Status::Failed);
+    for id in ["first/c", "later/d"] {
+        let (s, m) = status(&report, id);
+        assert_eq!(s, Status::Skipped, "{id}");
+        assert_eq!(
+            m,
+            "not run: --fail-fast stopped the run after first/b failed"
+        );
+    }
+    // Without it every case runs.
+    let report = run(&set, RunOptions::default());
+    assert_eq!(status(&report, "later/d").0, Status::Passed);
+}

@@ -83,11 +83,13 @@ fn list_prints_every_case_in_phase_order_without_a_cluster() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(ids[0], "readiness/K8s.server.version");
-    assert_eq!(ids[1], "deployment/cert-manager");
-    assert_eq!(ids[2], "deployment/gpu-operator");
-    assert_eq!(ids[3], "conformance/dra-support");
+    assert_eq!(ids[1], "node-health/gpu-count");
+    assert_eq!(ids[8], "node-health/dcgm-diag");
+    assert_eq!(ids[9], "deployment/cert-manager");
+    assert_eq!(ids[10], "deployment/gpu-operator");
+    assert_eq!(ids[11], "conformance/dra-support");
     assert!(ids.contains(&"fabric/nccl-all-reduce-bw"));
-    assert!(text.ends_with("21 cases\n"), "{text}");
+    assert!(text.ends_with("29 cases\n"), "{text}");
     let gang = text
         .lines()
         .find(|l| l.starts_with("conformance/gang-scheduling "))

@@ -19,6 +19,7 @@ fn collect_fixture(name: &str) -> AgentReport {
         proc_root: root.join("proc"),
         etc_root: root.join("etc"),
         use_nvml: false,
+        health: None,
     })
 }
 
@@ -108,6 +109,7 @@ fn missing_roots_become_notes_not_errors() {
         proc_root: "/nonexistent/proc".into(),
         etc_root: "/nonexistent/etc".into(),
         use_nvml: false,
+        health: None,
     });
     assert!(r.os_release.is_empty());
     assert_eq!(r.kernel_release, None);

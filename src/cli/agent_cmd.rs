@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 
 use aiconform::output::{Format, write_target};
 use aiconform::snapshot::agent::{AgentOptions, collect};
+use aiconform::snapshot::health::HealthOptions;
 use aiconform::snapshot::job::publish_report;
 use aiconform::snapshot::{Location, message};
 
@@ -38,6 +39,23 @@ pub struct Args {
     /// Do not try NVML; detect GPUs from sysfs only
     #[arg(long)]
     no_nvml: bool,
+    /// Also collect node-health readings: PCIe links of GPUs and NICs, InfiniBand ports,
+    /// Xid/SXid events of the kernel log, `nvidia-smi -q -x` and `nvidia-smi nvlink`, and
+    /// `dcgmi diag` with --dcgm-diag-level
+    #[arg(long)]
+    health: bool,
+    /// Kernel log for Xid/SXid events: /dev/kmsg or a file of dmesg lines
+    #[arg(long, value_name = "PATH", default_value = "/dev/kmsg")]
+    kernel_log: PathBuf,
+    /// The nvidia-smi command
+    #[arg(long, value_name = "CMD", default_value = "nvidia-smi")]
+    nvidia_smi: String,
+    /// The dcgmi command
+    #[arg(long, value_name = "CMD", default_value = "dcgmi")]
+    dcgmi: String,
+    /// Run `dcgmi diag -r LEVEL -j` (1 quick .. 4 long) when dcgmi is installed; 0: do not
+    #[arg(long, value_name = "LEVEL", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=4))]
+    dcgm_diag_level: u8,
     /// With a cm:// output: write the report to this termination message file instead when
     /// it fits in one (4 KiB, JSON or gzip+base64), so it reaches the pod status without an
     /// API request; the ConfigMap is created only for larger reports
@@ -46,11 +64,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let health = args.health.then(|| HealthOptions {
+        sysfs_root: args.sysfs_root.clone(),
+        proc_root: args.proc_root.clone(),
+        kernel_log: args.kernel_log.clone(),
+        nvidia_smi: args.nvidia_smi.clone(),
+        dcgmi: args.dcgmi.clone(),
+        dcgm_level: (args.dcgm_diag_level > 0).then_some(args.dcgm_diag_level),
+        ..HealthOptions::default()
+    });
     let opts = AgentOptions {
         sysfs_root: args.sysfs_root,
         proc_root: args.proc_root,
         etc_root: args.etc_root,
         use_nvml: !args.no_nvml,
+        health,
     };
     let report = collect(&opts);
     if let Location::ConfigMap { namespace, name } = Location::parse(&args.output)? {

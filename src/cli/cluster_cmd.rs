@@ -79,6 +79,10 @@ enum ClusterCommand {
         /// auto = when this machine can run it (root, containerd, runc, CNI plugins)
         #[arg(long, value_enum, default_value_t = RealNode::Auto)]
         real_node: RealNode,
+        /// A hardware fault of a simulated GPU node, for node-health runs (repeatable):
+        /// NODE=missing-gpu|xid79|row-remap-pending|nvlink-down|pcie-x8|ib-rate-half
+        #[arg(long = "node-fault", value_name = "NODE=FAULT")]
+        node_faults: Vec<String>,
     },
     /// Stop the cluster and remove its processes
     Down,
@@ -158,6 +162,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             stack,
             no_install,
             real_node,
+            node_faults,
         } => {
             if no_install && stack != Stack::Upstream {
                 anyhow::bail!(
@@ -181,6 +186,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 real_node,
                 stack,
                 install_stack: !no_install,
+                extra_args: node_faults
+                    .iter()
+                    .flat_map(|f| ["--node-fault".to_string(), f.clone()])
+                    .collect(),
                 ..EmbeddedOptions::default()
             };
             let spinner = Spinner::new("starting embedded cluster");

@@ -62,6 +62,10 @@ pub struct ExecArgs {
     /// Run later phases even when readiness or deployment failed
     #[arg(long)]
     pub keep_going: bool,
+    /// Stop at the first failure: cases not yet started are reported skipped, and
+    /// node-health cases stop at the first bad node
+    #[arg(long)]
+    pub fail_fast: bool,
     /// CNCF AI conformance checklist the conformance cases report against (1.33, 1.34,
     /// 1.35, 1.36 or 1.37); default: the run configuration's aiConformance, else the cluster's
     /// Kubernetes minor version
@@ -113,7 +117,8 @@ pub struct Args {
     /// Snapshot for the readiness phase: a file or cm://NAMESPACE/NAME; default: take one
     #[arg(long, value_name = "SNAPSHOT")]
     snapshot: Option<String>,
-    /// Phase to run (repeatable; default all: readiness, deployment, conformance, performance)
+    /// Phase to run (repeatable; default all: readiness, node-health, deployment,
+    /// conformance, performance)
     #[arg(long = "phase", value_enum, value_name = "PHASE")]
     phases: Vec<Phase>,
     #[command(flatten)]
@@ -382,12 +387,16 @@ pub fn execute(job: Job) -> Result<ExitCode> {
     if let Some(dir) = &job.bundle {
         deploy_bundle(rt, dir, &client, kubeconfig.as_deref())?;
     }
-    let needs_snapshot = plan.cases.iter().any(|c| c.phase == Phase::Readiness);
+    let needs_snapshot = plan
+        .cases
+        .iter()
+        .any(|c| matches!(c.phase, Phase::Readiness | Phase::NodeHealth));
     let snap = if needs_snapshot {
         Some(Arc::new(obtain_snapshot(
             rt,
             job.snapshot.as_deref(),
             &client,
+            health_readings(&plan),
         )?))
     } else {
         None
@@ -408,6 +417,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         ignored_phases: Vec::new(),
         console_log: None,
         conformance,
+        fail_fast: job.exec.fail_fast,
     };
     let runner = Runner::new(rt.handle().clone(), env, opts);
     let mut report = runner.execute(&plan);
@@ -596,10 +606,32 @@ fn deploy_bundle(
     Ok(())
 }
 
+/// The node-health readings the plan's node-health cases need from the agents: `None`
+/// without such cases; the `dcgmi diag` level from the `dcgm-diag` case's `level` (0: off).
+pub fn health_readings(plan: &Plan) -> Option<snapshot::job::AgentHealth> {
+    let cases: Vec<_> = plan
+        .cases
+        .iter()
+        .filter(|c| c.phase == Phase::NodeHealth)
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let dcgm_level = cases
+        .iter()
+        .filter(|c| c.name == "dcgm-diag")
+        .filter_map(|c| c.params.get("level").and_then(serde_json::Value::as_u64))
+        .max()
+        .filter(|l| *l > 0)
+        .map(|l| u8::try_from(l.min(4)).unwrap_or(4));
+    Some(snapshot::job::AgentHealth { dcgm_level })
+}
+
 fn obtain_snapshot(
     rt: &tokio::runtime::Runtime,
     given: Option<&str>,
     client: &kube::Client,
+    health: Option<snapshot::job::AgentHealth>,
 ) -> Result<aiconform::snapshot::model::Snapshot> {
     match given {
         Some(text) => match Location::parse(text)? {
@@ -613,18 +645,21 @@ fn obtain_snapshot(
         },
         None => {
             eprintln!(
-                "taking a snapshot for the readiness phase (pass --snapshot to reuse one) ..."
+                "taking a snapshot for the readiness and node-health phases (pass --snapshot to reuse one) ..."
             );
             let opts = snapshot::TakeOptions {
                 node_selector: None,
-                agent: Some(Default::default()),
+                agent: Some(snapshot::job::AgentJobOptions {
+                    health,
+                    ..Default::default()
+                }),
             };
             let (snap, warnings) = rt
                 .block_on(snapshot::take(client, &opts, &|line: &str| {
                     eprintln!("  {line}")
                 }))
                 .context(
-                    "cannot take a snapshot for the readiness phase; pass --snapshot FILE or leave readiness out with --phase",
+                    "cannot take a snapshot for the readiness and node-health phases; pass --snapshot FILE or leave them out with --phase",
                 )?;
             for w in warnings {
                 eprintln!("warning: {w}");

@@ -57,6 +57,15 @@ pub struct Args {
     /// without allocatable GPUs get no agent
     #[arg(long)]
     require_gpu: bool,
+    /// Agents also collect node-health readings (PCIe links, InfiniBand ports, Xid/SXid
+    /// events from /dev/kmsg, nvidia-smi, and `dcgmi diag -r LEVEL` with
+    /// --dcgm-diag-level), for `aiconform run --phase node-health --snapshot FILE`
+    #[arg(long)]
+    node_health: bool,
+    /// With --node-health: run `dcgmi diag -r LEVEL -j` where DCGM is installed (1 quick ..
+    /// 4 long; 0: do not)
+    #[arg(long, value_name = "LEVEL", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=4))]
+    dcgm_diag_level: u8,
     /// Where to write: a file, `-` for stdout, or cm://NAMESPACE/NAME for a ConfigMap
     #[arg(short, long, value_name = "TARGET", default_value = "-")]
     output: String,
@@ -103,6 +112,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 tolerations: tolerations.clone(),
                 runtime_class: args.agent_runtime_class.clone(),
                 require_gpu: args.require_gpu,
+                health: args
+                    .node_health
+                    .then_some(aiconform::snapshot::job::AgentHealth {
+                        dcgm_level: (args.dcgm_diag_level > 0).then_some(args.dcgm_diag_level),
+                    }),
                 ..AgentJobOptions::default()
             }),
         };

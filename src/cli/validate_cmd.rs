@@ -15,6 +15,10 @@ use super::run_cmd::{ExecArgs, Job, SelectArgs, Target};
 pub enum Phase {
     /// Recipe constraints against a snapshot
     Readiness,
+    /// Hardware health of every GPU node (GPU count, Xid, ECC, NVLink, PCIe, InfiniBand,
+    /// thermals, DCGM diagnostics)
+    #[value(name = "node-health")]
+    NodeHealth,
     /// Components deployed and healthy
     Deployment,
     /// Kubernetes AI conformance checks
@@ -29,6 +33,7 @@ impl Phase {
     fn runner_phases(self) -> Vec<RunnerPhase> {
         match self {
             Phase::Readiness => vec![RunnerPhase::Readiness],
+            Phase::NodeHealth => vec![RunnerPhase::NodeHealth],
             Phase::Deployment => vec![RunnerPhase::Deployment],
             Phase::Conformance => vec![RunnerPhase::Conformance],
             Phase::Performance => vec![RunnerPhase::Performance],

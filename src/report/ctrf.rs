@@ -27,7 +27,12 @@ pub fn to_value(report: &RunReport) -> Value {
         let key = status(r.status);
         summary[key] = json!(summary[key].as_u64().unwrap_or(0) + 1);
     }
-    let tests: Vec<Value> = report
+    for n in &report.metrics.nodes {
+        let key = status(n.status);
+        summary[key] = json!(summary[key].as_u64().unwrap_or(0) + 1);
+    }
+    summary["tests"] = json!(report.results.len() + report.metrics.nodes.len());
+    let mut tests: Vec<Value> = report
         .results
         .iter()
         .map(|r| {
@@ -55,6 +60,22 @@ pub fn to_value(report: &RunReport) -> Value {
             t
         })
         .collect();
+    tests.extend(report.metrics.nodes.iter().map(|n| {
+        let phase = report
+            .results
+            .iter()
+            .find(|r| r.spec.id == n.case_id)
+            .map(|r| r.spec.phase.as_str())
+            .unwrap_or_default();
+        json!({
+            "name": super::nodes::result_name(&n.case_id, &n.node),
+            "status": status(n.status),
+            "duration": 0,
+            "suite": n.case_id.split('/').next().unwrap_or_default(),
+            "message": n.message,
+            "extra": {"phase": phase, "case": n.case_id, "node": n.node},
+        })
+    }));
     let mut results = json!({
         "tool": {"name": "aiconform", "version": report.tool_version},
         "summary": summary,

@@ -1,6 +1,6 @@
 //! `report.html`: the whole run on one self-contained page (inline CSS and SVG, no scripts,
 //! no network): the verdict, each phase's counts, the CNCF AI conformance checklist, the
-//! readiness table, deployment health per component, the performance data with its plots,
+//! node × check grid of node-health runs, the readiness table, deployment health per component, the performance data with its plots,
 //! and every case with its outcome, duration, message and evidence (attempts and the API
 //! writes it made, collapsed).
 
@@ -30,6 +30,7 @@ pub fn render(report: &RunReport) -> String {
             "Conformance",
             super::overview::render_section(report),
         ),
+        ("nodes", "Node health", super::nodes::render_grid(report)),
         (
             "readiness",
             "Readiness",

@@ -4,13 +4,15 @@
 //! cases as `<flakyFailure>` (passed) or `<rerunFailure>` (still failing). The schema allows
 //! `<properties>` only on suites: a suite carries its phase, recipe and checklist version
 //! (`aiConformance`), and per case `<case>.requirement`, `<case>.requirementLevel` and
-//! `<case>.flaky`.
+//! `<case>.flaky`. Cases that evaluate every node add one test case per node
+//! (`xid[gpu-1]`).
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::ReportError;
 use crate::conformance::ConformanceRun;
+use crate::runner::case::NodeResult;
 use crate::runner::result::{Attempt, CaseResult, Failure, RunReport, Status};
 
 /// A case's `<testcase name>`: its id without the `suite/` prefix (its suite is the
@@ -148,12 +150,41 @@ fn write_case(w: &mut Writer<Vec<u8>>, r: &CaseResult) -> std::io::Result<()> {
     w.write_event(Event::End(BytesEnd::new("testcase")))
 }
 
-fn count(results: &[&CaseResult], status: Status) -> String {
-    results
+/// One per-node result of a case that evaluates every node (`xid[gpu-1]`).
+fn write_node_case(w: &mut Writer<Vec<u8>>, n: &NodeResult, suite: &str) -> std::io::Result<()> {
+    let name = super::nodes::result_name(case_name(&n.case_id, suite), &n.node);
+    let mut start = BytesStart::new("testcase");
+    start.push_attribute(("name", name.as_str()));
+    start.push_attribute(("classname", suite));
+    w.write_event(Event::Start(start))?;
+    match n.status {
+        Status::Passed => {}
+        Status::Failed => Element::new("failure")
+            .attr("message", n.message.as_str())
+            .attr("type", Failure::Assertion.as_str())
+            .text(&n.message)
+            .write(w)?,
+        Status::Skipped | Status::Interrupted => Element::new("skipped")
+            .attr("message", n.message.as_str())
+            .write(w)?,
+    }
+    if !n.message.is_empty() {
+        Element::new("system-out").text(&n.message).write(w)?;
+    }
+    w.write_event(Event::End(BytesEnd::new("testcase")))
+}
+
+/// Tests, failures and skips of a suite's cases and per-node results.
+fn counts(results: &[&CaseResult], nodes: &[&NodeResult]) -> (usize, usize, usize) {
+    let statuses = results
         .iter()
-        .filter(|r| r.status == status)
-        .count()
-        .to_string()
+        .map(|r| r.status)
+        .chain(nodes.iter().map(|n| n.status));
+    statuses.fold((0, 0, 0), |(t, f, s), st| match st {
+        Status::Passed => (t + 1, f, s),
+        Status::Failed => (t + 1, f + 1, s),
+        Status::Skipped | Status::Interrupted => (t + 1, f, s + 1),
+    })
 }
 
 fn write_suite(
@@ -161,14 +192,12 @@ fn write_suite(
     report: &RunReport,
     (suite, phase, results): (&str, crate::runner::Phase, Vec<&CaseResult>),
 ) -> std::io::Result<()> {
-    let skipped = results
-        .iter()
-        .filter(|r| matches!(r.status, Status::Skipped | Status::Interrupted))
-        .count();
+    let nodes = super::nodes::of_suite(report, suite);
+    let (tests, failures, skipped) = counts(&results, &nodes);
     let mut start = BytesStart::new("testsuite");
     start.push_attribute(("name", suite));
-    start.push_attribute(("tests", results.len().to_string().as_str()));
-    start.push_attribute(("failures", count(&results, Status::Failed).as_str()));
+    start.push_attribute(("tests", tests.to_string().as_str()));
+    start.push_attribute(("failures", failures.to_string().as_str()));
     start.push_attribute(("errors", "0"));
     start.push_attribute(("skipped", skipped.to_string().as_str()));
     let time: std::time::Duration = results.iter().map(|r| r.duration).sum();
@@ -198,6 +227,9 @@ fn write_suite(
     for r in &results {
         write_case(w, r)?;
     }
+    for n in nodes {
+        write_node_case(w, n, suite)?;
+    }
     w.write_event(Event::End(BytesEnd::new("testsuite")))
 }
 
@@ -207,10 +239,12 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
         let mut w = Writer::new_with_indent(Vec::new(), b' ', 4);
         w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
         let all: Vec<&CaseResult> = report.results.iter().collect();
+        let nodes: Vec<&NodeResult> = report.metrics.nodes.iter().collect();
+        let (tests, failures, _) = counts(&all, &nodes);
         let mut start = BytesStart::new("testsuites");
         start.push_attribute(("name", "aiconform"));
-        start.push_attribute(("tests", all.len().to_string().as_str()));
-        start.push_attribute(("failures", count(&all, Status::Failed).as_str()));
+        start.push_attribute(("tests", tests.to_string().as_str()));
+        start.push_attribute(("failures", failures.to_string().as_str()));
         start.push_attribute(("errors", "0"));
         let time: std::time::Duration = all.iter().map(|r| r.duration).sum();
         start.push_attribute(("time", secs(time).as_str()));

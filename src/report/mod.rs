@@ -1,7 +1,9 @@
 //! Reports of a run, written to `--report-dir`: JUnit XML (`junit.xml`), CTRF JSON
 //! (`ctrf.json`), the run record (`results.json`, read back by `aiconform submission`), the
-//! performance data (`performance.json`) and the whole run on one page (`report.html`;
-//! `performance.html` points to its performance section).
+//! performance data (`performance.json`) and the whole run on one page (`report.html`, with
+//! a node × check grid for node-health runs; `performance.html` points to its performance
+//! section). Cases that evaluate every node add one result per node
+//! (`node-health/xid[gpu-1]`) to JUnit and CTRF.
 //!
 //! Renderers are pure functions of a [`RunReport`]; [`write_all`] is the only I/O. Reports
 //! carry case ids, statuses, durations and messages — never recipe component values.
@@ -10,6 +12,7 @@ pub mod ctrf;
 pub mod html;
 pub mod junit;
 pub mod markup;
+pub mod nodes;
 pub mod overview;
 pub mod perf;
 pub mod results;

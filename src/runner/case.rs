@@ -29,14 +29,19 @@ use crate::snapshot::model::Snapshot;
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Readiness,
+    /// Hardware health of every GPU node from the node agents' readings.
+    #[serde(rename = "node-health")]
+    #[value(name = "node-health")]
+    NodeHealth,
     Deployment,
     Conformance,
     Performance,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 5] = [
         Phase::Readiness,
+        Phase::NodeHealth,
         Phase::Deployment,
         Phase::Conformance,
         Phase::Performance,
@@ -45,6 +50,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Readiness => "readiness",
+            Phase::NodeHealth => "node-health",
             Phase::Deployment => "deployment",
             Phase::Conformance => "conformance",
             Phase::Performance => "performance",
@@ -94,6 +100,8 @@ pub struct CaseContext {
     pub namespace: Option<String>,
     /// Performance data a case wants in the performance report.
     pub metrics: MetricsSink,
+    /// `--fail-fast`: a case evaluating many nodes stops at the first bad one.
+    pub fail_fast: bool,
 }
 
 impl CaseContext {
@@ -194,6 +202,17 @@ pub struct Series {
     pub threshold: Option<f64>,
 }
 
+/// One node's verdict within a case that evaluates every node (node-health); reports show
+/// it as `<case>[<node>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeResult {
+    pub case_id: String,
+    pub node: String,
+    pub status: super::result::Status,
+    pub message: String,
+}
+
 /// Scalar measurements and series collected during a run (shared by all cases).
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSink {
@@ -205,6 +224,9 @@ pub struct MetricsData {
     /// case id -> metric name -> value
     pub values: BTreeMap<String, BTreeMap<String, f64>>,
     pub series: Vec<Series>,
+    /// Per-node verdicts of cases that evaluate every node, in evaluation order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeResult>,
 }
 
 impl MetricsSink {
@@ -222,6 +244,14 @@ impl MetricsSink {
             .unwrap_or_else(|e| e.into_inner())
             .series
             .push(series);
+    }
+
+    pub fn record_node(&self, result: NodeResult) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .nodes
+            .push(result);
     }
 
     pub fn snapshot(&self) -> MetricsData {

@@ -1,7 +1,7 @@
 //! Executing a plan: one libtest-mimic run per phase (so the CLI and the `cargo test`
 //! harness share the engine), each trial blocking on a shared tokio runtime. Per-case
 //! timeouts, retries for flaky cases, a namespace per case removed whatever happens, phase
-//! gating and Ctrl-C handling live here.
+//! gating, `--fail-fast` and Ctrl-C handling live here.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,9 @@ pub struct RunOptions {
     /// checklist does not list, or that the user declared not applicable, is reported
     /// skipped with that reason and not run. `None`: cases run without a level.
     pub conformance: Option<ConformanceRun>,
+    /// Stop the run at the first failed case (later cases are reported skipped), and let
+    /// cases that evaluate many nodes stop at the first bad node.
+    pub fail_fast: bool,
 }
 
 impl Default for RunOptions {
@@ -73,6 +76,7 @@ impl Default for RunOptions {
             ignored_phases: Vec::new(),
             console_log: None,
             conformance: None,
+            fail_fast: false,
         }
     }
 }
@@ -94,9 +98,28 @@ struct Shared {
     conformance: Option<ConformanceRun>,
     metrics: MetricsSink,
     warnings: Mutex<Vec<String>>,
+    fail_fast: bool,
+    /// With `fail_fast`: the case whose failure stopped the run.
+    stopped_by: Mutex<Option<String>>,
 }
 
 impl Shared {
+    /// The skip reason of a case not started because `--fail-fast` stopped the run.
+    fn stopped(&self) -> Option<String> {
+        self.stopped_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|id| format!("not run: --fail-fast stopped the run after {id} failed"))
+    }
+    fn note_result(&self, r: &CaseResult) {
+        if self.fail_fast && r.status == Status::Failed {
+            self.stopped_by
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| r.spec.id.clone());
+        }
+    }
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
@@ -138,6 +161,8 @@ impl Runner {
                 conformance: opts.conformance.clone(),
                 metrics: MetricsSink::default(),
                 warnings: Mutex::new(Vec::new()),
+                fail_fast: opts.fail_fast,
+                stopped_by: Mutex::new(None),
             }),
             cancel_tx,
             opts,
@@ -234,7 +259,8 @@ impl Runner {
                     let store = store.clone();
                     let ignored = self.opts.ignored_phases.contains(&spec.phase);
                     Trial::ignorable_test(spec.id.clone(), move || {
-                        let r = handle.block_on(run_case(shared, spec));
+                        let r = handle.block_on(run_case(shared.clone(), spec));
+                        shared.note_result(&r);
                         let completion = completion(&r);
                         store
                             .lock()
@@ -326,6 +352,9 @@ async fn run_case(shared: Arc<Shared>, spec: Arc<CaseSpec>) -> CaseResult {
             "not started: the run was interrupted",
         );
     }
+    if let Some(reason) = shared.stopped() {
+        return CaseResult::not_run(spec, Status::Skipped, reason);
+    }
     if let (Some(req), Some(conf)) = (&spec.requirement, &shared.conformance)
         && let Some(reason) = conf.skip_reason(req)
     {
@@ -399,6 +428,7 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &Aud
         snapshot: shared.env.snapshot.clone(),
         namespace: ns.clone(),
         metrics: shared.metrics.clone(),
+        fail_fast: shared.fail_fast,
     };
     let mut task = tokio::spawn(f(ctx));
     let mut cancel = shared.cancel.clone();

@@ -294,6 +294,7 @@ mod tests {
             p.phases(),
             [
                 Phase::Readiness,
+                Phase::NodeHealth,
                 Phase::Deployment,
                 Phase::Conformance,
                 Phase::Performance
@@ -301,18 +302,19 @@ mod tests {
         );
         let ids = p.ids();
         assert_eq!(ids[0], "readiness/K8s.server.version");
-        assert_eq!(ids[1], "deployment/cert-manager");
-        assert_eq!(ids[2], "deployment/gpu-operator");
-        assert_eq!(ids[3], "conformance/dra-support");
+        assert_eq!(ids[1], "node-health/gpu-count");
+        assert_eq!(ids[9], "deployment/cert-manager");
+        assert_eq!(ids[10], "deployment/gpu-operator");
+        assert_eq!(ids[11], "conformance/dra-support");
         assert_eq!(ids.last().copied(), Some("fabric/gdr-enabled"));
-        assert_eq!(ids.len(), 1 + 2 + 16 + 2);
+        assert_eq!(ids.len(), 1 + 8 + 2 + 16 + 2);
     }
 
     #[test]
     fn expansion_sets_params_and_implementation() {
         let suites = SuiteSet::builtin().unwrap();
         let p = plan(&suites, &recipe(), &Selection::default()).unwrap();
-        let dep = &p.cases[2];
+        let dep = &p.cases[10];
         assert_eq!(dep.name, "component-health");
         assert_eq!(dep.params["component"], "gpu-operator");
         assert!(

@@ -4,7 +4,7 @@
 //!
 //! ```yaml
 //! name: conformance            # must equal the file name without .yaml
-//! phase: conformance           # readiness | deployment | conformance | performance
+//! phase: conformance           # readiness | node-health | deployment | conformance | performance
 //! description: ...
 //! cases:
 //!   - name: dra-support        # case id is <suite>/<name>
@@ -380,8 +380,23 @@ mod tests {
         let names: Vec<&str> = set.suites.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["conformance", "deployment", "fabric", "readiness"],
+            [
+                "conformance",
+                "deployment",
+                "fabric",
+                "node-health",
+                "readiness"
+            ],
             "built-in suites"
+        );
+        let health = set.get("node-health").unwrap();
+        assert_eq!(health.phase, Phase::NodeHealth);
+        assert_eq!(health.cases.len(), 8);
+        assert!(
+            health
+                .cases
+                .iter()
+                .all(|c| c.validation.as_deref() == Some("nodeHealth"))
         );
         let conf = set.get("conformance").unwrap();
         assert_eq!(conf.phase, Phase::Conformance);

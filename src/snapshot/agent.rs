@@ -35,6 +35,8 @@ pub struct AgentOptions {
     pub etc_root: PathBuf,
     /// Try NVML first (off in fixture tests so a GPU machine gives the same answer).
     pub use_nvml: bool,
+    /// Node-health readings to collect; `None`: none.
+    pub health: Option<super::health::HealthOptions>,
 }
 
 impl Default for AgentOptions {
@@ -44,6 +46,7 @@ impl Default for AgentOptions {
             proc_root: "/proc".into(),
             etc_root: "/etc".into(),
             use_nvml: true,
+            health: None,
         }
     }
 }
@@ -137,6 +140,10 @@ pub fn collect(opts: &AgentOptions) -> AgentReport {
     let pci = sysfs::pci_devices(&opts.sysfs_root);
     report.gpu = collect_gpus(opts, &pci, notes);
     report.pci_devices = pci.unwrap_or_default();
+    report.health = opts
+        .health
+        .as_ref()
+        .map(|h| Box::new(super::health::collect(h)));
     report
 }
 

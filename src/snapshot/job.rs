@@ -92,6 +92,16 @@ pub struct AgentJobOptions {
     pub require_gpu: bool,
     /// Agent pods created at once.
     pub create_concurrency: usize,
+    /// Collect node-health readings (`aiconform agent --health`); privileged agents read
+    /// the kernel log through a hostPath mount of `/dev/kmsg`.
+    pub health: Option<AgentHealth>,
+}
+
+/// Node-health readings the agents collect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentHealth {
+    /// `dcgmi diag -r LEVEL` where DCGM is installed; `None`: not run.
+    pub dcgm_level: Option<u8>,
 }
 
 impl Default for AgentJobOptions {
@@ -106,6 +116,7 @@ impl Default for AgentJobOptions {
             runtime_class: None,
             require_gpu: false,
             create_concurrency: 32,
+            health: None,
         }
     }
 }
@@ -441,7 +452,15 @@ pub fn agent_pod(
         "--termination-log",
         TERMINATION_LOG,
     ];
-    let (mounts, volumes) = if opts.privileged {
+    let level;
+    if let Some(h) = &opts.health {
+        command.push("--health");
+        if let Some(l) = h.dcgm_level {
+            level = l.to_string();
+            command.extend(["--dcgm-diag-level", &level]);
+        }
+    }
+    let (mut mounts, mut volumes) = if opts.privileged {
         command.extend([
             "--sysfs-root",
             "/host/sys",
@@ -466,6 +485,13 @@ pub fn agent_pod(
     } else {
         (json!([]), json!([]))
     };
+    if opts.privileged && opts.health.is_some() {
+        command.extend(["--kernel-log", "/host/dev/kmsg"]);
+        if let (Some(m), Some(v)) = (mounts.as_array_mut(), volumes.as_array_mut()) {
+            m.push(json!({ "name": "host-kmsg", "mountPath": "/host/dev/kmsg", "readOnly": true }));
+            v.push(json!({"name": "host-kmsg", "hostPath": {"path": "/dev/kmsg", "type": "CharDevice"}}));
+        }
+    }
     let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
     let mut limits = json!({ "memory": "128Mi" });
     let mut requests = json!({ "cpu": "10m", "memory": "32Mi" });
@@ -1094,6 +1120,52 @@ mod tests {
                 .unwrap()["pod-security.kubernetes.io/enforce"],
             "privileged"
         );
+    }
+
+    #[test]
+    fn health_readings_add_flags_and_the_kernel_log_mount() {
+        let health = Some(AgentHealth {
+            dcgm_level: Some(2),
+        });
+        let opts = AgentJobOptions {
+            health: health.clone(),
+            ..AgentJobOptions::default()
+        };
+        let spec = agent_pod("ns", 0, "n", &opts).unwrap().spec.unwrap();
+        let cmd = spec.containers[0].command.clone().unwrap().join(" ");
+        assert!(
+            cmd.contains("--health --dcgm-diag-level 2")
+                && cmd.contains("--kernel-log /host/dev/kmsg"),
+            "{cmd}"
+        );
+        let kmsg = spec
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "host-kmsg")
+            .unwrap();
+        let hp = kmsg.host_path.unwrap();
+        assert_eq!(
+            (hp.path.as_str(), hp.type_.as_deref()),
+            ("/dev/kmsg", Some("CharDevice"))
+        );
+        // Restricted agents read what a container sees: no kernel log mount.
+        let opts = AgentJobOptions {
+            privileged: false,
+            health,
+            ..AgentJobOptions::default()
+        };
+        let spec = agent_pod("ns", 0, "n", &opts).unwrap().spec.unwrap();
+        let cmd = spec.containers[0].command.clone().unwrap().join(" ");
+        assert!(cmd.contains("--health") && !cmd.contains("/host"), "{cmd}");
+        assert!(spec.volumes.unwrap_or_default().is_empty());
+        // Without health readings nothing changes.
+        let spec = agent_pod("ns", 0, "n", &AgentJobOptions::default())
+            .unwrap()
+            .spec
+            .unwrap();
+        let cmd = spec.containers[0].command.clone().unwrap().join(" ");
+        assert!(!cmd.contains("--health"), "{cmd}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`model`]: the snapshot document (YAML via [`crate::yaml`]).
 //! - [`agent`], [`osrelease`], [`cpu`], [`sysfs`], [`nvml`]: node facts collected by
 //!   `aiconform agent`.
+//! - [`health`]: node-health readings (PCIe, InfiniBand, Xid, nvidia-smi, DCGM).
 //! - [`cluster`]: cluster facts from the API server; [`job`]: running the agent on nodes.
 //! - [`message`]: agent reports as termination messages.
 //! - [`node_class`]: alike nodes written once, as a template and per-node patches.
@@ -14,6 +15,7 @@ pub mod agent;
 pub mod cluster;
 pub mod configmap;
 pub mod cpu;
+pub mod health;
 pub mod job;
 pub mod measure;
 pub mod message;

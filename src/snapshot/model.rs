@@ -231,6 +231,10 @@ pub struct AgentReport {
     pub pci_devices: Vec<PciDevice>,
     #[serde(default)]
     pub gpu: GpuReport,
+    /// Node-health readings (PCIe, InfiniBand, kernel log, nvidia-smi, DCGM); absent from
+    /// agents that did not collect them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Box<super::health::HealthReadings>>,
     /// Facts that could not be collected and why.
     #[serde(default)]
     pub notes: Vec<String>,

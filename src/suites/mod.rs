@@ -3,7 +3,8 @@
 //!
 //! Pure evaluation ([`nccl`] output parsing and thresholds, [`health`] of objects from their
 //! status) is separate from the cases that talk to the cluster ([`deployment`],
-//! [`conformance`], [`fabric`]).
+//! [`conformance`], [`fabric`]). [`node_health`] evaluates the node agents' hardware
+//! readings per node.
 
 pub mod conformance;
 pub mod deployment;
@@ -11,6 +12,7 @@ pub mod exposition;
 pub mod fabric;
 pub mod k8s;
 pub mod nccl;
+pub mod node_health;
 pub mod version_evidence;
 
 use crate::runner::CaseFn;
@@ -33,6 +35,15 @@ pub fn registry() -> Vec<(&'static str, CaseFn)> {
     vec![
         // deployment
         ("component-health", deployment::component_health),
+        // node health
+        ("gpu-count", node_health::gpu_count_case),
+        ("xid", node_health::xid_case),
+        ("ecc", node_health::ecc_case),
+        ("nvlink", node_health::nvlink_case),
+        ("pcie", node_health::pcie_case),
+        ("infiniband", node_health::infiniband_case),
+        ("thermal", node_health::thermal_case),
+        ("dcgm-diag", node_health::dcgm_case),
         // conformance
         ("dra-support", conformance::dra_support),
         ("gang-scheduling", conformance::gang_scheduling),

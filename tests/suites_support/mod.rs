@@ -216,6 +216,7 @@ pub async fn run_case(
         snapshot: None,
         namespace: namespace.clone(),
         metrics: metrics.clone(),
+        fail_fast: false,
     };
     let id = ctx.spec.id.clone();
     let outcome = f(ctx)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -26,6 +27,12 @@ import (
 )
 
 func main() {
+	for _, t := range sim.FakeTools {
+		if filepath.Base(os.Args[0]) == t {
+			// Standing in for a driver utility inside a container (see sim.FakeTool).
+			os.Exit(sim.FakeTool(t, os.Args[1:], os.Stdout, os.Stderr))
+		}
+	}
 	if len(os.Args) > 1 && os.Args[1] == sim.SandboxInitArg {
 		// PID 1 of a sandboxed container (see sim.SandboxInit).
 		os.Exit(sim.SandboxInit(os.Args[2:]))
@@ -116,6 +123,8 @@ func run(args []string) int {
 	upstreamDir := fs.String("upstream-dir", "", "install real upstream components built by ci/upstream/build.sh (its output dir) instead of their stand-ins; their images run as the built binaries")
 	upstreamComps := fs.String("upstream", "", "comma-separated components of --upstream-dir to install (default: all built)")
 	upstreamImagesOnly := fs.Bool("upstream-images-only", false, "map the --upstream components' images and leave out the stand-ins they replace, but install none of them (deploy them yourself, e.g. with aiconform deploy)")
+	nodeFaults := nodeFaultFlags{}
+	fs.Var(nodeFaults, "node-fault", "fault: a hardware fault of a simulated GPU node, NODE=FAULT with FAULT one of missing-gpu, xid79, row-remap-pending, nvlink-down, pcie-x8, ib-rate-half (repeatable)")
 	fs.Var(&archives, "image-archive", "OCI/docker archive imported into the real node's runtime (repeatable)")
 	fs.Var(images, "run-image", "run containers of image REPOSITORY (any tag) on simulated nodes as processes of BINARY, as the image's USER UID:GID when given (default root): REPOSITORY=BINARY[,user=UID[:GID]] (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -177,6 +186,7 @@ func run(args []string) int {
 		LeakyDeviceIsolation: *leakyDevices,
 		GPUSharing:           sim.Sharing{Replicas: *sliceReplicas, Exclusive: *sharingExclusive},
 		DriverVersionSkew:    *driverSkew,
+		NodeFaults:           nodeFaults,
 		VGPU:                 sim.VGPU{PerGPU: *vgpuPerGPU, Leaky: *vgpuLeaky},
 		NICs:                 sim.NICOptions{NoSecondaryInterface: *nicNoSecondary},
 		PodNetns:             *podNetns,
@@ -192,6 +202,19 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// nodeFaultFlags collects repeated --node-fault NODE=FAULT flags.
+type nodeFaultFlags map[string][]sim.NodeFault
+
+func (f nodeFaultFlags) String() string { return fmt.Sprint(map[string][]sim.NodeFault(f)) }
+func (f nodeFaultFlags) Set(v string) error {
+	node, fault, err := sim.ParseNodeFault(v)
+	if err != nil {
+		return err
+	}
+	f[node] = append(f[node], fault)
+	return nil
 }
 
 type stringList []string

@@ -105,6 +105,8 @@ type Options struct {
 	VGPU sim.VGPU
 	// DriverVersionSkew: GPU nodes run another driver than they report (fault).
 	DriverVersionSkew bool
+	// NodeFaults: hardware faults of simulated GPU nodes, by node name.
+	NodeFaults map[string][]sim.NodeFault
 	// NICs: the DRA NIC driver stand-in (dra.net) on some GPU nodes.
 	NICs sim.NICOptions
 	// PodNetns: a network namespace per process-runtime pod (see sim.Simulator.EnablePodNetns).
@@ -512,7 +514,8 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}
 		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, ImageUsers: o.ImageUsers, Concurrency: o.RunConcurrency,
 			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
-			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns, SandboxLeaky: o.SandboxLeaky})
+			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns, SandboxLeaky: o.SandboxLeaky,
+			NodeFaults: o.NodeFaults, Tools: toolsBinary()})
 		if err != nil {
 			return err
 		}
@@ -961,4 +964,14 @@ func removeStaleTempDirs(tmp string) {
 			os.RemoveAll(dir)
 		}
 	}
+}
+
+// toolsBinary is this executable, which stands in for nvidia-smi and dcgmi in
+// containers (empty when it cannot be found: containers get no utilities).
+func toolsBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return exe
 }

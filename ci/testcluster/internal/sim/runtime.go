@@ -54,6 +54,13 @@ type RuntimeOptions struct {
 	// PodNetns gives every pod a network namespace of its own on a routed
 	// pod network (see Simulator.EnablePodNetns).
 	PodNetns bool
+	// NodeFaults are hardware faults of simulated GPU nodes by node name
+	// (see nodehealth.go).
+	NodeFaults map[string][]NodeFault
+	// Tools is the binary that stands in for nvidia-smi and dcgmi in
+	// containers asking for GPUs (see FakeTool); empty: the containers get
+	// no driver utilities.
+	Tools string
 }
 
 // slotHold is how long a process occupies a concurrency slot at most, so
@@ -545,6 +552,7 @@ type podSetup struct {
 	netns      *netns            // the pod's network namespace; nil: the host's
 	sandbox    *sandboxSetup     // RuntimeClass with the sandboxed handler; nil: none
 	hosts      string            // host path of the pod's /etc/hosts; empty: none
+	tools      string            // binary standing in for nvidia-smi and dcgmi; empty: none
 	resolvConf string            // host path of the pod's /etc/resolv.conf; empty: none
 }
 
@@ -559,6 +567,13 @@ func (rt *Runtime) nodeRoot(n *node) (string, error) {
 	rt.mu.Unlock()
 	r.once.Do(func() {
 		files := nodeTree(n)
+		if g := n.pool.GPU; g != nil {
+			name := g.ProductName
+			if name == "" {
+				name = g.Product
+			}
+			addNodeHealth(files, n.name, g.Count, name, g.DriverVersion, rt.opts.NodeFaults[n.name])
+		}
 		for _, f := range rt.sim.vgpuDeviceFiles(n) {
 			files[f] = ""
 		}
@@ -580,6 +595,9 @@ func (rt *Runtime) preparePod(ctx context.Context, pod *corev1.Pod, n *node, pr 
 	}
 	setup := &podSetup{nodeRoot: root, node: n.name, volumes: map[string]string{}, leaky: rt.opts.LeakyDeviceIsolation,
 		vgpus: rt.sim.vgpuDevices(n)}
+	if n.pool.GPU != nil {
+		setup.tools = rt.opts.Tools
+	}
 	if setup.devices, err = rt.podDevices(ctx, pod, n); err != nil {
 		return nil, err
 	}
@@ -997,6 +1015,13 @@ func containerMounts(c *corev1.Container, binary string, setup *podSetup, msgFil
 		ms = append(ms, mountSpec{Kind: mountBind, Source: "/dev/" + d, Target: "/dev/" + d, File: true})
 	}
 	ms = append(ms, deviceMounts(setup.nodeRoot, setup.devices[c.Name])...)
+	if setup.tools != "" && wantsDriverUtilities(envValue(c, "NVIDIA_VISIBLE_DEVICES"), containerVisibleDevices(setup, c.Name)) {
+		// What the NVIDIA container runtime injects with the utility capability.
+		for _, t := range FakeTools {
+			ms = append(ms, mountSpec{Kind: mountBind, Source: setup.tools, Target: "/usr/bin/" + t, File: true, ReadOnly: true})
+		}
+		ms = append(ms, mountSpec{Kind: mountBind, Source: filepath.Join(setup.nodeRoot, toolDataDir), Target: "/" + toolDataDir, ReadOnly: true})
+	}
 	msgPath := c.TerminationMessagePath
 	if msgPath == "" {
 		msgPath = "/dev/termination-log"

@@ -292,7 +292,8 @@ func TestRunProcess(t *testing.T) {
 		log, _ := os.ReadFile(filepath.Join(pr.dir, "c.log"))
 		t.Fatalf("phase %s state %+v log %s", st.Phase, st.ContainerStatuses[0].State, log)
 	}
-	want := "ID=ubuntu\nnode=gpu-0\n" + s.nodes["gpu-0"].pool.NodeInfo.KernelVersion + "\n9\nnonroot\n"
+	// PCI functions: the host bridge, 8 GPUs and 8 InfiniBand HCAs.
+	want := "ID=ubuntu\nnode=gpu-0\n" + s.nodes["gpu-0"].pool.NodeInfo.KernelVersion + "\n17\nnonroot\n"
 	if term.Message != want {
 		t.Errorf("termination message %q, want %q", term.Message, want)
 	}
