@@ -68,7 +68,7 @@ fn run_node_health(kubeconfig: &Path, extra: &[&str]) -> (i32, BTreeMap<String, 
         .iter()
         .map(|t| (t["name"].as_str().unwrap().to_string(), t.clone()))
         .collect();
-    let html = std::fs::read_to_string(report.path().join("performance.html")).unwrap();
+    let html = std::fs::read_to_string(report.path().join("report.html")).unwrap();
     assert!(html.contains("<section id=\"nodes\">"), "no node grid");
     (out.status.code().unwrap_or(-1), tests)
 }
