@@ -6,13 +6,17 @@
 //! [`runner`] and [`suites`] (test cases against a [`cluster`] target), and [`server`]
 //! (the same capabilities over HTTP). [`conformance`] maps cases to the CNCF AI conformance
 //! checklists and turns a run into a submission; [`attest`] signs a run's evidence.
+//! Day-N: [`diff`] (drift between snapshots, and from a recipe), [`upgrade`] (upgrade
+//! safety per component) and [`mirror`] (images and charts to mirror).
 
 pub mod attest;
 pub mod bundle;
 pub mod cluster;
 pub mod conformance;
 pub mod deploy;
+pub mod diff;
 pub mod duration;
+pub mod mirror;
 pub mod output;
 pub mod probe;
 pub mod readiness;
@@ -22,4 +26,5 @@ pub mod runner;
 pub mod server;
 pub mod snapshot;
 pub mod suites;
+pub mod upgrade;
 pub mod yaml;

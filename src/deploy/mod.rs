@@ -16,6 +16,7 @@
 
 pub mod health;
 pub mod helm;
+pub mod release;
 
 use std::collections::BTreeSet;
 use std::fmt;
