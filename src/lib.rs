@@ -4,8 +4,12 @@
 //! (cluster and node facts). Outputs: [`bundle`] (deployable artifacts) and [`report`]
 //! (test results). In between: [`readiness`] (constraints vs snapshot), [`deploy`],
 //! [`runner`] and [`suites`] (test cases against a [`cluster`] target), and [`server`]
-//! (the same capabilities over HTTP). [`conformance`] maps cases to the CNCF AI conformance
-//! checklists and turns a run into a submission; [`attest`] signs a run's evidence.
+//! (the same capabilities over HTTP). [`conformance`] holds the CNCF AI conformance
+//! checklists, [`submission`] turns a run into a submission; [`attest`] signs a run's
+//! evidence. Below the stages: [`expr`], [`version`], [`name`], [`health`], [`wait`],
+//! [`pod`], [`duration`], [`clock`].
+//! Day-N: [`diff`] (drift between snapshots, and from a recipe), [`upgrade`] (upgrade
+//! safety per component) and [`mirror`] (images and charts to mirror).
 
 pub mod attest;
 pub mod bundle;
@@ -13,9 +17,11 @@ pub mod clock;
 pub mod cluster;
 pub mod conformance;
 pub mod deploy;
+pub mod diff;
 pub mod duration;
 pub mod expr;
 pub mod health;
+pub mod mirror;
 pub mod name;
 pub mod output;
 pub mod pod;
@@ -28,6 +34,7 @@ pub mod server;
 pub mod snapshot;
 pub mod submission;
 pub mod suites;
+pub mod upgrade;
 pub mod version;
 pub mod wait;
 pub mod yaml;

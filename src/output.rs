@@ -60,3 +60,67 @@ impl Format {
         }
     }
 }
+
+/// Encodings of commands that print a report: a table for people, YAML or JSON for tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Yaml,
+    Json,
+}
+
+impl ReportFormat {
+    /// `table` through `render_table`, else the document.
+    pub fn render<T: serde::Serialize>(
+        self,
+        value: &T,
+        render_table: impl FnOnce(&T) -> String,
+    ) -> Result<String, String> {
+        match self {
+            ReportFormat::Table => Ok(render_table(value)),
+            ReportFormat::Yaml => Format::Yaml.render(value),
+            ReportFormat::Json => Format::Json.render(value),
+        }
+    }
+}
+
+/// A plain-text table: columns padded to their widest cell (two spaces apart), the last
+/// column unpadded, one line per row.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            s.push_str(cell);
+            if i < last {
+                s.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+            }
+        }
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_pads_all_but_the_last_column() {
+        let t = super::table(
+            &["A", "BB", "C"],
+            &[vec!["xyz".into(), "1".into(), "last".into()]],
+        );
+        assert_eq!(t, "A    BB  C\nxyz  1   last\n");
+    }
+}

@@ -6,7 +6,9 @@ mod cluster_cmd;
 mod completions_cmd;
 mod criteria_args;
 mod deploy_cmd;
+mod diff_cmd;
 mod evidence_cmd;
+mod mirror_cmd;
 mod probe_cmd;
 mod progress;
 mod recipe_cmd;
@@ -15,6 +17,7 @@ mod serve_cmd;
 mod snapshot_arg;
 mod snapshot_cmd;
 mod submission_cmd;
+mod upgrade_cmd;
 mod validate_cmd;
 
 use std::process::ExitCode;
@@ -57,6 +60,12 @@ pub enum Command {
     Agent(agent_cmd::Args),
     /// Check a cluster against a recipe (readiness, deployment, conformance, performance)
     Validate(validate_cmd::Args),
+    /// Show drift: snapshot against snapshot, or a recipe against a snapshot or the cluster
+    Diff(diff_cmd::Args),
+    /// Verdict per component of moving a recipe, bundle or cluster to a new recipe
+    UpgradeCheck(upgrade_cmd::Args),
+    /// Images and charts a recipe or bundle deploys, for air-gapped mirrors
+    Mirror(mirror_cmd::Args),
     /// Deploy and run test suites against a target, writing reports
     Run(run_cmd::Args),
     /// Serve recipes, queries and bundles over HTTP
@@ -99,6 +108,9 @@ pub fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot_cmd::run(args),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Validate(args) => validate_cmd::run(args),
+        Command::Diff(args) => diff_cmd::run(args),
+        Command::UpgradeCheck(args) => upgrade_cmd::run(args),
+        Command::Mirror(args) => mirror_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),

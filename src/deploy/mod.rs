@@ -15,6 +15,7 @@
 //! [`health`] and here; the rest is I/O.
 
 pub mod helm;
+pub mod release;
 
 use std::collections::BTreeSet;
 use std::fmt;

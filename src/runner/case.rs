@@ -147,6 +147,28 @@ pub struct ParamError {
     pub source: serde_json::Error,
 }
 
+/// Final status of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+    /// The run was interrupted (Ctrl-C) before the case finished or started.
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
@@ -209,7 +231,7 @@ pub struct Series {
 pub struct NodeResult {
     pub case_id: String,
     pub node: String,
-    pub status: super::result::Status,
+    pub status: Status,
     pub message: String,
 }
 

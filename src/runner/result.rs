@@ -7,29 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::audit::ApiWrite;
+pub use super::case::Status;
 use super::case::{CaseSpec, MetricsData, Outcome, Phase};
-
-/// Final status of a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Passed,
-    Failed,
-    Skipped,
-    /// The run was interrupted (Ctrl-C) before the case finished or started.
-    Interrupted,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Passed => "passed",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-            Status::Interrupted => "interrupted",
-        }
-    }
-}
 
 /// Why a failed attempt failed: the case's own verdict, or how the runner saw it end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
