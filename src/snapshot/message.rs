@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::model::AgentReport;
+use super::model::{AGENT_KIND, AgentReport};
 
 /// Bytes of a container's termination message the kubelet keeps.
 pub const MAX_BYTES: usize = 4096;
@@ -31,7 +31,7 @@ pub fn encode(report: &AgentReport) -> Option<String> {
 pub fn decode(message: &str) -> Result<AgentReport, String> {
     let message = message.trim();
     if message.starts_with('{') {
-        return super::job::parse_agent_output(message);
+        return parse_agent_output(message);
     }
     let packed = BASE64.decode(message).map_err(|_| {
         format!(
@@ -44,7 +44,48 @@ pub fn decode(message: &str) -> Result<AgentReport, String> {
         .take(16 * 1024 * 1024)
         .read_to_string(&mut json)
         .map_err(|e| format!("packed report in the termination message is not gzip'd JSON: {e}"))?;
-    super::job::parse_agent_output(&json)
+    parse_agent_output(&json)
+}
+
+/// Find the agent's JSON report in its output (anything before the first `{` line, such as
+/// runtime warnings, is skipped).
+pub fn parse_agent_output(log: &str) -> Result<AgentReport, String> {
+    let start = log
+        .match_indices('{')
+        .map(|(i, _)| i)
+        .find(|i| *i == 0 || log.as_bytes().get(i - 1) == Some(&b'\n'))
+        .ok_or_else(|| {
+            format!(
+                "no JSON report in the agent log ({} bytes){}",
+                log.len(),
+                log_tail(log)
+            )
+        })?;
+    let mut stream = serde_json::Deserializer::from_str(&log[start..]).into_iter::<AgentReport>();
+    let report = match stream.next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(format!("agent report is not valid: {e}")),
+        None => return Err("agent log is empty".into()),
+    };
+    if report.kind != AGENT_KIND {
+        return Err(format!(
+            "agent output has kind `{}`, expected `{AGENT_KIND}`; is the agent image the same aiconform version?",
+            report.kind
+        ));
+    }
+    Ok(report)
+}
+
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().rev().take(3).collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; last lines: {}",
+            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )
+    }
 }
 
 #[cfg(test)]

@@ -28,39 +28,75 @@
 //! If the process is killed hard (SIGKILL) the namespace remains; it is labelled
 //! `app.kubernetes.io/managed-by=aiconform,aiconform.dev/purpose=snapshot` and the pods end
 //! by `activeDeadlineSeconds`.
+//!
+//! This module orchestrates a run; [`placement`] decides where an agent may run, [`rbac`]
+//! and [`agent_pod`] build the objects, [`transport`] carries reports back, [`cleanup`]
+//! removes the run.
 
 use std::collections::BTreeMap;
+
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount, Taint, Toleration};
+
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
 use kube::ResourceExt;
+
 use kube::api::{Api, DeleteParams, ListParams, PartialObjectMeta, PostParams};
+
 use kube::runtime::{WatchStreamExt, watcher};
+
 use serde_json::json;
 
 use super::SnapshotError;
-use super::model::{AGENT_KIND, AgentOutcome, AgentReport};
+
+use super::model::{AgentOutcome, AgentReport};
+
+mod agent_pod;
+mod cleanup;
+mod placement;
+mod rbac;
+mod transport;
+
+pub use agent_pod::*;
+pub use cleanup::*;
+pub use placement::*;
+pub use rbac::*;
+pub use transport::*;
 
 pub const DEFAULT_AGENT_IMAGE: &str =
     concat!("ghcr.io/aiconform/aiconform:v", env!("CARGO_PKG_VERSION"));
+
 pub const NAMESPACE_PREFIX: &str = "aiconform-snapshot-";
+
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "aiconform");
+
 pub const AGENT_APP: (&str, &str) = ("app.kubernetes.io/name", "aiconform-agent");
+
 const INDEX_LABEL: &str = "aiconform.dev/agent-index";
+
 /// Annotation naming the node, on agent pods and on the ConfigMaps agents write.
 pub const NODE_ANNOTATION: &str = "aiconform.dev/node";
+
 /// Key of the agent's JSON report in its ConfigMap.
 pub const REPORT_KEY: &str = "report.json";
+
 const SERVICE_ACCOUNT: &str = "aiconform-agent";
+
 /// Field selector of pods that have not finished (their containers may still run).
 const NOT_FINISHED: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
 /// Where agent pods write their termination message (Kubernetes' default).
 const TERMINATION_LOG: &str = "/dev/termination-log";
+
 /// Bound of the one list that settles agents whose report the watch has not delivered.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
 /// Waiting reasons after which a pod will not start without a change to its spec.
 const FATAL_WAITING: &[&str] = &[
     "InvalidImageName",
@@ -139,553 +175,15 @@ pub struct AgentRun {
     pub namespace: String,
 }
 
-pub fn tolerate_all() -> Toleration {
-    Toleration {
-        operator: Some("Exists".into()),
-        ..Toleration::default()
-    }
-}
-
-/// Parse `--agent-toleration`: `all`, `KEY`, `KEY=VALUE`, each optionally followed by
-/// `:EFFECT` (NoSchedule, PreferNoSchedule, NoExecute).
-pub fn parse_toleration(text: &str) -> Result<Toleration, String> {
-    if text == "all" {
-        return Ok(tolerate_all());
-    }
-    let (kv, effect) = match text.rsplit_once(':') {
-        Some((kv, e)) => (kv, Some(e)),
-        None => (text, None),
-    };
-    if let Some(e) = effect
-        && !matches!(e, "NoSchedule" | "PreferNoSchedule" | "NoExecute")
-    {
-        return Err(format!(
-            "toleration `{text}`: effect `{e}` is not NoSchedule, PreferNoSchedule or NoExecute"
-        ));
-    }
-    let (key, value) = match kv.split_once('=') {
-        Some((k, v)) => (k, Some(v)),
-        None => (kv, None),
-    };
-    if key.is_empty() {
-        return Err(format!(
-            "toleration `{text}`: expected `all` or KEY[=VALUE][:EFFECT], e.g. nvidia.com/gpu:NoSchedule"
-        ));
-    }
-    Ok(Toleration {
-        key: Some(key.into()),
-        operator: Some(if value.is_some() { "Equal" } else { "Exists" }.into()),
-        value: value.map(str::to_string),
-        effect: effect.map(str::to_string),
-        ..Toleration::default()
-    })
-}
-
-/// Whether a toleration matches a taint (Kubernetes semantics).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if key.is_empty() {
-        return t.operator.as_deref() == Some("Exists");
-    }
-    if key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        _ => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-    }
-}
-
-/// Why the agent cannot run on a target under these options, if it cannot: a NoSchedule or
-/// NoExecute taint no toleration matches, or no GPU while one is required.
-pub fn placement_problem(target: &AgentTarget, opts: &AgentJobOptions) -> Option<String> {
-    if let Some(taint) = target.taints.iter().find(|taint| {
-        matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute")
-            && !opts.tolerations.iter().any(|t| tolerates(t, taint))
-    }) {
-        let value = taint
-            .value
-            .as_deref()
-            .map(|v| format!("={v}"))
-            .unwrap_or_default();
-        return Some(format!(
-            "taint {}{value}:{} is not tolerated; add --agent-toleration {}:{}",
-            taint.key, taint.effect, taint.key, taint.effect
-        ));
-    }
-    if opts.require_gpu && target.gpus == 0 {
-        return Some("no allocatable nvidia.com/gpu and --require-gpu is set".into());
-    }
-    None
-}
-
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, SnapshotError> {
     serde_json::from_value(v).map_err(|e| SnapshotError::Internal(format!("building object: {e}")))
-}
-
-/// Find the agent's JSON report in its output (anything before the first `{` line, such as
-/// runtime warnings, is skipped).
-pub fn parse_agent_output(log: &str) -> Result<AgentReport, String> {
-    let start = log
-        .match_indices('{')
-        .map(|(i, _)| i)
-        .find(|i| *i == 0 || log.as_bytes().get(i - 1) == Some(&b'\n'))
-        .ok_or_else(|| {
-            format!(
-                "no JSON report in the agent log ({} bytes){}",
-                log.len(),
-                log_tail(log)
-            )
-        })?;
-    let mut stream = serde_json::Deserializer::from_str(&log[start..]).into_iter::<AgentReport>();
-    let report = match stream.next() {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return Err(format!("agent report is not valid: {e}")),
-        None => return Err("agent log is empty".into()),
-    };
-    if report.kind != AGENT_KIND {
-        return Err(format!(
-            "agent output has kind `{}`, expected `{AGENT_KIND}`; is the agent image the same aiconform version?",
-            report.kind
-        ));
-    }
-    Ok(report)
-}
-
-fn log_tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().rev().take(3).collect();
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; last lines: {}",
-            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        )
-    }
 }
 
 fn api_error(what: String) -> impl FnOnce(kube::Error) -> SnapshotError {
     move |e| SnapshotError::Api {
         what,
-        message: super::kube_message(&e),
+        message: crate::snapshot::kube_message(&e),
     }
-}
-
-/// Delete the namespace and the agent pods still running in it, and wait until those are
-/// gone; finished pods, reports and the rest go with the namespace.
-pub async fn clean_up(client: &kube::Client, name: &str, timeout: Duration) -> Result<(), String> {
-    let fix = format!("remove it with `kubectl delete namespace {name}`");
-    // Deleting the namespace first stops new objects from appearing in it.
-    match Api::<Namespace>::all(client.clone())
-        .delete(name, &DeleteParams::background())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => {
-            return Err(format!(
-                "cannot delete namespace {name}: {}; {fix}",
-                super::kube_message(&e)
-            ));
-        }
-    }
-    let labels = format!("{}={}", AGENT_APP.0, AGENT_APP.1);
-    let work = async {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), name);
-        match pods
-            .delete_collection(
-                &DeleteParams::background(),
-                &ListParams::default().labels(&labels).fields(NOT_FINISHED),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                return Err(format!(
-                    "cannot delete the agent pods in namespace {name}: {}; {fix}",
-                    super::kube_message(&e)
-                ));
-            }
-        }
-        // A metadata-only watch: the wait needs names, not the pods.
-        until_none(
-            Api::<PartialObjectMeta<Pod>>::namespaced(client.clone(), name),
-            watcher::Config::default()
-                .labels(&labels)
-                .fields(NOT_FINISHED),
-        )
-        .await;
-        Ok(())
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "agent pods in namespace {name} are still running after {}s; {fix}",
-            timeout.as_secs()
-        )),
-    }
-}
-
-/// Wait until no object of `api` matches `config`'s selectors (errors are retried with
-/// backoff; the caller bounds the wait).
-async fn until_none<K>(api: Api<K>, config: watcher::Config)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    use kube::runtime::watcher::Event as W;
-    let stream = watcher(api, config).default_backoff();
-    futures::pin_mut!(stream);
-    // Names present as of the last complete list, updated by later events.
-    let mut present = None::<std::collections::BTreeSet<String>>;
-    let mut listing = std::collections::BTreeSet::new();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(W::Init) => listing.clear(),
-            Ok(W::InitApply(o)) => {
-                listing.insert(o.name_any());
-            }
-            Ok(W::InitDone) => present = Some(std::mem::take(&mut listing)),
-            Ok(W::Apply(o)) => {
-                if let Some(p) = &mut present {
-                    p.insert(o.name_any());
-                }
-            }
-            Ok(W::Delete(o)) => {
-                if let Some(p) = &mut present {
-                    p.remove(&o.name_any());
-                }
-            }
-            Err(e) => tracing::debug!("cleanup watch error (retrying): {e}"),
-        }
-        if present.as_ref().is_some_and(|p| p.is_empty()) {
-            return;
-        }
-    }
-}
-
-pub fn namespace_object(name: &str, privileged: bool) -> Result<Namespace, SnapshotError> {
-    let level = if privileged {
-        "privileged"
-    } else {
-        "restricted"
-    };
-    from_json(json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {
-                MANAGED_BY.0: MANAGED_BY.1,
-                "aiconform.dev/purpose": "snapshot",
-                "pod-security.kubernetes.io/enforce": level,
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            },
-        },
-    }))
-}
-
-pub fn service_account_object(namespace: &str) -> Result<ServiceAccount, SnapshotError> {
-    from_json(json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": SERVICE_ACCOUNT,
-            "namespace": namespace,
-            "labels": { MANAGED_BY.0: MANAGED_BY.1 },
-        },
-    }))
-}
-
-/// The agent's only right: create ConfigMaps in its namespace.
-pub fn role_object(namespace: &str) -> Result<Role, SnapshotError> {
-    from_json(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": { "name": SERVICE_ACCOUNT, "namespace": namespace, "labels": { MANAGED_BY.0: MANAGED_BY.1 } },
-        "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"] }],
-    }))
-}
-
-pub fn role_binding_object(namespace: &str) -> Result<RoleBinding, SnapshotError> {
-    from_json(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": { "name": SERVICE_ACCOUNT, "namespace": namespace, "labels": { MANAGED_BY.0: MANAGED_BY.1 } },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT },
-        "subjects": [{ "kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace }],
-    }))
-}
-
-/// Name of the agent pod (and of the ConfigMap it writes) for target `index`.
-pub fn agent_name(index: usize) -> String {
-    format!("agent-{index}")
-}
-
-/// The pod that runs the agent on `node`.
-pub fn agent_pod(
-    namespace: &str,
-    index: usize,
-    node: &str,
-    opts: &AgentJobOptions,
-) -> Result<Pod, SnapshotError> {
-    let mut annotations = serde_json::Map::new();
-    annotations.insert(NODE_ANNOTATION.into(), json!(node));
-    for (k, v) in &opts.pod_annotations {
-        annotations.insert(k.clone(), json!(v));
-    }
-    let mut command = vec![
-        "aiconform",
-        "agent",
-        "--format",
-        "json",
-        "--output",
-        "cm://$(POD_NAMESPACE)/$(POD_NAME)",
-        "--node-name",
-        "$(NODE_NAME)",
-        "--termination-log",
-        TERMINATION_LOG,
-    ];
-    let level;
-    if let Some(h) = &opts.health {
-        command.push("--health");
-        if let Some(l) = h.dcgm_level {
-            level = l.to_string();
-            command.extend(["--dcgm-diag-level", &level]);
-        }
-    }
-    let (mut mounts, mut volumes) = if opts.privileged {
-        command.extend([
-            "--sysfs-root",
-            "/host/sys",
-            "--proc-root",
-            "/host/proc",
-            "--etc-root",
-            "/host/etc",
-        ]);
-        let host = |name: &str, path: &str, kind: &str| json!({"name": name, "hostPath": {"path": path, "type": kind}});
-        (
-            json!([
-                { "name": "host-sys", "mountPath": "/host/sys", "readOnly": true },
-                { "name": "host-proc", "mountPath": "/host/proc", "readOnly": true },
-                { "name": "host-os-release", "mountPath": "/host/etc/os-release", "readOnly": true },
-            ]),
-            json!([
-                host("host-sys", "/sys", "Directory"),
-                host("host-proc", "/proc", "Directory"),
-                host("host-os-release", "/etc/os-release", "File"),
-            ]),
-        )
-    } else {
-        (json!([]), json!([]))
-    };
-    if opts.privileged && opts.health.is_some() {
-        command.extend(["--kernel-log", "/host/dev/kmsg"]);
-        if let (Some(m), Some(v)) = (mounts.as_array_mut(), volumes.as_array_mut()) {
-            m.push(json!({ "name": "host-kmsg", "mountPath": "/host/dev/kmsg", "readOnly": true }));
-            v.push(json!({"name": "host-kmsg", "hostPath": {"path": "/dev/kmsg", "type": "CharDevice"}}));
-        }
-    }
-    let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
-    let mut limits = json!({ "memory": "128Mi" });
-    let mut requests = json!({ "cpu": "10m", "memory": "32Mi" });
-    if opts.require_gpu {
-        limits[GPU_RESOURCE] = json!("1");
-        requests[GPU_RESOURCE] = json!("1");
-    }
-    from_json(json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": agent_name(index),
-            "namespace": namespace,
-            "labels": {
-                AGENT_APP.0: AGENT_APP.1,
-                MANAGED_BY.0: MANAGED_BY.1,
-                INDEX_LABEL: index.to_string(),
-            },
-            "annotations": annotations,
-        },
-        "spec": {
-            "nodeName": node,
-            "restartPolicy": "Never",
-            "activeDeadlineSeconds": opts.timeout.as_secs().max(1),
-            "serviceAccountName": SERVICE_ACCOUNT,
-            "automountServiceAccountToken": true,
-            "tolerations": opts.tolerations,
-            "runtimeClassName": opts.runtime_class,
-            "terminationGracePeriodSeconds": 5,
-            "securityContext": {
-                "runAsNonRoot": true,
-                "runAsUser": 65534,
-                "runAsGroup": 65534,
-                "seccompProfile": { "type": "RuntimeDefault" },
-            },
-            "containers": [{
-                "name": "agent",
-                "image": opts.image,
-                "command": command,
-                "env": [
-                    field("NODE_NAME", "spec.nodeName"),
-                    field("POD_NAME", "metadata.name"),
-                    field("POD_NAMESPACE", "metadata.namespace"),
-                    // Lets the NVIDIA container runtime (when it is the default runtime)
-                    // inject NVML without allocating a GPU.
-                    { "name": "NVIDIA_VISIBLE_DEVICES", "value": "all" },
-                    { "name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility" },
-                ],
-                "resources": { "requests": requests, "limits": limits },
-                // Reports and failures reach the collector through the pod status, not
-                // logs.
-                "terminationMessagePath": TERMINATION_LOG,
-                "terminationMessagePolicy": "FallbackToLogsOnError",
-                "securityContext": {
-                    "allowPrivilegeEscalation": false,
-                    "readOnlyRootFilesystem": true,
-                    "runAsNonRoot": true,
-                    "capabilities": { "drop": ["ALL"] },
-                },
-                "volumeMounts": mounts,
-            }],
-            "volumes": volumes,
-        },
-    }))
-}
-
-/// The ConfigMap an agent writes its report to.
-pub fn report_configmap(
-    namespace: &str,
-    name: &str,
-    node: &str,
-    report: &AgentReport,
-) -> Result<ConfigMap, SnapshotError> {
-    let text = serde_json::to_string(report)
-        .map_err(|e| SnapshotError::Internal(format!("encoding the agent report: {e}")))?;
-    from_json(json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": { AGENT_APP.0: AGENT_APP.1, MANAGED_BY.0: MANAGED_BY.1 },
-            "annotations": { NODE_ANNOTATION: node },
-        },
-        "data": { REPORT_KEY: text },
-    }))
-}
-
-/// Write an agent report as a new ConfigMap (the agent may only create, never update).
-pub async fn publish_report(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    node: &str,
-    report: &AgentReport,
-) -> Result<(), SnapshotError> {
-    Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .create(
-            &PostParams::default(),
-            &report_configmap(namespace, name, node, report)?,
-        )
-        .await
-        .map_err(api_error(format!(
-            "writing the agent report to ConfigMap {namespace}/{name}"
-        )))?;
-    Ok(())
-}
-
-/// The report in an agent's ConfigMap, checked to come from the expected node.
-pub fn report_from_configmap(cm: &ConfigMap, node: &str) -> Result<AgentReport, String> {
-    let from = cm
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(NODE_ANNOTATION))
-        .map(String::as_str)
-        .unwrap_or("");
-    if from != node {
-        return Err(format!(
-            "agent report ConfigMap {} names node `{from}`, expected `{node}`",
-            cm.metadata.name.as_deref().unwrap_or("")
-        ));
-    }
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(REPORT_KEY))
-        .ok_or_else(|| format!("agent report ConfigMap has no `{REPORT_KEY}` key"))?;
-    parse_agent_output(text)
-}
-
-/// Why an agent pod ended without a report, from its status (exit code, reason and
-/// termination message, which holds the log tail on failure).
-pub fn pod_failure(pod: &Pod) -> String {
-    let name = pod.metadata.name.as_deref().unwrap_or("");
-    let status = pod.status.as_ref();
-    let term = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.as_ref());
-    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
-    match term {
-        Some(t) => {
-            let msg = t
-                .message
-                .as_deref()
-                .map(|m| {
-                    let lines: Vec<&str> = m.trim().lines().rev().take(3).collect();
-                    format!(
-                        ": {}",
-                        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                    )
-                })
-                .unwrap_or_default();
-            format!(
-                "agent pod {name} {phase} (exit code {}, {}){msg}",
-                t.exit_code,
-                t.reason.as_deref().unwrap_or("no reason")
-            )
-        }
-        None => {
-            let reason = status
-                .and_then(|s| s.reason.clone().or(s.message.clone()))
-                .unwrap_or_else(|| "no container status".into());
-            format!("agent pod {name} {phase} ({reason})")
-        }
-    }
-}
-
-/// A waiting reason that will not resolve by itself (e.g. `InvalidImageName`), with its
-/// message.
-fn fatal_waiting(pod: &Pod) -> Option<String> {
-    let w = pod
-        .status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
-        .waiting
-        .as_ref()?;
-    let reason = w.reason.as_deref()?;
-    FATAL_WAITING.contains(&reason).then(|| {
-        format!(
-            "agent pod {} cannot start: {reason}{}",
-            pod.metadata.name.as_deref().unwrap_or(""),
-            w.message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        )
-    })
 }
 
 /// Run the agent on every target and always remove the namespace afterwards. Targets the
@@ -767,47 +265,6 @@ enum Event {
     CreationsDone,
 }
 
-/// The outcome an agent's ConfigMap gives.
-fn outcome_of(cm: &ConfigMap, node: &str) -> AgentOutcome {
-    match report_from_configmap(cm, node) {
-        Ok(report) => AgentOutcome::Collected {
-            report: Box::new(report),
-        },
-        Err(reason) => AgentOutcome::Unavailable { reason },
-    }
-}
-
-/// The non-empty termination message of an agent pod's container.
-fn termination_message(pod: &Pod) -> Option<&str> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
-        .terminated
-        .as_ref()?
-        .message
-        .as_deref()
-        .filter(|m| !m.trim().is_empty())
-}
-
-/// The outcome a succeeded agent pod's termination message gives.
-fn outcome_of_message(pod: &Pod, text: &str) -> AgentOutcome {
-    match super::message::decode(text) {
-        Ok(report) => AgentOutcome::Collected {
-            report: Box::new(report),
-        },
-        Err(e) => AgentOutcome::Unavailable {
-            reason: format!(
-                "agent pod {} succeeded but its report is unreadable: {e}",
-                pod.metadata.name.as_deref().unwrap_or("")
-            ),
-        },
-    }
-}
-
 /// Settle agents that exited 0 but whose report has not come through the watch: one list
 /// of the reports (bounded by [`SETTLE_TIMEOUT`]) rather than a read per agent.
 async fn settle_exited(
@@ -835,7 +292,7 @@ async fn settle_exited(
             }
             None
         }
-        Ok(Err(e)) => Some(super::kube_message(&e)),
+        Ok(Err(e)) => Some(crate::snapshot::kube_message(&e)),
         Err(_) => Some(format!("no answer within {}s", SETTLE_TIMEOUT.as_secs())),
     };
     for (i, pod) in std::mem::take(exited) {
@@ -900,7 +357,10 @@ async fn run_in_namespace(
                     Ok(_) => None,
                     Err(e) => Some(Ok(Event::CreateFailed(
                         i,
-                        format!("creating the agent pod: {}", super::kube_message(&e)),
+                        format!(
+                            "creating the agent pod: {}",
+                            crate::snapshot::kube_message(&e)
+                        ),
                     ))),
                 }
             }
@@ -1015,6 +475,8 @@ async fn run_in_namespace(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::message::parse_agent_output;
+    use crate::snapshot::model::AGENT_KIND;
 
     fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
         Taint {
