@@ -29,8 +29,8 @@
 //! `app.kubernetes.io/managed-by=aiconform,aiconform.dev/purpose=snapshot` and the pods end
 //! by `activeDeadlineSeconds`.
 //!
-//! This module orchestrates a run; [`placement`] decides where an agent may run, [`rbac`]
-//! and [`agent_pod`] build the objects, [`transport`] carries reports back, [`cleanup`]
+//! This module orchestrates a run; `placement` decides where an agent may run, `rbac`
+//! and `agent_pod` build the objects, `transport` carries reports back, `cleanup`
 //! removes the run.
 
 use std::collections::BTreeMap;
