@@ -35,7 +35,7 @@ pub struct SnapshotMetadata {
     pub agents: bool,
 }
 
-/// Cluster facts. On the wire, nodes are written as node classes ([`super::wire`]); a flat
+/// Cluster facts. On the wire, nodes are written as node classes (`snapshot/wire.rs`); a flat
 /// `nodes` list is read as well.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterFacts {
