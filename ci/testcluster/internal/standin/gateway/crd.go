@@ -1,14 +1,11 @@
 package gateway
 
 import (
+	crdinstall "aiconform.dev/testcluster/internal/crds"
 	"context"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 )
@@ -172,32 +169,5 @@ func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 }
 
 func ensureCRDs(ctx context.Context, cfg *rest.Config) error {
-	c, err := apiextensionsclient.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	crds := c.ApiextensionsV1().CustomResourceDefinitions()
-	for _, crd := range CRDs() {
-		if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-	}
-	for _, want := range CRDs() {
-		name := want.Name
-		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			crd, err := crds.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			for _, c := range crd.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return crdinstall.Install(ctx, cfg, CRDs()...)
 }

@@ -1,14 +1,11 @@
 package operator
 
 import (
+	crdinstall "aiconform.dev/testcluster/internal/crds"
 	"context"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 )
@@ -52,24 +49,5 @@ func CRD() *apiextensionsv1.CustomResourceDefinition {
 }
 
 func ensureCRD(ctx context.Context, cfg *rest.Config) error {
-	c, err := apiextensionsclient.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	crds := c.ApiextensionsV1().CustomResourceDefinitions()
-	if _, err := crds.Create(ctx, CRD(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		crd, err := crds.Get(ctx, Plural+"."+Group, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range crd.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	return crdinstall.Install(ctx, cfg, CRD())
 }

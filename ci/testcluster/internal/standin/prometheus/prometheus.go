@@ -12,6 +12,7 @@
 package prometheus
 
 import (
+	crdinstall "aiconform.dev/testcluster/internal/crds"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,7 +25,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -306,32 +306,5 @@ func crds() []*apiextensionsv1.CustomResourceDefinition {
 }
 
 func ensureCRDs(ctx context.Context, cfg *rest.Config) error {
-	c, err := apiextensionsclient.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	api := c.ApiextensionsV1().CustomResourceDefinitions()
-	for _, crd := range crds() {
-		if _, err := api.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-	}
-	for _, crd := range crds() {
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			got, err := api.Get(ctx, crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			for _, c := range got.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-		if err != nil {
-			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
-		}
-	}
-	return nil
+	return crdinstall.Install(ctx, cfg, crds()...)
 }
