@@ -4,7 +4,7 @@
 //! (lifetime) uncorrectable counts are reported with the reading.
 
 use super::expect::{Expectations, cite};
-use super::{NodeVerdict, NodeView};
+use super::{NodeVerdict, NodeView, per_device};
 use crate::snapshot::health::GpuHealth;
 
 /// The problems of one GPU.
@@ -49,33 +49,21 @@ pub fn check(v: &NodeView<'_>, exp: &Expectations) -> NodeVerdict {
     if gpus.is_empty() {
         return NodeVerdict::NotObserved("nvidia-smi listed no GPUs".into());
     }
-    let bad: Vec<String> = gpus
-        .iter()
-        .filter_map(|g| {
-            let p = problems(g, exp);
-            (!p.is_empty()).then(|| {
-                format!(
-                    "GPU {} ({}, {}): {}",
-                    g.index,
-                    g.uuid,
-                    g.pci_address,
-                    p.join(", ")
-                )
-            })
-        })
-        .collect();
-    if bad.is_empty() {
-        let aggregate: u64 = gpus
-            .iter()
-            .filter_map(|g| g.ecc_aggregate_uncorrectable)
-            .sum();
-        NodeVerdict::Healthy(format!(
-            "{} GPUs: no volatile uncorrectable ECC errors, no pending or failed row remaps (aggregate uncorrectable {aggregate})",
-            gpus.len()
-        ))
-    } else {
-        NodeVerdict::Unhealthy(bad.join("; "))
-    }
+    per_device(
+        gpus,
+        |g| format!("GPU {} ({}, {})", g.index, g.uuid, g.pci_address),
+        |g| problems(g, exp),
+        || {
+            let aggregate: u64 = gpus
+                .iter()
+                .filter_map(|g| g.ecc_aggregate_uncorrectable)
+                .sum();
+            format!(
+                "{} GPUs: no volatile uncorrectable ECC errors, no pending or failed row remaps (aggregate uncorrectable {aggregate})",
+                gpus.len()
+            )
+        },
+    )
 }
 
 #[cfg(test)]

@@ -71,6 +71,28 @@ pub struct NodeView<'a> {
     pub peers: &'a [&'a NodeFacts],
 }
 
+/// The verdict of a per-device check: unhealthy naming each device with problems
+/// (`describe`d, then its problems), else healthy with `summary`.
+pub fn per_device<D>(
+    devices: &[D],
+    describe: impl Fn(&D) -> String,
+    problems: impl Fn(&D) -> Vec<String>,
+    summary: impl FnOnce() -> String,
+) -> NodeVerdict {
+    let bad: Vec<String> = devices
+        .iter()
+        .filter_map(|d| {
+            let p = problems(d);
+            (!p.is_empty()).then(|| format!("{}: {}", describe(d), p.join(", ")))
+        })
+        .collect();
+    if bad.is_empty() {
+        NodeVerdict::Healthy(summary())
+    } else {
+        NodeVerdict::Unhealthy(bad.join("; "))
+    }
+}
+
 /// A check: the verdict for one node.
 pub type Check = fn(&NodeView<'_>, &Expectations) -> NodeVerdict;
 

@@ -3,7 +3,7 @@
 //! the GPU's own slowdown threshold less the suite's margin.
 
 use super::expect::{Expectations, cite};
-use super::{NodeVerdict, NodeView};
+use super::{NodeVerdict, NodeView, per_device};
 use crate::snapshot::health::GpuHealth;
 
 /// The problems of one GPU.
@@ -41,33 +41,21 @@ pub fn check(v: &NodeView<'_>, exp: &Expectations) -> NodeVerdict {
     if gpus.is_empty() {
         return NodeVerdict::NotObserved("nvidia-smi listed no GPUs".into());
     }
-    let bad: Vec<String> = gpus
-        .iter()
-        .filter_map(|g| {
-            let p = problems(g, exp);
-            (!p.is_empty()).then(|| {
-                format!(
-                    "GPU {} ({}, {}): {}",
-                    g.index,
-                    g.uuid,
-                    g.pci_address,
-                    p.join(", ")
-                )
-            })
-        })
-        .collect();
-    if bad.is_empty() {
-        let hottest = gpus.iter().filter_map(|g| g.temperature_c).max();
-        NodeVerdict::Healthy(format!(
-            "{} GPUs not throttled{}",
-            gpus.len(),
-            hottest
-                .map(|t| format!(", hottest {t} C"))
-                .unwrap_or_default()
-        ))
-    } else {
-        NodeVerdict::Unhealthy(bad.join("; "))
-    }
+    per_device(
+        gpus,
+        |g| format!("GPU {} ({}, {})", g.index, g.uuid, g.pci_address),
+        |g| problems(g, exp),
+        || {
+            let hottest = gpus.iter().filter_map(|g| g.temperature_c).max();
+            format!(
+                "{} GPUs not throttled{}",
+                gpus.len(),
+                hottest
+                    .map(|t| format!(", hottest {t} C"))
+                    .unwrap_or_default()
+            )
+        },
+    )
 }
 
 #[cfg(test)]
