@@ -15,6 +15,7 @@ pub mod attest;
 pub mod bundle;
 pub mod clock;
 pub mod cluster;
+pub mod config;
 pub mod conformance;
 pub mod deploy;
 pub mod diff;

@@ -574,6 +574,10 @@ async fn health_readiness_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_route_and_they_answer() {
     let s = TestServer::start(ServerConfig::default()).await;
+    let r = s.get("/schemas/aiconform-config.json").await;
+    assert_eq!(r.status(), 200);
+    let schema: Value = r.json().await.unwrap();
+    assert_eq!(schema["properties"]["kind"]["const"], "AiconformConfig");
     let r = s.get("/openapi.json").await;
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.unwrap();

@@ -102,7 +102,7 @@ fn run_configuration_errors_stop_before_any_cluster() {
         .arg(&recipe)
         .assert()
         .code(2)
-        .stderr(contains("cannot read run configuration"));
+        .stderr(contains("cannot read config file"));
 }
 
 #[test]

@@ -112,6 +112,8 @@ impl RegistryArgs {
 
 #[derive(Debug, ClapArgs)]
 struct RenderArgs {
+    #[command(flatten)]
+    _config: super::config_args::ConfigArg,
     /// Recipe file written by `aiconform recipe` (YAML or JSON); without it the recipe is
     /// composed from the criteria flags
     #[arg(long, value_name = "FILE")]

@@ -28,6 +28,8 @@ components that do not depend on it). Exits non-zero if any component failed or 
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
+    #[command(flatten)]
+    _config: super::config_args::ConfigArg,
     /// Bundle directory written by `aiconform bundle`, or oci://REGISTRY/REPO:TAG
     #[arg(long, value_name = "DIR|OCI_REF")]
     bundle: String,

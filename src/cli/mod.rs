@@ -4,6 +4,7 @@ mod agent_cmd;
 mod bundle_cmd;
 mod cluster_cmd;
 mod completions_cmd;
+mod config_args;
 mod criteria_args;
 mod deploy_cmd;
 mod diff_cmd;
@@ -99,7 +100,14 @@ pub fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match config_args::expand(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(err) => {
+            report(&err);
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Recipe(args) => recipe_cmd::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => recipe_cmd::run_query(args).map(|()| ExitCode::SUCCESS),

@@ -26,6 +26,8 @@ pub struct RecipeArgs {
     pub criteria: CriteriaArgs,
     #[command(flatten)]
     pub sets: SetArgs,
+    #[command(flatten)]
+    _config: super::config_args::ConfigArg,
     /// Compose for the cluster in this snapshot (a file or cm://NAMESPACE/NAME): service,
     /// accelerator and OS come from it (flags override them), and overlays whose
     /// constraints it contradicts are left out (listed in metadata.excludedOverlays)

@@ -71,10 +71,16 @@ pub struct ExecArgs {
     /// Kubernetes minor version
     #[arg(long, value_name = "VERSION")]
     pub ai_conformance: Option<aiconform::conformance::Version>,
-    /// Run configuration file: `aiConformance: "1.34"` and `notApplicable: {ID: REASON}`
-    /// for conditional requirements whose context does not apply to the platform
+    /// Configuration file (`kind: AiconformConfig`): the command's section holds its flags
+    /// in camelCase (flags given here win) and `notApplicable: {ID: REASON}` for
+    /// conditional requirements whose context does not apply to the platform. A file
+    /// without `kind` is read as a run configuration: `aiConformance: "1.34"` and
+    /// `notApplicable`
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The command whose section of --config holds the run configuration.
+    #[arg(skip)]
+    pub command: aiconform::config::Section,
     /// Write signed run evidence to DIR (may be the report directory): the recipe, a
     /// snapshot of the cluster, the reports, and attestation.dsse.json, an in-toto statement
     /// of their SHA-256 digests and the run's verdicts signed with --attest-key; check it
@@ -284,7 +290,11 @@ struct ConformanceSetup {
 
 impl ConformanceSetup {
     fn new(exec: &ExecArgs) -> Result<Self> {
-        let config = exec.config.as_deref().map(RunConfig::load).transpose()?;
+        let config = exec
+            .config
+            .as_deref()
+            .map(|path| RunConfig::load_for(path, exec.command))
+            .transpose()?;
         let early = match (exec.ai_conformance, &config) {
             (Some(v), _) => Some(ConformanceRun::new(v, "--ai-conformance")),
             (None, Some(c)) => c

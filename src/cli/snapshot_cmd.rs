@@ -24,6 +24,8 @@ use aiconform::snapshot::{self, Location, SnapshotError, TakeOptions};
     their OS facts then come from the Node object."
 )]
 pub struct Args {
+    #[command(flatten)]
+    _config: super::config_args::ConfigArg,
     /// Kubeconfig of the cluster (default: KUBECONFIG, ~/.kube/config, in-cluster)
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,

@@ -91,7 +91,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn validate(args: Args) -> Result<ExitCode> {
+fn validate(mut args: Args) -> Result<ExitCode> {
+    args.exec.command = aiconform::config::Section::Validate;
     if args.phase.iter().any(|p| *p != Phase::Readiness) {
         return run_phases(args);
     }

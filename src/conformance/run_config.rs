@@ -9,6 +9,9 @@
 //!
 //! Only requirements whose published text is conditional ("If the platform provides ...")
 //! and SHOULDs may be declared not applicable; the reason is carried into every report.
+//!
+//! In a `kind: AiconformConfig` file ([`crate::config`]) the same keys live in the `run` and
+//! `validate` sections ([`RunConfig::load_for`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +28,8 @@ use crate::yaml::YamlError;
 pub enum RunConfigError {
     #[error("{0}")]
     Yaml(#[from] YamlError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot read run configuration {path}: {source}")]
     Io {
         path: String,
@@ -45,6 +50,24 @@ pub enum RunConfigError {
 struct Raw {
     #[serde(default)]
     ai_conformance: Option<Spanned<String>>,
+    #[serde(default)]
+    not_applicable: Option<Ordered<Spanned<String>>>,
+}
+
+/// The run configuration's keys in the `run` and `validate` sections of a
+/// `kind: AiconformConfig` file; the sections' other keys are flags, read elsewhere.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InConfig {
+    #[serde(default)]
+    run: Option<Section>,
+    #[serde(default)]
+    validate: Option<Section>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Section {
     #[serde(default)]
     not_applicable: Option<Ordered<Spanned<String>>>,
 }
@@ -75,8 +98,52 @@ impl RunConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// The run configuration of `--config FILE` for `command` (run or validate): the file
+    /// itself in the older form, else its section for the command (`aiConformance` there is
+    /// a flag, applied as --ai-conformance).
+    pub fn load_for(
+        path: &Path,
+        command: crate::config::Section,
+    ) -> Result<RunConfig, RunConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RunConfigError::Io {
+            path: origin.clone(),
+            source,
+        })?;
+        Self::parse_for(&text, &origin, command)
+    }
+
+    /// [`Self::load_for`] on text.
+    pub fn parse_for(
+        text: &str,
+        origin: &str,
+        command: crate::config::Section,
+    ) -> Result<RunConfig, RunConfigError> {
+        use crate::config::{ConfigDocument, Section as Command};
+        match crate::config::parse(text, origin)? {
+            ConfigDocument::RunConfig => Self::parse(text, origin),
+            ConfigDocument::Config(file) => {
+                file.section(command)?;
+                let sections: InConfig = crate::yaml::from_str(text, origin)?;
+                let section = match command {
+                    Command::Validate => sections.validate,
+                    _ => sections.run,
+                };
+                let raw = Raw {
+                    ai_conformance: None,
+                    not_applicable: section.and_then(|s| s.not_applicable),
+                };
+                Self::from_raw(raw, origin)
+            }
+        }
+    }
+
     pub fn parse(text: &str, origin: &str) -> Result<RunConfig, RunConfigError> {
         let raw: Raw = crate::yaml::from_str(text, origin)?;
+        Self::from_raw(raw, origin)
+    }
+
+    fn from_raw(raw: Raw, origin: &str) -> Result<RunConfig, RunConfigError> {
         let invalid = |line: u64, message: String, fix: &str| RunConfigError::Invalid {
             origin: origin.to_string(),
             line,
@@ -259,5 +326,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("notApplicabel"), "{e}");
+    }
+
+    #[test]
+    fn both_forms_of_the_file() {
+        use crate::config::Section;
+        let old = "notApplicable:\n  gpu_sharing: none here\n";
+        let c = RunConfig::parse_for(old, "r.yaml", Section::Validate).unwrap();
+        assert_eq!(c.not_applicable[0].requirement, "gpu_sharing");
+        let new = "apiVersion: aiconform.dev/v1alpha1\nkind: AiconformConfig\nrun:\n  reportDir: r\n  notApplicable:\n    gpu_sharing: none here\n    autoscaling: x\nvalidate: {}\n";
+        let e = RunConfig::parse_for(new, "c.yaml", Section::Run)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.yaml:7: notApplicable: `autoscaling`"),
+            "{e}"
+        );
+        let c = RunConfig::parse_for(new, "c.yaml", Section::Validate).unwrap();
+        assert!(c.not_applicable.is_empty());
+        let e = RunConfig::parse_for(
+            "apiVersion: aiconform.dev/v1alpha1\nkind: AiconformConfig\nrecipe: {}\n",
+            "c.yaml",
+            Section::Run,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("has no `run` section (it has: recipe)"), "{e}");
     }
 }

@@ -218,6 +218,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/schemas/aiconform-config.json", get(config_schema))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
@@ -502,6 +503,21 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
             HeaderValue::from_static("application/json"),
         )],
         state.openapi.clone(),
+    )
+        .into_response()
+}
+
+/// The JSON Schema of the CLI's `--config` file, as published in docs/ (a test of the CLI
+/// keeps that file current with the commands' flags).
+const CONFIG_SCHEMA: &str = include_str!("../../docs/aiconform-config.schema.json");
+
+async fn config_schema() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/schema+json"),
+        )],
+        CONFIG_SCHEMA,
     )
         .into_response()
 }

@@ -25,6 +25,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/readyz", &["get"]),
     ("/metrics", &["get"]),
     ("/openapi.json", &["get"]),
+    ("/schemas/aiconform-config.json", &["get"]),
 ];
 
 /// Allowed values of a criterion: the engine's list, `any`, and the empty string (which,
@@ -401,6 +402,14 @@ pub fn document() -> Value {
                 "summary": "This document",
                 "responses": responses(json!({
                     "description": "OpenAPI 3.0 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }), &[405]),
+            }},
+            "/schemas/aiconform-config.json": {"get": {
+                "operationId": "configSchema",
+                "summary": "JSON Schema of the CLI's --config file (kind: AiconformConfig)",
+                "responses": responses(json!({
+                    "description": "JSON Schema (draft 2020-12)",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 }), &[405]),
             }},
