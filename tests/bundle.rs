@@ -124,27 +124,31 @@ fn golden_helm_stack_argocd() {
 }
 
 #[test]
-fn argocd_sync_waves_follow_deployment_order() {
+fn argocd_sync_waves_follow_dependency_depth_or_order_when_serial() {
     let recipe = load_recipe_file(&helm_stack()).unwrap();
-    let opts = BundleOptions {
-        deployer: Deployer::ArgoCd,
-        ..BundleOptions::default()
-    };
-    let b = bundle::render(&recipe, &opts).unwrap();
-    for (i, c) in recipe.components.iter().enumerate() {
-        let path = format!("argocd/applications/{:02}-{}.yaml", i + 1, c.name);
-        let app: serde_json::Value =
-            aiconform::yaml::from_slice(&b.files[&path].content, &path).unwrap();
-        assert_eq!(
-            app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"],
-            serde_json::json!((i + 1).to_string()),
-            "{path}"
-        );
-        assert_eq!(app["metadata"]["name"], serde_json::json!(c.name));
+    // cert-manager <- gpu-operator <- kai-scheduler; custom-tool and kustomized stand alone.
+    for (serial, waves) in [(false, [0, 1, 2, 0, 0]), (true, [0, 1, 2, 3, 4])] {
+        let opts = BundleOptions {
+            deployer: Deployer::ArgoCd,
+            serial,
+            ..BundleOptions::default()
+        };
+        let b = bundle::render(&recipe, &opts).unwrap();
+        for (i, c) in recipe.components.iter().enumerate() {
+            let path = format!("argocd/applications/{:02}-{}.yaml", i + 1, c.name);
+            let app: serde_json::Value =
+                aiconform::yaml::from_slice(&b.files[&path].content, &path).unwrap();
+            assert_eq!(
+                app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"],
+                serde_json::json!(waves[i].to_string()),
+                "{path} serial={serial}"
+            );
+            assert_eq!(app["metadata"]["name"], serde_json::json!(c.name));
+        }
+        let parent = String::from_utf8(b.files["argocd/app-of-apps.yaml"].content.clone()).unwrap();
+        assert!(parent.contains(bundle::ARGOCD_REPO_PLACEHOLDER), "{parent}");
+        assert!(parent.contains("path: argocd/applications"), "{parent}");
     }
-    let parent = String::from_utf8(b.files["argocd/app-of-apps.yaml"].content.clone()).unwrap();
-    assert!(parent.contains(bundle::ARGOCD_REPO_PLACEHOLDER), "{parent}");
-    assert!(parent.contains("path: argocd/applications"), "{parent}");
 }
 
 #[test]
@@ -561,9 +565,9 @@ fn cli_rejects_bad_options() {
     )
     .failure()
     .stderr(contains("--system-node-selector"));
-    bundle_cmd(&manifest_stack(), &out, &["--deployer", "flux"])
+    bundle_cmd(&manifest_stack(), &out, &["--deployer", "kapp"])
         .failure()
-        .stderr(contains("helm"));
+        .stderr(contains("helmfile"));
     bundle_cmd(&manifest_stack(), &out, &["--service", "eks"])
         .failure()
         .stderr(contains("not both"));

@@ -71,7 +71,7 @@ fn recipe_cli_writes_the_rendered_bytes() {
 #[test]
 fn builtin_bundles_are_pinned() {
     let r = recipe();
-    for deployer in [Deployer::Helm, Deployer::ArgoCd] {
+    for deployer in Deployer::ALL {
         let opts = BundleOptions {
             deployer,
             ..BundleOptions::default()

@@ -288,7 +288,7 @@ async fn bad_input_is_a_400_naming_the_field() {
         ),
         (
             "/v1/bundle",
-            "{\"options\":{\"deployer\":\"flux\"}}",
+            "{\"options\":{\"deployer\":\"kapp\"}}",
             "invalid_body",
             Some("options.deployer"),
         ),

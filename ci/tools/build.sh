@@ -4,6 +4,10 @@
 #   helm                 Helm v3.22.0 from its Go module (helm.sh/helm/v3/cmd/helm)
 #   aiconform-registry   the go-containerregistry v0.22.1 registry (as `crane registry serve`)
 #                        with optional basic auth and TLS, for the OCI tests
+#   helmfile             helmfile v1.8.0 (module helmfile/, with the replace directives of
+#                        helmfile's own go.mod), to check the helmfile deployer's output
+#   aiconform-fluxcheck  decodes Flux objects strictly into the Flux API Go types (helm-,
+#                        source- and kustomize-controller api modules), for the flux deployer
 # A module of its own: Helm v3.22 needs k8s.io v0.37 and Go 1.26, the test cluster pins
 # k8s.io v1.34.4. GOMODCACHE/GOCACHE keep their Go defaults, shared with ci/testcluster.
 # Idempotent: a stamp over sources, go.mod/go.sum, this script and the Go version skips
@@ -45,7 +49,9 @@ stamp="$(
       ! -name '*_test.go' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 )"
-if [ -x "$out/helm" ] && [ -x "$out/aiconform-registry" ] && [ -f "$stampfile" ] &&
+if [ -x "$out/helm" ] && [ -x "$out/aiconform-registry" ] && [ -x "$out/aiconform-fluxcheck" ] &&
+  [ -x "$out/helmfile" ] &&
+  [ -f "$stampfile" ] &&
   [ "$(cat "$stampfile")" = "$stamp" ]; then
   echo "$out"
   exit 0
@@ -56,5 +62,9 @@ go build -ldflags "$helm_ldflags" -o "$out/helm.tmp.$$" helm.sh/helm/v3/cmd/helm
 mv -f "$out/helm.tmp.$$" "$out/helm"
 go build -ldflags "-s -w" -o "$out/aiconform-registry.tmp.$$" ./cmd/aiconform-registry
 mv -f "$out/aiconform-registry.tmp.$$" "$out/aiconform-registry"
+go build -ldflags "-s -w" -o "$out/aiconform-fluxcheck.tmp.$$" ./cmd/aiconform-fluxcheck
+mv -f "$out/aiconform-fluxcheck.tmp.$$" "$out/aiconform-fluxcheck"
+(cd helmfile && go build -ldflags "-s -w" -o "$out/helmfile.tmp.$$" github.com/helmfile/helmfile)
+mv -f "$out/helmfile.tmp.$$" "$out/helmfile"
 echo "$stamp" > "$stampfile.$$" && mv -f "$stampfile.$$" "$stampfile"
 echo "$out"

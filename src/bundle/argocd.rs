@@ -1,10 +1,11 @@
 //! The Argo CD deployer: an app-of-apps whose child Applications carry
-//! `argocd.argoproj.io/sync-wave` = position in the deployment order.
+//! `argocd.argoproj.io/sync-wave` = the component's wave in the [`Rollout`]: its depth in the
+//! dependency graph (independent components sync together), or its position with `--serial`.
 
 use serde_json::{Value, json};
 
 use super::error::BundleError;
-use super::planned::Planned;
+use super::planned::{Planned, Rollout};
 use super::{BundleOptions, RenderedText};
 use crate::recipe::model::{ComponentType, Recipe};
 
@@ -43,11 +44,8 @@ fn sync_policy() -> Value {
     })
 }
 
-pub(crate) fn render(
-    recipe: &Recipe,
-    opts: &BundleOptions,
-    planned: &[Planned],
-) -> Result<Vec<RenderedText>, BundleError> {
+/// The Git repository URL, checked: it lands in YAML and in the README's shell lines.
+pub(crate) fn checked_repo_url(opts: &BundleOptions) -> Result<&str, BundleError> {
     let repo = repo_url(opts);
     let repo_ok = !repo.is_empty()
         && !repo.starts_with('-')
@@ -61,8 +59,76 @@ pub(crate) fn render(
             reason: "expected a Git repository URL".into(),
         });
     }
-    let mut out = Vec::new();
-    let parent = json!({
+    Ok(repo)
+}
+
+/// Where Applications read the bundle from: repository URL and revision (literal values,
+/// or Helm template expressions in the argocd-helm chart).
+pub(crate) struct GitRef<'a> {
+    pub url: &'a str,
+    pub revision: &'a str,
+}
+
+/// The child Application of one component, in sync wave `wave`.
+pub(crate) fn application(p: &Planned, git: &GitRef<'_>, wave: usize) -> Value {
+    let c = &p.bc;
+    let mut sources = Vec::new();
+    match c.component_type {
+        ComponentType::Helm => {
+            let chart = c.chart.clone().unwrap_or_else(|| c.name.clone());
+            let mut helm = json!({"releaseName": c.name});
+            if let Some(values) = &c.values {
+                helm["valueFiles"] = json!([format!("$values/{values}")]);
+            }
+            // Argo CD names OCI Helm repositories without the scheme (and needs a
+            // repository entry with `enableOCI: true`).
+            let source = c.source.clone().unwrap_or_default();
+            let repo_url = source.strip_prefix("oci://").unwrap_or(&source);
+            sources.push(json!({
+                "repoURL": repo_url,
+                "chart": chart,
+                "targetRevision": c.version,
+                "helm": helm,
+            }));
+            sources
+                .push(json!({"repoURL": git.url, "targetRevision": git.revision, "ref": "values"}));
+        }
+        ComponentType::Kustomize => {
+            if let Some(k) = &c.kustomization {
+                sources
+                    .push(json!({"repoURL": git.url, "targetRevision": git.revision, "path": k}));
+            }
+        }
+        ComponentType::Manifest => {}
+    }
+    if !c.manifests.is_empty() {
+        sources.push(json!({
+            "repoURL": git.url,
+            "targetRevision": git.revision,
+            "path": format!("{}/manifests", c.folder),
+        }));
+    }
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": c.name,
+            "namespace": ARGOCD_NAMESPACE,
+            "annotations": {SYNC_WAVE: wave.to_string()},
+            "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+        },
+        "spec": {
+            "project": "default",
+            "sources": sources,
+            "destination": {"server": IN_CLUSTER, "namespace": c.namespace},
+            "syncPolicy": sync_policy(),
+        },
+    })
+}
+
+/// The parent Application: syncs the child Applications found at `path` of the repository.
+pub(crate) fn app_of_apps(recipe: &Recipe, repo: &str, path: &str) -> Value {
+    json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
         "metadata": {
@@ -72,70 +138,32 @@ pub(crate) fn render(
         },
         "spec": {
             "project": "default",
-            "source": {"repoURL": repo, "targetRevision": "HEAD", "path": "argocd/applications"},
+            "source": {"repoURL": repo, "targetRevision": "HEAD", "path": path},
             "destination": {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE},
             "syncPolicy": {"automated": {"prune": true, "selfHeal": true}},
         },
-    });
-    out.push((
+    })
+}
+
+pub(crate) fn render(
+    recipe: &Recipe,
+    opts: &BundleOptions,
+    planned: &[Planned],
+    rollout: &Rollout,
+) -> Result<Vec<RenderedText>, BundleError> {
+    let repo = checked_repo_url(opts)?;
+    let mut out = vec![(
         "argocd/app-of-apps.yaml".to_string(),
-        crate::yaml::to_string(&parent)?,
-    ));
-    for p in planned {
-        let c = &p.bc;
-        let mut sources = Vec::new();
-        match c.component_type {
-            ComponentType::Helm => {
-                let chart = c.chart.clone().unwrap_or_else(|| c.name.clone());
-                let mut helm = json!({"releaseName": c.name});
-                if let Some(values) = &c.values {
-                    helm["valueFiles"] = json!([format!("$values/{values}")]);
-                }
-                // Argo CD names OCI Helm repositories without the scheme (and needs a
-                // repository entry with `enableOCI: true`).
-                let source = c.source.clone().unwrap_or_default();
-                let repo_url = source.strip_prefix("oci://").unwrap_or(&source);
-                sources.push(json!({
-                    "repoURL": repo_url,
-                    "chart": chart,
-                    "targetRevision": c.version,
-                    "helm": helm,
-                }));
-                sources.push(json!({"repoURL": repo, "targetRevision": "HEAD", "ref": "values"}));
-            }
-            ComponentType::Kustomize => {
-                if let Some(k) = &c.kustomization {
-                    sources.push(json!({"repoURL": repo, "targetRevision": "HEAD", "path": k}));
-                }
-            }
-            ComponentType::Manifest => {}
-        }
-        if !c.manifests.is_empty() {
-            sources.push(json!({
-                "repoURL": repo,
-                "targetRevision": "HEAD",
-                "path": format!("{}/manifests", c.folder),
-            }));
-        }
-        let app = json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "metadata": {
-                "name": c.name,
-                "namespace": ARGOCD_NAMESPACE,
-                "annotations": {SYNC_WAVE: p.index.to_string()},
-                "finalizers": ["resources-finalizer.argocd.argoproj.io"],
-            },
-            "spec": {
-                "project": "default",
-                "sources": sources,
-                "destination": {"server": IN_CLUSTER, "namespace": c.namespace},
-                "syncPolicy": sync_policy(),
-            },
-        });
+        crate::yaml::to_string(&app_of_apps(recipe, repo, "argocd/applications"))?,
+    )];
+    let git = GitRef {
+        url: repo,
+        revision: "HEAD",
+    };
+    for (p, wave) in planned.iter().zip(&rollout.waves) {
         out.push((
-            format!("argocd/applications/{}.yaml", c.folder),
-            crate::yaml::to_string(&app)?,
+            format!("argocd/applications/{}.yaml", p.bc.folder),
+            crate::yaml::to_string(&application(p, &git, *wave))?,
         ));
     }
     Ok(out)

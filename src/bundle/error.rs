@@ -55,6 +55,13 @@ pub enum BundleError {
         value: String,
         reason: String,
     },
+    #[error(
+        "component `{component}` depends on `{dependency}`, which is not an earlier component of the recipe; add `{dependency}` to the recipe or drop it from dependencyRefs"
+    )]
+    UnknownDependency {
+        component: String,
+        dependency: String,
+    },
     #[error("{0}")]
     Yaml(#[from] YamlError),
     #[error("cannot encode {what}: {message}")]

@@ -14,6 +14,9 @@
 //! checksums.sha256       `sha256sum -c` list of every file but bundle.yaml
 //! deploy.sh undeploy.sh  (helm deployer)
 //! argocd/app-of-apps.yaml, argocd/applications/NN-name.yaml   (argocd deployer)
+//! argocd-helm/{app-of-apps.yaml,Chart.yaml,values.yaml,templates/NN-name.yaml}   (argocd-helm)
+//! kustomization.yaml, flux/NN-name.yaml   (flux deployer)
+//! helmfile.yaml          (helmfile deployer)
 //! NN-name/values.yaml    chart values with node placement injected (Helm components)
 //! NN-name/manifests/*    extra manifests, applied with server-side apply
 //! NN-name/kustomize/kustomization.yaml   (Kustomize components)
@@ -26,8 +29,11 @@
 //! same recipe gives the same digest.
 
 mod argocd;
+mod argocd_helm;
 mod error;
+mod flux;
 mod fs;
+mod helmfile;
 pub mod manifests;
 mod model;
 pub mod oci;
@@ -70,9 +76,13 @@ pub struct BundleOptions {
     /// Lets per-GPU-node workloads onto tainted GPU nodes.
     pub accelerated_tolerations: Vec<Toleration>,
     pub deployer: Deployer,
-    /// Git repository the Argo CD Applications read the bundle from; a placeholder
-    /// ([`ARGOCD_REPO_PLACEHOLDER`]) when `None`. Unused by the Helm deployer.
+    /// Git repository the Argo CD Applications (or Flux's GitRepository) read the bundle
+    /// from; a placeholder ([`ARGOCD_REPO_PLACEHOLDER`]) when `None`. Unused by the Helm and
+    /// helmfile deployers.
     pub argocd_repo_url: Option<String>,
+    /// One component at a time: each depends on the one before it in deployment order,
+    /// instead of only on its recipe dependencies.
+    pub serial: bool,
 }
 
 /// One file of a bundle.

@@ -24,6 +24,9 @@ pub struct BundleManifest {
     /// aiconform version that rendered the bundle.
     pub tool_version: String,
     pub deployer: Deployer,
+    /// Rendered with `--serial`: one component at a time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serial: bool,
     pub recipe: RecipeRef,
     pub placement: Placement,
     /// In deployment order.

@@ -22,6 +22,33 @@ pub enum Deployer {
     /// An Argo CD app-of-apps with one Application per component, ordered by sync waves.
     #[serde(rename = "argocd")]
     ArgoCd,
+    /// The Argo CD app-of-apps as a Helm chart (`Chart.yaml` + one Application template per
+    /// component), so the repository URL and revision are chart values.
+    #[serde(rename = "argocd-helm")]
+    ArgoCdHelm,
+    /// Flux: a HelmRepository or OCIRepository and a HelmRelease per chart, a Kustomization per
+    /// manifest folder, `dependsOn` from the dependency graph.
+    Flux,
+    /// A `helmfile.yaml` with one release per component and `needs` from the dependency graph.
+    Helmfile,
+}
+
+impl Deployer {
+    pub const ALL: [Deployer; 5] = [
+        Deployer::Helm,
+        Deployer::ArgoCd,
+        Deployer::ArgoCdHelm,
+        Deployer::Flux,
+        Deployer::Helmfile,
+    ];
+
+    /// Whether the deployer reads the bundle from a Git repository (`--argocd-repo-url`).
+    pub fn reads_git(self) -> bool {
+        matches!(
+            self,
+            Deployer::ArgoCd | Deployer::ArgoCdHelm | Deployer::Flux
+        )
+    }
 }
 
 impl fmt::Display for Deployer {
@@ -29,6 +56,9 @@ impl fmt::Display for Deployer {
         f.write_str(match self {
             Deployer::Helm => "helm",
             Deployer::ArgoCd => "argocd",
+            Deployer::ArgoCdHelm => "argocd-helm",
+            Deployer::Flux => "flux",
+            Deployer::Helmfile => "helmfile",
         })
     }
 }
@@ -39,10 +69,14 @@ impl FromStr for Deployer {
         match s.to_ascii_lowercase().as_str() {
             "helm" => Ok(Deployer::Helm),
             "argocd" | "argo-cd" | "argo" => Ok(Deployer::ArgoCd),
+            "argocd-helm" => Ok(Deployer::ArgoCdHelm),
+            "flux" => Ok(Deployer::Flux),
+            "helmfile" => Ok(Deployer::Helmfile),
             _ => Err(BundleError::InvalidOption {
                 flag: "--deployer",
                 value: s.to_string(),
-                reason: "expected `helm` or `argocd`".into(),
+                reason: "expected one of `helm`, `argocd`, `argocd-helm`, `flux`, `helmfile`"
+                    .into(),
             }),
         }
     }
@@ -297,7 +331,14 @@ mod tests {
         assert_eq!("helm".parse::<Deployer>().unwrap(), Deployer::Helm);
         assert_eq!("argocd".parse::<Deployer>().unwrap(), Deployer::ArgoCd);
         assert_eq!(Deployer::ArgoCd.to_string(), "argocd");
-        assert!("flux".parse::<Deployer>().is_err());
+        for d in Deployer::ALL {
+            assert_eq!(d.to_string().parse::<Deployer>().unwrap(), d);
+            assert_eq!(
+                serde_json::to_value(d).unwrap(),
+                serde_json::json!(d.to_string())
+            );
+        }
+        assert!("kapp".parse::<Deployer>().is_err());
         assert_eq!(
             serde_json::to_value(Deployer::ArgoCd).unwrap(),
             serde_json::json!("argocd")

@@ -72,18 +72,64 @@ pub(crate) fn top(
             let _ = writeln!(
                 o,
                 "Argo CD app-of-apps: `argocd/app-of-apps.yaml` points at `argocd/applications/`, \
-                 one Application per component with `argocd.argoproj.io/sync-wave` set to its \
-                 position in the deployment order, so Argo CD syncs them in order and waits for \
-                 each wave to be healthy.\n\n\
+                 one Application per component with `argocd.argoproj.io/sync-wave` set to {}, \
+                 so Argo CD waits for each wave to be healthy before the next.\n\n\
                  1. Push this directory to the Git repository `{}`{}.\n\
                  2. `kubectl apply -n argocd -f argocd/app-of-apps.yaml`\n\n\
                  Helm components take their values from `<folder>/values.yaml` in that repository. \
                  Charts from OCI registries need an Argo CD repository entry with `enableOCI: true`.",
+                wave_text(opts),
                 super::argocd::repo_url(opts),
-                if opts.argocd_repo_url.is_none() {
-                    " (a placeholder: re-render with `--argocd-repo-url URL` to name your repository)"
+                repo_note(opts)
+            );
+        }
+        Deployer::ArgoCdHelm => {
+            let _ = writeln!(
+                o,
+                "Argo CD app-of-apps as a Helm chart: `argocd-helm/` is a chart (Argo CD 2.13 or \
+                 later) whose templates are one Application per component with \
+                 `argocd.argoproj.io/sync-wave` set to {}; `repoURL` and `targetRevision` are \
+                 chart values.\n\n\
+                 1. Push this directory to the Git repository `{}`{}.\n\
+                 2. `kubectl apply -n argocd -f argocd-helm/app-of-apps.yaml`, or render the \
+                 Applications yourself: `helm template argocd-helm --set repoURL=URL | kubectl apply -n argocd -f -`\n\n\
+                 Helm components take their values from `<folder>/values.yaml` in that repository.",
+                wave_text(opts),
+                super::argocd::repo_url(opts),
+                repo_note(opts)
+            );
+        }
+        Deployer::Flux => {
+            let _ = writeln!(
+                o,
+                "Flux: `kustomization.yaml` lists `flux/*.yaml`, a HelmRepository (OCIRepository \
+                 for `oci://` charts) and HelmRelease per chart, and a Kustomization per manifest \
+                 folder, with `dependsOn` {}. Chart values are ConfigMaps generated from \
+                 `<folder>/values.yaml`. Needs Flux 2.6 or later (OCIRepository `source.toolkit.fluxcd.io/v1`).\n\n\
+                 1. Push this directory to the Git repository `{}`{} (branch `main`).\n\
+                 2. `kubectl apply -f flux/source.yaml`\n\
+                 3. `flux create kustomization aiconform-bundle --source=GitRepository/aiconform-bundle --path=./ --prune=true`",
+                if opts.serial {
+                    "on the component before it (`--serial`)"
                 } else {
-                    ""
+                    "from the recipe's dependencies, so independent components reconcile in parallel"
+                },
+                super::argocd::repo_url(opts),
+                repo_note(opts)
+            );
+        }
+        Deployer::Helmfile => {
+            let _ = writeln!(
+                o,
+                "helmfile: `helmfile.yaml` has one release per chart (values from \
+                 `<folder>/values.yaml`) and per manifest folder (installed as a chart by \
+                 helmfile), with `needs` {}.\n\n\
+                 ```sh\nhelmfile apply      # install or upgrade every release\n\
+                 helmfile destroy    # remove them, dependents first\n```",
+                if opts.serial {
+                    "on the release before it (`--serial`)"
+                } else {
+                    "from the recipe's dependencies, so independent releases install in parallel"
                 }
             );
         }
@@ -113,6 +159,23 @@ pub(crate) fn top(
         );
     }
     o
+}
+
+fn wave_text(opts: &BundleOptions) -> &'static str {
+    if opts.serial {
+        "its position in the deployment order (`--serial`, from 0)"
+    } else {
+        "its depth in the dependency graph (0 without dependencies; independent components share \
+         a wave)"
+    }
+}
+
+fn repo_note(opts: &BundleOptions) -> &'static str {
+    if opts.argocd_repo_url.is_none() {
+        " (a placeholder: re-render with `--argocd-repo-url URL` to name your repository)"
+    } else {
+        ""
+    }
 }
 
 fn placement_summary(opts: &BundleOptions) -> Vec<String> {

@@ -12,9 +12,12 @@ use super::model::{
     Placement, RecipeRef, recipe_digest, sha256_hex,
 };
 use super::placement;
-use super::planned::{CHECKSUMS_FILE, Planned, README_FILE, RECIPE_FILE, VALUES_FILE};
+use super::planned::{CHECKSUMS_FILE, Planned, README_FILE, RECIPE_FILE, VALUES_FILE, rollout};
 use super::scripts::{self, ScriptContext};
-use super::{Bundle, BundleFile, BundleOptions, Deployer, argocd, manifests, readme};
+use super::{
+    Bundle, BundleFile, BundleOptions, Deployer, argocd, argocd_helm, flux, helmfile, manifests,
+    readme,
+};
 use crate::name::is_dns_label;
 use crate::recipe::model::{Component, ComponentType, HealthCheck, Recipe};
 
@@ -81,8 +84,15 @@ pub fn render(recipe: &Recipe, opts: &BundleOptions) -> Result<Bundle, BundleErr
                 script_file(scripts::undeploy_sh(&ctx, &planned)),
             );
         }
-        Deployer::ArgoCd => {
-            for (path, text) in argocd::render(recipe, opts, &planned)? {
+        Deployer::ArgoCd | Deployer::ArgoCdHelm | Deployer::Flux | Deployer::Helmfile => {
+            let rollout = rollout(&planned, opts.serial)?;
+            let rendered = match opts.deployer {
+                Deployer::ArgoCd => argocd::render(recipe, opts, &planned, &rollout)?,
+                Deployer::ArgoCdHelm => argocd_helm::render(recipe, opts, &planned, &rollout)?,
+                Deployer::Flux => flux::render(opts, &planned, &rollout)?,
+                _ => vec![helmfile::render(&planned, &rollout)?],
+            };
+            for (path, text) in rendered {
                 files.insert(path, text_file(text));
             }
         }
@@ -103,6 +113,7 @@ pub fn render(recipe: &Recipe, opts: &BundleOptions) -> Result<Bundle, BundleErr
         kind: BUNDLE_KIND.into(),
         tool_version: tool_version.into(),
         deployer: opts.deployer,
+        serial: opts.serial,
         recipe: RecipeRef {
             name: recipe.metadata.name.clone(),
             digest,
@@ -469,7 +480,7 @@ fn check_file_name(component: &str, name: &str) -> Result<(), BundleError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::recipe::model::{Manifest, RecipeMetadata};
     use serde_json::json;

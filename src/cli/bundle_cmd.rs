@@ -144,12 +144,26 @@ struct RenderArgs {
     /// Toleration for GPU-node workloads, key=value:Effect or key:Effect (repeatable)
     #[arg(long = "accelerated-node-toleration", value_name = "KEY=VALUE:EFFECT")]
     accelerated_node_toleration: Vec<String>,
-    /// How the bundle deploys: helm (deploy.sh/undeploy.sh) or argocd (app-of-apps)
-    #[arg(long, value_name = "DEPLOYER", default_value = "helm")]
+    /// How the bundle deploys:
+    /// helm (deploy.sh/undeploy.sh, one component at a time);
+    /// argocd (app-of-apps, one Application per component, sync waves);
+    /// argocd-helm (the app-of-apps as a Helm chart);
+    /// flux (HelmRepository/OCIRepository + HelmRelease, Kustomizations, dependsOn);
+    /// helmfile (helmfile.yaml, releases with needs)
+    #[arg(
+        long,
+        value_name = "DEPLOYER",
+        default_value = "helm",
+        verbatim_doc_comment
+    )]
     deployer: String,
-    /// Git repository the Argo CD Applications read this bundle from (argocd deployer)
+    /// Git repository the bundle is read from (argocd, argocd-helm and flux deployers)
     #[arg(long, value_name = "URL")]
     argocd_repo_url: Option<String>,
+    /// One component at a time: each waits for the one before it, instead of only for its
+    /// dependencies (argocd, argocd-helm, flux, helmfile; the helm scripts are serial anyway)
+    #[arg(long)]
+    serial: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -171,8 +185,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn options(args: &RenderArgs) -> Result<BundleOptions> {
     let deployer: Deployer = args.deployer.parse()?;
-    if args.argocd_repo_url.is_some() && deployer != Deployer::ArgoCd {
-        bail!("--argocd-repo-url only applies with --deployer argocd");
+    if args.argocd_repo_url.is_some() && !deployer.reads_git() {
+        bail!(
+            "--argocd-repo-url only applies with --deployer argocd, argocd-helm or flux (not {deployer})"
+        );
     }
     Ok(BundleOptions {
         system_node_selector: bundle::parse_selectors(
@@ -190,6 +206,7 @@ fn options(args: &RenderArgs) -> Result<BundleOptions> {
             .collect::<Result<_, _>>()?,
         deployer,
         argocd_repo_url: args.argocd_repo_url.clone(),
+        serial: args.serial,
     })
 }
 
@@ -243,6 +260,18 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         ),
         Deployer::ArgoCd => eprintln!(
             "push it to Git and apply {}/argocd/app-of-apps.yaml (see its README.md)",
+            output.display()
+        ),
+        Deployer::ArgoCdHelm => eprintln!(
+            "push it to Git and apply {}/argocd-helm/app-of-apps.yaml (see its README.md)",
+            output.display()
+        ),
+        Deployer::Flux => eprintln!(
+            "push it to Git, apply {}/flux/source.yaml and point a Flux Kustomization at it (see its README.md)",
+            output.display()
+        ),
+        Deployer::Helmfile => eprintln!(
+            "deploy with `helmfile apply` in {} (see its README.md)",
             output.display()
         ),
     }

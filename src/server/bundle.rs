@@ -40,11 +40,15 @@ pub const OPTION_FIELDS: &[(&str, OptionSchema)] = &[
     }),
     (
         "deployer",
-        || json!({"type": "string", "enum": ["helm", "argocd"], "description": "Default helm"}),
+        || json!({"type": "string", "enum": ["helm", "argocd", "argocd-helm", "flux", "helmfile"], "description": "Default helm"}),
+    ),
+    (
+        "serial",
+        || json!({"type": "boolean", "description": "One component at a time instead of parallel where independent. Default false"}),
     ),
     (
         "argocdRepoUrl",
-        || json!({"type": "string", "nullable": true, "pattern": REPO_URL_PATTERN, "maxLength": 2048, "description": "Git repository Argo CD Applications read the bundle from (argocd deployer)"}),
+        || json!({"type": "string", "nullable": true, "pattern": REPO_URL_PATTERN, "maxLength": 2048, "description": "Git repository the bundle is read from (argocd, argocd-helm and flux deployers)"}),
     ),
 ];
 
@@ -114,12 +118,21 @@ pub fn options_from_json(opts: &Map<String, Value>) -> Result<BundleOptions, Api
                 let Value::String(s) = value else {
                     return Err(invalid(
                         key,
-                        "`options.deployer` must be `helm` or `argocd`".into(),
+                        "`options.deployer` must be one of `helm`, `argocd`, `argocd-helm`, `flux`, `helmfile`".into(),
                     ));
                 };
                 out.deployer = s
                     .parse::<Deployer>()
                     .map_err(|e| invalid(key, e.to_string()))?;
+            }
+            "serial" => {
+                let Value::Bool(b) = value else {
+                    return Err(invalid(
+                        key,
+                        "`options.serial` must be true or false".into(),
+                    ));
+                };
+                out.serial = *b;
             }
             "argocdRepoUrl" => match value {
                 Value::Null => out.argocd_repo_url = None,
@@ -301,7 +314,8 @@ mod tests {
     #[test]
     fn bad_options_name_the_field() {
         for (body, f) in [
-            (json!({"deployer": "flux"}), "options.deployer"),
+            (json!({"deployer": "kapp"}), "options.deployer"),
+            (json!({"serial": "yes"}), "options.serial"),
             (json!({"deployer": 1}), "options.deployer"),
             (
                 json!({"systemNodeSelector": ["a=-x"]}),
