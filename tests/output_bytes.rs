@@ -7,36 +7,10 @@ use std::path::Path;
 
 use aiconform::bundle::{self, BundleOptions, Deployer};
 use aiconform::output::Format;
-use aiconform::recipe::source::RecipeFiles;
-use aiconform::recipe::{Catalog, Criteria, Dimension, Recipe, compose};
 use assert_cmd::Command;
 
-const ARGS: &[&str] = &[
-    "--service",
-    "eks",
-    "--accelerator",
-    "h100",
-    "--os",
-    "ubuntu",
-    "--intent",
-    "training",
-    "--platform",
-    "kubeflow",
-];
-
-fn recipe() -> Recipe {
-    let mut c = Criteria::new();
-    for (d, v) in [
-        (Dimension::Service, "eks"),
-        (Dimension::Accelerator, "h100"),
-        (Dimension::Os, "ubuntu"),
-        (Dimension::Intent, "training"),
-        (Dimension::Platform, "kubeflow"),
-    ] {
-        c.set(d, v).unwrap();
-    }
-    compose(&Catalog::load(RecipeFiles::builtin()).unwrap(), &c).unwrap()
-}
+mod recipe_support;
+use recipe_support::{EKS_H100_TRAINING_ARGS as ARGS, eks_h100_training as recipe};
 
 fn cli() -> Command {
     Command::cargo_bin("aiconform").unwrap()

@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use aiconform::recipe::model::{Constraint, Recipe, RecipeMetadata};
 use assert_cmd::Command;
 use predicates::str::contains;
+
+mod recipe_support;
 
 fn snapshot_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/h100-eks.yaml")
@@ -12,32 +13,8 @@ fn snapshot_fixture() -> PathBuf {
 
 /// Write a recipe with these constraints; returns (dir guard, path).
 fn recipe(constraints: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
-    let r = Recipe {
-        api_version: "aiconform.dev/v1alpha1".into(),
-        kind: "Recipe".into(),
-        metadata: RecipeMetadata {
-            name: "test".into(),
-            tool_version: "0.1.0".into(),
-            applied_overlays: vec!["base".into()],
-            value_count: 0,
-            ..Default::default()
-        },
-        criteria: Default::default(),
-        constraints: constraints
-            .iter()
-            .map(|(n, v)| Constraint {
-                name: n.to_string(),
-                value: v.to_string(),
-                source: "base".into(),
-            })
-            .collect(),
-        deployment_order: vec![],
-        components: vec![],
-        validation: serde_json::Value::Null,
-    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("recipe.yaml");
-    std::fs::write(&path, aiconform::yaml::to_string(&r).unwrap()).unwrap();
+    let path = recipe_support::write_constraint_recipe(dir.path(), "recipe", constraints);
     (dir, path)
 }
 

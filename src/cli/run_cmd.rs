@@ -436,15 +436,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         let record = aiconform::report::results::RunRecord::from_report(&report);
         print!("{}", verdict::render_table(c.checklist(), &record));
     }
-    let written = aiconform::report::write_all(&job.exec.report_dir, &report)?;
-    eprintln!(
-        "reports: {}",
-        written
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    write_reports(&job.exec.report_dir, &report)?;
     if let (Some(dir), Some(key)) = (&job.exec.attest, &attest_key) {
         let context = attest_context(
             rt,
@@ -504,7 +496,13 @@ pub fn readiness_reports(
         ..RunOptions::default()
     };
     let report = Runner::new(rt.handle().clone(), env, opts).execute(&plan);
-    let written = aiconform::report::write_all(&exec.report_dir, &report)?;
+    write_reports(&exec.report_dir, &report)?;
+    Ok(report)
+}
+
+/// Write every report of `report` into `dir` and say where they are.
+fn write_reports(dir: &Path, report: &RunReport) -> Result<()> {
+    let written = aiconform::report::write_all(dir, report)?;
     eprintln!(
         "reports: {}",
         written
@@ -513,7 +511,7 @@ pub fn readiness_reports(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(report)
+    Ok(())
 }
 
 /// What an attestation records beyond the reports: the recipe, a snapshot (the run's, else

@@ -4,7 +4,7 @@
 //! (lifetime) uncorrectable counts are reported with the reading.
 
 use super::expect::{Expectations, cite};
-use super::{NodeVerdict, NodeView, per_device};
+use super::{NodeVerdict, NodeView, listed_gpus, per_device};
 use crate::snapshot::health::GpuHealth;
 
 /// The problems of one GPU.
@@ -42,13 +42,10 @@ pub fn problems(g: &GpuHealth, exp: &Expectations) -> Vec<String> {
 }
 
 pub fn check(v: &NodeView<'_>, exp: &Expectations) -> NodeVerdict {
-    let gpus = match v.health.gpus.observed() {
+    let gpus = match listed_gpus(v) {
         Ok(g) => g,
-        Err(reason) => return NodeVerdict::NotObserved(reason.to_string()),
+        Err(not_observed) => return not_observed,
     };
-    if gpus.is_empty() {
-        return NodeVerdict::NotObserved("nvidia-smi listed no GPUs".into());
-    }
     per_device(
         gpus,
         |g| format!("GPU {} ({}, {})", g.index, g.uuid, g.pci_address),

@@ -34,7 +34,7 @@ use futures::future::BoxFuture;
 use crate::runner::CaseContext;
 use crate::runner::case::{NodeResult, Outcome};
 use crate::runner::result::Status;
-use crate::snapshot::health::HealthReadings;
+use crate::snapshot::health::{GpuHealth, HealthReadings};
 use crate::snapshot::model::{AgentOutcome, AgentReport, NodeFacts};
 pub use expect::Expectations;
 
@@ -69,6 +69,16 @@ pub struct NodeView<'a> {
     pub health: &'a HealthReadings,
     /// The other GPU nodes (for peer comparisons).
     pub peers: &'a [&'a NodeFacts],
+}
+
+/// The GPUs `nvidia-smi` listed on the node, or the not-observed verdict saying why there
+/// are none to judge.
+pub fn listed_gpus<'a>(v: &NodeView<'a>) -> Result<&'a [GpuHealth], NodeVerdict> {
+    match v.health.gpus.observed() {
+        Ok(g) if g.is_empty() => Err(NodeVerdict::NotObserved("nvidia-smi listed no GPUs".into())),
+        Ok(g) => Ok(g),
+        Err(reason) => Err(NodeVerdict::NotObserved(reason.to_string())),
+    }
 }
 
 /// The verdict of a per-device check: unhealthy naming each device with problems
