@@ -9,7 +9,8 @@
 //! evidence. Below the stages: [`expr`], [`version`], [`name`], [`health`], [`wait`],
 //! [`pod`], [`duration`], [`clock`].
 //! Day-N: [`diff`] (drift between snapshots, and from a recipe), [`upgrade`] (upgrade
-//! safety per component) and [`mirror`] (images and charts to mirror).
+//! safety per component) and [`mirror`] (images and charts to mirror); [`fleet`] keeps runs'
+//! results in ConfigMaps and gathers those of many clusters.
 
 pub mod attest;
 pub mod bundle;
@@ -21,6 +22,7 @@ pub mod deploy;
 pub mod diff;
 pub mod duration;
 pub mod expr;
+pub mod fleet;
 pub mod health;
 pub mod mirror;
 pub mod name;

@@ -9,10 +9,12 @@ mod criteria_args;
 mod deploy_cmd;
 mod diff_cmd;
 mod evidence_cmd;
+mod fleet_cmd;
 mod mirror_cmd;
 mod probe_cmd;
 mod progress;
 mod recipe_cmd;
+mod results_cm;
 mod run_cmd;
 mod serve_cmd;
 mod snapshot_arg;
@@ -77,6 +79,9 @@ pub enum Command {
     Submission(submission_cmd::Args),
     /// Verify signed run evidence (`run --attest`) and a submission's statuses against it
     Evidence(evidence_cmd::Args),
+    /// Gather the results runs stored in ConfigMaps (`run --report-configmap`): one table
+    /// and one JUnit file, or Prometheus metrics
+    Fleet(fleet_cmd::Args),
     /// Workload programs the conformance cases run inside containers
     #[command(hide = true)]
     Probe(probe_cmd::Args),
@@ -124,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Submission(args) => submission_cmd::run(args),
         Command::Evidence(args) => evidence_cmd::run(args),
+        Command::Fleet(args) => fleet_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args),
         Command::Completions(args) => completions_cmd::run(args),
     };

@@ -134,6 +134,8 @@ pub struct Args {
     list: bool,
     #[command(flatten)]
     exec: ExecArgs,
+    #[command(flatten)]
+    results: super::results_cm::ResultsArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -167,8 +169,18 @@ fn run_inner(args: Args) -> Result<ExitCode> {
         bundle: args.bundle,
         snapshot: args.snapshot,
         list: args.list,
+        results: args.results.target(args.kubeconfig.as_deref()),
     };
-    execute(job)
+    // A run on a cluster it starts itself has nowhere to record its error afterwards.
+    let results = job
+        .results
+        .clone()
+        .filter(|_| matches!(job.target, Target::Kubeconfig(_)));
+    let outcome = execute(job);
+    if let (Err(e), Some(results)) = (&outcome, results) {
+        super::results_cm::record_error(&results, e);
+    }
+    outcome
 }
 
 /// The cluster to test.
@@ -190,6 +202,8 @@ pub struct Job {
     pub bundle: Option<PathBuf>,
     pub snapshot: Option<String>,
     pub list: bool,
+    /// Where the run's results are also stored (`--report-configmap`).
+    pub results: Option<super::results_cm::ResultsTarget>,
 }
 
 fn suites(dir: Option<&Path>) -> Result<SuiteSet> {
@@ -412,6 +426,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         None
     };
     let attest_client = client.clone();
+    let results_client = client.clone();
     let run_snapshot = snap.clone();
     let env = RunEnv {
         client: Some(client),
@@ -437,6 +452,15 @@ pub fn execute(job: Job) -> Result<ExitCode> {
         print!("{}", verdict::render_table(c.checklist(), &record));
     }
     write_reports(&job.exec.report_dir, &report)?;
+    if let Some(results) = &job.results {
+        super::results_cm::store(
+            rt,
+            results,
+            &results_client,
+            &report,
+            run_snapshot.as_deref(),
+        )?;
+    }
     if let (Some(dir), Some(key)) = (&job.exec.attest, &attest_key) {
         let context = attest_context(
             rt,
@@ -479,6 +503,7 @@ pub fn readiness_reports(
         bundle: None,
         snapshot: None,
         list: false,
+        results: None,
     };
     let plan = make_plan(&job)?;
     let rt = super::runtime()?;
@@ -671,6 +696,14 @@ fn obtain_snapshot(
                 )?;
             for w in warnings {
                 eprintln!("warning: {w}");
+            }
+            for n in &snap.cluster.nodes {
+                if let snapshot::AgentOutcome::Unavailable { reason } = &n.agent {
+                    eprintln!(
+                        "  {}: agent unavailable ({reason}); using Node facts",
+                        n.name
+                    );
+                }
             }
             Ok(snap)
         }

@@ -151,5 +151,6 @@ fn run_phases(args: Args) -> Result<ExitCode> {
         bundle: None,
         snapshot: args.snapshot,
         list: false,
+        results: None,
     })
 }

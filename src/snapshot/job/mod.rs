@@ -248,6 +248,22 @@ pub async fn run_agents(
     })
 }
 
+/// The API server's message when a watch was refused (HTTP 403).
+fn forbidden(e: &watcher::Error) -> Option<String> {
+    match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => match k {
+            kube::Error::Api(s) if s.code == 403 => Some(crate::snapshot::kube_message(k)),
+            _ => None,
+        },
+        watcher::Error::WatchError(s) if s.code == 403 => {
+            Some(format!("{} (HTTP {})", s.message, s.code))
+        }
+        _ => None,
+    }
+}
+
 /// Index of an agent object from its name (`agent-<i>`), if it is one of ours.
 fn index_of(name: Option<&str>, count: usize) -> Option<usize> {
     name?
@@ -338,11 +354,13 @@ async fn run_in_namespace(
     let reports = watcher(cms.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .applied_objects()
-        .map_ok(|cm| Event::Report(Box::new(cm)));
+        .map_ok(|cm| Event::Report(Box::new(cm)))
+        .map_err(|e| ("the agents' report ConfigMaps", e));
     let pod_events = watcher(pods.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .applied_objects()
-        .map_ok(|p| Event::Pod(Box::new(p)));
+        .map_ok(|p| Event::Pod(Box::new(p)))
+        .map_err(|e| ("the agent pods", e));
     let specs: Vec<Pod> = nodes
         .iter()
         .enumerate()
@@ -390,7 +408,14 @@ async fn run_in_namespace(
             Err(_) => break,
             Ok(Ok(Some(e))) => e,
             Ok(Ok(None)) => break,
-            Ok(Err(e)) => {
+            Ok(Err((what, e))) => {
+                // Retrying cannot lift a refusal: it would only wait out the timeout.
+                if let Some(message) = forbidden(&e) {
+                    return Err(SnapshotError::Api {
+                        what: format!("watching {what} in namespace {namespace}"),
+                        message,
+                    });
+                }
                 tracing::debug!("agent watch error (retrying): {e}");
                 continue;
             }
@@ -475,6 +500,31 @@ async fn run_in_namespace(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refused_watches_are_fatal() {
+        let refused = || {
+            Box::new(
+                kube::core::Status::failure(
+                    "pods is forbidden: User \"system:serviceaccount:a:b\" cannot list resource \"pods\"",
+                    "Forbidden",
+                )
+                .with_code(403),
+            )
+        };
+        let msg = forbidden(&watcher::Error::InitialListFailed(kube::Error::Api(
+            refused(),
+        )))
+        .unwrap();
+        assert!(
+            msg.contains("cannot list resource \"pods\"") && msg.contains("403"),
+            "{msg}"
+        );
+        assert!(forbidden(&watcher::Error::WatchError(refused())).is_some());
+        let gone = Box::new(kube::core::Status::failure("too old", "Expired").with_code(410));
+        assert!(forbidden(&watcher::Error::WatchError(gone)).is_none());
+        assert!(forbidden(&watcher::Error::NoResourceVersion).is_none());
+    }
     use crate::snapshot::message::parse_agent_output;
     use crate::snapshot::model::AGENT_KIND;
 
