@@ -537,9 +537,11 @@ fn attest_context(
                 agent: None,
             };
             let (s, warnings) = rt
-                .block_on(snapshot::take(client, &opts, &|line: &str| {
-                    eprintln!("  {line}")
-                }))
+                .block_on(snapshot::take(
+                    client,
+                    &opts,
+                    &|p: snapshot::job::AgentProgress<'_>| eprintln!("  {p}"),
+                ))
                 .context("cannot take a snapshot of the cluster for the attestation")?;
             for w in warnings {
                 eprintln!("warning: {w}");
@@ -664,8 +666,8 @@ fn obtain_snapshot(
                 }),
             };
             let (snap, warnings) = rt
-                .block_on(snapshot::take(client, &opts, &|line: &str| {
-                    eprintln!("  {line}")
+                .block_on(snapshot::take(client, &opts, &|p: snapshot::job::AgentProgress<'_>| {
+                    eprintln!("  {p}")
                 }))
                 .context(
                     "cannot take a snapshot for the readiness and node-health phases; pass --snapshot FILE or leave them out with --phase",
