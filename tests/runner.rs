@@ -89,17 +89,21 @@ fn only_beta(ctx: CaseContext) -> CaseFuture {
     .boxed()
 }
 
-static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
-/// Fails on its first call, passes after.
-fn flaky_once(_: CaseContext) -> CaseFuture {
+/// Fails on the first call counted by `calls`, passes after.
+fn fails_first(calls: &'static AtomicU32) -> CaseFuture {
     async {
-        Ok(if FLAKY_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        Ok(if calls.fetch_add(1, Ordering::SeqCst) == 0 {
             Outcome::failed("first attempt fails")
         } else {
             Outcome::passed("second attempt passes")
         })
     }
     .boxed()
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+fn flaky_once(_: CaseContext) -> CaseFuture {
+    fails_first(&FLAKY_CALLS)
 }
 
 static ALWAYS_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -160,17 +164,10 @@ fn ns_hang(ctx: CaseContext) -> CaseFuture {
     .boxed()
 }
 
+/// As `flaky_once`, counted apart (for the event test alone).
 static RETRIED_CALLS: AtomicU32 = AtomicU32::new(0);
-/// Fails on its first call, passes after (for the event test alone).
 fn retried(_: CaseContext) -> CaseFuture {
-    async {
-        Ok(if RETRIED_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
-            Outcome::failed("first attempt fails")
-        } else {
-            Outcome::passed("second attempt passes")
-        })
-    }
-    .boxed()
+    fails_first(&RETRIED_CALLS)
 }
 
 fn resolve(name: &str) -> Option<CaseFn> {
