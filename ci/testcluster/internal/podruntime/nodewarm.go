@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -7,16 +7,13 @@ import (
 )
 
 // WarmNodeRoots starts materializing the nodes' host trees in the
-// background (see warmNodeRoots) until ctx is done; nothing without a
-// process runtime. The cluster calls it once it is ready: with thousands of
-// nodes, writing their trees (tens of files and directories each) would
-// otherwise take a large share of the start-up's CPU.
-func (s *Simulator) WarmNodeRoots(ctx context.Context) {
-	if s.rt == nil {
-		return
-	}
-	s.rt.wg.Add(1)
-	go func() { defer s.rt.wg.Done(); s.rt.warmNodeRoots(ctx, s.order) }()
+// background (see warmNodeRoots) until ctx is done. The cluster calls it
+// once it is ready: with thousands of nodes, writing their trees (tens of
+// files and directories each) would otherwise take a large share of the
+// start-up's CPU.
+func (rt *Runtime) WarmNodeRoots(ctx context.Context, nodes []Node) {
+	rt.wg.Add(1)
+	go func() { defer rt.wg.Done(); rt.warmNodeRoots(ctx, nodes) }()
 }
 
 // warmNodeRoots materializes every node's host tree (its /proc, /sys and
@@ -25,13 +22,13 @@ func (s *Simulator) WarmNodeRoots(ctx context.Context) {
 // started later find it ready instead of writing it on their start path.
 // Pods that arrive first build their node's tree themselves (it is built
 // once either way).
-func (rt *Runtime) warmNodeRoots(ctx context.Context, nodes []*node) {
+func (rt *Runtime) warmNodeRoots(ctx context.Context, nodes []Node) {
 	for _, n := range nodes {
 		if ctx.Err() != nil {
 			return
 		}
 		if _, err := rt.nodeRoot(n); err != nil {
-			klog.InfoS("sim runtime: node root", "node", n.name, "err", err)
+			klog.InfoS("sim runtime: node root", "node", n.Name, "err", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"golang.org/x/sys/unix"
@@ -62,26 +61,13 @@ func SandboxRuntimeClassObject() *nodev1.RuntimeClass {
 	}
 }
 
-// SandboxAvailable reports whether the process runtime can run sandboxed
-// pods (it needs mount and PID namespaces, so root), or why not.
-func (s *Simulator) SandboxAvailable() error {
-	switch {
-	case s.rt == nil:
-		return fmt.Errorf("no process runtime (--run-image)")
-	case !s.rt.isolated:
+// SandboxAvailable reports whether the runtime can run sandboxed pods (it
+// needs mount and PID namespaces, so root), or why not.
+func (rt *Runtime) SandboxAvailable() error {
+	if !rt.isolated {
 		return fmt.Errorf("not running as root (sandboxed containers need mount, PID and network namespaces)")
 	}
 	return nil
-}
-
-// EnsureSandboxRuntimeClass creates the sandboxed RuntimeClass (one already
-// there is left alone).
-func (s *Simulator) EnsureSandboxRuntimeClass(ctx context.Context) error {
-	_, err := s.client.NodeV1().RuntimeClasses().Create(ctx, SandboxRuntimeClassObject(), metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }
 
 // ordinaryHandlers run containers like the default runtime: runc, and the
@@ -97,7 +83,7 @@ func (rt *Runtime) podSandboxed(ctx context.Context, pod *corev1.Pod) (bool, err
 	if name == nil || *name == "" {
 		return false, nil
 	}
-	rc, err := rt.sim.client.NodeV1().RuntimeClasses().Get(ctx, *name, metav1.GetOptions{})
+	rc, err := rt.client.NodeV1().RuntimeClasses().Get(ctx, *name, metav1.GetOptions{})
 	if err != nil {
 		return false, fmt.Errorf("RuntimeClass %q: %w", *name, err)
 	}

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -295,7 +295,7 @@ func TestVolumeWaitsForSecret(t *testing.T) {
 	eventually(t, "updates in the container", func() bool {
 		return view("/etc/cfg/level") == "debug" && view("/etc/sec/config/prometheus.yaml.gz") == "v2"
 	})
-	rt.stop("mon/prom", 0)
+	rt.Stop("mon/prom", 0)
 	select {
 	case <-pr.done:
 	case <-time.After(10 * time.Second):
@@ -322,7 +322,7 @@ func TestVolumeWaitEndsWithPod(t *testing.T) {
 	defer cancel()
 	pr := rt.ensure(ctx, pod, s.nodes["gpu-0"], "127.16.0.9")
 	eventually(t, "a look for the missing ConfigMap", func() bool { return env.count("cm/mon/cfg") >= 1 })
-	rt.stop("mon/prom", time.Hour)
+	rt.Stop("mon/prom", time.Hour)
 	select {
 	case <-pr.done:
 	case <-time.After(10 * time.Second):

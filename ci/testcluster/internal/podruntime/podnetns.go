@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -55,12 +55,21 @@ type podUplink struct {
 	owners map[string]int // pod IP -> seq of the pod whose host route it is
 }
 
-// EnablePodNetns gives every process-runtime pod its own network namespace
-// when RuntimeOptions.PodNetns asks for it (nil otherwise). It needs root,
-// `ip` and the pod network (EnablePodNetwork); it returns why not, and pods
-// then keep sharing the host's namespace. Call before RunPods.
-func (s *Simulator) EnablePodNetns(ctx context.Context) error {
-	if s.rt == nil || !s.rt.opts.PodNetns {
+// PodCIDR is the pod network of simulated nodes when it can be made local:
+// the RFC 2544 benchmarking range, which no real network routes. Loopback
+// pod addresses are refused by Endpoints validation and by the API server's
+// proxy, so Services of simulated pods only get endpoints, and the service
+// proxy only reaches processes listening on pod addresses, from this range.
+const PodCIDR = "198.18.0.0/15"
+
+// EnablePodNetns gives every pod its own network namespace when
+// RuntimeOptions.PodNetns asks for it (nil otherwise). It needs root, `ip`
+// and the pod network: src is the host's source address towards pods (a
+// PodCIDR address no pod gets), empty without a pod network. It returns why
+// not, and pods then keep sharing the host's namespace. Call before pods
+// arrive.
+func (rt *Runtime) EnablePodNetns(ctx context.Context, src string) error {
+	if !rt.opts.PodNetns {
 		return nil
 	}
 	if os.Geteuid() != 0 {
@@ -69,29 +78,15 @@ func (s *Simulator) EnablePodNetns(ctx context.Context) error {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return fmt.Errorf("no ip command: %w", err)
 	}
-	if s.podNet == nil {
+	if src == "" {
 		return fmt.Errorf("pod addresses are on loopback (no pod network), the host could not route them to pods")
 	}
-	u, err := newPodUplink(ctx, s.podNet.addr(0, 0))
+	u, err := newPodUplink(ctx, src)
 	if err != nil {
 		return fmt.Errorf("pod network namespace: %w", err)
 	}
-	s.rt.uplink = u
+	rt.uplink = u
 	return nil
-}
-
-// LoadBalancerAddress returns the n-th address (n from 0) of the block the
-// pod network keeps for load balancers (the block before node 0's, which only
-// a cluster of 256 nodes or more would hand to pods), and false when pods do
-// not have namespaces of their own: then the loopback addresses stand-ins use
-// are reachable from every pod, and stay. Pods in namespaces of their own
-// reach these addresses over their uplink, the host's own processes as local
-// ones, like a LoadBalancer IP.
-func (s *Simulator) LoadBalancerAddress(n int) (string, bool) {
-	if s.podNet == nil || s.rt == nil || s.rt.uplink == nil || n < 0 || n >= podBlockSize-2 {
-		return "", false
-	}
-	return s.podNet.addr(podBlocks-1, n+1), true
 }
 
 // newPodUplink creates the podnet namespace, its uplink to the host and its
@@ -232,7 +227,7 @@ func (rt *Runtime) podInOwnNetns(podIP string) bool {
 // pod: only lo without --pod-netns); eth0 on the pod network with
 // --pod-netns; and in any own namespace, the API server on 127.0.0.1.
 // nil: the pod shares the host's namespace.
-func (rt *Runtime) preparePodNetwork(ctx context.Context, pod *corev1.Pod, n *node, podIP string, own bool) (*netns, error) {
+func (rt *Runtime) preparePodNetwork(ctx context.Context, pod *corev1.Pod, n Node, podIP string, own bool) (*netns, error) {
 	routed := rt.podInOwnNetns(podIP)
 	ns, err := rt.prepareNICs(ctx, pod, n, podIP, !routed)
 	if err != nil {
@@ -334,12 +329,13 @@ func (n *netns) run(fn func() error) error {
 // cluster DNS are.
 type Podnet struct{ ns *netns }
 
-// Podnet returns the podnet namespace; false without --pod-netns.
-func (s *Simulator) Podnet() (Podnet, bool) {
-	if s.rt == nil || s.rt.uplink == nil {
+// Podnet returns the podnet namespace; false without --pod-netns (or on a
+// nil runtime).
+func (rt *Runtime) Podnet() (Podnet, bool) {
+	if rt == nil || rt.uplink == nil {
 		return Podnet{}, false
 	}
-	return Podnet{ns: s.rt.uplink.ns}, true
+	return Podnet{ns: rt.uplink.ns}, true
 }
 
 // Listen opens a stream listener in the podnet namespace.

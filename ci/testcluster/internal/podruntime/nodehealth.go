@@ -1,13 +1,14 @@
-package sim
+package podruntime
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	corev1 "k8s.io/api/core/v1"
 	"os"
 	"path/filepath"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Node-health readings of simulated GPU nodes, healthy unless a node fault
@@ -99,7 +100,7 @@ func healthGPUs(nodeName string, count int, faults []NodeFault) []simGPU {
 		if i == faultyGPU && hasFault(faults, FaultMissingGPU) {
 			continue
 		}
-		g := simGPU{index: len(out), uuid: gpuUUID(nodeName, i), pci: gpuPCIAddress(i), width: 16, nvlinkOff: -1}
+		g := simGPU{index: len(out), uuid: GPUUUID(nodeName, i), pci: gpuPCIAddress(i), width: 16, nvlinkOff: -1}
 		if i == faultyGPU {
 			if hasFault(faults, FaultPCIeX8) {
 				g.width = 8
@@ -167,13 +168,6 @@ func addNodeHealth(files map[string]string, nodeName string, gpuCount int, produ
 	files[toolDataDir+"/nvidia-smi-nvlink-s.txt"] = nvlinkText(gpus, product, false)
 	files[toolDataDir+"/nvidia-smi-nvlink-e.txt"] = nvlinkText(gpus, product, true)
 	files[toolDataDir+"/dcgmi-diag.json"] = dcgmDiagJSON(gpus)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "Yes"
-	}
-	return "No"
 }
 
 // nvidiaSmiXML renders `nvidia-smi -q -x` (the elements the node agent reads).

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ import (
 
 // ServeContainerLogs starts the endpoint with the serving certificate and
 // key files, verifying clients against the PEM CA; it stops when done is
-// closed. The port is what nodes report (SetKubeletPort).
+// closed. The port is what nodes report (the simulator's SetKubeletPort).
 func (rt *Runtime) ServeContainerLogs(done <-chan struct{}, certFile, keyFile string, clientCA []byte) (int32, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
@@ -123,7 +123,3 @@ func tailLines(data []byte, n int) []byte {
 	}
 	return data[starts[len(starts)-n]:]
 }
-
-// SetKubeletPort sets the kubelet port nodes report (default 10250); call
-// before RegisterNodes.
-func (s *Simulator) SetKubeletPort(port int32) { s.kubeletPort = port }

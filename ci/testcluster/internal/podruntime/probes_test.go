@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -22,10 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-
-	"aiconform.dev/testcluster/internal/profile"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // TestProbeThresholds: the reported result starts as failure and flips only
@@ -82,7 +82,7 @@ func TestProbeHTTP(t *testing.T) {
 	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://192.0.2.1/", http.StatusFound) // not followed: success
 	})
-	rt := &Runtime{sim: &Simulator{kubeletVersion: "v1.34.4"}}
+	rt := &Runtime{version: "v1.34.4"}
 	for _, srv := range []*httptest.Server{httptest.NewServer(mux), httptest.NewTLSServer(mux)} {
 		defer srv.Close()
 		u, _ := url.Parse(srv.URL)
@@ -174,8 +174,8 @@ func TestProbeHelper(t *testing.T) {
 }
 
 // probeCluster is a simulator on a fake API whose pods run the test binary
-// as image example.com/helper, with probe periods of 100 ms; it counts
-// status writes per pod.
+// as image example.com/helper, with probe periods of 100 ms (see
+// syncTestPods); it counts status writes per pod.
 func probeCluster(t *testing.T, ctx context.Context, podNetns bool, pods []*corev1.Pod) (*fake.Clientset, *Runtime, map[string]*atomic.Int64) {
 	t.Helper()
 	var objs []runtime.Object
@@ -200,29 +200,85 @@ func probeCluster(t *testing.T, ctx context.Context, podNetns bool, pods []*core
 		}
 		return false, nil, nil
 	})
-	p, err := profile.Load("h100-sxm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(client, p, "v1.34.4", false)
+	s := testSim(t)
+	s.client = client
 	rt, err := NewRuntime(RuntimeOptions{Images: map[string]string{"example.com/helper": os.Args[0]}, Dir: t.TempDir(), PodNetns: podNetns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt.probePeriodCap = 100 * time.Millisecond
 	s.SetRuntime(rt)
+	// Pod addresses as the simulator gives gpu-0's pods: loopback ones, or
+	// from the pod network with --pod-netns.
+	next := 0
+	podIP := func() string { next++; return fmt.Sprintf("127.17.0.%d", next+1) }
 	if podNetns {
-		if err := s.EnablePodNetwork(ctx); err != nil {
+		enableTestPodNet(t, ctx)
+		pn := &testPodNet{}
+		if err := rt.EnablePodNetns(ctx, pn.src()); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.EnablePodNetns(ctx); err != nil {
-			t.Fatal(err)
-		}
+		podIP = pn.allocPodIP
 	}
-	if err := s.RunPods(ctx, 2); err != nil {
-		t.Fatal(err)
+	syncTestPods(ctx, s, rt, podIP)
+	for _, p := range pods {
+		rt.notify(p.Namespace + "/" + p.Name)
 	}
 	return client, rt, writes
+}
+
+// syncTestPods stands in for the simulator's pod loop (internal/sim's
+// RunPods) for the runtime's pods on gpu-0 until ctx ends: a pod is synced
+// (Runtime.SyncPod on the status of a started pod, published with an
+// UpdateStatus) when the runtime reports a change and when SyncPod asks to
+// look again.
+func syncTestPods(ctx context.Context, s *fakeSim, rt *Runtime, podIP func() string) {
+	queue := workqueue.NewTypedDelayingQueue[string]()
+	rt.Watch(informers.NewSharedInformerFactory(s.client, 0), queue.Add)
+	go func() {
+		<-ctx.Done()
+		queue.ShutDown()
+	}()
+	n := s.nodes["gpu-0"]
+	sync := func(key string) (time.Duration, error) {
+		ns, name, _ := strings.Cut(key, "/")
+		pods := s.client.CoreV1().Pods(ns)
+		pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return 0, err
+		}
+		now := time.Now()
+		base := pod.Status.DeepCopy()
+		base.Phase, base.HostIP = corev1.PodRunning, n.IP
+		if base.PodIP == "" {
+			base.PodIP = podIP()
+		}
+		if base.StartTime == nil {
+			base.StartTime = &metav1.Time{Time: now}
+		}
+		return rt.SyncPod(ctx, pod, n, base, now, func(st *corev1.PodStatus) error {
+			p := pod.DeepCopy()
+			p.Status = *st
+			_, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	go func() {
+		for {
+			key, quit := queue.Get()
+			if quit {
+				return
+			}
+			requeue, err := sync(key)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				queue.AddAfter(key, 50*time.Millisecond)
+			case requeue > 0:
+				queue.AddAfter(key, requeue)
+			}
+			queue.Done(key)
+		}
+	}()
 }
 
 // TestReadinessProbes runs the readiness scenario with processes in the

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 // Startup and readiness probes of process-runtime containers, run like the
 // kubelet's prober so that a pod is Ready (and listed in EndpointSlices, and
@@ -232,11 +232,9 @@ func probePort(port intstr.IntOrString, c *corev1.Container) (int, error) {
 // probeUserAgent is the User-Agent the kubelet of the simulated nodes' version sends.
 func (rt *Runtime) probeUserAgent() string {
 	v := "kube-probe"
-	if rt.sim != nil {
-		parts := strings.SplitN(strings.TrimPrefix(rt.sim.kubeletVersion, "v"), ".", 3)
-		if len(parts) >= 2 {
-			v += "/" + parts[0] + "." + parts[1]
-		}
+	parts := strings.SplitN(strings.TrimPrefix(rt.version, "v"), ".", 3)
+	if len(parts) >= 2 {
+		v += "/" + parts[0] + "." + parts[1]
 	}
 	return v
 }

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -60,18 +60,18 @@ func TestPodNetnsServices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	api := serveLines(t, "127.0.0.1:0", "api")
-	s, rt := podNetnsCluster(t, ctx, "https://"+api, 0)
+	s, rt, pn := podNetnsCluster(t, ctx, "https://"+api, 0)
 	defer rt.Shutdown()
-	podnet, ok := s.Podnet()
+	podnet, ok := rt.Podnet()
 	if !ok {
 		t.Fatal("no podnet namespace")
 	}
 	if err := podnet.AddLocalRoute(ctx, "10.96.0.0/16"); err != nil {
 		t.Fatal(err)
 	}
-	s.SetClusterDNS(ClusterDNS{Nameserver: "10.96.0.10", Domain: "cluster.local"})
+	rt.SetClusterDNS(ClusterDNS{Nameserver: "10.96.0.10", Domain: "cluster.local"})
 	n := s.nodes["gpu-0"]
-	ipA, ipC := s.allocPodIP(n), s.allocPodIP(n)
+	ipA, ipC := pn.allocPodIP(), pn.allocPodIP()
 	rt.ensure(ctx, helperPod("a", "serve", ""), n, ipA)
 
 	service := func(name, ip string, port int32, typ corev1.ServiceType) *corev1.Service {
@@ -94,8 +94,11 @@ func TestPodNetnsServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lbWatch.Stop()
-	// The first address of the block is someone else's (the gateway stand-in's).
-	pool := servicenet.NewAddressPool(s.LoadBalancerAddress)
+	// Load-balancer addresses from the last block of the pod network, as the
+	// simulator hands them out; the first is someone else's (the gateway
+	// stand-in's).
+	lbAddress := func(n int) (string, bool) { return podNetAddr(255, n+1), true }
+	pool := servicenet.NewAddressPool(lbAddress)
 	if _, ok := pool.Take("gateway stand-in #0", nil); !ok {
 		t.Fatal("no load-balancer address")
 	}
@@ -106,7 +109,7 @@ func TestPodNetnsServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	lbIP := waitIngress(t, lbWatch)
-	if want, _ := s.LoadBalancerAddress(1); lbIP != want {
+	if want, _ := lbAddress(1); lbIP != want {
 		t.Errorf("load-balancer address %s, want the first free one %s", lbIP, want)
 	}
 	targets := []string{"web.ns.svc.cluster.local:80", "web:80", "10.96.5.5:80", lbIP + ":8081", "web-lb:8081"}
@@ -114,7 +117,7 @@ func TestPodNetnsServices(t *testing.T) {
 	<-prC.done
 	st := prC.status(helperPod("c", "dial", ""), &corev1.PodStatus{}, time.Now())
 	// The proxy dials endpoints from the host: pod a sees the host's address.
-	from := "a from " + s.podNet.addr(0, 0) + "\n"
+	from := "a from " + pn.src() + "\n"
 	if term := st.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 0 || term.Message != strings.Repeat(from, len(targets)) {
 		log, _ := os.ReadFile(filepath.Join(prC.dir, "c.log"))
 		resolv, _ := os.ReadFile(filepath.Join(prC.dir, "etc-resolv.conf"))

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"bufio"
@@ -20,8 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
-
-	"aiconform.dev/testcluster/internal/profile"
 )
 
 func TestAPIHostPortAndServiceEnv(t *testing.T) {
@@ -62,17 +60,17 @@ func TestPodNetns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	api := serveLines(t, "127.0.0.1:0", "api")
-	s, rt := podNetnsCluster(t, ctx, "https://"+api, 0)
+	s, rt, pn := podNetnsCluster(t, ctx, "https://"+api, 0)
 	defer rt.Shutdown()
 	n := s.nodes["gpu-0"]
-	ipA, ipB, ipC := s.allocPodIP(n), s.allocPodIP(n), s.allocPodIP(n)
+	ipA, ipB, ipC := pn.allocPodIP(), pn.allocPodIP(), pn.allocPodIP()
 	// A simulated pod: its address is local on the host, a stand-in serves it.
-	simulated := serveLines(t, net.JoinHostPort(s.podNet.addr(2, 300), "0"), "simulated")
+	simulated := serveLines(t, net.JoinHostPort(podNetAddr(2, 300), "0"), "simulated")
 	start := time.Now()
 	prA := rt.ensure(ctx, helperPod("a", "serve", ""), n, ipA)
 	prB := rt.ensure(ctx, helperPod("b", "serve", ""), n, ipB)
 	for name, ip := range map[string]string{"a": ipA, "b": ipB} {
-		if got := dialLine(t, ctx, net.JoinHostPort(ip, "8080")); got != name+" from "+s.podNet.addr(0, 0) {
+		if got := dialLine(t, ctx, net.JoinHostPort(ip, "8080")); got != name+" from "+pn.src() {
 			t.Errorf("host -> pod %s (%s): %q", name, ip, got)
 		}
 	}
@@ -87,8 +85,8 @@ func TestPodNetns(t *testing.T) {
 		t.Fatalf("pod c: %+v, want message %q; log:\n%s", st.ContainerStatuses[0].State, want, log)
 	}
 	// Another cluster in the same process (own uplink) with a pod on the same port.
-	s2, rt2 := podNetnsCluster(t, ctx, "https://"+api, s.podNet.salt+100)
-	ipD := s2.allocPodIP(s2.nodes["gpu-0"])
+	s2, rt2, pn2 := podNetnsCluster(t, ctx, "https://"+api, pn.block+100)
+	ipD := pn2.allocPodIP()
 	rt2.ensure(ctx, helperPod("d", "serve", ""), s2.nodes["gpu-0"], ipD)
 	if got := dialLine(t, ctx, net.JoinHostPort(ipD, "8080")); !strings.HasPrefix(got, "d from ") {
 		t.Errorf("host -> second cluster's pod: %q", got)
@@ -141,9 +139,7 @@ func TestPodNetnsSIGKILL(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := ensureLocalRoute(ctx, PodCIDR); err != nil {
-		t.Fatal(err)
-	}
+	enableTestPodNet(t, ctx)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPodNetnsHelper$")
 	cmd.Env = append(os.Environ(), "HELPER_MODE=uplink")
 	stdout, err := cmd.StdoutPipe()
@@ -169,8 +165,9 @@ func TestPodNetnsSIGKILL(t *testing.T) {
 }
 
 // podNetnsCluster is a simulator with a runtime running the test binary as
-// image example.com/helper, with --pod-netns on.
-func podNetnsCluster(t *testing.T, ctx context.Context, server string, salt uint32) (*Simulator, *Runtime) {
+// image example.com/helper, with --pod-netns on and pod addresses from
+// block of the pod network.
+func podNetnsCluster(t *testing.T, ctx context.Context, server string, block int) (*fakeSim, *Runtime, *testPodNet) {
 	t.Helper()
 	s := testSim(t)
 	rt, err := NewRuntime(RuntimeOptions{Images: map[string]string{"example.com/helper": os.Args[0]}, Dir: t.TempDir(),
@@ -180,16 +177,12 @@ func podNetnsCluster(t *testing.T, ctx context.Context, server string, salt uint
 	}
 	rt.notify = func(string) {}
 	s.SetRuntime(rt)
-	if err := s.EnablePodNetwork(ctx); err != nil {
+	enableTestPodNet(t, ctx)
+	pn := &testPodNet{block: block}
+	if err := rt.EnablePodNetns(ctx, pn.src()); err != nil {
 		t.Fatal(err)
 	}
-	if salt != 0 {
-		s.podNet.salt = salt % podBlocks
-	}
-	if err := s.EnablePodNetns(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s, rt
+	return s, rt, pn
 }
 
 // helperPod runs TestPodNetnsHelper in the given mode.
@@ -343,14 +336,11 @@ func TestPodNetnsWithNICs(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := profile.Load("h100-sxm")
-	if err != nil {
-		t.Fatal(err)
-	}
 	claim := &resourcev1.ResourceClaim{ObjectMeta: metav1.ObjectMeta{Name: "nic", Namespace: "ns"},
 		Status: resourcev1.ResourceClaimStatus{Allocation: &resourcev1.AllocationResult{Devices: resourcev1.DeviceAllocationResult{
 			Results: []resourcev1.DeviceRequestAllocationResult{{Request: "nic", Driver: NICDriverName, Pool: "gpu-0", Device: "ens1f0np0"}}}}}}
-	s := New(fake.NewSimpleClientset(claim), p, "v1.34.4", false)
+	s := testSim(t)
+	s.client = fake.NewSimpleClientset(claim)
 	api := serveLines(t, "127.0.0.1:0", "api")
 	rt, err := NewRuntime(RuntimeOptions{Dir: t.TempDir(), Server: "https://" + api, PodNetns: true})
 	if err != nil {
@@ -358,15 +348,19 @@ func TestPodNetnsWithNICs(t *testing.T) {
 	}
 	s.SetRuntime(rt)
 	defer rt.Shutdown()
-	for _, enable := range []func(context.Context) error{s.EnablePodNetwork, func(ctx context.Context) error { return s.EnableNICs(ctx, NICOptions{}) }, s.EnablePodNetns} {
-		if err := enable(ctx); err != nil {
-			t.Fatal(err)
-		}
+	enableTestPodNet(t, ctx)
+	pn := &testPodNet{}
+	// gpu-0 is the first NIC node (ordinal 0).
+	if err := rt.EnableNICs(ctx, NICOptions{}, map[string]int{"gpu-0": 0}); err != nil {
+		t.Fatal(err)
 	}
-	defer s.CloseNICs()
+	if err := rt.EnablePodNetns(ctx, pn.src()); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.CloseNICs()
 	pod := helperPod("n", "serve", "")
 	pod.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "nic", ResourceClaimName: ptr.To("nic")}}
-	ip := s.allocPodIP(s.nodes["gpu-0"])
+	ip := pn.allocPodIP()
 	ns, err := rt.preparePodNetwork(ctx, pod, s.nodes["gpu-0"], ip, false)
 	if err != nil || ns == nil {
 		t.Fatalf("pod network: %v %v", ns, err)
@@ -382,7 +376,7 @@ func TestPodNetnsWithNICs(t *testing.T) {
 	}
 	defer l.Close()
 	go serveLinesOn(l, "n")
-	if got := dialLine(t, ctx, net.JoinHostPort(ip, "8080")); got != "n from "+s.podNet.addr(0, 0) {
+	if got := dialLine(t, ctx, net.JoinHostPort(ip, "8080")); got != "n from "+pn.src() {
 		t.Errorf("host -> NIC pod: %q", got)
 	}
 }

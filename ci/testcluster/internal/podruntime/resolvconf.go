@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"bufio"
@@ -19,13 +19,9 @@ type ClusterDNS struct {
 
 // SetClusterDNS gives pods in network namespaces of their own an
 // /etc/resolv.conf as a kubelet writes it for their dnsPolicy. Call before
-// RunPods; without it (or for pods sharing the host's namespace) pods get
-// none.
-func (s *Simulator) SetClusterDNS(dns ClusterDNS) {
-	if s.rt != nil {
-		s.rt.dns = &dns
-	}
-}
+// pods arrive; without it (or for pods sharing the host's namespace) pods
+// get none.
+func (rt *Runtime) SetClusterDNS(dns ClusterDNS) { rt.dns = &dns }
 
 // Limits the kubelet applies to a pod's resolv.conf.
 const (

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"context"
@@ -215,7 +215,7 @@ func TestNodeTree(t *testing.T) {
 		!strings.Contains(files["etc/os-release"], `VERSION_ID="24.04"`) {
 		t.Errorf("os-release:\n%s", files["etc/os-release"])
 	}
-	if files["proc/sys/kernel/osrelease"] != s.nodes["gpu-1"].pool.NodeInfo.KernelVersion+"\n" || files["proc/sys/kernel/hostname"] != "gpu-1\n" {
+	if files["proc/sys/kernel/osrelease"] != s.nodes["gpu-1"].Pool.NodeInfo.KernelVersion+"\n" || files["proc/sys/kernel/hostname"] != "gpu-1\n" {
 		t.Errorf("kernel %q host %q", files["proc/sys/kernel/osrelease"], files["proc/sys/kernel/hostname"])
 	}
 	gpus := 0
@@ -293,7 +293,7 @@ func TestRunProcess(t *testing.T) {
 		t.Fatalf("phase %s state %+v log %s", st.Phase, st.ContainerStatuses[0].State, log)
 	}
 	// PCI functions: the host bridge, 8 GPUs and 8 InfiniBand HCAs.
-	want := "ID=ubuntu\nnode=gpu-0\n" + s.nodes["gpu-0"].pool.NodeInfo.KernelVersion + "\n17\nnonroot\n"
+	want := "ID=ubuntu\nnode=gpu-0\n" + s.nodes["gpu-0"].Pool.NodeInfo.KernelVersion + "\n17\nnonroot\n"
 	if term.Message != want {
 		t.Errorf("termination message %q, want %q", term.Message, want)
 	}
@@ -321,8 +321,8 @@ func TestRunProcess(t *testing.T) {
 			t.Fatal("never Running")
 		}
 	}
-	stopped, first := rt.stop("ns/p3", 200*time.Millisecond)
-	if again, firstAgain := rt.stop("ns/p3", 0); !first || firstAgain || again != stopped {
+	stopped, first := rt.Stop("ns/p3", 200*time.Millisecond)
+	if again, firstAgain := rt.Stop("ns/p3", 0); !first || firstAgain || again != stopped {
 		t.Errorf("stop: first %v, again first %v, same channel %v", first, firstAgain, again == stopped)
 	}
 	select {
@@ -335,7 +335,7 @@ func TestRunProcess(t *testing.T) {
 	default:
 		t.Error("reported stopped before the process ended")
 	}
-	if ch, _ := rt.stop("ns/p3", 0); ch != nil {
+	if ch, _ := rt.Stop("ns/p3", 0); ch != nil {
 		t.Error("a stopped pod is still stopping")
 	}
 	// A container that exits on SIGTERM is not restarted once its pod is
@@ -361,7 +361,7 @@ func TestRunProcess(t *testing.T) {
 			t.Fatal("p4 never started")
 		}
 	}
-	rt.stop("ns/p4", time.Hour)
+	rt.Stop("ns/p4", time.Hour)
 	select {
 	case <-pr.done:
 	case <-time.After(10 * time.Second):

@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"fmt"
@@ -69,8 +69,8 @@ func osRelease(osImage string) string {
 // nodeTree is the fake host filesystem of a simulated node: what hostPath
 // volumes and the container's /proc and /sys overlays show. Paths are
 // relative to the node root.
-func nodeTree(n *node) map[string]string {
-	pl := n.pool
+func nodeTree(n Node) map[string]string {
+	pl := n.Pool
 	kernel := pl.NodeInfo.KernelVersion
 	if kernel == "" {
 		kernel = "6.8.0-generic"
@@ -81,9 +81,9 @@ func nodeTree(n *node) map[string]string {
 	}
 	files := map[string]string{
 		"etc/os-release":                          osRelease(pl.NodeInfo.OSImage),
-		"etc/hostname":                            n.name + "\n",
+		"etc/hostname":                            n.Name + "\n",
 		"proc/sys/kernel/osrelease":               kernel + "\n",
-		"proc/sys/kernel/hostname":                n.name + "\n",
+		"proc/sys/kernel/hostname":                n.Name + "\n",
 		"proc/sys/kernel/pid_max":                 "4194304\n",
 		"proc/sys/kernel/numa_balancing":          "0\n",
 		"proc/sys/vm/max_map_count":               "1048576\n",

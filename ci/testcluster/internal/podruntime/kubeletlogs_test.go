@@ -1,4 +1,4 @@
-package sim
+package podruntime
 
 import (
 	"crypto/tls"
@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"aiconform.dev/testcluster/internal/pki"
 )
@@ -42,18 +40,6 @@ func TestContainerLogsServesTheContainersOutput(t *testing.T) {
 		if w.Code != http.StatusNotFound {
 			t.Errorf("%s: HTTP %d", path, w.Code)
 		}
-	}
-}
-
-func TestNodesReportTheLogEndpointPort(t *testing.T) {
-	s := testSim(t)
-	n := s.nodes["gpu-0"]
-	if p := s.nodeStatus(n, corev1.NodeStatus{}).DaemonEndpoints.KubeletEndpoint.Port; p != 10250 {
-		t.Fatalf("default kubelet port %d", p)
-	}
-	s.SetKubeletPort(41234)
-	if p := s.nodeStatus(n, corev1.NodeStatus{}).DaemonEndpoints.KubeletEndpoint.Port; p != 41234 {
-		t.Fatalf("kubelet port %d", p)
 	}
 }
 
