@@ -580,6 +580,40 @@ fn cli_rejects_bad_options() {
     assert!(!out.exists());
 }
 
+#[test]
+fn vendor_charts_is_refused_where_charts_cannot_be_installed_from_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("b");
+    for deployer in ["argocd", "argocd-helm", "flux"] {
+        bundle_cmd(
+            &helm_stack(),
+            &out,
+            &["--deployer", deployer, "--vendor-charts"],
+        )
+        .failure()
+        .stderr(contains(format!(
+            "--vendor-charts does not apply to --deployer {deployer}"
+        )))
+        .stderr(contains("--deployer helm, helmfile"));
+    }
+    // Without a usable helm, vendoring says so and writes nothing.
+    aiconform()
+        .arg("bundle")
+        .arg("--recipe")
+        .arg(helm_stack())
+        .arg("--output")
+        .arg(&out)
+        .arg("--vendor-charts")
+        .env("AICONFORM_HELM", tmp.path().join("no-helm"))
+        .assert()
+        .failure()
+        .stderr(contains(
+            "--vendor-charts pulls the charts with helm: cannot run",
+        ))
+        .stderr(contains("no-helm"));
+    assert!(!out.exists());
+}
+
 // ---- properties -----------------------------------------------------------------------
 
 mod properties {

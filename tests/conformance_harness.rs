@@ -21,11 +21,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use libtest_mimic::Arguments;
+use libtest_mimic::{Arguments, FormatSetting};
 
 use aiconform::recipe::source::RecipeFiles;
 use aiconform::recipe::{Catalog, Criteria, Recipe, compose, load_recipe_file};
-use aiconform::runner::{Phase, RunEnv, RunOptions, Runner, Selection, SuiteSet, plan};
+use aiconform::report::ReportFiles;
+use aiconform::report::console::Console;
+use aiconform::runner::{
+    CaseSpec, EventSink, Phase, Plan, RunEnv, RunOptions, Runner, Selection, SuiteSet, plan,
+};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -90,7 +94,7 @@ fn main() -> ExitCode {
         phases,
         ..Selection::default()
     };
-    let plan = match plan(&suites, &recipe, &sel) {
+    let mut plan = match plan(&suites, &recipe, &sel) {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
@@ -108,10 +112,28 @@ fn main() -> ExitCode {
 
     // Cluster phases run when asked for (--ignored/--include-ignored) or given a kubeconfig.
     let kubeconfig = env("AICONFORM_KUBECONFIG").map(PathBuf::from);
-    let want_cluster = kubeconfig.is_some() || args.ignored || args.include_ignored;
-    let cluster_phases = vec![Phase::Deployment, Phase::Conformance, Phase::Performance];
+    let cluster_phases = [Phase::Deployment, Phase::Conformance, Phase::Performance];
+    let ignored = |c: &CaseSpec| kubeconfig.is_none() && cluster_phases.contains(&c.phase);
+    if args.list {
+        print!("{}", list(&plan, &args, &ignored));
+        return ExitCode::SUCCESS;
+    }
+    let planned = plan.cases.len();
+    let left_ignored = plan
+        .cases
+        .iter()
+        .filter(|c| ignored(c) && !args.ignored && !args.include_ignored)
+        .count();
+    plan.cases.retain(|c| selected(&args, &c.id, ignored(c)));
+    if left_ignored > 0 {
+        println!(
+            "{left_ignored} cluster-phase cases ignored (run them with `-- --include-ignored` or AICONFORM_KUBECONFIG); {} of {planned} cases selected",
+            plan.cases.len()
+        );
+    }
+    let want_cluster = plan.cases.iter().any(|c| cluster_phases.contains(&c.phase));
     let mut client = None;
-    if want_cluster && !args.list {
+    if want_cluster {
         let path = match &kubeconfig {
             Some(p) => Some(p.clone()),
             None => aiconform::cluster::testing::shared_or_skip("conformance harness")
@@ -125,37 +147,59 @@ fn main() -> ExitCode {
         }
     }
     let opts = RunOptions {
+        // One case at a time unless asked: cases share the cluster.
         parallel: args.test_threads.unwrap_or(1),
         keep_going: env("AICONFORM_KEEP_GOING").is_some_and(|v| v == "1"),
-        harness_args: Some(Arguments {
-            // One thread per phase run unless asked: cases share the cluster.
-            test_threads: Some(args.test_threads.unwrap_or(1)),
-            ..args.clone()
-        }),
-        handle_ctrl_c: true,
-        ignored_phases: if kubeconfig.is_some() {
-            Vec::new()
-        } else {
-            cluster_phases
-        },
-        console_log: None,
-        conformance: None,
-        fail_fast: false,
+        ..RunOptions::default()
     };
     let env_ = RunEnv {
         client,
+        cluster_version: None,
         recipe: Arc::new(recipe),
         snapshot: Some(snapshot),
         resolver: aiconform::suites::resolver(),
     };
-    let report = Runner::new(rt.handle().clone(), env_, opts).execute(&plan);
-    if let Some(dir) = env("AICONFORM_REPORT_DIR")
-        && !args.list
-    {
-        match aiconform::report::write_all(Path::new(&dir), &report) {
-            Ok(paths) => eprintln!("reports written to {dir} ({} files)", paths.len()),
+    let runner = Runner::new(rt.handle().clone(), env_, opts);
+    let console = Console::new(std::io::stdout(), std::io::stderr());
+    let files = env("AICONFORM_REPORT_DIR").map(ReportFiles::new);
+    let report = match &files {
+        Some(files) => runner.execute(&plan, &[&console as &dyn EventSink, files]),
+        None => runner.execute(&plan, &console),
+    };
+    if let Some(files) = files {
+        match files.finish() {
+            Ok(paths) => eprintln!("reports written ({} files)", paths.len()),
             Err(e) => return fail(e.to_string()),
         }
     }
     ExitCode::from(report.exit_code())
+}
+
+/// libtest's selection: name filters (substring, or whole with `--exact`), `--skip`, and
+/// ignored cases only with `--ignored` (or alongside the rest with `--include-ignored`).
+fn selected(args: &Arguments, id: &str, ignored: bool) -> bool {
+    let matches = |f: &str| if args.exact { id == f } else { id.contains(f) };
+    let by_ignore = if args.ignored {
+        ignored
+    } else {
+        args.include_ignored || !ignored
+    };
+    by_ignore && args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
+}
+
+/// `--list` as libtest prints it (what cargo nextest reads): `ID: test` per case, only the
+/// ignored ones with `--ignored`, and a count unless `--format terse`.
+fn list(plan: &Plan, args: &Arguments, ignored: &dyn Fn(&CaseSpec) -> bool) -> String {
+    let ids: Vec<&str> = plan
+        .cases
+        .iter()
+        .filter(|c| !args.ignored || ignored(c))
+        .filter(|c| args.filter.as_deref().is_none_or(|f| c.id.contains(f)))
+        .map(|c| c.id.as_str())
+        .collect();
+    let mut out: String = ids.iter().map(|id| format!("{id}: test\n")).collect();
+    if !matches!(args.format, Some(FormatSetting::Terse)) {
+        out.push_str(&format!("\n{} tests, 0 benchmarks\n", ids.len()));
+    }
+    out
 }

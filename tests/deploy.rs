@@ -261,6 +261,39 @@ fn tampered_bundle_is_not_deployed() {
 }
 
 #[test]
+fn bundles_for_git_deployers_are_refused_with_how_to_apply_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (deployer, how) in [
+        ("argocd", "argocd/app-of-apps.yaml"),
+        ("argocd-helm", "argocd-helm/app-of-apps.yaml"),
+        ("flux", "flux/source.yaml"),
+    ] {
+        let bundle = tmp.path().join(deployer);
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .args(["bundle", "--recipe"])
+            .arg(manifest_stack())
+            .arg("--output")
+            .arg(&bundle)
+            .args(["--deployer", deployer])
+            .assert()
+            .success();
+        Command::cargo_bin("aiconform")
+            .unwrap()
+            .args(["deploy", "--bundle"])
+            .arg(&bundle)
+            .arg("--kubeconfig")
+            .arg(tmp.path().join("never-read"))
+            .assert()
+            .failure()
+            .stderr(contains(format!(
+                "is rendered for --deployer {deployer}, which `aiconform deploy` does not install"
+            )))
+            .stderr(contains(how));
+    }
+}
+
+#[test]
 fn unreachable_cluster_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");

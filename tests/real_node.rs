@@ -226,7 +226,7 @@ async fn snapshot_agent_reads_this_machine_from_its_container() {
             ..AgentJobOptions::default()
         }),
     };
-    let (snap, warnings) = snapshot::take(&client, &opts, &|l| eprintln!("{l}"))
+    let (snap, warnings) = snapshot::take(&client, &opts, &|p| eprintln!("{p}"))
         .await
         .expect("snapshot");
     assert!(warnings.is_empty(), "{warnings:?}");

@@ -378,22 +378,16 @@ fn fixture_run() -> RunReport {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = RunEnv {
         client: None,
+        cluster_version: None,
         recipe: Arc::new(recipe),
         snapshot: Some(Arc::new(snapshot)),
         resolver: aiconform::suites::resolver(),
     };
     let opts = RunOptions {
         keep_going: true,
-        // Keep the nested run's `test result:` lines out of this binary's output.
-        console_log: Some(
-            std::env::temp_dir()
-                .join(format!("aiconform-report-test-{}.log", std::process::id()))
-                .display()
-                .to_string(),
-        ),
         ..Default::default()
     };
-    normalize(Runner::new(rt.handle().clone(), env, opts).execute(&p))
+    normalize(Runner::new(rt.handle().clone(), env, opts).execute(&p, &()))
 }
 
 #[test]

@@ -16,8 +16,8 @@ use aiconform::recipe::Recipe;
 use aiconform::recipe::model::{Component, ComponentType, RecipeMetadata};
 use aiconform::runner::namespace::{CASE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, RUN_LABEL};
 use aiconform::runner::{
-    CaseContext, CaseFn, Interrupter, Outcome, RunEnv, RunOptions, RunReport, Runner, Selection,
-    Status, SuiteSet, plan,
+    CaseContext, CaseFn, CaseOutcome, EventSink, Interrupter, Outcome, RunEnv, RunEvent,
+    RunOptions, RunReport, Runner, Selection, Status, SuiteSet, plan,
 };
 
 type CaseFuture = BoxFuture<'static, anyhow::Result<Outcome>>;
@@ -89,17 +89,21 @@ fn only_beta(ctx: CaseContext) -> CaseFuture {
     .boxed()
 }
 
-static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
-/// Fails on its first call, passes after.
-fn flaky_once(_: CaseContext) -> CaseFuture {
+/// Fails on the first call counted by `calls`, passes after.
+fn fails_first(calls: &'static AtomicU32) -> CaseFuture {
     async {
-        Ok(if FLAKY_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        Ok(if calls.fetch_add(1, Ordering::SeqCst) == 0 {
             Outcome::failed("first attempt fails")
         } else {
             Outcome::passed("second attempt passes")
         })
     }
     .boxed()
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+fn flaky_once(_: CaseContext) -> CaseFuture {
+    fails_first(&FLAKY_CALLS)
 }
 
 static ALWAYS_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -160,8 +164,15 @@ fn ns_hang(ctx: CaseContext) -> CaseFuture {
     .boxed()
 }
 
+/// As `flaky_once`, counted apart (for the event test alone).
+static RETRIED_CALLS: AtomicU32 = AtomicU32::new(0);
+fn retried(_: CaseContext) -> CaseFuture {
+    fails_first(&RETRIED_CALLS)
+}
+
 fn resolve(name: &str) -> Option<CaseFn> {
     Some(match name {
+        "retried" => retried,
         "pass" => pass,
         "fail" => fail,
         "skip" => skip,
@@ -199,10 +210,22 @@ fn run_with(
     interrupter: Option<&OnceLock<Interrupter>>,
     rt: &tokio::runtime::Runtime,
 ) -> RunReport {
+    run_into(set, sel, client, opts, interrupter, rt, &())
+}
+
+fn run_into(
+    set: &SuiteSet,
+    sel: &Selection,
+    client: Option<kube::Client>,
+    opts: RunOptions,
+    interrupter: Option<&OnceLock<Interrupter>>,
+    rt: &tokio::runtime::Runtime,
+    sink: &dyn EventSink,
+) -> RunReport {
     let p = plan(set, &recipe(), sel).unwrap();
-    let opts = quiet(opts);
     let env = RunEnv {
         client,
+        cluster_version: None,
         recipe: Arc::new(recipe()),
         snapshot: None,
         resolver: Arc::new(resolve),
@@ -211,17 +234,43 @@ fn run_with(
     if let Some(cell) = interrupter {
         let _ = cell.set(runner.interrupter());
     }
-    runner.execute(&p)
+    runner.execute(&p, sink)
 }
 
-/// Progress of the nested runs goes to a file: their `test result:` lines must not mix
-/// with this test binary's own output.
-fn quiet(opts: RunOptions) -> RunOptions {
-    let log =
-        std::env::temp_dir().join(format!("aiconform-runner-test-{}.log", std::process::id()));
-    RunOptions {
-        console_log: Some(log.display().to_string()),
-        ..opts
+/// Each event as one short line, slow reports of a case counted once.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl EventSink for Recorder {
+    fn event(&self, e: &RunEvent<'_>) {
+        let line = match e {
+            RunEvent::RunStarted { cases, .. } => format!("run started: {cases} cases"),
+            RunEvent::PhaseStarted { phase, cases } => format!("{phase} started: {}", cases.len()),
+            RunEvent::PhaseSkipped { phase, reason, .. } => {
+                format!("{phase} skipped: {}", reason.split(';').next().unwrap())
+            }
+            RunEvent::CaseStarted { spec } => format!("{} started", spec.id),
+            RunEvent::CaseSlow { spec, .. } => format!("{} slow", spec.id),
+            RunEvent::CaseRetrying {
+                spec, attempt, of, ..
+            } => format!("{} retrying {attempt} of {of}", spec.id),
+            RunEvent::CaseFinished { result } => {
+                let outcome = match result.outcome() {
+                    CaseOutcome::Skip { .. } => "Skip".to_string(),
+                    o => format!("{o:?}"),
+                };
+                format!("{} finished: {outcome}", result.spec.id)
+            }
+            RunEvent::PhaseFinished { phase, results, .. } => {
+                format!("{phase} finished: {}", results.len())
+            }
+            RunEvent::Warning { message } => format!("warning: {message}"),
+            RunEvent::RunFinished { report } => format!("run finished: {}", report.summary()),
+        };
+        let mut lines = self.0.lock().unwrap();
+        if lines.last() != Some(&line) {
+            lines.push(line);
+        }
     }
 }
 
@@ -573,4 +622,74 @@ fn fail_fast_stops_the_run_at_the_first_failure() {
     // Without it every case runs.
     let report = run(&set, RunOptions::default());
     assert_eq!(status(&report, "later/d").0, Status::Passed);
+}
+
+#[test]
+fn events_tell_the_run_in_order_with_typed_outcomes() {
+    let set = suites(&[
+        (
+            "dep",
+            "name: dep\nphase: deployment\ncases:\n  - name: retried\n    implementation: retried\n    flaky: true\n    retries: 1\n  - name: slow\n    implementation: hang\n    timeout: 1s\n",
+        ),
+        (
+            "conf",
+            "name: conf\nphase: conformance\ncases:\n  - name: error\n    implementation: error\n  - name: panic\n    implementation: panics\n  - name: fail\n    implementation: fail\n",
+        ),
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let events = |opts: RunOptions| {
+        let recorder = Recorder::default();
+        let report = run_into(
+            &set,
+            &Selection::default(),
+            None,
+            opts,
+            None,
+            &rt,
+            &recorder,
+        );
+        (report, recorder.0.into_inner().unwrap())
+    };
+    let slow = RunOptions {
+        slow_after: Duration::from_millis(300),
+        ..RunOptions::default()
+    };
+    let (report, lines) = events(slow.clone());
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        lines,
+        [
+            "run started: 5 cases",
+            "deployment started: 2",
+            "dep/retried started",
+            "dep/retried retrying 1 of 2",
+            "dep/retried finished: Pass",
+            "dep/slow started",
+            "dep/slow slow",
+            "dep/slow finished: Timeout",
+            "deployment finished: 2",
+            "conformance skipped: deployment phase failed: dep/slow",
+            "conf/error finished: Skip",
+            "conf/panic finished: Skip",
+            "conf/fail finished: Skip",
+            "run finished: 1 passed, 1 failed, 3 skipped (1 flaky)",
+        ]
+    );
+    let (_, lines) = events(RunOptions {
+        keep_going: true,
+        ..slow
+    });
+    let conformance: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("conf/") && l.contains("finished"))
+        .collect();
+    assert_eq!(
+        conformance,
+        [
+            "conf/error finished: Error",
+            "conf/panic finished: Panic",
+            "conf/fail finished: Fail",
+        ]
+    );
 }

@@ -84,6 +84,7 @@ fn stub_run_without(
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = RunEnv {
         client: None,
+        cluster_version: None,
         recipe: Arc::new(recipe()),
         snapshot: None,
         resolver: Arc::new(move |name: &str| -> Option<CaseFn> {
@@ -91,19 +92,10 @@ fn stub_run_without(
         }),
     };
     let opts = RunOptions {
-        console_log: Some(
-            std::env::temp_dir()
-                .join(format!(
-                    "aiconform-submission-test-{}.log",
-                    std::process::id()
-                ))
-                .display()
-                .to_string(),
-        ),
         conformance: Some(conformance),
         ..Default::default()
     };
-    let mut r = Runner::new(rt.handle().clone(), env, opts).execute(&p);
+    let mut r = Runner::new(rt.handle().clone(), env, opts).execute(&p, &());
     // Deterministic: fixed ids, times and durations.
     let v = r.conformance.as_ref().unwrap().version;
     r.run_id = "1767225600000-fixtur".into();

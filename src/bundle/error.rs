@@ -89,6 +89,32 @@ pub enum BundleError {
         "bundle {dir} is not signed (no bundle.yaml.sig); sign it with `aiconform bundle sign {dir} --key KEY`, or verify without --key"
     )]
     Unsigned { dir: String },
+    #[error(
+        "--vendor-charts does not apply to --deployer {deployer}: its controllers fetch each chart in the cluster from the chart source, not from the bundle; vendored charts install with --deployer helm, helmfile (or `aiconform deploy`); for {deployer}, mirror the charts into a registry the cluster reaches (`aiconform mirror list`) and point the recipe's sources at it"
+    )]
+    VendorUnsupported { deployer: String },
+    #[error(
+        "component `{component}`: chart {chart} has no source to vendor it from; set the component's `source` (chart repository URL or oci:// location) in the recipe"
+    )]
+    VendorNoSource { component: String, chart: String },
+    #[error(
+        "component `{component}`: cannot vendor chart {chart} version {version} from {location}: {reason}; check that {location} is reachable from here and serves {chart} {version} (pass --plain-http or --ca-file for a local registry), or fix the recipe's source and version"
+    )]
+    VendorPull {
+        component: String,
+        chart: String,
+        version: String,
+        location: String,
+        reason: String,
+    },
+    #[error(
+        "components `{first}` and `{second}` both vendor {file} with different content; give the charts different versions or names"
+    )]
+    VendorConflict {
+        first: String,
+        second: String,
+        file: String,
+    },
     #[error("{dir} is not a valid aiconform bundle: {reason}; render one with `aiconform bundle`")]
     NotABundle { dir: String, reason: String },
 }

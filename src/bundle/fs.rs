@@ -522,11 +522,17 @@ pub fn read_manifest(dir: &Path) -> Result<BundleManifest, BundleError> {
         }
     }
     for c in &manifest.components {
-        let refs = c.values.iter().chain(&c.manifests).cloned().chain(
-            c.kustomization
-                .as_deref()
-                .map(|k| format!("{k}/kustomization.yaml")),
-        );
+        let refs = c
+            .values
+            .iter()
+            .chain(&c.manifests)
+            .chain(&c.chart_archive)
+            .cloned()
+            .chain(
+                c.kustomization
+                    .as_deref()
+                    .map(|k| format!("{k}/kustomization.yaml")),
+            );
         for r in refs {
             if !listed.contains(r.as_str()) {
                 return Err(not_a_bundle(

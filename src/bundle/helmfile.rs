@@ -1,6 +1,7 @@
 //! The helmfile deployer: one `helmfile.yaml` with a repository and a release per chart and
 //! `needs` (`namespace/name`) from the [`Rollout`], so `helmfile apply` installs independent
-//! releases in parallel and each after what it needs. Manifest and kustomize folders are
+//! releases in parallel and each after what it needs. A vendored chart is its archive in the
+//! bundle (`./charts/<chart>-<version>.tgz`), with no repository. Manifest and kustomize folders are
 //! releases whose `chart` is the folder: helmfile documents that a directory of plain
 //! manifests or a kustomization is turned into a chart (chartify), so they are installed,
 //! ordered and removed like every other release, with no hook scripts.
@@ -69,6 +70,14 @@ pub(crate) fn render(planned: &[Planned], rollout: &Rollout) -> Result<RenderedT
         wanted.sort();
         wanted.dedup();
         match c.component_type {
+            ComponentType::Helm if c.chart_archive.is_some() => {
+                let archive = c.chart_archive.clone().unwrap_or_default();
+                let mut r = release(&c.name, &c.namespace, format!("./{archive}"), &wanted);
+                if let Some(values) = &c.values {
+                    r["values"] = json!([values]);
+                }
+                releases.push(r);
+            }
             ComponentType::Helm => {
                 let chart = c.chart.clone().unwrap_or_else(|| c.name.clone());
                 let source = c.source.clone().unwrap_or_default();

@@ -22,6 +22,7 @@
 //! NN-name/kustomize/kustomization.yaml   (Kustomize components)
 //! NN-name/README.md      what, version, source, install/uninstall, health checks
 //! NN-name/checksums.sha256
+//! charts/<chart>-<version>.tgz, charts/provenance.yaml   (--vendor-charts: helm, helmfile)
 //! bundle.yaml.sig        (signed bundles) cosign-compatible signature of bundle.yaml
 //! ```
 //!
@@ -44,6 +45,7 @@ mod readme;
 mod render;
 mod scripts;
 pub mod sign;
+pub mod vendor;
 
 use std::collections::BTreeMap;
 
@@ -54,13 +56,13 @@ pub use fs::{
     verify_signature,
 };
 pub use model::{
-    BUNDLE_FILE, BundleComponent, BundleManifest, FileEntry, Placement, RecipeRef, recipe_digest,
-    sha256_hex,
+    BUNDLE_FILE, BundleComponent, BundleManifest, ChartLocation, FileEntry, Placement, RecipeRef,
+    recipe_digest, sha256_hex,
 };
 pub use options::{
     Deployer, TaintEffect, Toleration, TolerationOperator, parse_selector, parse_selectors,
 };
-pub use render::{HEALTH_KINDS, render};
+pub use render::{HEALTH_KINDS, render, render_with_charts};
 pub use scripts::sh_quote;
 
 /// A rendered text file: bundle path and content.

@@ -68,6 +68,10 @@ pub struct BundleComponent {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<String>,
+    /// Bundle path of the vendored chart archive (`charts/<chart>-<version>.tgz`, from
+    /// `bundle --vendor-charts`): the chart is installed from there, never from `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_archive: Option<String>,
     pub version: String,
     pub namespace: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -86,7 +90,28 @@ pub struct BundleComponent {
     pub health_checks: Vec<HealthCheck>,
 }
 
+/// Where `helm upgrade --install` takes a component's chart from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartLocation {
+    /// A vendored archive: its bundle path. No repository, no version, no network.
+    Archive(String),
+    /// The chart source: a chart reference and, for classic repositories, `--repo`.
+    Remote { chart: String, repo: Option<String> },
+}
+
 impl BundleComponent {
+    /// The vendored archive when there is one, else the chart source
+    /// ([`BundleComponent::helm_chart_ref`]).
+    pub fn chart_location(&self) -> ChartLocation {
+        match &self.chart_archive {
+            Some(path) => ChartLocation::Archive(path.clone()),
+            None => {
+                let (chart, repo) = self.helm_chart_ref();
+                ChartLocation::Remote { chart, repo }
+            }
+        }
+    }
+
     /// The chart reference and `--repo` for `helm upgrade --install`: `oci://` sources name
     /// the chart by URL, classic repositories go through `--repo`.
     pub fn helm_chart_ref(&self) -> (String, Option<String>) {
@@ -165,6 +190,7 @@ mod tests {
             component_type: ComponentType::Helm,
             source: Some("oci://ghcr.io/nvidia/kai-scheduler/".into()),
             chart: Some("kai-scheduler".into()),
+            chart_archive: None,
             version: "v1".into(),
             namespace: "kai".into(),
             dependency_refs: vec![],
@@ -187,6 +213,18 @@ mod tests {
                 "kai-scheduler".into(),
                 Some("https://charts.jetstack.io".into())
             )
+        );
+        assert_eq!(
+            c.chart_location(),
+            ChartLocation::Remote {
+                chart: "kai-scheduler".into(),
+                repo: Some("https://charts.jetstack.io".into())
+            }
+        );
+        c.chart_archive = Some("charts/kai-scheduler-v1.tgz".into());
+        assert_eq!(
+            c.chart_location(),
+            ChartLocation::Archive("charts/kai-scheduler-v1.tgz".into())
         );
     }
 }

@@ -89,6 +89,7 @@ mod tests {
                     component_type: ComponentType::Manifest,
                     source: None,
                     chart: None,
+                    chart_archive: None,
                     version: "1".into(),
                     namespace: "ns".into(),
                     dependency_refs: ds.iter().map(|d| d.to_string()).collect(),

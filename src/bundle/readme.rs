@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::model::ChartLocation;
 use super::planned::{CHECKSUMS_FILE, Planned, VALUES_FILE};
 use super::scripts::sh_quote;
 use super::{BundleOptions, Deployer};
@@ -134,6 +135,24 @@ pub(crate) fn top(
             );
         }
     }
+    let vendored: std::collections::BTreeSet<&str> = planned
+        .iter()
+        .filter_map(|p| p.bc.chart_archive.as_deref())
+        .collect();
+    if !vendored.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Vendored charts\n\n\
+             The charts are in `charts/` ({}); `{}` records the source, version and SHA-256 of \
+             each. They are installed from there, without reaching a chart repository or registry.",
+            vendored
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            super::vendor::PROVENANCE_FILE
+        );
+    }
     let _ = writeln!(o, "\n## Verify\n");
     let _ = writeln!(
         o,
@@ -222,10 +241,14 @@ pub(crate) fn component(
     let _ = writeln!(o, "# {}\n", c.name);
     let what = match c.component_type {
         ComponentType::Helm => format!(
-            "Helm chart `{}` version `{}` from `{}`",
+            "Helm chart `{}` version `{}` from `{}`{}",
             c.chart.as_deref().unwrap_or(&c.name),
             c.version,
-            c.source.as_deref().unwrap_or("(no repository)")
+            c.source.as_deref().unwrap_or("(no repository)"),
+            c.chart_archive
+                .as_deref()
+                .map(|a| format!(", vendored as `../{a}`"))
+                .unwrap_or_default()
         ),
         ComponentType::Kustomize => format!(
             "Kustomization `{}` version `{}`",
@@ -308,16 +331,20 @@ pub(crate) fn component(
     let _ = writeln!(o, "```sh");
     match c.component_type {
         ComponentType::Helm => {
-            let (chart_ref, repo) = c.helm_chart_ref();
-            let repo = repo
-                .map(|r| format!(" --repo {}", sh_quote(&r)))
-                .unwrap_or_default();
+            let chart = match c.chart_location() {
+                ChartLocation::Archive(archive) => format!("../{archive}"),
+                ChartLocation::Remote { chart, repo } => format!(
+                    "{}{} --version {}",
+                    sh_quote(&chart),
+                    repo.map(|r| format!(" --repo {}", sh_quote(&r)))
+                        .unwrap_or_default(),
+                    sh_quote(&c.version)
+                ),
+            };
             let _ = writeln!(
                 o,
-                "helm upgrade --install {} {}{repo} --version {} \\\n  --namespace {ns} --create-namespace --values {VALUES_FILE} --wait",
+                "helm upgrade --install {} {chart} \\\n  --namespace {ns} --create-namespace --values {VALUES_FILE} --wait",
                 sh_quote(&c.name),
-                sh_quote(&chart_ref),
-                sh_quote(&c.version)
             );
         }
         ComponentType::Kustomize => {

@@ -14,6 +14,7 @@ use super::model::{
 use super::placement;
 use super::planned::{CHECKSUMS_FILE, Planned, README_FILE, RECIPE_FILE, VALUES_FILE, rollout};
 use super::scripts::{self, ScriptContext};
+use super::vendor::{self, VendoredCharts};
 use super::{
     Bundle, BundleFile, BundleOptions, Deployer, argocd, argocd_helm, flux, helmfile, manifests,
     readme,
@@ -30,6 +31,20 @@ pub const HEALTH_KINDS: &[&str] = &[
 
 /// Render `recipe` into bundle files.
 pub fn render(recipe: &Recipe, opts: &BundleOptions) -> Result<Bundle, BundleError> {
+    render_with_charts(recipe, opts, &VendoredCharts::new())
+}
+
+/// Render `recipe` with the vendored `charts` (by component, from
+/// [`vendor::pull_charts`]): each in `charts/`, installed from there, and
+/// `charts/provenance.yaml`. Without charts this is [`render`].
+pub fn render_with_charts(
+    recipe: &Recipe,
+    opts: &BundleOptions,
+    charts: &VendoredCharts,
+) -> Result<Bundle, BundleError> {
+    if !charts.is_empty() {
+        vendor::check_deployer(opts.deployer)?;
+    }
     check_recipe(recipe)?;
     let digest = recipe_digest(recipe)?;
     let tool_version = env!("CARGO_PKG_VERSION");
@@ -46,8 +61,30 @@ pub fn render(recipe: &Recipe, opts: &BundleOptions) -> Result<Bundle, BundleErr
             });
         }
         let folder = format!("{:0width$}-{}", i + 1, c.name);
-        let p = plan_component(c, i + 1, &folder, opts, &recipe.metadata.name, &mut files)?;
+        let mut p = plan_component(c, i + 1, &folder, opts, &recipe.metadata.name, &mut files)?;
+        if let Some(v) = charts.get(&c.name) {
+            p.bc.chart_archive = Some(place_chart(&c.name, v, &planned, &mut files)?);
+        }
         planned.push(p);
+    }
+    if let Some(name) = charts.keys().find(|n| {
+        !planned
+            .iter()
+            .any(|p| &p.bc.name == *n && p.bc.chart_archive.is_some())
+    }) {
+        return Err(BundleError::InvalidOption {
+            flag: "--vendor-charts",
+            value: name.clone(),
+            reason:
+                "a chart was vendored for a component that is not a Helm component of the recipe"
+                    .into(),
+        });
+    }
+    if !charts.is_empty() {
+        files.insert(
+            vendor::PROVENANCE_FILE.into(),
+            text_file(vendor::provenance(charts)?),
+        );
     }
 
     let component_files: Vec<(String, BundleFile)> = planned
@@ -141,6 +178,38 @@ pub fn render(recipe: &Recipe, opts: &BundleOptions) -> Result<Bundle, BundleErr
     );
     files.insert(BUNDLE_FILE.into(), text_file(text));
     Ok(Bundle { files })
+}
+
+/// Put a vendored archive at its path; a component vendoring the same path with other bytes
+/// is an error naming both.
+fn place_chart(
+    component: &str,
+    v: &vendor::VendoredChart,
+    planned: &[Planned],
+    files: &mut BTreeMap<String, BundleFile>,
+) -> Result<String, BundleError> {
+    if let Some(existing) = files.get(&v.file) {
+        if existing.content != v.content {
+            let first = planned
+                .iter()
+                .find(|p| p.bc.chart_archive.as_deref() == Some(v.file.as_str()))
+                .map_or_else(String::new, |p| p.bc.name.clone());
+            return Err(BundleError::VendorConflict {
+                first,
+                second: component.to_string(),
+                file: v.file.clone(),
+            });
+        }
+    } else {
+        files.insert(
+            v.file.clone(),
+            BundleFile {
+                content: v.content.clone(),
+                executable: false,
+            },
+        );
+    }
+    Ok(v.file.clone())
 }
 
 fn text_file(text: String) -> BundleFile {
@@ -315,6 +384,7 @@ fn plan_component(
             component_type: c.component_type,
             source: c.source.clone(),
             chart: c.chart.clone(),
+            chart_archive: None,
             version: c.version.clone(),
             namespace: c.namespace.clone(),
             dependency_refs: c.dependency_refs.clone(),

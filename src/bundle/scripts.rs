@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::model::ChartLocation;
 use super::planned::Planned;
 use crate::recipe::model::ComponentType;
 
@@ -137,9 +138,14 @@ fn describe(p: &Planned) -> String {
     let c = &p.bc;
     match c.component_type {
         ComponentType::Helm => format!(
-            "Helm chart {} {} into namespace {}",
+            "Helm chart {} {}{} into namespace {}",
             c.chart.as_deref().unwrap_or(&c.name),
             c.version,
+            if c.chart_archive.is_some() {
+                " (vendored)"
+            } else {
+                ""
+            },
             c.namespace
         ),
         ComponentType::Kustomize => {
@@ -178,17 +184,28 @@ pub fn deploy_sh(ctx: &ScriptContext<'_>, planned: &[Planned]) -> String {
         );
         match c.component_type {
             ComponentType::Helm => {
-                let (chart_ref, repo) = c.helm_chart_ref();
-                let _ = writeln!(
-                    out,
-                    "\"$helm\" upgrade --install {} {} \\",
-                    sh_quote(&c.name),
-                    sh_quote(&chart_ref)
-                );
-                if let Some(repo) = repo {
-                    let _ = writeln!(out, "  --repo {} \\", sh_quote(&repo));
-                }
-                let _ = writeln!(out, "  --version {} \\", sh_quote(&c.version));
+                match c.chart_location() {
+                    ChartLocation::Archive(archive) => {
+                        let _ = writeln!(
+                            out,
+                            "\"$helm\" upgrade --install {} {} \\",
+                            sh_quote(&c.name),
+                            here(&archive)
+                        );
+                    }
+                    ChartLocation::Remote { chart, repo } => {
+                        let _ = writeln!(
+                            out,
+                            "\"$helm\" upgrade --install {} {} \\",
+                            sh_quote(&c.name),
+                            sh_quote(&chart)
+                        );
+                        if let Some(repo) = repo {
+                            let _ = writeln!(out, "  --repo {} \\", sh_quote(&repo));
+                        }
+                        let _ = writeln!(out, "  --version {} \\", sh_quote(&c.version));
+                    }
+                };
                 let _ = writeln!(out, "  --namespace {ns} --create-namespace \\");
                 if let Some(values) = &c.values {
                     let _ = writeln!(out, "  --values {} \\", here(values));

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 
 use aiconform::bundle::oci::{self, RegistryOptions};
+use aiconform::bundle::vendor::{self, PullOptions, VendoredCharts};
 use aiconform::bundle::{self, BundleOptions, Deployer, Toleration, sign};
 
 use super::criteria_args::{CriteriaArgs, SetArgs};
@@ -27,11 +28,21 @@ Signed bundles and OCI registries:
   aiconform bundle --recipe recipe.yaml -o oci://registry.example.com/bundles/h100:v1 --sign bundle.key
   aiconform bundle verify oci://registry.example.com/bundles/h100:v1 --key bundle.pub
 
+Air-gapped bundles (--deployer helm or helmfile):
+  aiconform bundle --recipe recipe.yaml -o ./bundle --vendor-charts
+  aiconform deploy --bundle ./bundle             # or ./bundle/deploy.sh; no chart repository needed
+
+--vendor-charts pulls each Helm chart (exact recipe version, $AICONFORM_HELM else helm on PATH,
+with --plain-http, --ca-file and the registry credentials below) into charts/<chart>-<version>.tgz
+and records chart, version, source, file and SHA-256 in charts/provenance.yaml. bundle.yaml lists
+the archives with their SHA-256, so `bundle verify` and signatures cover them. Container images
+are not vendored: list them for mirroring with `aiconform mirror list --bundle ./bundle`.
+
 bundle.yaml.sig is what `cosign sign-blob --key` writes for bundle.yaml (base64 DER ECDSA
 P-256/SHA-256): `cosign verify-blob --key bundle.pub --signature bundle.yaml.sig bundle.yaml`
 (with --insecure-ignore-tlog) or `openssl dgst -sha256 -verify bundle.pub -signature <(base64 -d
 bundle.yaml.sig) bundle.yaml` check it too. Registry credentials (HTTP basic auth) come from
-AICONFORM_REGISTRY_USERNAME and AICONFORM_REGISTRY_PASSWORD.";
+AICONFORM_REGISTRY_USERNAME and AICONFORM_REGISTRY_PASSWORD (also used to pull vendored charts).";
 
 /// Arguments of `aiconform bundle`.
 #[derive(Debug, ClapArgs)]
@@ -92,10 +103,12 @@ edited, so nothing is proven.")]
 /// How to reach an OCI registry.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RegistryArgs {
-    /// Talk to the OCI registry over plain HTTP (local registries only)
+    /// Talk to the OCI registry over plain HTTP (local registries only); with
+    /// --vendor-charts, also to oci:// chart sources
     #[arg(long)]
     pub plain_http: bool,
-    /// CA certificate (PEM) to trust for the OCI registry's TLS
+    /// CA certificate (PEM) to trust for the OCI registry's TLS; with --vendor-charts, also
+    /// for the chart sources
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 }
@@ -164,6 +177,11 @@ struct RenderArgs {
     /// dependencies (argocd, argocd-helm, flux, helmfile; the helm scripts are serial anyway)
     #[arg(long)]
     serial: bool,
+    /// Pull every Helm chart into charts/<chart>-<version>.tgz (with charts/provenance.yaml)
+    /// so the bundle deploys without reaching the chart sources (deployers helm and
+    /// helmfile), e.g. `aiconform bundle --recipe recipe.yaml -o ./bundle --vendor-charts`
+    #[arg(long)]
+    vendor_charts: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -220,13 +238,27 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
     let recipe = args
         .criteria
         .recipe_with(args.recipe.as_deref(), &args.sets)?;
-    let rendered = bundle::render(&recipe, &opts).with_context(|| {
+    let context = || {
         format!(
             "cannot render a bundle of recipe `{}`",
             recipe.metadata.name
         )
-    })?;
-    let mut rendered = rendered;
+    };
+    // Rendered first without charts: a recipe the bundle refuses is reported before any pull.
+    let mut rendered = bundle::render(&recipe, &opts).with_context(context)?;
+    if args.vendor_charts {
+        let charts = vendor_charts(&args, &recipe, opts.deployer)?;
+        rendered = bundle::render_with_charts(&recipe, &opts, &charts).with_context(context)?;
+        eprintln!(
+            "vendored {} chart(s) into charts/ ({})",
+            charts.len(),
+            charts
+                .values()
+                .map(|c| format!("{} {}", c.chart, c.version))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if let Some(key) = &args.sign {
         rendered.sign(&read_private_key(key)?)?;
     }
@@ -277,6 +309,28 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Pull every chart of `recipe` with the helm `deploy` uses, over the registry options.
+fn vendor_charts(
+    args: &RenderArgs,
+    recipe: &aiconform::recipe::model::Recipe,
+    deployer: Deployer,
+) -> Result<VendoredCharts> {
+    vendor::check_deployer(deployer)?;
+    let helm = aiconform::deploy::helm::locate()
+        .map_err(|why| anyhow::anyhow!("--vendor-charts pulls the charts with helm: {why}"))?;
+    let registry = args.registry.options();
+    let pull = PullOptions {
+        plain_http: registry.plain_http,
+        ca_file: registry.ca_file,
+        credentials: registry.credentials,
+        timeout: VENDOR_PULL_TIMEOUT,
+    };
+    Ok(super::runtime()?.block_on(aiconform::deploy::helm::pull_charts(recipe, &helm, &pull))?)
+}
+
+/// How long pulling one chart may take.
+const VENDOR_PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn read_private_key(path: &Path) -> Result<p256::ecdsa::SigningKey> {
     let pem = std::fs::read_to_string(path)

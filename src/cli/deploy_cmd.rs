@@ -19,6 +19,11 @@ Examples:
 Helm charts are installed with $AICONFORM_HELM, else `helm` on PATH (Helm >= 3.13 or 4);
 after each release every Deployment, DaemonSet and StatefulSet it holds must become ready.
 
+Bundles rendered with --deployer helm or helmfile are deployed; argocd, argocd-helm and flux
+bundles are refused (their controllers install them from Git, as the bundle's README.md says).
+Vendored charts (`aiconform bundle --vendor-charts`) are installed from the bundle's charts/
+folder, without reaching the chart repositories.
+
 The bundle is verified against its bundle.yaml first. Components are deployed in order;
 the first component that does not become healthy is reported with the object and the reason,
 and the deploy stops there, leaving later components untouched (--keep-going: deploy the
@@ -79,6 +84,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.bundle
         );
     }
+    aiconform::deploy::check_deployer(&verified.manifest, &args.bundle)?;
     if args.key.is_none() && verified.signature == aiconform::bundle::SignatureState::NotChecked {
         eprintln!(
             "warning: {} is signed, signature not checked (pass --key to check it)",

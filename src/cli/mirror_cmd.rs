@@ -22,7 +22,9 @@ air-gapped registry. Each chart is rendered with `helm template` ($AICONFORM_HEL
 on PATH; this fetches the chart and runs its template code, so only list recipes you trust)
 and its images read from the rendered objects, plus pinned image references in its values
 (operands an operator starts later, such as the GPU Operator's driver). Extra manifests are
-scanned as they are. A chart that cannot be fetched or rendered is a warning on stderr naming
+scanned as they are. A bundle's vendored charts (bundle --vendor-charts) are rendered from its
+charts/ folder, without reaching the chart sources; they are listed with their sources, for
+mirroring. A chart that cannot be fetched or rendered is a warning on stderr naming
 it: its images then come from its values only, and images the chart sets by default are
 missing. --no-render skips helm altogether (values and manifests only).
 
@@ -166,12 +168,31 @@ fn bundle_input(dir: &Path, c: &BundleComponent) -> Result<ComponentInput> {
     })
 }
 
+/// The chart to render for a bundle component: its vendored archive (read from the bundle,
+/// no network) when there is one, else the chart as listed.
+fn render_source(dir: &Path, c: &BundleComponent, listed: &ChartRef) -> ChartRef {
+    match c.chart_archive.as_deref().and_then(|a| a.rsplit_once('/')) {
+        Some((folder, file)) => ChartRef {
+            name: file.to_string(),
+            repo: dir.join(folder).display().to_string(),
+            version: listed.version.clone(),
+        },
+        None => listed.clone(),
+    }
+}
+
 fn list_cmd(args: ListArgs) -> Result<()> {
-    let (name, source, mut inputs) = match (&args.recipe, &args.bundle) {
+    let (name, source, mut inputs, sources) = match (&args.recipe, &args.bundle) {
         (Some(path), None) => {
             let recipe = aiconform::recipe::load_recipe_file(path)?;
             let inputs: Vec<ComponentInput> = recipe.components.iter().map(recipe_input).collect();
-            (recipe.metadata.name, path.display().to_string(), inputs)
+            let sources: Vec<Option<ChartRef>> = inputs.iter().map(|c| c.chart.clone()).collect();
+            (
+                recipe.metadata.name,
+                path.display().to_string(),
+                inputs,
+                sources,
+            )
         }
         (None, Some(dir)) => {
             let manifest = aiconform::bundle::read_manifest(dir)?;
@@ -180,11 +201,22 @@ fn list_cmd(args: ListArgs) -> Result<()> {
                 .iter()
                 .map(|c| bundle_input(dir, c))
                 .collect::<Result<Vec<_>>>()?;
-            (manifest.recipe.name, dir.display().to_string(), inputs)
+            let sources: Vec<Option<ChartRef>> = manifest
+                .components
+                .iter()
+                .zip(&inputs)
+                .map(|(c, i)| i.chart.as_ref().map(|chart| render_source(dir, c, chart)))
+                .collect();
+            (
+                manifest.recipe.name,
+                dir.display().to_string(),
+                inputs,
+                sources,
+            )
         }
         _ => bail!("give --recipe FILE or --bundle DIR"),
     };
-    render_charts(&mut inputs, &args)?;
+    render_charts(&mut inputs, &sources, &args)?;
     let inv = mirror::inventory(&name, &source, &inputs);
     for w in &inv.warnings {
         eprintln!("warning: {w}");
@@ -195,20 +227,24 @@ fn list_cmd(args: ListArgs) -> Result<()> {
     Ok(())
 }
 
-/// Render every chart, one after another; a renderer that cannot start is one reason for
-/// every chart.
-fn render_charts(inputs: &mut [ComponentInput], args: &ListArgs) -> Result<()> {
+/// Render every chart, one after another, each from its entry of `sources` (parallel to
+/// `inputs`); a renderer that cannot start is one reason for every chart.
+fn render_charts(
+    inputs: &mut [ComponentInput],
+    sources: &[Option<ChartRef>],
+    args: &ListArgs,
+) -> Result<()> {
     if args.no_render {
         return Ok(());
     }
     let renderer = Renderer::locate(args.plain_http, args.render_timeout);
     let rt = super::runtime()?;
-    for c in inputs.iter_mut() {
-        let Some(chart) = c.chart.clone() else {
+    for (c, chart) in inputs.iter_mut().zip(sources) {
+        let Some(chart) = chart else {
             continue;
         };
         c.rendered = Some(match &renderer {
-            Ok(r) => rt.block_on(r.template(&c.name, &chart, &c.namespace, &c.values)),
+            Ok(r) => rt.block_on(r.template(&c.name, chart, &c.namespace, &c.values)),
             Err(e) => Err(e.clone()),
         });
     }

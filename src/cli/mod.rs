@@ -104,6 +104,40 @@ pub fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
     Ok(RUNTIME.get_or_init(|| rt))
 }
 
+/// Ctrl-C while a run goes: the first stops it (running cases cancelled, their namespaces
+/// deleted, unfinished cases reported interrupted, reports written), a second quits at once
+/// with 130. Dropping the guard stops listening.
+pub fn stop_run_on_ctrl_c(
+    rt: &tokio::runtime::Runtime,
+    interrupter: aiconform::runner::Interrupter,
+) -> AbortOnDrop {
+    use aiconform::runner::namespace::{MANAGED_BY, MANAGED_BY_LABEL};
+    AbortOnDrop(rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!(
+            "\ninterrupted: stopping running cases and deleting their namespaces (Ctrl-C again to quit at once)"
+        );
+        interrupter.interrupt();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted twice: quitting without cleanup; delete leftovers with kubectl delete ns -l {MANAGED_BY_LABEL}={MANAGED_BY}"
+            );
+            std::process::exit(130);
+        }
+    }))
+}
+
+/// Aborts its task when dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub fn main() -> ExitCode {
     let argv = match config_args::expand(std::env::args_os().collect()) {
         Ok(argv) => argv,

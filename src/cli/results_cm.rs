@@ -115,7 +115,7 @@ pub fn store(
                     node_selector: None,
                     agent: None,
                 };
-                let (s, warnings) = snapshot::take(tested, &opts, &|l: &str| eprintln!("  {l}"))
+                let (s, warnings) = snapshot::take(tested, &opts, &|p: snapshot::job::AgentProgress<'_>| eprintln!("  {p}"))
                     .await
                     .context("cannot take the snapshot that --report-configmap keeps for drift")?;
                 for w in warnings {

@@ -11,14 +11,15 @@ use anyhow::{Context, Result, bail};
 use aiconform::cluster::embedded::{EmbeddedOptions, RunningCluster};
 use aiconform::recipe::Recipe;
 use aiconform::runner::{
-    self, Phase, Plan, RunEnv, RunOptions, RunReport, Runner, Selection, SuiteSet,
+    self, EventSink, Phase, Plan, RunEnv, RunOptions, RunReport, Runner, Selection, SuiteSet,
 };
 use aiconform::snapshot::{self, Location};
 
 use aiconform::conformance::ConformanceRun;
 use aiconform::conformance::mapping::select_version;
 use aiconform::conformance::run_config::RunConfig;
-use aiconform::report::verdict;
+use aiconform::report::ReportFiles;
+use aiconform::report::console::Console;
 
 use super::criteria_args::CriteriaArgs;
 
@@ -430,6 +431,7 @@ pub fn execute(job: Job) -> Result<ExitCode> {
     let run_snapshot = snap.clone();
     let env = RunEnv {
         client: Some(client),
+        cluster_version: server.ok(),
         recipe: Arc::new(job.recipe.clone()),
         snapshot: snap,
         resolver: aiconform::suites::resolver(),
@@ -437,21 +439,19 @@ pub fn execute(job: Job) -> Result<ExitCode> {
     let opts = RunOptions {
         parallel: usize::from(job.exec.parallel),
         keep_going: job.exec.keep_going,
-        harness_args: None,
-        handle_ctrl_c: true,
-        ignored_phases: Vec::new(),
-        console_log: None,
         conformance,
         fail_fast: job.exec.fail_fast,
+        ..RunOptions::default()
     };
     let runner = Runner::new(rt.handle().clone(), env, opts);
-    let mut report = runner.execute(&plan);
-    report.cluster_version = server.ok();
-    if let Some(c) = &report.conformance {
-        let record = aiconform::report::results::RunRecord::from_report(&report);
-        print!("{}", verdict::render_table(c.checklist(), &record));
-    }
-    write_reports(&job.exec.report_dir, &report)?;
+    let console = Console::new(std::io::stdout(), std::io::stderr());
+    let files = ReportFiles::new(&job.exec.report_dir);
+    let report = {
+        let _ctrl_c = super::stop_run_on_ctrl_c(rt, runner.interrupter());
+        let sinks: [&dyn EventSink; 2] = [&console, &files];
+        runner.execute(&plan, &sinks)
+    };
+    say_written(files.finish()?);
     if let Some(results) = &job.results {
         super::results_cm::store(
             rt,
@@ -507,27 +507,29 @@ pub fn readiness_reports(
     };
     let plan = make_plan(&job)?;
     let rt = super::runtime()?;
-    let console = tempfile::NamedTempFile::new().context("cannot create a temp file")?;
     let env = RunEnv {
         client: None,
+        cluster_version: None,
         recipe: Arc::new(job.recipe),
         snapshot: Some(Arc::new(snapshot)),
         resolver: aiconform::suites::resolver(),
     };
     let opts = RunOptions {
         parallel: usize::from(exec.parallel),
-        handle_ctrl_c: true,
-        console_log: Some(console.path().display().to_string()),
         ..RunOptions::default()
     };
-    let report = Runner::new(rt.handle().clone(), env, opts).execute(&plan);
-    write_reports(&exec.report_dir, &report)?;
+    let runner = Runner::new(rt.handle().clone(), env, opts);
+    let files = ReportFiles::new(&exec.report_dir);
+    let report = {
+        let _ctrl_c = super::stop_run_on_ctrl_c(rt, runner.interrupter());
+        runner.execute(&plan, &files)
+    };
+    say_written(files.finish()?);
     Ok(report)
 }
 
-/// Write every report of `report` into `dir` and say where they are.
-fn write_reports(dir: &Path, report: &RunReport) -> Result<()> {
-    let written = aiconform::report::write_all(dir, report)?;
+/// Say where the reports are.
+fn say_written(written: Vec<std::path::PathBuf>) {
     eprintln!(
         "reports: {}",
         written
@@ -536,7 +538,6 @@ fn write_reports(dir: &Path, report: &RunReport) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(())
 }
 
 /// What an attestation records beyond the reports: the recipe, a snapshot (the run's, else
@@ -561,9 +562,11 @@ fn attest_context(
                 agent: None,
             };
             let (s, warnings) = rt
-                .block_on(snapshot::take(client, &opts, &|line: &str| {
-                    eprintln!("  {line}")
-                }))
+                .block_on(snapshot::take(
+                    client,
+                    &opts,
+                    &|p: snapshot::job::AgentProgress<'_>| eprintln!("  {p}"),
+                ))
                 .context("cannot take a snapshot of the cluster for the attestation")?;
             for w in warnings {
                 eprintln!("warning: {w}");
@@ -688,8 +691,8 @@ fn obtain_snapshot(
                 }),
             };
             let (snap, warnings) = rt
-                .block_on(snapshot::take(client, &opts, &|line: &str| {
-                    eprintln!("  {line}")
+                .block_on(snapshot::take(client, &opts, &|p: snapshot::job::AgentProgress<'_>| {
+                    eprintln!("  {p}")
                 }))
                 .context(
                     "cannot take a snapshot for the readiness and node-health phases; pass --snapshot FILE or leave them out with --phase",

@@ -122,7 +122,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 ..AgentJobOptions::default()
             }),
         };
-        let progress = |line: &str| eprintln!("{line}");
+        let progress = |p: snapshot::job::AgentProgress<'_>| eprintln!("{p}");
         let (snap, warnings) = snapshot::take(&client, &opts, &progress).await?;
         let text = snapshot::render(&snap)?;
         match &location {

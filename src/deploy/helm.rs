@@ -1,11 +1,13 @@
-//! The `helm` CLI: finding a supported one, the arguments of an install, and reading back
-//! what a release holds. Parsing and argument building are pure; the rest runs `helm`.
+//! The `helm` CLI: finding a supported one, the arguments of an install, reading back what
+//! a release holds, and pulling the charts a bundle vendors ([`pull_charts`]). Parsing and
+//! argument building are pure (the pull's in `crate::bundle::vendor`); the rest runs `helm`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::bundle::BundleComponent;
 use crate::bundle::manifests::{self, ManifestObject};
+use crate::bundle::{BundleComponent, BundleError, vendor};
+use crate::recipe::model::Recipe;
 
 /// Path of the `helm` binary to use, instead of the one on PATH.
 pub const HELM_ENV: &str = "AICONFORM_HELM";
@@ -62,27 +64,32 @@ pub fn locate() -> Result<Helm, String> {
 
 /// Arguments of `helm upgrade --install` for `c`. No `--wait`: deploy waits for the
 /// release's workloads itself and names the one that is not ready.
+///
+/// `archive` is where the bundle's vendored chart ([`BundleComponent::chart_archive`]) is
+/// on disk: installed from there, with no repository, version or registry option.
 pub fn install_args(
     c: &BundleComponent,
+    archive: Option<&Path>,
     values: Option<&Path>,
     timeout: Duration,
     kubeconfig: Option<&Path>,
     plain_http: bool,
 ) -> Vec<String> {
-    let (chart_ref, repo) = c.helm_chart_ref();
-    let oci = chart_ref.starts_with("oci://");
-    let mut args = vec![
-        "upgrade".to_string(),
-        "--install".into(),
-        c.name.clone(),
-        chart_ref,
-    ];
-    if let Some(repo) = repo {
-        args.extend(["--repo".into(), repo]);
+    let mut args = vec!["upgrade".to_string(), "--install".into(), c.name.clone()];
+    let mut oci = false;
+    match archive {
+        Some(path) => args.push(path.display().to_string()),
+        None => {
+            let (chart_ref, repo) = c.helm_chart_ref();
+            oci = chart_ref.starts_with("oci://");
+            args.push(chart_ref);
+            if let Some(repo) = repo {
+                args.extend(["--repo".into(), repo]);
+            }
+            args.extend(["--version".into(), c.version.clone()]);
+        }
     }
     args.extend([
-        "--version".into(),
-        c.version.clone(),
         "--namespace".into(),
         c.namespace.clone(),
         "--create-namespace".into(),
@@ -183,6 +190,69 @@ impl Helm {
             v["version"]
         ))
     }
+}
+
+/// Pull the chart of every Helm component of `recipe` with `helm`, into memory. The first
+/// chart that cannot be pulled, or is not the chart and version asked for, is an error
+/// naming the component, chart, version and source.
+pub async fn pull_charts(
+    recipe: &Recipe,
+    helm: &Helm,
+    opts: &vendor::PullOptions,
+) -> Result<vendor::VendoredCharts, BundleError> {
+    let mut out = vendor::VendoredCharts::new();
+    for p in vendor::plan(recipe)? {
+        let failed = |reason: String| BundleError::VendorPull {
+            component: p.component.clone(),
+            chart: p.chart.clone(),
+            version: p.version.clone(),
+            location: p.source.clone(),
+            reason,
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix("aiconform-chart-")
+            .tempdir()
+            .map_err(|e| {
+                BundleError::io(
+                    "cannot create a temporary directory in",
+                    &std::env::temp_dir(),
+                    e,
+                )
+            })?;
+        let args = vendor::pull_args(&p.chart, &p.version, &p.source, tmp.path(), opts);
+        helm.run(&args, opts.timeout).await.map_err(&failed)?;
+        let content = pulled_archive(tmp.path()).map_err(&failed)?;
+        vendor::check_archive(&content, &p.chart, &p.version).map_err(&failed)?;
+        out.insert(
+            p.component,
+            vendor::VendoredChart {
+                chart: p.chart,
+                version: p.version,
+                source: p.source,
+                file: p.file,
+                content,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The one `.tgz` `helm pull` wrote into `dir`.
+fn pulled_archive(dir: &Path) -> Result<Vec<u8>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let archives: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .collect();
+    let [archive] = archives.as_slice() else {
+        return Err(format!(
+            "helm pull wrote {} chart archives into {}, expected 1",
+            archives.len(),
+            dir.display()
+        ));
+    };
+    std::fs::read(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use kube::discovery::{Scope, pinned_kind};
 use serde_json::{Value, json};
 
 use crate::bundle::manifests::{self, ManifestObject};
-use crate::bundle::{self, BundleComponent, BundleError};
+use crate::bundle::{self, BundleComponent, BundleError, BundleManifest, Deployer};
 use crate::health;
 use crate::recipe::model::{ComponentType, HealthCheck};
 
@@ -72,6 +72,37 @@ pub enum DeployError {
         "{report}\nrefusing to deploy a bundle that does not match its bundle.yaml; re-render it with `aiconform bundle --force`"
     )]
     Tampered { report: String },
+    #[error(
+        "bundle {bundle} is rendered for --deployer {deployer}, which `aiconform deploy` does not install: {how}; or render the recipe with --deployer helm (or helmfile) to deploy it with aiconform"
+    )]
+    Deployer {
+        bundle: String,
+        deployer: Deployer,
+        how: &'static str,
+    },
+}
+
+/// Refuse a bundle whose deployer hands the releases to a controller in the cluster (Argo
+/// CD, Flux): installing them with helm here would compete with it. Helm and helmfile
+/// bundles list everything `deploy` needs in `bundle.yaml`.
+pub fn check_deployer(manifest: &BundleManifest, bundle: &str) -> Result<(), DeployError> {
+    let how = match manifest.deployer {
+        Deployer::Helm | Deployer::Helmfile => return Ok(()),
+        Deployer::ArgoCd => {
+            "push it to Git and `kubectl apply -n argocd -f argocd/app-of-apps.yaml`, as its README.md says"
+        }
+        Deployer::ArgoCdHelm => {
+            "push it to Git and `kubectl apply -n argocd -f argocd-helm/app-of-apps.yaml`, as its README.md says"
+        }
+        Deployer::Flux => {
+            "push it to Git, `kubectl apply -f flux/source.yaml` and point a Flux Kustomization at it, as its README.md says"
+        }
+    };
+    Err(DeployError::Deployer {
+        bundle: bundle.to_string(),
+        deployer: manifest.deployer,
+        how,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +244,7 @@ pub async fn deploy(
         });
     }
     let manifest = verified.manifest;
+    check_deployer(&manifest, &dir.display().to_string())?;
     let total = manifest.components.len();
     let mut not_healthy = BTreeSet::new();
     let mut stopped_at: Option<String> = None;
@@ -536,18 +568,20 @@ async fn helm_install(ctx: &Ctx<'_>, c: &BundleComponent) -> Result<(), String> 
         )
     })?;
     let values = c.values.as_deref().map(|v| ctx.path(v));
+    let archive = c.chart_archive.as_deref().map(|a| ctx.path(a));
     let kubeconfig = ctx.opts.kubeconfig.as_deref();
     let args = helm::install_args(
         c,
+        archive.as_deref(),
         values.as_deref(),
         ctx.remaining(),
         kubeconfig,
         ctx.opts.plain_http,
     );
-    (ctx.step)(format!(
-        "helm upgrade --install {} {chart} {}",
-        c.name, c.version
-    ));
+    (ctx.step)(match &c.chart_archive {
+        Some(a) => format!("helm upgrade --install {} {a}", c.name),
+        None => format!("helm upgrade --install {} {chart} {}", c.name, c.version),
+    });
     // helm enforces --timeout itself; the grace covers its start-up and chart download.
     let grace = Duration::from_secs(30);
     if let Err(why) = helm.run(&args, ctx.remaining() + grace).await {
@@ -641,6 +675,7 @@ mod tests {
             component_type: ComponentType::Helm,
             source: Some("https://charts.example.com".into()),
             chart: Some("chart".into()),
+            chart_archive: None,
             version: "1.0.0".into(),
             namespace: "ns".into(),
             dependency_refs: deps.iter().map(|d| d.to_string()).collect(),
@@ -730,6 +765,7 @@ mod tests {
     fn helm_arguments() {
         let args = helm::install_args(
             &comp("gpu-operator", &[]),
+            None,
             Some(Path::new("/b/01-x/values.yaml")),
             Duration::from_secs(90),
             Some(Path::new("/k")),
@@ -742,11 +778,56 @@ mod tests {
         );
         let mut oci = comp("kai", &[]);
         oci.source = Some("oci://127.0.0.1:5000/charts".into());
-        let args = helm::install_args(&oci, None, Duration::from_secs(9), None, true);
+        let args = helm::install_args(&oci, None, None, Duration::from_secs(9), None, true);
         assert_eq!(
             args.join(" "),
             "upgrade --install kai oci://127.0.0.1:5000/charts/chart --version 1.0.0 \
              --namespace ns --create-namespace --plain-http --timeout 9s"
+        );
+        // A vendored chart: the archive, no repository, version or registry option.
+        oci.chart_archive = Some("charts/chart-1.0.0.tgz".into());
+        let args = helm::install_args(
+            &oci,
+            Some(Path::new("/b/charts/chart-1.0.0.tgz")),
+            None,
+            Duration::from_secs(9),
+            None,
+            true,
+        );
+        assert_eq!(
+            args.join(" "),
+            "upgrade --install kai /b/charts/chart-1.0.0.tgz \
+             --namespace ns --create-namespace --timeout 9s"
+        );
+    }
+
+    #[test]
+    fn only_helm_and_helmfile_bundles_are_deployed() {
+        let manifest = |deployer| BundleManifest {
+            api_version: "aiconform.dev/v1alpha1".into(),
+            kind: "Bundle".into(),
+            tool_version: "0".into(),
+            deployer,
+            serial: false,
+            recipe: crate::bundle::RecipeRef {
+                name: "r".into(),
+                digest: "sha256:0".into(),
+                criteria: Default::default(),
+            },
+            placement: Default::default(),
+            components: vec![],
+            files: vec![],
+        };
+        for d in Deployer::ALL {
+            let r = check_deployer(&manifest(d), "./b");
+            assert_eq!(r.is_ok(), !d.reads_git(), "{d}");
+        }
+        let e = check_deployer(&manifest(Deployer::Flux), "./b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("bundle ./b is rendered for --deployer flux, which `aiconform deploy` does not install: push it to Git, `kubectl apply -f flux/source.yaml`"),
+            "{e}"
         );
     }
 

@@ -5,9 +5,11 @@
 //! section). Cases that evaluate every node add one result per node
 //! (`node-health/xid[gpu-1]`) to JUnit and CTRF.
 //!
-//! Renderers are pure functions of a [`RunReport`]; [`write_all`] is the only I/O. Reports
+//! Renderers are pure functions of a [`RunReport`]; [`write_all`] is the only I/O, done when
+//! the run finishes by [`ReportFiles`] (a reader of the run's events, as the console is). Reports
 //! carry case ids, statuses, durations and messages — never recipe component values.
 
+pub mod console;
 pub mod ctrf;
 pub mod html;
 pub mod junit;
@@ -20,7 +22,9 @@ pub mod verdict;
 
 use std::path::{Path, PathBuf};
 
-use crate::runner::RunReport;
+use std::sync::Mutex;
+
+use crate::runner::{EventSink, RunEvent, RunReport};
 
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const CTRF_FILE: &str = "ctrf.json";
@@ -70,4 +74,36 @@ pub fn write_all(dir: &Path, report: &RunReport) -> Result<Vec<PathBuf>, ReportE
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes every report into a directory when the run finishes.
+pub struct ReportFiles {
+    dir: PathBuf,
+    written: Mutex<Option<Result<Vec<PathBuf>, ReportError>>>,
+}
+
+impl ReportFiles {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ReportFiles {
+            dir: dir.into(),
+            written: Mutex::new(None),
+        }
+    }
+
+    /// The files written, or why they could not be; none when the run never finished.
+    pub fn finish(self) -> Result<Vec<PathBuf>, ReportError> {
+        self.written
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+}
+
+impl EventSink for ReportFiles {
+    fn event(&self, event: &RunEvent<'_>) {
+        if let RunEvent::RunFinished { report } = event {
+            *self.written.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(write_all(&self.dir, report));
+        }
+    }
 }

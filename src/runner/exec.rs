@@ -1,18 +1,20 @@
-//! Executing a plan: one libtest-mimic run per phase (so the CLI and the `cargo test`
-//! harness share the engine), each trial blocking on a shared tokio runtime. Per-case
-//! timeouts, retries for flaky cases, a namespace per case removed whatever happens, phase
-//! gating, `--fail-fast` and Ctrl-C handling live here.
+//! Executing a plan: phase by phase, the cases of a phase run concurrently (up to
+//! `parallel`) on a shared tokio runtime. Per-case timeouts, retries for flaky cases, a
+//! namespace per case removed whatever happens, phase gating and `--fail-fast` live here.
+//! What happens is told to an [`EventSink`] as it happens; the caller prints, writes
+//! reports, owns Ctrl-C (through an [`Interrupter`]) and the exit code.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use futures::StreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::audit::{self, AuditLog};
 use super::case::{CaseContext, CaseFn, CaseSpec, MetricsSink, Outcome};
+use super::event::{EventSink, RunEvent};
 use super::namespace;
 use super::plan::Plan;
 use super::policy;
@@ -32,6 +34,8 @@ pub type Resolver = Arc<dyn Fn(&str) -> Option<CaseFn> + Send + Sync>;
 pub struct RunEnv {
     /// `None`: no cluster; cluster cases skip with the reason.
     pub client: Option<kube::Client>,
+    /// The cluster's Kubernetes version (`gitVersion`), recorded in the reports.
+    pub cluster_version: Option<String>,
     pub recipe: Arc<Recipe>,
     pub snapshot: Option<Arc<Snapshot>>,
     pub resolver: Resolver,
@@ -44,19 +48,6 @@ pub struct RunOptions {
     pub parallel: usize,
     /// Run later phases even when readiness or deployment failed.
     pub keep_going: bool,
-    /// libtest-mimic arguments (the harness passes the command line's); `None` builds them
-    /// from `parallel`.
-    pub harness_args: Option<Arguments>,
-    /// Stop on Ctrl-C (clean up, mark unfinished cases). Off in unit tests.
-    pub handle_ctrl_c: bool,
-    /// Phases whose trials are marked ignored: libtest-mimic runs them only with
-    /// `--ignored` / `--include-ignored` (the cargo test harness uses this for cluster phases);
-    /// cases it does not run are left out of the report.
-    pub ignored_phases: Vec<super::case::Phase>,
-    /// Write libtest-mimic's per-case progress to this file instead of stdout, and print no
-    /// phase headers or summary. In-process tests use it so their own test output carries no
-    /// nested `test result:` lines; `validate` so stdout holds only its table or JSON.
-    pub console_log: Option<String>,
     /// The AI conformance checklist cases report against. A case whose requirement the
     /// checklist does not list, or that the user declared not applicable, is reported
     /// skipped with that reason and not run. `None`: cases run without a level.
@@ -64,6 +55,9 @@ pub struct RunOptions {
     /// Stop the run at the first failed case (later cases are reported skipped), and let
     /// cases that evaluate many nodes stop at the first bad node.
     pub fail_fast: bool,
+    /// An attempt running this long is reported slow ([`RunEvent::CaseSlow`]), and again
+    /// each time as long again has passed.
+    pub slow_after: Duration,
 }
 
 impl Default for RunOptions {
@@ -71,12 +65,9 @@ impl Default for RunOptions {
         RunOptions {
             parallel: 1,
             keep_going: false,
-            harness_args: None,
-            handle_ctrl_c: false,
-            ignored_phases: Vec::new(),
-            console_log: None,
             conformance: None,
             fail_fast: false,
+            slow_after: Duration::from_secs(60),
         }
     }
 }
@@ -146,9 +137,11 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+const NOT_STARTED: &str = "not started: the run was interrupted";
+
 impl Runner {
     /// `handle` must belong to a multi-threaded runtime that outlives the run; `execute`
-    /// must be called outside of it (trials block on it).
+    /// must be called outside of it (it blocks on it).
     pub fn new(handle: Handle, env: RunEnv, opts: RunOptions) -> Self {
         let (cancel_tx, cancel) = watch::channel(false);
         let run_id = format!("{}-{}", now_ms(), crate::name::random_suffix(6));
@@ -174,48 +167,20 @@ impl Runner {
         &self.shared.run_id
     }
 
+    /// Stops this run from another thread or task: running cases are cancelled and their
+    /// namespaces deleted, cases not started are reported interrupted.
     pub fn interrupter(&self) -> Interrupter {
         Interrupter(self.cancel_tx.clone())
     }
 
-    fn args(&self) -> Arguments {
-        let mut args = self.opts.harness_args.clone().unwrap_or_else(|| Arguments {
-            test_threads: Some(self.opts.parallel.max(1)),
-            ..Arguments::default()
-        });
-        if self.opts.console_log.is_some() {
-            args.logfile.clone_from(&self.opts.console_log);
-        }
-        args
-    }
-
-    /// Run every case of the plan, phase by phase, and collect the results. Prints
-    /// libtest-style progress and a summary line to stdout.
-    pub fn execute(&self, plan: &Plan) -> RunReport {
+    /// Run every case of the plan, phase by phase, telling `sink` what happens, and
+    /// return the results.
+    pub fn execute(&self, plan: &Plan, sink: &dyn EventSink) -> RunReport {
         let started_ms = now_ms();
-        let ctrl_c = self.opts.handle_ctrl_c.then(|| {
-            let tx = self.cancel_tx.clone();
-            self.handle.spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!(
-                        "\ninterrupted: stopping running cases and deleting their namespaces (Ctrl-C again to quit at once)"
-                    );
-                    tx.send_replace(true);
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        eprintln!(
-                            "interrupted twice: quitting without cleanup; delete leftovers with kubectl delete ns -l {}={}",
-                            namespace::MANAGED_BY_LABEL,
-                            namespace::MANAGED_BY
-                        );
-                        std::process::exit(130);
-                    }
-                }
-            })
+        sink.event(&RunEvent::RunStarted {
+            run_id: &self.shared.run_id,
+            cases: plan.cases.len(),
         });
-        let args = self.args();
-        // `--list` output is parsed by tools (cargo nextest): print nothing of our own; with
-        // the per-case lines going to a file, neither do the phase headers and summary.
-        let chatty = !args.list && self.opts.console_log.is_none();
         let mut results: Vec<CaseResult> = Vec::new();
         let mut gate: Option<String> = None;
         for phase in plan.phases() {
@@ -225,132 +190,124 @@ impl Runner {
                 .filter(|c| c.phase == phase)
                 .cloned()
                 .collect();
-            if let Some(reason) = &gate {
-                if chatty {
-                    println!("\nskipping {phase} ({} cases): {reason}", cases.len());
+            let not_run = match &gate {
+                Some(reason) => Some((Status::Skipped, reason.clone())),
+                None if self.shared.cancelled() => {
+                    Some((Status::Interrupted, NOT_STARTED.to_string()))
                 }
-                results.extend(
-                    cases
-                        .into_iter()
-                        .map(|c| CaseResult::not_run(c, Status::Skipped, reason.clone())),
-                );
+                None => None,
+            };
+            if let Some((status, reason)) = not_run {
+                sink.event(&RunEvent::PhaseSkipped {
+                    phase,
+                    cases: cases.len(),
+                    reason: &reason,
+                });
+                for c in cases {
+                    let r = CaseResult::not_run(c, status, reason.clone());
+                    sink.event(&RunEvent::CaseFinished { result: &r });
+                    results.push(r);
+                }
                 continue;
             }
-            if self.shared.cancelled() {
-                results.extend(cases.into_iter().map(|c| {
-                    CaseResult::not_run(
-                        c,
-                        Status::Interrupted,
-                        "not started: the run was interrupted",
-                    )
-                }));
-                continue;
-            }
-            if chatty {
-                println!("\n== {phase}: {} cases ==", cases.len());
-            }
-            let store: Arc<Mutex<BTreeMap<String, CaseResult>>> = Arc::default();
-            let trials: Vec<Trial> = cases
-                .iter()
-                .map(|spec| {
-                    let spec = spec.clone();
-                    let shared = self.shared.clone();
-                    let handle = self.handle.clone();
-                    let store = store.clone();
-                    let ignored = self.opts.ignored_phases.contains(&spec.phase);
-                    Trial::ignorable_test(spec.id.clone(), move || {
-                        let r = handle.block_on(run_case(shared.clone(), spec));
-                        shared.note_result(&r);
-                        let completion = completion(&r);
-                        store
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(r.spec.id.clone(), r);
-                        completion
-                    })
-                    .with_ignored_flag(ignored)
-                })
-                .collect();
-            let _conclusion = libtest_mimic::run(&args, trials);
-            let mut store = std::mem::take(&mut *store.lock().unwrap_or_else(|e| e.into_inner()));
-            // Cases the harness filtered out (cargo test filters, --list) have no result.
-            let phase_results: Vec<CaseResult> =
-                cases.iter().filter_map(|c| store.remove(&c.id)).collect();
+            sink.event(&RunEvent::PhaseStarted {
+                phase,
+                cases: &cases,
+            });
+            let started = Instant::now();
+            let phase_results = self.run_phase(&cases, sink);
+            sink.event(&RunEvent::PhaseFinished {
+                phase,
+                results: &phase_results,
+                elapsed: started.elapsed(),
+            });
             if !self.opts.keep_going {
                 let refs: Vec<&CaseResult> = phase_results.iter().collect();
                 gate = policy::gate_reason(phase, &refs);
             }
             results.extend(phase_results);
         }
-        if let Some(client) = &self.shared.env.client {
-            let sweep = self.handle.block_on(async {
-                tokio::time::timeout(
-                    CLEANUP_TIMEOUT,
-                    namespace::sweep(client, &self.shared.run_id),
-                )
-                .await
-            });
-            match sweep.unwrap_or_else(|_| Err(kube::Error::Service("timed out".into()))) {
-                Ok(left) if !left.is_empty() => self.shared.warn(format!(
-                    "deleted namespaces left behind by cases: {}",
-                    left.join(", ")
-                )),
-                Ok(_) => {}
-                Err(e) => self.shared.warn(format!(
-                    "could not list this run's namespaces (label {}={}) to clean up: {e}; delete them with kubectl delete ns -l {}={}",
-                    namespace::RUN_LABEL,
-                    self.shared.run_id,
-                    namespace::MANAGED_BY_LABEL,
-                    namespace::MANAGED_BY
-                )),
-            }
-        }
-        if let Some(task) = ctrl_c {
-            task.abort();
+        self.sweep();
+        let warnings = self
+            .shared
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for w in &warnings {
+            sink.event(&RunEvent::Warning { message: w });
         }
         let report = RunReport {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: self.shared.run_id.clone(),
             conformance: self.shared.conformance.clone(),
-            cluster_version: None,
+            cluster_version: self.shared.env.cluster_version.clone(),
             recipe: self.shared.env.recipe.metadata.name.clone(),
             started_ms,
             finished_ms: now_ms(),
             results,
             metrics: self.shared.metrics.snapshot(),
             interrupted: self.shared.cancelled(),
-            warnings: self
-                .shared
-                .warnings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            warnings,
         };
-        for w in &report.warnings {
-            eprintln!("warning: {w}");
-        }
-        if chatty {
-            println!("\naiconform: {}", report.summary());
-        }
+        sink.event(&RunEvent::RunFinished { report: &report });
         report
     }
-}
 
-fn completion(r: &CaseResult) -> Result<Completion, Failed> {
-    match r.status {
-        Status::Passed => Ok(Completion::Completed),
-        Status::Skipped | Status::Interrupted => Ok(Completion::ignored_with(&r.message)),
-        Status::Failed => Err(Failed::from(r.message.as_str())),
+    /// The cases of one phase, up to `parallel` at once, results in plan order.
+    fn run_phase(&self, cases: &[Arc<CaseSpec>], sink: &dyn EventSink) -> Vec<CaseResult> {
+        let slow_after = self.opts.slow_after;
+        let runs = futures::stream::iter(cases.iter().cloned())
+            .map(|spec| run_case(&self.shared, spec, sink, slow_after))
+            .buffer_unordered(self.opts.parallel.max(1));
+        let mut done: BTreeMap<String, CaseResult> = self.handle.block_on(
+            runs.map(|r| {
+                self.shared.note_result(&r);
+                sink.event(&RunEvent::CaseFinished { result: &r });
+                (r.spec.id.clone(), r)
+            })
+            .collect(),
+        );
+        cases.iter().filter_map(|c| done.remove(&c.id)).collect()
+    }
+
+    /// Delete whatever namespaces of this run are left, warning about each.
+    fn sweep(&self) {
+        let Some(client) = &self.shared.env.client else {
+            return;
+        };
+        let sweep = self.handle.block_on(async {
+            tokio::time::timeout(
+                CLEANUP_TIMEOUT,
+                namespace::sweep(client, &self.shared.run_id),
+            )
+            .await
+        });
+        match sweep.unwrap_or_else(|_| Err(kube::Error::Service("timed out".into()))) {
+            Ok(left) if !left.is_empty() => self.shared.warn(format!(
+                "deleted namespaces left behind by cases: {}",
+                left.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => self.shared.warn(format!(
+                "could not list this run's namespaces (label {}={}) to clean up: {e}; delete them with kubectl delete ns -l {}={}",
+                namespace::RUN_LABEL,
+                self.shared.run_id,
+                namespace::MANAGED_BY_LABEL,
+                namespace::MANAGED_BY
+            )),
+        }
     }
 }
 
-async fn run_case(shared: Arc<Shared>, spec: Arc<CaseSpec>) -> CaseResult {
+async fn run_case(
+    shared: &Shared,
+    spec: Arc<CaseSpec>,
+    sink: &dyn EventSink,
+    slow_after: Duration,
+) -> CaseResult {
     if shared.cancelled() {
-        return CaseResult::not_run(
-            spec,
-            Status::Interrupted,
-            "not started: the run was interrupted",
-        );
+        return CaseResult::not_run(spec, Status::Interrupted, NOT_STARTED);
     }
     if let Some(reason) = shared.stopped() {
         return CaseResult::not_run(spec, Status::Skipped, reason);
@@ -370,14 +327,24 @@ async fn run_case(shared: Arc<Shared>, spec: Arc<CaseSpec>) -> CaseResult {
             vec![Attempt::failed(Failure::Error, message, Duration::ZERO)],
         );
     };
+    sink.event(&RunEvent::CaseStarted { spec: &spec });
     let log = AuditLog::default();
     let mut attempts = Vec::new();
+    let of = policy::max_attempts(&spec);
     for n in 1.. {
-        let a = run_attempt(&shared, &spec, f, &log).await;
+        let a = run_attempt(shared, &spec, f, &log, sink, slow_after).await;
         let status = a.status;
         attempts.push(a);
         if !policy::should_retry(&spec, n, status) || shared.cancelled() {
             break;
+        }
+        if let Some(last) = attempts.last() {
+            sink.event(&RunEvent::CaseRetrying {
+                spec: &spec,
+                attempt: n,
+                of,
+                last,
+            });
         }
     }
     let mut result = CaseResult::from_attempts(spec, attempts);
@@ -396,7 +363,14 @@ fn panic_text(e: tokio::task::JoinError) -> String {
         .unwrap_or_else(|| "unknown panic payload".into())
 }
 
-async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &AuditLog) -> Attempt {
+async fn run_attempt(
+    shared: &Shared,
+    spec: &Arc<CaseSpec>,
+    f: CaseFn,
+    log: &AuditLog,
+    sink: &dyn EventSink,
+    slow_after: Duration,
+) -> Attempt {
     let start = Instant::now();
     let mut ns = None;
     if spec.needs_namespace {
@@ -437,7 +411,21 @@ async fn run_attempt(shared: &Shared, spec: &Arc<CaseSpec>, f: CaseFn, log: &Aud
             std::future::pending::<()>().await;
         }
     };
+    let slow = async {
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + slow_after,
+            slow_after.max(Duration::from_millis(1)),
+        );
+        loop {
+            ticks.tick().await;
+            sink.event(&RunEvent::CaseSlow {
+                spec,
+                elapsed: start.elapsed(),
+            });
+        }
+    };
     let mut attempt = tokio::select! {
+        _ = slow => unreachable!("the slow reporter never ends"),
         r = tokio::time::timeout(spec.timeout, &mut task) => match r {
             Err(_) => {
                 task.abort();

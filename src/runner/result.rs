@@ -158,6 +158,48 @@ impl CaseResult {
     }
 }
 
+/// How a case ended, as reporters tell it: the status with the kind of failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseOutcome {
+    Pass,
+    /// The case judged the cluster wanting.
+    Fail,
+    /// The case returned an error (an API call failed, bad input).
+    Error,
+    Panic,
+    Timeout,
+    Skip {
+        reason: String,
+    },
+    Interrupted,
+}
+
+impl CaseOutcome {
+    /// A failed attempt's outcome by its failure kind (an assertion when unknown).
+    pub fn of_failure(failure: Option<Failure>) -> Self {
+        match failure {
+            Some(Failure::Error) => CaseOutcome::Error,
+            Some(Failure::Panic) => CaseOutcome::Panic,
+            Some(Failure::Timeout) => CaseOutcome::Timeout,
+            Some(Failure::Assertion) | None => CaseOutcome::Fail,
+        }
+    }
+}
+
+impl CaseResult {
+    /// The typed outcome: the status, and for a failure how its last attempt ended.
+    pub fn outcome(&self) -> CaseOutcome {
+        match self.status {
+            Status::Passed => CaseOutcome::Pass,
+            Status::Skipped => CaseOutcome::Skip {
+                reason: self.message.clone(),
+            },
+            Status::Interrupted => CaseOutcome::Interrupted,
+            Status::Failed => CaseOutcome::of_failure(self.attempts.last().and_then(|a| a.failure)),
+        }
+    }
+}
+
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {

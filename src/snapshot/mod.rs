@@ -339,7 +339,7 @@ pub struct TakeOptions {
 pub async fn take(
     client: &kube::Client,
     opts: &TakeOptions,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: job::ProgressFn<'_>,
 ) -> Result<(Snapshot, Vec<String>), SnapshotError> {
     let (mut facts, targets) = cluster::collect(client, opts.node_selector.as_deref()).await?;
     let mut warnings = facts.notes.clone();

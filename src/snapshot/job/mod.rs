@@ -58,8 +58,11 @@ use super::model::{AgentOutcome, AgentReport};
 mod agent_pod;
 mod cleanup;
 mod placement;
+mod progress;
 mod rbac;
 mod transport;
+
+pub use progress::{AgentProgress, ProgressFn};
 
 pub use agent_pod::*;
 pub use cleanup::*;
@@ -192,7 +195,7 @@ pub async fn run_agents(
     client: &kube::Client,
     targets: &[AgentTarget],
     opts: &AgentJobOptions,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: ProgressFn<'_>,
 ) -> Result<AgentRun, SnapshotError> {
     let mut outcomes = BTreeMap::new();
     let mut run: Vec<&str> = Vec::new();
@@ -220,23 +223,23 @@ pub async fn run_agents(
         )
         .await
         .map_err(api_error(format!("creating namespace {namespace}")))?;
-    progress(&format!(
-        "running the agent on {} node(s) in namespace {namespace}",
-        run.len()
-    ));
+    progress(AgentProgress::Started {
+        nodes: run.len(),
+        namespace: &namespace,
+    });
     let work = run_in_namespace(client, &namespace, &run, opts, progress);
     let result = tokio::select! {
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(SnapshotError::Interrupted { namespace: namespace.clone() }),
     };
-    progress(&format!(
-        "deleting namespace {namespace} and the agent pods still running in it"
-    ));
+    progress(AgentProgress::CleaningUp {
+        namespace: &namespace,
+    });
     let cleanup_warning = clean_up(client, &namespace, opts.cleanup_timeout)
         .await
         .err();
     if let Some(w) = &cleanup_warning {
-        progress(&format!("warning: {w}"));
+        progress(AgentProgress::CleanupFailed { warning: w });
     }
     result.map(|found| {
         outcomes.extend(found);
@@ -330,7 +333,7 @@ async fn run_in_namespace(
     namespace: &str,
     nodes: &[&str],
     opts: &AgentJobOptions,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: ProgressFn<'_>,
 ) -> Result<BTreeMap<String, AgentOutcome>, SnapshotError> {
     let pp = PostParams::default();
     Api::<ServiceAccount>::namespaced(client.clone(), namespace)
@@ -426,11 +429,10 @@ async fn run_in_namespace(
                     .or_insert(AgentOutcome::Unavailable { reason });
             }
             Event::CreationsDone => {
-                progress(&format!(
-                    "agent pods created; agents done: {}/{}",
-                    done.len(),
-                    nodes.len()
-                ));
+                progress(AgentProgress::Created {
+                    done: done.len(),
+                    total: nodes.len(),
+                });
             }
             Event::Report(cm) => {
                 let Some(i) = index_of(cm.metadata.name.as_deref(), nodes.len()) else {
@@ -476,7 +478,10 @@ async fn run_in_namespace(
         let tenths = done.len() * 10 / nodes.len();
         if tenths > reported_tenths && done.len() < nodes.len() {
             reported_tenths = tenths;
-            progress(&format!("agents done: {}/{}", done.len(), nodes.len()));
+            progress(AgentProgress::Reported {
+                done: done.len(),
+                total: nodes.len(),
+            });
         }
     }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"aiconform.dev/testcluster/internal/cluster"
+	"aiconform.dev/testcluster/internal/podruntime"
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/sim"
 	"aiconform.dev/testcluster/internal/standin/autoscaler"
@@ -27,15 +28,15 @@ import (
 )
 
 func main() {
-	for _, t := range sim.FakeTools {
+	for _, t := range podruntime.FakeTools {
 		if filepath.Base(os.Args[0]) == t {
-			// Standing in for a driver utility inside a container (see sim.FakeTool).
-			os.Exit(sim.FakeTool(t, os.Args[1:], os.Stdout, os.Stderr))
+			// Standing in for a driver utility inside a container (see podruntime.FakeTool).
+			os.Exit(podruntime.FakeTool(t, os.Args[1:], os.Stdout, os.Stderr))
 		}
 	}
-	if len(os.Args) > 1 && os.Args[1] == sim.SandboxInitArg {
-		// PID 1 of a sandboxed container (see sim.SandboxInit).
-		os.Exit(sim.SandboxInit(os.Args[2:]))
+	if len(os.Args) > 1 && os.Args[1] == podruntime.SandboxInitArg {
+		// PID 1 of a sandboxed container (see podruntime.SandboxInit).
+		os.Exit(podruntime.SandboxInit(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }
@@ -61,17 +62,17 @@ func setGCPercent(gpuNodes int) {
 // runImages collects repeated --run-image REPOSITORY=BINARY[,user=UID[:GID]] flags.
 type runImages struct {
 	binaries map[string]string
-	users    map[string]sim.ImageUser
+	users    map[string]podruntime.ImageUser
 }
 
 func (r runImages) String() string { return fmt.Sprint(r.binaries) }
 func (r runImages) Set(v string) error {
-	repo, bin, user, err := sim.ParseRunImage(v)
+	repo, bin, user, err := podruntime.ParseRunImage(v)
 	if err != nil {
 		return err
 	}
 	r.binaries[repo] = bin
-	if user != (sim.ImageUser{}) {
+	if user != (podruntime.ImageUser{}) {
 		r.users[repo] = user
 	}
 	return nil
@@ -109,7 +110,7 @@ func run(args []string) int {
 		realNodeBins  = fs.String("real-node-bin-dir", "", "directory with kubelet and pause-image.tar (default: this executable's directory)")
 		archives      stringList
 		runConc       = fs.Int("run-concurrency", 0, "processes of --run-image containers starting at once (default 8 x CPUs, at least 32)")
-		images        = runImages{binaries: map[string]string{}, users: map[string]sim.ImageUser{}}
+		images        = runImages{binaries: map[string]string{}, users: map[string]podruntime.ImageUser{}}
 	)
 	leakyDevices := fs.Bool("leaky-device-isolation", false, "fault: every --run-image container sees every GPU device of its node, allocated or not")
 	sliceReplicas := fs.Int("gpu-time-slicing-replicas", 4, "advertise every GPU this many times as nvidia.com/gpu.shared (time-slicing; below 2: off)")
@@ -188,7 +189,7 @@ func run(args []string) int {
 		DriverVersionSkew:    *driverSkew,
 		NodeFaults:           nodeFaults,
 		VGPU:                 sim.VGPU{PerGPU: *vgpuPerGPU, Leaky: *vgpuLeaky},
-		NICs:                 sim.NICOptions{NoSecondaryInterface: *nicNoSecondary},
+		NICs:                 podruntime.NICOptions{NoSecondaryInterface: *nicNoSecondary},
 		PodNetns:             *podNetns,
 		DCGMExporter:         dcgmexporter.Options{Frozen: *expFrozen},
 		Monitoring:           prometheus.Options{NoScrape: *monNoScrape},
@@ -205,11 +206,11 @@ func run(args []string) int {
 }
 
 // nodeFaultFlags collects repeated --node-fault NODE=FAULT flags.
-type nodeFaultFlags map[string][]sim.NodeFault
+type nodeFaultFlags map[string][]podruntime.NodeFault
 
-func (f nodeFaultFlags) String() string { return fmt.Sprint(map[string][]sim.NodeFault(f)) }
+func (f nodeFaultFlags) String() string { return fmt.Sprint(map[string][]podruntime.NodeFault(f)) }
 func (f nodeFaultFlags) Set(v string) error {
-	node, fault, err := sim.ParseNodeFault(v)
+	node, fault, err := podruntime.ParseNodeFault(v)
 	if err != nil {
 		return err
 	}

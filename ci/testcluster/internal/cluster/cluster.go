@@ -32,6 +32,7 @@ import (
 	"aiconform.dev/testcluster/internal/clusterip"
 	"aiconform.dev/testcluster/internal/coscheduling"
 	"aiconform.dev/testcluster/internal/pki"
+	"aiconform.dev/testcluster/internal/podruntime"
 	"aiconform.dev/testcluster/internal/profile"
 	"aiconform.dev/testcluster/internal/realnode"
 	"aiconform.dev/testcluster/internal/servicenet"
@@ -87,11 +88,11 @@ type Options struct {
 	// GPUPool sizes the autoscaled GPU node pool (Max 0: none).
 	GPUPool autoscaler.PoolOptions
 	// RunImages maps image repositories to host binaries the simulated
-	// nodes run as processes (see sim.Runtime).
+	// nodes run as processes (see podruntime.Runtime).
 	RunImages      map[string]string
 	RunConcurrency int
 	// ImageUsers are the USER of mapped images that do not run as root.
-	ImageUsers map[string]sim.ImageUser
+	ImageUsers map[string]podruntime.ImageUser
 	// NoHPAController runs kube-controller-manager without the
 	// HorizontalPodAutoscaler controller (fault).
 	NoHPAController bool
@@ -106,9 +107,9 @@ type Options struct {
 	// DriverVersionSkew: GPU nodes run another driver than they report (fault).
 	DriverVersionSkew bool
 	// NodeFaults: hardware faults of simulated GPU nodes, by node name.
-	NodeFaults map[string][]sim.NodeFault
+	NodeFaults map[string][]podruntime.NodeFault
 	// NICs: the DRA NIC driver stand-in (dra.net) on some GPU nodes.
-	NICs sim.NICOptions
+	NICs podruntime.NICOptions
 	// PodNetns: a network namespace per process-runtime pod (see sim.Simulator.EnablePodNetns).
 	PodNetns bool
 	// UpstreamDir is a ci/upstream/build.sh output: real upstream components
@@ -146,11 +147,11 @@ func (o *Options) upstreamStack() ([]upstream.Component, error) {
 		o.RunImages = map[string]string{}
 	}
 	if o.ImageUsers == nil {
-		o.ImageUsers = map[string]sim.ImageUser{}
+		o.ImageUsers = map[string]podruntime.ImageUser{}
 	}
 	for _, im := range images {
 		o.RunImages[im.Repository] = im.Binary
-		if im.User != (sim.ImageUser{}) {
+		if im.User != (podruntime.ImageUser{}) {
 			o.ImageUsers[im.Repository] = im.User
 		}
 	}
@@ -512,7 +513,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		if err != nil {
 			return err
 		}
-		rt, err := sim.NewRuntime(sim.RuntimeOptions{Images: o.RunImages, ImageUsers: o.ImageUsers, Concurrency: o.RunConcurrency,
+		rt, err := podruntime.NewRuntime(podruntime.RuntimeOptions{Images: o.RunImages, ImageUsers: o.ImageUsers, Concurrency: o.RunConcurrency,
 			Dir: filepath.Join(dataDir, "runtime"), Server: server, CAData: ca, LeakyDeviceIsolation: o.LeakyDeviceIsolation,
 			DriverVersionSkew: o.DriverVersionSkew, PodNetns: o.PodNetns, SandboxLeaky: o.SandboxLeaky,
 			NodeFaults: o.NodeFaults, Tools: toolsBinary()})
@@ -547,7 +548,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		if err := podnet.AddLocalRoute(ctx, serviceCIDR); err != nil {
 			return fmt.Errorf("service network in the podnet namespace: %w", err)
 		}
-		simulator.SetClusterDNS(sim.ClusterDNS{Nameserver: dnsIP.String(), Domain: clusterDomain})
+		simulator.SetClusterDNS(podruntime.ClusterDNS{Nameserver: dnsIP.String(), Domain: clusterDomain})
 		lbPool = servicenet.NewAddressPool(simulator.LoadBalancerAddress)
 	}
 	burst, hasBurst := autoscaler.BurstPool(prof)
@@ -587,7 +588,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	if err := simulator.SandboxAvailable(); err != nil {
 		o.progress("no sandboxed RuntimeClass: %v", err)
-	} else if err := step("creating RuntimeClass "+sim.SandboxRuntimeClass+" (handler "+sim.SandboxHandler+")", simulator.EnsureSandboxRuntimeClass); err != nil {
+	} else if err := step("creating RuntimeClass "+podruntime.SandboxRuntimeClass+" (handler "+podruntime.SandboxHandler+")", simulator.EnsureSandboxRuntimeClass); err != nil {
 		return err
 	}
 	if err := step("creating DeviceClass", simulator.EnsureDeviceClass); err != nil {

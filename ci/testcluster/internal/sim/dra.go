@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
 const (
@@ -78,7 +80,7 @@ func (s *Simulator) resourceSliceFor(n *node, owner *corev1.Node) *resourcev1.Re
 	for i := 0; i < g.Count; i++ {
 		attrs := map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{
 			"type":        strAttr("gpu"),
-			"uuid":        strAttr(gpuUUID(n.name, i)),
+			"uuid":        strAttr(podruntime.GPUUUID(n.name, i)),
 			"index":       {IntValue: ptr.To(int64(i))},
 			"minor":       {IntValue: ptr.To(int64(i))},
 			"productName": strAttr(firstNonEmpty(g.ProductName, g.Product)),

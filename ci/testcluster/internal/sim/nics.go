@@ -3,19 +3,15 @@ package sim
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
 // A DRA NIC driver in the manner of DRANET (driver dra.net): some GPU nodes
@@ -30,55 +26,15 @@ import (
 // NICs really exchange traffic over them (and eth0 ends are on a separate
 // bridge there). Everything lives in unnamed namespaces held by this
 // process: nothing is left behind on exit or after SIGKILL, and the host's
-// interfaces, routes and firewall are not touched.
+// interfaces, routes and firewall are not touched. The simulator publishes
+// the NICs; the process runtime prepares them (internal/podruntime).
 
 const (
-	// NICDriverName is the DRA driver of the simulated NICs (DRANET's name).
-	NICDriverName = "dra.net"
-	// NICDeviceClassName selects every device of NICDriverName.
+	// NICDeviceClassName selects every device of podruntime.NICDriverName.
 	NICDeviceClassName = "dranet"
-	// nicsPerNode NICs on each NIC node: two per NUMA node.
-	nicsPerNode = 4
 	// maxNICNodes bounds the NIC nodes (even-indexed nodes of the first GPU pool).
 	maxNICNodes = 16
-	// nicPrefixLen is the prefix of NIC addresses (100.64.0.0/16, only
-	// routed inside pod namespaces and the fabric).
-	nicPrefixLen = 16
 )
-
-// NICOptions configure the NIC driver stand-in.
-type NICOptions struct {
-	// NoSecondaryInterface: slices are published, claims allocated and their
-	// networkData written, but pods get no interface for their NICs (fault).
-	NoSecondaryInterface bool
-}
-
-// nicDevice is one simulated NIC.
-type nicDevice struct {
-	Name       string // DRA device name (= interface name)
-	IfName     string
-	PCIAddress string
-	NUMA       int
-	MAC        string
-	IP         string // without prefix
-}
-
-// nicDevices are the NICs of the NIC node with the given ordinal.
-func nicDevices(ordinal int) []nicDevice {
-	var out []nicDevice
-	for i := 0; i < nicsPerNode; i++ {
-		name := fmt.Sprintf("ens%df0np0", i+1)
-		out = append(out, nicDevice{
-			Name:       name,
-			IfName:     name,
-			PCIAddress: fmt.Sprintf("0000:%02x:00.0", 0x1a+0x20*i),
-			NUMA:       i * 2 / nicsPerNode,
-			MAC:        fmt.Sprintf("02:64:00:%02x:%02x:01", ordinal, i),
-			IP:         fmt.Sprintf("100.64.%d.%d", ordinal, i+1),
-		})
-	}
-	return out
-}
 
 // nicNodes picks the NIC nodes: the even-indexed nodes (gpu-0, gpu-2, ...)
 // of the first pool with GPUs, at most maxNICNodes; value = ordinal.
@@ -99,91 +55,64 @@ func nicNodes(order []*node) map[string]int {
 	return out
 }
 
-// nicDriver is the running stand-in.
-type nicDriver struct {
-	opts   NICOptions
-	fabric *netns
-	nodes  map[string]int
-
-	mu  sync.Mutex
-	seq int
-}
-
-// EnableNICs starts the NIC driver stand-in: it needs root (network
-// namespaces) and `ip`. It returns why not otherwise; then no NIC is
-// published. Call before RunPods; CloseNICs releases the fabric.
-func (s *Simulator) EnableNICs(ctx context.Context, o NICOptions) error {
+// EnableNICs starts the NIC driver stand-in: it needs a process runtime,
+// root (network namespaces) and `ip`. It returns why not otherwise; then no
+// NIC is published. Call before RunPods; CloseNICs releases the fabric.
+func (s *Simulator) EnableNICs(ctx context.Context, o podruntime.NICOptions) error {
 	if s.rt == nil {
 		return fmt.Errorf("no process runtime (--run-image)")
 	}
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return fmt.Errorf("no ip command: %w", err)
-	}
-	fabric, err := newNetns()
-	if err != nil {
+	nodes := nicNodes(s.order)
+	if err := s.rt.EnableNICs(ctx, o, nodes); err != nil {
 		return err
 	}
-	if err := fabric.ipBatch(ctx, []string{
-		"link set lo up",
-		"link add fabric type bridge", "link set fabric up",
-		"link add pods type bridge", "link set pods up",
-	}); err != nil {
-		fabric.Close()
-		return err
-	}
-	s.nics = &nicDriver{opts: o, fabric: fabric, nodes: nicNodes(s.order)}
+	s.nicNodes = nodes
 	return nil
 }
 
 // CloseNICs releases the fabric namespace (pods' NIC interfaces go with it).
 func (s *Simulator) CloseNICs() {
-	if s.nics != nil {
-		s.nics.fabric.Close()
+	if s.rt != nil {
+		s.rt.CloseNICs()
 	}
 }
 
 // NICNodeCount is the number of nodes publishing NICs (0 when off).
 func (s *Simulator) NICNodeCount() int {
-	if s.nics == nil {
-		return 0
-	}
-	return len(s.nics.nodes)
+	return len(s.nicNodes)
 }
 
 // nicSlice is the ResourceSlice of a NIC node.
 func nicSlice(nodeName string, ordinal int, owner *corev1.Node) *resourcev1.ResourceSlice {
 	var devices []resourcev1.Device
-	for _, d := range nicDevices(ordinal) {
+	for _, d := range podruntime.NICDevices(ordinal) {
 		devices = append(devices, resourcev1.Device{
 			Name: d.Name,
 			Attributes: map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{
-				NICDriverName + "/ifName":     strAttr(d.IfName),
-				NICDriverName + "/pciAddress": strAttr(d.PCIAddress),
-				NICDriverName + "/pciVendor":  strAttr("Mellanox Technologies"),
-				NICDriverName + "/pciDevice":  strAttr("MT2910 Family [ConnectX-7]"),
-				NICDriverName + "/numaNode":   {IntValue: ptr.To(int64(d.NUMA))},
-				NICDriverName + "/rdma":       {BoolValue: ptr.To(true)},
-				NICDriverName + "/sriov":      {BoolValue: ptr.To(false)},
-				NICDriverName + "/virtual":    {BoolValue: ptr.To(false)},
-				NICDriverName + "/mac":        strAttr(d.MAC),
-				NICDriverName + "/ipv4":       strAttr(d.IP),
-				NICDriverName + "/mtu":        {IntValue: ptr.To(int64(1500))},
-				NICDriverName + "/type":       strAttr("device"),
+				podruntime.NICDriverName + "/ifName":     strAttr(d.IfName),
+				podruntime.NICDriverName + "/pciAddress": strAttr(d.PCIAddress),
+				podruntime.NICDriverName + "/pciVendor":  strAttr("Mellanox Technologies"),
+				podruntime.NICDriverName + "/pciDevice":  strAttr("MT2910 Family [ConnectX-7]"),
+				podruntime.NICDriverName + "/numaNode":   {IntValue: ptr.To(int64(d.NUMA))},
+				podruntime.NICDriverName + "/rdma":       {BoolValue: ptr.To(true)},
+				podruntime.NICDriverName + "/sriov":      {BoolValue: ptr.To(false)},
+				podruntime.NICDriverName + "/virtual":    {BoolValue: ptr.To(false)},
+				podruntime.NICDriverName + "/mac":        strAttr(d.MAC),
+				podruntime.NICDriverName + "/ipv4":       strAttr(d.IP),
+				podruntime.NICDriverName + "/mtu":        {IntValue: ptr.To(int64(1500))},
+				podruntime.NICDriverName + "/type":       strAttr("device"),
 			},
 		})
 	}
 	return &resourcev1.ResourceSlice{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: nodeName + "-" + strings.ReplaceAll(NICDriverName, ".", "-"),
+			Name: nodeName + "-" + strings.ReplaceAll(podruntime.NICDriverName, ".", "-"),
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "v1", Kind: "Node", Name: owner.Name, UID: owner.UID, Controller: ptr.To(true),
 			}},
 		},
 		Spec: resourcev1.ResourceSliceSpec{
-			Driver:   NICDriverName,
+			Driver:   podruntime.NICDriverName,
 			NodeName: ptr.To(nodeName),
 			Pool:     resourcev1.ResourcePool{Name: nodeName, Generation: 1, ResourceSliceCount: 1},
 			Devices:  devices,
@@ -194,20 +123,20 @@ func nicSlice(nodeName string, ordinal int, owner *corev1.Node) *resourcev1.Reso
 // PublishNICs creates the dranet DeviceClass and the NIC nodes'
 // ResourceSlices (nothing when the stand-in is off).
 func (s *Simulator) PublishNICs(ctx context.Context) error {
-	if s.nics == nil {
+	if s.nicNodes == nil {
 		return nil
 	}
 	dc := &resourcev1.DeviceClass{
 		ObjectMeta: metav1.ObjectMeta{Name: NICDeviceClassName},
 		Spec: resourcev1.DeviceClassSpec{Selectors: []resourcev1.DeviceSelector{{
-			CEL: &resourcev1.CELDeviceSelector{Expression: fmt.Sprintf("device.driver == %q", NICDriverName)},
+			CEL: &resourcev1.CELDeviceSelector{Expression: fmt.Sprintf("device.driver == %q", podruntime.NICDriverName)},
 		}}},
 	}
 	if _, err := s.client.ResourceV1().DeviceClasses().Create(ctx, dc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	for _, n := range s.order {
-		ordinal, ok := s.nics.nodes[n.name]
+		ordinal, ok := s.nicNodes[n.name]
 		if !ok {
 			continue
 		}
@@ -217,157 +146,4 @@ func (s *Simulator) PublishNICs(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// claimNICs returns the NICs of this node allocated in the claim.
-func claimNICs(claim *resourcev1.ResourceClaim, nodeName string, ordinal int) []nicDevice {
-	if claim == nil || claim.Status.Allocation == nil {
-		return nil
-	}
-	byName := map[string]nicDevice{}
-	for _, d := range nicDevices(ordinal) {
-		byName[d.Name] = d
-	}
-	var out []nicDevice
-	for _, r := range claim.Status.Allocation.Devices.Results {
-		if d, ok := byName[r.Device]; ok && r.Driver == NICDriverName && r.Pool == nodeName {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// podNetnsCommands configure a pod namespace: loopback, eth0 with the pod
-// IP (its peer pN on the fabric's pods bridge), and one interface per NIC
-// (peer fN). fabricCmds attach the peers to their bridges.
-func podNetnsCommands(fabricPath string, seq int, podIP string, nics []nicDevice) (podCmds, fabricCmds []string) {
-	peer := "p" + strconv.Itoa(seq)
-	podCmds = []string{
-		"link set lo up",
-		fmt.Sprintf("link add eth0 type veth peer name %s netns %s", peer, fabricPath),
-	}
-	if ip := net.ParseIP(podIP); ip != nil {
-		_, cidr, _ := net.ParseCIDR(PodCIDR)
-		prefix := 32
-		if cidr.Contains(ip) {
-			prefix, _ = cidr.Mask.Size()
-		}
-		podCmds = append(podCmds, fmt.Sprintf("addr add %s/%d dev eth0", podIP, prefix))
-	}
-	podCmds = append(podCmds, "link set eth0 up")
-	fabricCmds = []string{fmt.Sprintf("link set dev %s master pods up", peer)}
-	nicPod, nicFabric := nicCommands(fabricPath, seq, nics)
-	return append(podCmds, nicPod...), append(fabricCmds, nicFabric...)
-}
-
-// nicCommands add one interface per NIC to a pod namespace (peer fN on the
-// fabric bridge); eth0 is someone else's business.
-func nicCommands(fabricPath string, seq int, nics []nicDevice) (podCmds, fabricCmds []string) {
-	for i, d := range nics {
-		fpeer := fmt.Sprintf("f%d-%d", seq, i)
-		podCmds = append(podCmds,
-			fmt.Sprintf("link add name %s address %s type veth peer name %s netns %s", d.IfName, d.MAC, fpeer, fabricPath),
-			fmt.Sprintf("addr add %s/%d dev %s", d.IP, nicPrefixLen, d.IfName),
-			fmt.Sprintf("link set %s up", d.IfName))
-		fabricCmds = append(fabricCmds, fmt.Sprintf("link set dev %s master fabric up", fpeer))
-	}
-	return podCmds, fabricCmds
-}
-
-// prepareNICs is the driver's prepare step for a pod with NICs allocated on
-// node n: the pod's network namespace with its interfaces (with eth0 on the
-// fabric's pods bridge if withEth0; else the pod network attaches it), and
-// networkData in its claims. nil (and nothing done) for pods without NICs.
-func (rt *Runtime) prepareNICs(ctx context.Context, pod *corev1.Pod, n *node, podIP string, withEth0 bool) (*netns, error) {
-	d := rt.sim.nics
-	if d == nil {
-		return nil, nil
-	}
-	ordinal, ok := d.nodes[n.name]
-	if !ok {
-		return nil, nil
-	}
-	var nics []nicDevice
-	claims := map[string][]nicDevice{} // claim name -> its NICs
-	for _, claimName := range podClaimNames(pod) {
-		claim, err := rt.sim.client.ResourceV1().ResourceClaims(pod.Namespace).Get(ctx, claimName, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("resource claim %s: %w", claimName, err)
-		}
-		if got := claimNICs(claim, n.name, ordinal); len(got) > 0 {
-			claims[claimName] = got
-			nics = append(nics, got...)
-		}
-	}
-	if len(nics) == 0 {
-		return nil, nil
-	}
-	ns, err := newNetns()
-	if err != nil {
-		return nil, fmt.Errorf("pod network namespace: %w", err)
-	}
-	d.mu.Lock()
-	d.seq++
-	seq := d.seq
-	d.mu.Unlock()
-	attached := nics
-	if d.opts.NoSecondaryInterface {
-		attached = nil
-	}
-	var podCmds, fabricCmds []string
-	if withEth0 {
-		podCmds, fabricCmds = podNetnsCommands(d.fabric.path(), seq, podIP, attached)
-	} else {
-		podCmds, fabricCmds = nicCommands(d.fabric.path(), seq, attached)
-		podCmds = append([]string{"link set lo up"}, podCmds...)
-	}
-	if err := ns.ipBatch(ctx, podCmds); err != nil {
-		ns.Close()
-		return nil, err
-	}
-	// Nothing for the fabric: no NIC interfaces (the fault) and eth0 attached elsewhere.
-	if len(fabricCmds) > 0 {
-		if err := d.fabric.ipBatch(ctx, fabricCmds); err != nil {
-			ns.Close()
-			return nil, err
-		}
-	}
-	for claimName, got := range claims {
-		if err := rt.writeNetworkData(ctx, pod.Namespace, claimName, n.name, got); err != nil {
-			ns.Close()
-			return nil, err
-		}
-	}
-	return ns, nil
-}
-
-// writeNetworkData records the NICs' interface, address and MAC in the
-// claim's status.devices, as DRANET does once it configured them.
-func (rt *Runtime) writeNetworkData(ctx context.Context, namespace, claimName, nodeName string, nics []nicDevice) error {
-	claims := rt.sim.client.ResourceV1().ResourceClaims(namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		claim, err := claims.Get(ctx, claimName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		var devs []resourcev1.AllocatedDeviceStatus
-		for _, s := range claim.Status.Devices {
-			if s.Driver != NICDriverName || s.Pool != nodeName {
-				devs = append(devs, s)
-			}
-		}
-		for _, d := range nics {
-			devs = append(devs, resourcev1.AllocatedDeviceStatus{
-				Driver: NICDriverName, Pool: nodeName, Device: d.Name,
-				NetworkData: &resourcev1.NetworkDeviceData{
-					InterfaceName:   d.IfName,
-					IPs:             []string{fmt.Sprintf("%s/%d", d.IP, nicPrefixLen)},
-					HardwareAddress: d.MAC,
-				},
-			})
-		}
-		claim.Status.Devices = devs
-		_, err = claims.UpdateStatus(ctx, claim, metav1.UpdateOptions{})
-		return err
-	})
 }

@@ -1,14 +1,13 @@
 // Package sim is a tiny kubelet stand-in: it registers fake nodes from a
 // profile, keeps them Ready (status heartbeats and node Leases), moves pods
 // bound to those nodes through their lifecycle, and publishes DRA
-// ResourceSlices for the GPUs of each node.
+// ResourceSlices for the GPUs of each node. Containers of mapped images run
+// in the process runtime (internal/podruntime, see runtime.go).
 package sim
 
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"aiconform.dev/testcluster/internal/podruntime"
 	"aiconform.dev/testcluster/internal/profile"
 )
 
@@ -82,10 +82,10 @@ type Simulator struct {
 	order []*node
 	boot  time.Time
 
-	rt     *Runtime        // nil: no process runtime (containers are only simulated)
-	podNet *podNetwork     // nil: pod addresses on loopback (see EnablePodNetwork)
-	nics   *nicDriver      // nil: no NIC driver stand-in (see EnableNICs)
-	runCtx context.Context // lifetime of runtime processes
+	rt       *podruntime.Runtime // nil: no process runtime (containers are only simulated)
+	podNet   *podNetwork         // nil: pod addresses on loopback (see EnablePodNetwork)
+	nicNodes map[string]int      // NIC nodes by name -> ordinal; nil: no NIC driver stand-in (see EnableNICs)
+	runCtx   context.Context     // lifetime of runtime processes
 	// kubeletPort is the port nodes report for their kubelet (0: 10250).
 	kubeletPort int32
 	// informers is the factory of the pod (and ConfigMap, Secret) caches; nil: an own one.
@@ -96,13 +96,9 @@ type Simulator struct {
 // the cluster's other in-process components, for its caches. Call before RunPods.
 func (s *Simulator) SetInformers(f informers.SharedInformerFactory) { s.informers = f }
 
-// SetRuntime makes the simulator run containers of mapped images as
-// processes (see Runtime). Call before RunPods.
-func (s *Simulator) SetRuntime(rt *Runtime) {
-	s.rt = rt
-	rt.sim = s
-	rt.env = apiEnvSource{client: s.client}
-}
+// SetKubeletPort sets the kubelet port nodes report (default 10250, see
+// podruntime.Runtime.ServeContainerLogs); call before RegisterNodes.
+func (s *Simulator) SetKubeletPort(port int32) { s.kubeletPort = port }
 
 // New creates a simulator. kubeletVersion is reported in every node's
 // nodeInfo unless the pool sets its own.
@@ -134,20 +130,6 @@ func (n *node) allocPodIP() string {
 	defer n.mu.Unlock()
 	n.nextIP = n.nextIP%65000 + 1
 	return fmt.Sprintf("127.%d.%d.%d", 16+n.index%230, n.nextIP/250, n.nextIP%250+1)
-}
-
-func hash(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func uuidFrom(parts ...string) string {
-	x := hash(parts...)
-	return fmt.Sprintf("%s-%s-%s-%s-%s", x[0:8], x[8:12], x[12:16], x[16:20], x[20:32])
 }
 
 // NodeNames returns all simulated node names.
@@ -220,9 +202,9 @@ func (s *Simulator) nodeStatus(n *node, old corev1.NodeStatus) corev1.NodeStatus
 		},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: cmp.Or(s.kubeletPort, 10250)}},
 		NodeInfo: corev1.NodeSystemInfo{
-			MachineID:               hash("machine", n.name)[:32],
-			SystemUUID:              uuidFrom("system", n.name),
-			BootID:                  uuidFrom("boot", n.name, s.boot.String()),
+			MachineID:               podruntime.Hash("machine", n.name)[:32],
+			SystemUUID:              podruntime.UUIDFrom("system", n.name),
+			BootID:                  podruntime.UUIDFrom("boot", n.name, s.boot.String()),
 			KernelVersion:           n.pool.NodeInfo.KernelVersion,
 			OSImage:                 n.pool.NodeInfo.OSImage,
 			ContainerRuntimeVersion: n.pool.NodeInfo.ContainerRuntimeVersion,

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
 // RunPods starts the pod lifecycle loop. It returns once the informer has
@@ -56,8 +58,7 @@ func (s *Simulator) RunPods(ctx context.Context, workers int) error {
 	}
 	lister := podInf.Lister()
 	if s.rt != nil {
-		s.rt.notify = func(key string) { queue.Add(key) }
-		s.rt.env = newCachedEnvSource(factory, s.rt.env)
+		s.rt.Watch(factory, func(key string) { queue.Add(key) })
 	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
@@ -104,7 +105,7 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 	pod, err := lister.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		if s.rt != nil {
-			s.rt.stop(key, 0)
+			s.rt.Stop(key, 0)
 		}
 		return 0, nil
 	}
@@ -125,7 +126,7 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 		var stopped <-chan struct{}
 		first := false
 		if s.rt != nil {
-			stopped, first = s.rt.stop(key, time.Duration(grace)*time.Second)
+			stopped, first = s.rt.Stop(key, time.Duration(grace)*time.Second)
 		}
 		if grace == 0 {
 			// The API server removes an object marked with grace 0 itself
@@ -164,7 +165,7 @@ func (s *Simulator) syncPod(ctx context.Context, lister corelisters.PodLister, k
 	}
 
 	now := time.Now()
-	if s.rt.manages(pod) {
+	if s.rt.Manages(pod) {
 		return s.syncRuntimePod(ctx, pod, n, now)
 	}
 	// Terminate pods that carry an exit code once they ran long enough.
@@ -209,23 +210,8 @@ func withStatus(pod *corev1.Pod, st *corev1.PodStatus) *corev1.Pod {
 	return p
 }
 
-func setCondition(st *corev1.PodStatus, t corev1.PodConditionType, status corev1.ConditionStatus, reason string, now metav1.Time) {
-	for i := range st.Conditions {
-		c := &st.Conditions[i]
-		if c.Type == t {
-			if c.Status != status {
-				c.Status = status
-				c.LastTransitionTime = now
-			}
-			c.Reason = reason
-			return
-		}
-	}
-	st.Conditions = append(st.Conditions, corev1.PodCondition{Type: t, Status: status, Reason: reason, LastTransitionTime: now})
-}
-
 func fakeID(kind, podUID types.UID, name string) string {
-	return hash(string(kind), string(podUID), name)
+	return podruntime.Hash(string(kind), string(podUID), name)
 }
 
 // runningStatus computes the status of a started pod (Ready unless the
@@ -254,16 +240,16 @@ func (s *Simulator) runningStatus(n *node, pod *corev1.Pod, now time.Time) *core
 	if !ready {
 		rs = corev1.ConditionFalse
 	}
-	setCondition(st, corev1.PodReadyToStartContainers, cs, "", mnow)
-	setCondition(st, corev1.PodInitialized, cs, "", mnow)
-	setCondition(st, corev1.ContainersReady, rs, map[bool]string{true: "", false: "ContainersNotReady"}[ready], mnow)
-	setCondition(st, corev1.PodReady, rs, map[bool]string{true: "", false: "ContainersNotReady"}[ready], mnow)
-	setCondition(st, corev1.PodScheduled, cs, "", mnow)
+	podruntime.SetCondition(st, corev1.PodReadyToStartContainers, cs, "", mnow)
+	podruntime.SetCondition(st, corev1.PodInitialized, cs, "", mnow)
+	podruntime.SetCondition(st, corev1.ContainersReady, rs, map[bool]string{true: "", false: "ContainersNotReady"}[ready], mnow)
+	podruntime.SetCondition(st, corev1.PodReady, rs, map[bool]string{true: "", false: "ContainersNotReady"}[ready], mnow)
+	podruntime.SetCondition(st, corev1.PodScheduled, cs, "", mnow)
 
 	var init []corev1.ContainerStatus
 	for _, c := range pod.Spec.InitContainers {
 		cst := corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: imageID(c.Image),
+			Name: c.Name, Image: c.Image, ImageID: podruntime.ImageID(c.Image),
 			ContainerID: "containerd://" + fakeID("init", pod.UID, c.Name)[:64],
 		}
 		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
@@ -280,7 +266,7 @@ func (s *Simulator) runningStatus(n *node, pod *corev1.Pod, now time.Time) *core
 	var ctrs []corev1.ContainerStatus
 	for _, c := range pod.Spec.Containers {
 		cst := corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: imageID(c.Image),
+			Name: c.Name, Image: c.Image, ImageID: podruntime.ImageID(c.Image),
 			ContainerID: "containerd://" + fakeID("ctr", pod.UID, c.Name)[:64],
 			Ready:       ready, Started: ptr.To(true),
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: *started}},
@@ -302,10 +288,6 @@ func keepOld(old []corev1.ContainerStatus, cst corev1.ContainerStatus) corev1.Co
 	return cst
 }
 
-func imageID(image string) string {
-	return "sha256:" + hash("image", image)
-}
-
 func terminatedStatus(pod *corev1.Pod, code int32, now time.Time) *corev1.PodStatus {
 	st := pod.Status.DeepCopy()
 	mnow := metav1.NewTime(now)
@@ -315,9 +297,9 @@ func terminatedStatus(pod *corev1.Pod, code int32, now time.Time) *corev1.PodSta
 		reason = "Error"
 		st.Phase = corev1.PodFailed
 	}
-	setCondition(st, corev1.PodReady, corev1.ConditionFalse, "PodCompleted", mnow)
-	setCondition(st, corev1.ContainersReady, corev1.ConditionFalse, "PodCompleted", mnow)
-	setCondition(st, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", mnow)
+	podruntime.SetCondition(st, corev1.PodReady, corev1.ConditionFalse, "PodCompleted", mnow)
+	podruntime.SetCondition(st, corev1.ContainersReady, corev1.ConditionFalse, "PodCompleted", mnow)
+	podruntime.SetCondition(st, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", mnow)
 	started := mnow
 	if st.StartTime != nil {
 		started = *st.StartTime
@@ -370,28 +352,12 @@ func statusEqual(a, b *corev1.PodStatus) bool {
 }
 
 // syncRuntimePod starts a pod with mapped images in the runtime (once) and
-// publishes the status of its processes: a terminal status at once, others
-// once they have held for statusSettle. It returns when to look again.
+// publishes the status of its processes (see podruntime.Runtime.SyncPod).
+// It returns when to look again.
 func (s *Simulator) syncRuntimePod(ctx context.Context, pod *corev1.Pod, n *node, now time.Time) (time.Duration, error) {
 	base := s.runningStatus(n, pod, now)
-	pr := s.rt.ensure(s.runCtx, pod, n, base.PodIP)
-	if pod.ResourceVersion == pr.writtenFrom {
-		// The cache still holds the pod our last write replaced; the
-		// write's update event brings the pod back.
-		return 0, nil
-	}
-	base.PodIP = pr.podIP
-	base.PodIPs = []corev1.PodIP{{IP: pr.podIP}}
-	desired := pr.status(pod, base, now)
-	if statusSame(&pod.Status, desired) {
-		return 0, nil
-	}
-	if wait := pr.publishDelay(desired, now); wait > 0 {
-		return wait, nil
-	}
-	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, withStatus(pod, desired), metav1.UpdateOptions{})
-	if err == nil {
-		pr.writtenFrom = pod.ResourceVersion
-	}
-	return 0, err
+	return s.rt.SyncPod(s.runCtx, pod, n.runtimeNode(), base, now, func(st *corev1.PodStatus) error {
+		_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, withStatus(pod, st), metav1.UpdateOptions{})
+		return err
+	})
 }

@@ -1,134 +1,53 @@
 package sim
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
+
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
-func sharedPod(i int, resourceName corev1.ResourceName) *corev1.Pod {
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("uid-%d", i))},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c",
-			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{resourceName: resource.MustParse("1")}}}}}}
-}
-
-func sharingRuntime(t *testing.T, sh Sharing) (*Simulator, *Runtime) {
+func sharingSim(t *testing.T, sh Sharing) *Simulator {
 	s := testSim(t)
-	s.client = fake.NewClientset()
 	s.SetGPUSharing(sh)
-	rt, err := NewRuntime(RuntimeOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetRuntime(rt)
-	return s, rt
+	return s
 }
 
 func TestTimeSlicingAdvertisedOnGPUNodes(t *testing.T) {
-	s, _ := sharingRuntime(t, Sharing{Replicas: 4})
+	s := sharingSim(t, Sharing{Replicas: 4})
 	n := s.nodes["gpu-0"]
 	if l := s.desiredNode(n).Labels; l["nvidia.com/gpu.sharing-strategy"] != "time-slicing" || l["nvidia.com/gpu.replicas"] != "4" || l["nvidia.com/gpu.count"] != "8" {
 		t.Errorf("labels %v", l)
 	}
 	st := s.nodeStatus(n, corev1.NodeStatus{})
-	if q := st.Allocatable[SharedGPUResourceName]; q.Value() != 32 {
-		t.Errorf("allocatable %s = %v", SharedGPUResourceName, q)
+	if q := st.Allocatable[podruntime.SharedGPUResourceName]; q.Value() != 32 {
+		t.Errorf("allocatable %s = %v", podruntime.SharedGPUResourceName, q)
 	}
 	if q := st.Allocatable["nvidia.com/gpu"]; q.Value() != 8 {
 		t.Errorf("allocatable nvidia.com/gpu = %v", q)
 	}
+	if r, ex := (runtimeHost{s}).TimeSlicing("gpu-0"); r != 4 || ex {
+		t.Errorf("runtime told %d replicas, exclusive %v", r, ex)
+	}
 	sys := s.nodeStatus(s.nodes["system-0"], corev1.NodeStatus{})
-	if _, ok := sys.Allocatable[SharedGPUResourceName]; ok || s.desiredNode(s.nodes["system-0"]).Labels["nvidia.com/gpu.replicas"] != "" {
+	if _, ok := sys.Allocatable[podruntime.SharedGPUResourceName]; ok || s.desiredNode(s.nodes["system-0"]).Labels["nvidia.com/gpu.replicas"] != "" {
 		t.Error("a node without GPUs advertises no replicas")
 	}
-	off, _ := sharingRuntime(t, Sharing{Replicas: 1})
-	if _, ok := off.nodeStatus(off.nodes["gpu-0"], corev1.NodeStatus{}).Allocatable[SharedGPUResourceName]; ok {
+	if r, _ := (runtimeHost{s}).TimeSlicing("system-0"); r != 0 {
+		t.Errorf("a node without GPUs shares %d replicas", r)
+	}
+	off := sharingSim(t, Sharing{Replicas: 1})
+	if _, ok := off.nodeStatus(off.nodes["gpu-0"], corev1.NodeStatus{}).Allocatable[podruntime.SharedGPUResourceName]; ok {
 		t.Error("one replica is no sharing")
 	}
-}
-
-func TestReplicasShareAPhysicalGPU(t *testing.T) {
-	s, rt := sharingRuntime(t, Sharing{Replicas: 4})
-	n := s.nodes["gpu-0"]
-	ctx := context.Background()
-	var got []int
-	for i := 0; i < 9; i++ {
-		d, err := rt.podDevices(ctx, sharedPod(i, SharedGPUResourceName), n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, d["c"]...)
-	}
-	if want := []int{0, 0, 0, 0, 1, 1, 1, 1, 2}; !reflect.DeepEqual(got, want) {
-		t.Errorf("replicas on GPUs %v, want %v", got, want)
-	}
-	// Whole GPUs are a separate inventory, as the scheduler counts them.
-	d, err := rt.podDevices(ctx, sharedPod(100, "nvidia.com/gpu"), n)
-	if err != nil || !reflect.DeepEqual(d["c"], []int{0}) {
-		t.Errorf("whole GPU %v %v", d, err)
-	}
-	rt.releaseDevices(sharedPod(0, SharedGPUResourceName), n)
-	if a := rt.gpus["gpu-0"]; len(a.shared[0]) != 3 {
-		t.Errorf("after release GPU 0 has sharers %v", a.shared[0])
-	}
-}
-
-func TestExclusiveSharingFault(t *testing.T) {
-	s, rt := sharingRuntime(t, Sharing{Replicas: 4, Exclusive: true})
-	n := s.nodes["gpu-0"]
-	ctx := context.Background()
-	for i := 0; i < 8; i++ {
-		d, err := rt.podDevices(ctx, sharedPod(i, SharedGPUResourceName), n)
-		if err != nil || !reflect.DeepEqual(d["c"], []int{i}) {
-			t.Fatalf("pod %d: %v %v", i, d, err)
-		}
-	}
-	_, err := rt.podDevices(ctx, sharedPod(8, SharedGPUResourceName), n)
-	var refused admissionError
-	if !errors.As(err, &refused) {
-		t.Fatalf("ninth replica: %v", err)
-	}
-	// The node still advertises 32 replicas: the fault is in the behaviour only.
-	if q := s.nodeStatus(n, corev1.NodeStatus{}).Allocatable[SharedGPUResourceName]; q.Value() != 32 {
+	// The exclusive fault still advertises every replica: it is in the
+	// runtime's behaviour only.
+	ex := sharingSim(t, Sharing{Replicas: 4, Exclusive: true})
+	if q := ex.nodeStatus(ex.nodes["gpu-0"], corev1.NodeStatus{}).Allocatable[podruntime.SharedGPUResourceName]; q.Value() != 32 {
 		t.Errorf("allocatable %v", q)
 	}
-}
-
-// A pod the node cannot give its devices fails at admission, like the
-// kubelet's UnexpectedAdmissionError, instead of waiting forever.
-func TestRefusedAllocationFailsThePod(t *testing.T) {
-	pod := sharedPod(1, SharedGPUResourceName)
-	pr := &podRun{ctrs: map[string]*ctrState{"c": {name: "c", waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}},
-		failed: true, refused: "no GPU has a free replica"}
-	st := pr.status(pod, &corev1.PodStatus{}, time.Now())
-	if st.Phase != corev1.PodFailed || st.Reason != "UnexpectedAdmissionError" || !strings.Contains(st.Message, "no GPU has a free replica") {
-		t.Errorf("status %s %s %q", st.Phase, st.Reason, st.Message)
-	}
-}
-
-func TestDriverSkewChangesOnlyTheInstalledDriver(t *testing.T) {
-	s := testSim(t)
-	files := nodeTree(s.nodes["gpu-0"])
-	skewDriver(files)
-	if files["sys/module/nvidia/version"] != skewedDriverVersion+"\n" || !strings.Contains(files["proc/driver/nvidia/version"], skewedDriverVersion) {
-		t.Errorf("driver files %q %q", files["sys/module/nvidia/version"], files["proc/driver/nvidia/version"])
-	}
-	if l := s.desiredNode(s.nodes["gpu-0"]).Labels; l["nvidia.com/cuda.driver.major"] != "550" {
-		t.Errorf("labels still report the profile's driver: %v", l)
-	}
-	sys := nodeTree(s.nodes["system-0"])
-	skewDriver(sys)
-	if sys["sys/module/nvidia/version"] != "" {
-		t.Error("no driver on a node without GPUs")
+	if r, exclusive := (runtimeHost{ex}).TimeSlicing("gpu-0"); r != 4 || !exclusive {
+		t.Errorf("runtime told %d replicas, exclusive %v", r, exclusive)
 	}
 }

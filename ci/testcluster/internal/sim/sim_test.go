@@ -30,6 +30,11 @@ func TestNodesFromProfile(t *testing.T) {
 	if nd.Labels["kubernetes.io/hostname"] != "gpu-0" || nd.Labels["nvidia.com/gpu.product"] != "NVIDIA-H100-80GB-HBM3" || nd.Labels[LabelPool] != "gpu" {
 		t.Errorf("labels %v", nd.Labels)
 	}
+	// The profile's driver, whatever the runtime installs (the
+	// driver-version-skew fault changes only the node's host tree).
+	if nd.Labels["nvidia.com/cuda.driver.major"] != "550" {
+		t.Errorf("driver labels %v", nd.Labels)
+	}
 	st := s.nodeStatus(n, corev1.NodeStatus{})
 	if q := st.Allocatable["nvidia.com/gpu"]; q.Value() != 8 {
 		t.Errorf("allocatable gpu %v", q)

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
 // Virtual GPUs: the last GPU of every node of the profile's first GPU pool
@@ -78,7 +80,7 @@ func vgpuIndex(device string) (int, bool) {
 }
 
 func vgpuUUID(node string, parent, k int) string {
-	return "GPU-" + uuidFrom("vgpu", node, strconv.Itoa(parent), strconv.Itoa(k))
+	return "GPU-" + podruntime.UUIDFrom("vgpu", node, strconv.Itoa(parent), strconv.Itoa(k))
 }
 
 // vgpuProfile names a vGPU type the way NVIDIA's vGPU manager does:
@@ -102,15 +104,6 @@ func (s *Simulator) vgpuDevices(n *node) map[int]string {
 	return out
 }
 
-// vgpuDeviceFiles are the vGPU device nodes of a node's /dev.
-func (s *Simulator) vgpuDeviceFiles(n *node) []string {
-	var out []string
-	for minor := range s.vgpuDevices(n) {
-		out = append(out, "dev/"+gpuDeviceFile(minor))
-	}
-	return out
-}
-
 // vgpuSliceFor builds the vGPU ResourceSlice of a node (nil without vGPUs).
 func (s *Simulator) vgpuSliceFor(n *node, owner *corev1.Node) *resourcev1.ResourceSlice {
 	p := s.vgpuParent(n)
@@ -129,7 +122,7 @@ func (s *Simulator) vgpuSliceFor(n *node, owner *corev1.Node) *resourcev1.Resour
 			Attributes: map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{
 				"type":        strAttr("vgpu"),
 				"uuid":        strAttr(vgpuUUID(n.name, p, k)),
-				"parentUUID":  strAttr(gpuUUID(n.name, p)),
+				"parentUUID":  strAttr(podruntime.GPUUUID(n.name, p)),
 				"parentIndex": {IntValue: ptr.To(int64(p))},
 				"profile":     strAttr(vgpuProfile(g.Product, g.MemoryMiB, s.vgpu.PerGPU)),
 				"minor":       {IntValue: ptr.To(int64(vgpuMinor(n, k)))},

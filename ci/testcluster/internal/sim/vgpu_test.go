@@ -1,34 +1,20 @@
 package sim
 
 import (
-	"context"
 	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/utils/ptr"
+
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
-func vgpuRuntime(t *testing.T, v VGPU, claims ...*resourcev1.ResourceClaim) (*Simulator, *Runtime) {
+func vgpuSim(t *testing.T, v VGPU) *Simulator {
 	s := testSim(t)
-	cs := fake.NewClientset()
-	for _, c := range claims {
-		if _, err := cs.ResourceV1().ResourceClaims(c.Namespace).Create(context.Background(), c, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.client = cs
 	s.SetVGPU(v)
-	rt, err := NewRuntime(RuntimeOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetRuntime(rt)
-	return s, rt
+	return s
 }
 
 func vgpuClaim(name, node, device string) *resourcev1.ResourceClaim {
@@ -37,16 +23,8 @@ func vgpuClaim(name, node, device string) *resourcev1.ResourceClaim {
 			Results: []resourcev1.DeviceRequestAllocationResult{{Request: "vgpu", Driver: VGPUDriverName, Pool: node, Device: device}}}}}}
 }
 
-func vgpuPod(claim string) *corev1.Pod {
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p-" + claim, UID: types.UID("uid-" + claim)},
-		Spec: corev1.PodSpec{
-			ResourceClaims: []corev1.PodResourceClaim{{Name: "v", ResourceClaimName: ptr.To(claim)}},
-			Containers:     []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "v"}}}}},
-		}}
-}
-
 func TestVGPUsPublishedOnTheFirstGPUPool(t *testing.T) {
-	s, _ := vgpuRuntime(t, VGPU{PerGPU: 2})
+	s := vgpuSim(t, VGPU{PerGPU: 2})
 	n := s.nodes["gpu-0"]
 	slice := s.vgpuSliceFor(n, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "gpu-0"}})
 	if slice == nil || slice.Spec.Driver != VGPUDriverName || len(slice.Spec.Devices) != 2 {
@@ -54,41 +32,38 @@ func TestVGPUsPublishedOnTheFirstGPUPool(t *testing.T) {
 	}
 	d := slice.Spec.Devices[1]
 	a := d.Attributes
-	if d.Name != "vgpu-7-1" || *a["type"].StringValue != "vgpu" || *a["parentUUID"].StringValue != gpuUUID("gpu-0", 7) ||
+	if d.Name != "vgpu-7-1" || *a["type"].StringValue != "vgpu" || *a["parentUUID"].StringValue != podruntime.GPUUUID("gpu-0", 7) ||
 		*a["uuid"].StringValue != vgpuUUID("gpu-0", 7, 1) || *a["profile"].StringValue != "H100-40C" || *a["minor"].IntValue != 9 {
 		t.Errorf("device %s %v", d.Name, a)
 	}
 	if s.vgpuSliceFor(s.nodes["system-0"], &corev1.Node{}) != nil {
 		t.Error("a node without GPUs has no vGPUs")
 	}
-	off, _ := vgpuRuntime(t, VGPU{})
-	if off.vgpuSliceFor(off.nodes["gpu-0"], &corev1.Node{}) != nil || len(off.vgpuDeviceFiles(off.nodes["gpu-0"])) != 0 {
+	if got, want := (runtimeHost{s}).VGPUDevices("gpu-0"), map[int]string{8: vgpuUUID("gpu-0", 7, 0), 9: vgpuUUID("gpu-0", 7, 1)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("the runtime's vGPU devices %v, want %v", got, want)
+	}
+	off := vgpuSim(t, VGPU{})
+	if off.vgpuSliceFor(off.nodes["gpu-0"], &corev1.Node{}) != nil || len(off.vgpuDevices(off.nodes["gpu-0"])) != 0 {
 		t.Error("--vgpu-per-gpu 0 publishes nothing")
 	}
 }
 
-func TestContainerSeesOnlyItsVGPU(t *testing.T) {
-	s, rt := vgpuRuntime(t, VGPU{PerGPU: 2}, vgpuClaim("a", "gpu-0", "vgpu-7-0"), vgpuClaim("b", "gpu-0", "vgpu-7-1"))
-	n := s.nodes["gpu-0"]
-	ctx := context.Background()
-	for claim, minor := range map[string]int{"a": 8, "b": 9} {
-		d, err := rt.podDevices(ctx, vgpuPod(claim), n)
-		if err != nil || !reflect.DeepEqual(d["c"], []int{minor}) {
-			t.Fatalf("claim %s: %v %v", claim, d, err)
-		}
-		setup := &podSetup{node: "gpu-0", devices: d, vgpus: s.vgpuDevices(n)}
-		if v := containerVisibleDevices(setup, "c"); v != vgpuUUID("gpu-0", 7, minor-8) {
-			t.Errorf("claim %s: NVIDIA_VISIBLE_DEVICES=%s", claim, v)
+// TestVGPUClaimDevices: a container of a vGPU claim gets only its vGPU's
+// device minor (after the node's 8 GPUs).
+func TestVGPUClaimDevices(t *testing.T) {
+	s := vgpuSim(t, VGPU{PerGPU: 2})
+	for device, minor := range map[string]int{"vgpu-7-0": 8, "vgpu-7-1": 9} {
+		if got := (runtimeHost{s}).ClaimDevices(vgpuClaim("a", "gpu-0", device), "gpu-0"); !reflect.DeepEqual(got["vgpu"], []int{minor}) {
+			t.Errorf("%s: %v", device, got)
 		}
 	}
 }
 
 func TestLeakyVGPUsShowTheWholeParent(t *testing.T) {
-	s, rt := vgpuRuntime(t, VGPU{PerGPU: 2, Leaky: true}, vgpuClaim("a", "gpu-0", "vgpu-7-0"))
+	s := vgpuSim(t, VGPU{PerGPU: 2, Leaky: true})
 	n := s.nodes["gpu-0"]
-	d, err := rt.podDevices(context.Background(), vgpuPod("a"), n)
-	if err != nil || !reflect.DeepEqual(d["c"], []int{8, 9}) {
-		t.Fatalf("%v %v", d, err)
+	if got := s.claimDevices(vgpuClaim("a", "gpu-0", "vgpu-7-0"), n); !reflect.DeepEqual(got["vgpu"], []int{8, 9}) {
+		t.Fatalf("%v", got)
 	}
 	// Still advertised as two separate vGPUs: the fault is in the behaviour only.
 	if got := len(s.vgpuSliceFor(n, &corev1.Node{}).Spec.Devices); got != 2 {

@@ -37,7 +37,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	"aiconform.dev/testcluster/internal/sim"
+	"aiconform.dev/testcluster/internal/podruntime"
 )
 
 // fieldManager owns what the stack applies (server-side apply).
@@ -56,7 +56,7 @@ type Image struct {
 	Binary     string
 	Version    string
 	// User is the image's USER (zero: root).
-	User sim.ImageUser
+	User podruntime.ImageUser
 }
 
 // Images reads <dir>/images.txt (`REPOSITORY=BINARY VERSION [UID:GID]` lines,
@@ -94,7 +94,7 @@ func parseImages(r io.Reader, binDir string) ([]Image, error) {
 			im.Version = fields[1]
 		}
 		if len(fields) > 2 {
-			user, err := sim.ParseImageUser(fields[2])
+			user, err := podruntime.ParseImageUser(fields[2])
 			if err != nil {
 				return nil, fmt.Errorf("images.txt line %d: %w", line, err)
 			}
