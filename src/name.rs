@@ -20,6 +20,17 @@ pub fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
+/// Label value: at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a
+/// letter or digit (a fleet member's name labels its result ConfigMap).
+pub fn is_label_value(s: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(ok)
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 /// `len` lowercase alphanumerics from the std random hasher seed, the time and the pid.
 pub fn random_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -47,6 +58,15 @@ pub fn random_suffix(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values() {
+        assert!(is_label_value("gpu-east_1.a"));
+        assert!(!is_label_value(""));
+        assert!(!is_label_value("-a"));
+        assert!(!is_label_value("a/b"));
+        assert!(!is_label_value(&"a".repeat(64)));
+    }
 
     #[test]
     fn dns_labels() {

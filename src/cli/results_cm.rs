@@ -9,7 +9,7 @@ use aiconform::runner::RunReport;
 use aiconform::snapshot::{self, Snapshot};
 
 fn member_name(s: &str) -> Result<String, String> {
-    if fleet::is_label_value(s) {
+    if aiconform::name::is_label_value(s) {
         Ok(s.to_string())
     } else {
         Err(fleet::FleetError::Member(s.into()).to_string())
@@ -87,9 +87,17 @@ impl ResultsTarget {
         Ok(match (self.in_cluster, tested) {
             (false, Some(c)) => c.clone(),
             (false, None) => aiconform::cluster::connect(self.kubeconfig.as_deref()).await?,
-            (true, _) => fleet::in_cluster_client().await?,
+            (true, _) => in_cluster_client()?,
         })
     }
+}
+
+/// A client for the cluster this process runs in as a pod (its ServiceAccount's token).
+fn in_cluster_client() -> Result<kube::Client> {
+    let config = kube::Config::incluster()
+        .context("cannot connect to the cluster this pod runs in (--report-in-cluster)")?;
+    kube::Client::try_from(config)
+        .context("cannot connect to the cluster this pod runs in (--report-in-cluster)")
 }
 
 /// Store the run: its reports, its snapshot (`snap`, else one taken now without agents) and

@@ -74,8 +74,6 @@ pub enum FleetError {
         "invalid member name `{0}`: it labels the ConfigMap, so it must be a label value (at most 63 letters, digits, `-`, `_`, `.`, starting and ending alphanumeric)"
     )]
     Member(String),
-    #[error("cannot connect to the cluster this pod runs in: {0}")]
-    InCluster(String),
     #[error(transparent)]
     Oci(#[from] crate::bundle::oci::OciError),
     #[error("internal error: {0}")]
@@ -119,16 +117,6 @@ impl std::fmt::Display for ConfigMapRef {
     }
 }
 
-/// Whether `s` can be a label value (and so a member name).
-pub fn is_label_value(s: &str) -> bool {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars().all(ok)
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
 /// What a result ConfigMap holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Contents {
@@ -147,7 +135,7 @@ pub fn results_configmap(
     updated_at: &str,
     contents: &Contents,
 ) -> Result<ConfigMap, FleetError> {
-    if !is_label_value(member) {
+    if !crate::name::is_label_value(member) {
         return Err(FleetError::Member(member.into()));
     }
     let mut data: BTreeMap<String, String> = contents.reports.clone();
@@ -427,12 +415,6 @@ pub async fn push_oci(
     )
 }
 
-/// A client for the cluster this process runs in as a pod (its ServiceAccount).
-pub async fn in_cluster_client() -> Result<kube::Client, FleetError> {
-    let config = kube::Config::incluster().map_err(|e| FleetError::InCluster(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| FleetError::InCluster(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,15 +436,6 @@ mod tests {
         assert!("Bad/results".parse::<ConfigMapRef>().is_err());
         assert!("ns/Bad_name".parse::<ConfigMapRef>().is_err());
         assert_eq!(at().to_string(), "aiconform/results");
-    }
-
-    #[test]
-    fn label_values() {
-        assert!(is_label_value("gpu-east_1.a"));
-        assert!(!is_label_value(""));
-        assert!(!is_label_value("-a"));
-        assert!(!is_label_value("a/b"));
-        assert!(!is_label_value(&"a".repeat(64)));
     }
 
     fn contents() -> Contents {
