@@ -7,7 +7,6 @@
 //! image (ci/image/build.sh); skipped with the reason otherwise, fatal when
 //! `AICONFORM_REQUIRE_CLUSTER=1` (ci/test).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use aiconform::cluster::embedded::RunningCluster;
@@ -26,27 +25,7 @@ const REAL_NODE_LABEL: &str = "testcluster.aiconform.dev/real-node=true";
 
 /// One cluster with a real node for this test binary, or why there is none.
 fn cluster(test: &str) -> Option<&'static RunningCluster> {
-    static CLUSTER: OnceLock<Result<RunningCluster, String>> = OnceLock::new();
-    let c = CLUSTER.get_or_init(|| {
-        if !testing::real_node_options()
-            .image_archives
-            .iter()
-            .any(|p| p.to_string_lossy().contains("aiconform-v"))
-        {
-            return Err(
-                "no aiconform image in target/image (build it with ci/image/build.sh)".into(),
-            );
-        }
-        let c = testing::fresh(&testing::real_node_options())?;
-        match &c.real_node {
-            Ok(_) => Ok(c),
-            Err(reason) => Err(format!("the cluster has no real node: {reason}")),
-        }
-    });
-    match c {
-        Ok(c) => Some(c),
-        Err(reason) => testing::skip(test, reason),
-    }
+    testing::real_node_or_skip(test)
 }
 
 async fn client(c: &RunningCluster) -> kube::Client {

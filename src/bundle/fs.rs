@@ -14,6 +14,20 @@ use super::{Bundle, BundleFile};
 pub const TAR_MTIME: u64 = 946_684_800;
 
 /// A bundle path must be relative, `/`-separated, without empty, `.` or `..` segments.
+/// A directory under the system's temporary directory named `<prefix>…`, removed when dropped.
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, BundleError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            BundleError::io(
+                "cannot create a temporary directory in",
+                &std::env::temp_dir(),
+                e,
+            )
+        })
+}
+
 pub fn check_bundle_path(path: &str) -> Result<(), BundleError> {
     let err = |reason: &str| BundleError::UnsafePath {
         path: path.to_string(),

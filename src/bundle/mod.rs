@@ -52,7 +52,7 @@ use std::collections::BTreeMap;
 pub use argocd::REPO_PLACEHOLDER as ARGOCD_REPO_PLACEHOLDER;
 pub use error::BundleError;
 pub use fs::{
-    FileProblem, SignatureState, VerifyReport, check_bundle_path, read_manifest, verify,
+    FileProblem, SignatureState, VerifyReport, check_bundle_path, read_manifest, temp_dir, verify,
     verify_signature,
 };
 pub use model::{

@@ -437,16 +437,7 @@ pub struct Pulled {
 /// Pull `reference` and write the bundle to a temporary directory, to verify or deploy it.
 pub async fn pull_to_dir(reference: &str, opts: &RegistryOptions) -> Result<Pulled, OciError> {
     let (bundle, digest) = pull(reference, opts).await?;
-    let tmp = tempfile::Builder::new()
-        .prefix("aiconform-oci-bundle-")
-        .tempdir()
-        .map_err(|e| {
-            BundleError::io(
-                "cannot create a temporary directory in",
-                &std::env::temp_dir(),
-                e,
-            )
-        })?;
+    let tmp = super::temp_dir("aiconform-oci-bundle-")?;
     let dir = tmp.path().join("bundle");
     bundle.write_to(&dir, false)?;
     Ok(Pulled {

@@ -73,6 +73,33 @@ pub fn shared_or_skip(test: &str) -> Option<&'static SharedCluster> {
     }
 }
 
+/// This process's cluster with a real node loaded with the aiconform image, started on
+/// first use; or skip (see [`skip`]) saying why there is none.
+pub fn real_node_or_skip(test: &str) -> Option<&'static RunningCluster> {
+    static CLUSTER: OnceLock<Result<RunningCluster, String>> = OnceLock::new();
+    let c = CLUSTER.get_or_init(|| {
+        let opts = real_node_options();
+        if !opts
+            .image_archives
+            .iter()
+            .any(|p| p.to_string_lossy().contains("aiconform-v"))
+        {
+            return Err(
+                "no aiconform image in target/image (build it with ci/image/build.sh)".into(),
+            );
+        }
+        let c = fresh(&opts)?;
+        match &c.real_node {
+            Ok(_) => Ok(c),
+            Err(reason) => Err(format!("the cluster has no real node: {reason}")),
+        }
+    });
+    match c {
+        Ok(c) => Some(c),
+        Err(reason) => skip(test, reason),
+    }
+}
+
 /// Report a skipped cluster test; fatal when `AICONFORM_REQUIRE_CLUSTER=1`.
 pub fn skip<T>(test: &str, reason: &str) -> Option<T> {
     if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {

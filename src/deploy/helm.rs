@@ -209,16 +209,7 @@ pub async fn pull_charts(
             location: p.source.clone(),
             reason,
         };
-        let tmp = tempfile::Builder::new()
-            .prefix("aiconform-chart-")
-            .tempdir()
-            .map_err(|e| {
-                BundleError::io(
-                    "cannot create a temporary directory in",
-                    &std::env::temp_dir(),
-                    e,
-                )
-            })?;
+        let tmp = crate::bundle::temp_dir("aiconform-chart-")?;
         let args = vendor::pull_args(&p.chart, &p.version, &p.source, tmp.path(), opts);
         helm.run(&args, opts.timeout).await.map_err(&failed)?;
         let content = pulled_archive(tmp.path()).map_err(&failed)?;
