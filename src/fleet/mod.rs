@@ -10,21 +10,23 @@
 //! text. A run that could not produce reports records its error under `error`, keeping the
 //! previous run's reports and snapshot.
 //!
-//! Layout and rendering are pure ([`results_configmap`], [`parse_configmap`]); [`write`],
-//! [`read`] and [`list`] are the API calls.
+//! Layout and rendering are pure (`configmap`: [`results_configmap`], [`parse_configmap`]);
+//! `store` ([`write`], [`read`], [`list`]) makes the API calls, `oci` pushes the artifact.
 
+mod configmap;
 pub mod metrics;
+mod oci;
 pub mod report;
+mod store;
+
+pub use configmap::{parse_configmap, results_configmap};
+pub use oci::{RESULTS_ARTIFACT, artifact_files, push_oci};
+pub use store::{list, read, write};
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::json;
-
 use crate::diff::compare::SnapshotDiff;
 use crate::report::results::RunRecord;
-use crate::snapshot::configmap as layout;
 
 /// Label whose value `run-results` marks result ConfigMaps.
 pub const PURPOSE_LABEL: &str = "aiconform.dev/purpose";
@@ -128,85 +130,21 @@ pub struct Contents {
     pub error: Option<String>,
 }
 
-/// The ConfigMap of a run, checked against the size limit.
-pub fn results_configmap(
-    at: &ConfigMapRef,
-    member: &str,
-    updated_at: &str,
-    contents: &Contents,
-) -> Result<ConfigMap, FleetError> {
-    if !crate::name::is_label_value(member) {
-        return Err(FleetError::Member(member.into()));
+impl Contents {
+    /// The reports, `drift.json` and `error` as text files: what both the ConfigMap and the
+    /// OCI artifact hold besides the snapshot.
+    pub fn text_files(&self) -> Result<BTreeMap<String, String>, FleetError> {
+        let mut files = self.reports.clone();
+        if let Some(d) = &self.drift {
+            let text = serde_json::to_string_pretty(d)
+                .map_err(|e| FleetError::Internal(format!("encoding the drift: {e}")))?;
+            files.insert(DRIFT_KEY.into(), text + "\n");
+        }
+        if let Some(e) = &self.error {
+            files.insert(ERROR_KEY.into(), e.clone());
+        }
+        Ok(files)
     }
-    let mut data: BTreeMap<String, String> = contents.reports.clone();
-    let mut binary: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    if let Some(d) = &contents.drift {
-        let text = serde_json::to_string_pretty(d)
-            .map_err(|e| FleetError::Internal(format!("encoding the drift: {e}")))?;
-        data.insert(DRIFT_KEY.into(), text + "\n");
-    }
-    if let Some(e) = &contents.error {
-        data.insert(ERROR_KEY.into(), e.clone());
-    }
-    if let Some(snap) = &contents.snapshot {
-        // The snapshot layout's single-ConfigMap form: text, or gzipped when large.
-        let mut parts = layout::encode(&at.name, snap);
-        let part = parts.swap_remove(0);
-        data.extend(part.data);
-        binary.extend(part.binary_data);
-    }
-    let size = stored_size(&data, &binary);
-    if size > MAX_CONFIGMAP_BYTES {
-        let largest = data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.len()))
-            .chain(
-                binary
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.len().div_ceil(3) * 4)),
-            )
-            .max_by_key(|(_, n)| *n)
-            .map(|(k, n)| format!("{k}, {n} bytes"))
-            .unwrap_or_default();
-        return Err(FleetError::TooLarge {
-            namespace: at.namespace.clone(),
-            name: at.name.clone(),
-            size,
-            limit: MAX_CONFIGMAP_BYTES,
-            largest,
-        });
-    }
-    use base64::Engine as _;
-    let binary: BTreeMap<&String, String> = binary
-        .iter()
-        .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": at.name,
-            "namespace": at.namespace,
-            "labels": {
-                crate::snapshot::job::MANAGED_BY.0: crate::snapshot::job::MANAGED_BY.1,
-                PURPOSE_LABEL: PURPOSE,
-                MEMBER_LABEL: member,
-            },
-            "annotations": { UPDATED_ANNOTATION: updated_at },
-        },
-        "data": data,
-        "binaryData": binary,
-    }))
-    .map_err(|e| FleetError::Internal(e.to_string()))
-}
-
-/// Bytes the ConfigMap's payload takes in the API request (binary data base64-encoded).
-fn stored_size(data: &BTreeMap<String, String>, binary: &BTreeMap<String, Vec<u8>>) -> usize {
-    data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-        + binary
-            .iter()
-            .map(|(k, v)| k.len() + v.len().div_ceil(3) * 4)
-            .sum::<usize>()
 }
 
 /// A result ConfigMap as read back.
@@ -235,189 +173,13 @@ impl Stored {
     }
 }
 
-/// Read a result ConfigMap's contents.
-pub fn parse_configmap(cm: &ConfigMap) -> Result<Stored, FleetError> {
-    let namespace = cm.metadata.namespace.clone().unwrap_or_default();
-    let name = cm.metadata.name.clone().unwrap_or_default();
-    let invalid = |message: String| FleetError::Invalid {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        message,
-    };
-    let labels = cm.metadata.labels.clone().unwrap_or_default();
-    if labels.get(PURPOSE_LABEL).map(String::as_str) != Some(PURPOSE) {
-        return Err(invalid(format!("no label {PURPOSE_LABEL}={PURPOSE}")));
-    }
-    let member = labels.get(MEMBER_LABEL).cloned().unwrap_or_default();
-    let data = cm.data.clone().unwrap_or_default();
-    let binary: BTreeMap<String, Vec<u8>> = cm
-        .binary_data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    let reports = REPORT_KEYS
-        .iter()
-        .filter_map(|k| data.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
-    let drift = data
-        .get(DRIFT_KEY)
-        .map(|t| serde_json::from_str::<SnapshotDiff>(t))
-        .transpose()
-        .map_err(|e| invalid(format!("{DRIFT_KEY} does not parse: {e}")))?;
-    let snapshot = if data.contains_key(layout::TEXT_KEY) || binary.contains_key(layout::GZIP_KEY) {
-        let part = layout::Part {
-            name: name.clone(),
-            data: data.clone(),
-            binary_data: binary,
-            annotations: BTreeMap::new(),
-            part_of: None,
-        };
-        Some(layout::decode(&[part]).map_err(|e| invalid(e.to_string()))?)
-    } else {
-        None
-    };
-    Ok(Stored {
-        updated_at: cm
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(UPDATED_ANNOTATION))
-            .cloned()
-            .unwrap_or_default(),
-        namespace: namespace.clone(),
-        name: name.clone(),
-        member,
-        contents: Contents {
-            reports,
-            snapshot,
-            drift,
-            error: data.get(ERROR_KEY).cloned(),
-        },
-    })
-}
-
-fn api_err(what: String) -> impl FnOnce(kube::Error) -> FleetError {
-    move |e| FleetError::Api {
-        what,
-        message: crate::snapshot::kube_message(&e),
-    }
-}
-
-/// Create or replace the ConfigMap (server-side apply; keys of an earlier write that this one
-/// lacks are removed).
-pub async fn write(client: &kube::Client, cm: &ConfigMap) -> Result<(), FleetError> {
-    let ns = cm.metadata.namespace.clone().unwrap_or_default();
-    let name = cm.metadata.name.clone().unwrap_or_default();
-    Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(cm),
-        )
-        .await
-        .map_err(api_err(format!(
-            "writing the run's results to ConfigMap {ns}/{name} (does namespace {ns} exist, and may this identity create and patch ConfigMaps there?)"
-        )))?;
-    Ok(())
-}
-
-/// The result ConfigMap at `at`, `None` when there is none yet.
-pub async fn read(client: &kube::Client, at: &ConfigMapRef) -> Result<Option<Stored>, FleetError> {
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &at.namespace)
-        .get_opt(&at.name)
-        .await
-        .map_err(api_err(format!(
-            "reading the previous results in ConfigMap {at}"
-        )))?;
-    cm.as_ref().map(parse_configmap).transpose()
-}
-
-/// Every result ConfigMap of `namespace`, sorted by member then name.
-pub async fn list(client: &kube::Client, namespace: &str) -> Result<Vec<Stored>, FleetError> {
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("{PURPOSE_LABEL}={PURPOSE}")))
-        .await
-        .map_err(api_err(format!(
-            "listing result ConfigMaps ({PURPOSE_LABEL}={PURPOSE}) in namespace {namespace}"
-        )))?;
-    let mut out = cms
-        .items
-        .iter()
-        .map(parse_configmap)
-        .collect::<Result<Vec<_>, _>>()?;
-    out.sort_by(|a, b| (&a.member, &a.name).cmp(&(&b.member, &b.name)));
-    Ok(out)
-}
-
-/// A run's results as an OCI artifact: the stored keys as one deterministic tar.gz layer,
-/// packed as bundles are.
-pub const RESULTS_ARTIFACT: crate::bundle::oci::ArtifactKind = crate::bundle::oci::ArtifactKind {
-    artifact_type: "application/vnd.aiconform.results.v1",
-    layer_media_type: "application/vnd.aiconform.results.layer.v1.tar+gzip",
-    title: "results.tar.gz",
-    what: "aiconform run results",
-};
-
-/// The files of the artifact: the reports, `drift.json`, `snapshot.yaml` and `error`, as
-/// the ConfigMap holds them.
-pub fn artifact_files(contents: &Contents) -> Result<crate::bundle::Bundle, FleetError> {
-    let mut files: BTreeMap<String, String> = contents.reports.clone();
-    if let Some(d) = &contents.drift {
-        let text = serde_json::to_string_pretty(d)
-            .map_err(|e| FleetError::Internal(format!("encoding the drift: {e}")))?;
-        files.insert(DRIFT_KEY.into(), text + "\n");
-    }
-    if let Some(s) = &contents.snapshot {
-        files.insert(layout::TEXT_KEY.into(), s.clone());
-    }
-    if let Some(e) = &contents.error {
-        files.insert(ERROR_KEY.into(), e.clone());
-    }
-    Ok(crate::bundle::Bundle {
-        files: files
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    crate::bundle::BundleFile {
-                        content: v.into_bytes(),
-                        executable: false,
-                    },
-                )
-            })
-            .collect(),
-    })
-}
-
-/// Push the results to `reference` (`oci://REGISTRY/REPO[:TAG]`), annotated with the member
-/// and, when there is one, the run's id and recipe.
-pub async fn push_oci(
-    contents: &Contents,
-    member: &str,
-    reference: &str,
-    opts: &crate::bundle::oci::RegistryOptions,
-) -> Result<crate::bundle::oci::Pushed, FleetError> {
-    let files = artifact_files(contents)?;
-    let mut annotations: BTreeMap<String, String> =
-        [("dev.aiconform.member".to_string(), member.to_string())].into();
-    if let Some(text) = contents.reports.get(crate::report::RESULTS_FILE)
-        && let Ok(r) = serde_json::from_str::<RunRecord>(text)
-    {
-        annotations.insert("dev.aiconform.run".into(), r.run_id);
-        annotations.insert("dev.aiconform.recipe".into(), r.recipe);
-        annotations.insert("dev.aiconform.tool.version".into(), r.tool_version);
-    }
-    Ok(
-        crate::bundle::oci::push_files(&RESULTS_ARTIFACT, &files, &annotations, reference, opts)
-            .await?,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+
+    use crate::snapshot::configmap as layout;
 
     fn at() -> ConfigMapRef {
         "aiconform/results".parse().unwrap()
