@@ -176,9 +176,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Print an error and its causes, most general first, without repeating messages that
-/// already contain their cause.
-fn report(err: &anyhow::Error) {
+/// An error and its causes, most general first, without the messages that already contain
+/// their cause.
+pub fn error_lines(err: &anyhow::Error) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for cause in err.chain() {
         let msg = cause.to_string();
@@ -187,6 +187,12 @@ fn report(err: &anyhow::Error) {
         }
         lines.push(msg);
     }
+    lines
+}
+
+/// Print an error and its causes ([`error_lines`]).
+fn report(err: &anyhow::Error) {
+    let lines = error_lines(err);
     eprintln!(
         "error: {}",
         lines.first().map(String::as_str).unwrap_or("unknown error")

@@ -158,13 +158,7 @@ pub fn store(
             drift,
             error: None,
         };
-        let cm = fleet::results_configmap(
-            &target.at,
-            &target.member,
-            &snapshot::now_rfc3339(),
-            &contents,
-        )?;
-        fleet::write(&client, &cm).await?;
+        write_contents(&client, target, &contents).await?;
         if let Some((reference, opts)) = &target.oci {
             let pushed = fleet::push_oci(&contents, &target.member, reference, opts)
                 .await
@@ -185,20 +179,27 @@ pub fn store(
     })
 }
 
+/// Write `contents` to the target's ConfigMap, stamped now.
+async fn write_contents(
+    client: &kube::Client,
+    target: &ResultsTarget,
+    contents: &Contents,
+) -> Result<()> {
+    let cm = fleet::results_configmap(
+        &target.at,
+        &target.member,
+        &snapshot::now_rfc3339(),
+        contents,
+    )?;
+    fleet::write(client, &cm).await?;
+    Ok(())
+}
+
 /// Record the error of a run that produced no reports, keeping what the ConfigMap held
 /// (the previous run's reports and snapshot). Problems doing so are printed, not returned:
 /// the run's own error is the one that matters.
 pub fn record_error(target: &ResultsTarget, err: &anyhow::Error) {
-    let message = err
-        .chain()
-        .map(ToString::to_string)
-        .fold(Vec::<String>::new(), |mut lines, m| {
-            if !lines.last().is_some_and(|prev| prev.contains(&m)) {
-                lines.push(m);
-            }
-            lines
-        })
-        .join("\n  caused by: ");
+    let message = super::error_lines(err).join("\n  caused by: ");
     let write = async {
         let client = target.client(None).await?;
         let mut contents = fleet::read(&client, &target.at)
@@ -206,13 +207,7 @@ pub fn record_error(target: &ResultsTarget, err: &anyhow::Error) {
             .map(|s| s.contents)
             .unwrap_or_default();
         contents.error = Some(message);
-        let cm = fleet::results_configmap(
-            &target.at,
-            &target.member,
-            &snapshot::now_rfc3339(),
-            &contents,
-        )?;
-        fleet::write(&client, &cm).await?;
+        write_contents(&client, target, &contents).await?;
         anyhow::Ok(())
     };
     let result = super::runtime().and_then(|rt| rt.block_on(write));
