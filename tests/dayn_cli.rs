@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use predicates::str::contains;
 
+mod recipe_support;
 mod tools_support;
+
+use recipe_support::EKS_H100_TRAINING_ARGS;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -325,23 +328,10 @@ fn mirror_list_bad_input() {
 fn mirror_list_eks_h100_training() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = dir.path().join("recipe.yaml");
-    aiconform(&[
-        "recipe",
-        "--service",
-        "eks",
-        "--accelerator",
-        "h100",
-        "--os",
-        "ubuntu",
-        "--intent",
-        "training",
-        "--platform",
-        "kubeflow",
-        "-o",
-        recipe.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    let mut args = vec!["recipe"];
+    args.extend_from_slice(EKS_H100_TRAINING_ARGS);
+    args.extend(["-o", recipe.to_str().unwrap()]);
+    aiconform(&args).assert().success();
     let run = |format: &str| {
         let out = aiconform(&[
             "mirror",

@@ -122,6 +122,35 @@ fn recipe(dir: &Path, name: &str, repo: &str, oci: &str, edit: &[(&str, &str)]) 
     path
 }
 
+/// The fixture charts served from a chart repository and, the GPU policy chart, from a TLS
+/// OCI registry; and the environment of every command run against them.
+fn chart_sources(tools: &Path, tmp: &Path, kubeconfig: &Path) -> (ChartRepo, Registry, Env) {
+    let helm_home = tmp.join("helm-home");
+    let charts = ChartRepo::start(tools, &helm_home);
+    let registry = Registry::start(
+        tools,
+        &RegistryConfig {
+            tls: true,
+            ..Default::default()
+        },
+    );
+    let env = Env {
+        tools: tools.to_path_buf(),
+        helm_home,
+        kubeconfig: kubeconfig.to_path_buf(),
+        ca: registry.ca.clone().unwrap(),
+    };
+    let policy_chart = charts.dir.path().join("gpu-policy-0.3.0.tgz");
+    env.helm(&[
+        "push",
+        policy_chart.to_str().unwrap(),
+        &format!("oci://{}/charts", registry.addr),
+        "--ca-file",
+        env.ca.to_str().unwrap(),
+    ]);
+    (charts, registry, env)
+}
+
 fn render(recipe: &Path, out: &Path) {
     assert_cmd::Command::cargo_bin("aiconform")
         .unwrap()
@@ -143,30 +172,8 @@ async fn helm_bundle_installs_upgrades_fails_precisely_and_undeploys() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let helm_home = tmp.path().join("helm-home");
-    let charts = ChartRepo::start(&tools, &helm_home);
-    let registry = Registry::start(
-        &tools,
-        &RegistryConfig {
-            tls: true,
-            ..Default::default()
-        },
-    );
-    let env = Env {
-        tools: tools.clone(),
-        helm_home,
-        kubeconfig: cluster.kubeconfig.clone(),
-        ca: registry.ca.clone().unwrap(),
-    };
+    let (charts, registry, env) = chart_sources(&tools, tmp.path(), &cluster.kubeconfig);
     let oci_charts = format!("oci://{}/charts", registry.addr);
-    let policy_chart = charts.dir.path().join("gpu-policy-0.3.0.tgz");
-    env.helm(&[
-        "push",
-        policy_chart.to_str().unwrap(),
-        &oci_charts,
-        "--ca-file",
-        env.ca.to_str().unwrap(),
-    ]);
     let good = recipe(tmp.path(), "good", &charts.url, &oci_charts, &[]);
     let bundle = tmp.path().join("bundle");
     render(&good, &bundle);
@@ -451,30 +458,8 @@ async fn vendored_bundle_deploys_with_the_chart_sources_stopped() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let helm_home = tmp.path().join("helm-home");
-    let charts = ChartRepo::start(&tools, &helm_home);
-    let registry = Registry::start(
-        &tools,
-        &RegistryConfig {
-            tls: true,
-            ..Default::default()
-        },
-    );
-    let env = Env {
-        tools: tools.clone(),
-        helm_home,
-        kubeconfig: cluster.kubeconfig.clone(),
-        ca: registry.ca.clone().unwrap(),
-    };
+    let (charts, registry, env) = chart_sources(&tools, tmp.path(), &cluster.kubeconfig);
     let oci_charts = format!("oci://{}/charts", registry.addr);
-    let policy_chart = charts.dir.path().join("gpu-policy-0.3.0.tgz");
-    env.helm(&[
-        "push",
-        policy_chart.to_str().unwrap(),
-        &oci_charts,
-        "--ca-file",
-        env.ca.to_str().unwrap(),
-    ]);
     let air = recipe(tmp.path(), "air", &charts.url, &oci_charts, AIR);
     let bundle = tmp.path().join("air-bundle");
     let ca = env.ca.to_str().unwrap().to_string();

@@ -20,7 +20,7 @@ use aiconform::cluster::testing;
 use aiconform::fleet;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -197,17 +197,6 @@ async fn connect(kubeconfig: &Path) -> kube::Client {
     aiconform::cluster::connect(Some(kubeconfig))
         .await
         .expect("connect to the embedded cluster")
-}
-
-async fn create_namespace(client: &kube::Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
-    }))
-    .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
 }
 
 /// The recipe the runs certify against: two readiness constraints the embedded cluster's
@@ -400,7 +389,7 @@ async fn cronjob_runs_in_cluster_and_stores_junit_drift_and_metrics() {
     let home = tempfile::tempdir().unwrap();
     let client = connect(&c.kubeconfig).await;
     let ns = "aiconform";
-    create_namespace(&client, ns).await;
+    testing::create_namespace(&client, ns).await;
     helm_install(
         &tools,
         home.path(),
@@ -667,7 +656,7 @@ async fn fleet_runs_one_job_per_member_and_reports_them_together() {
     let home = tempfile::tempdir().unwrap();
     let client = connect(&c.kubeconfig).await;
     let ns = "fleet";
-    create_namespace(&client, ns).await;
+    testing::create_namespace(&client, ns).await;
 
     // The management cluster's pods reach its own API server at the kubernetes Service,
     // and the member's through its node's address (the bridge the real node's pods use).
@@ -697,7 +686,7 @@ async fn fleet_runs_one_job_per_member_and_reports_them_together() {
     // The member's identity is a ServiceAccount of the member with only the chart's roles
     // (the chart installed there, its own CronJob suspended): least RBAC for a member too.
     let member_client = connect(&member.kubeconfig).await;
-    create_namespace(&member_client, "aiconform").await;
+    testing::create_namespace(&member_client, "aiconform").await;
     helm_install(
         &tools,
         home.path(),
@@ -811,7 +800,7 @@ async fn run_from_outside_stores_results_and_pushes_them_to_a_registry() {
     let registry = tools_support::Registry::start(&tools, &Default::default());
     let client = connect(&c.kubeconfig).await;
     let ns = "outside";
-    create_namespace(&client, ns).await;
+    testing::create_namespace(&client, ns).await;
     let dir = tempfile::tempdir().unwrap();
     let recipe = dir.path().join("recipe.yaml");
     std::fs::write(&recipe, RECIPE).unwrap();
@@ -908,7 +897,7 @@ async fn each_verb_of_the_readiness_roles_is_needed() {
     let home = tempfile::tempdir().unwrap();
     let client = connect(&c.kubeconfig).await;
     let ns = "least-rbac";
-    create_namespace(&client, ns).await;
+    testing::create_namespace(&client, ns).await;
     helm_install(
         &tools,
         home.path(),
@@ -988,7 +977,7 @@ async fn conformance_runs_in_cluster_with_the_conformance_role() {
     let home = tempfile::tempdir().unwrap();
     let client = connect(&c.kubeconfig).await;
     let ns = "conformance";
-    create_namespace(&client, ns).await;
+    testing::create_namespace(&client, ns).await;
     // The quick-start recipe: its `validation:` points each case at the embedded cluster's
     // implementation (and names robust-controller's custom resource, which the chart grants).
     let recipe = std::fs::read_to_string(

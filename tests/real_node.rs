@@ -35,14 +35,7 @@ async fn client(c: &RunningCluster) -> kube::Client {
 }
 
 async fn namespace(client: &kube::Client, name: &str) -> Api<Pod> {
-    let ns: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
-    }))
-    .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
+    testing::create_namespace(client, name).await;
     Api::namespaced(client.clone(), name)
 }
 

@@ -1,6 +1,7 @@
 //! HTTP tests of `aiconform serve` over loopback: every route, every error class, limits,
 //! metrics, the OpenAPI document, bundles, graceful shutdown and the CLI startup line.
 
+mod recipe_support;
 mod server_support;
 
 use std::io::Read;
@@ -51,21 +52,7 @@ async fn recipe_get_equals_cli_output_byte_for_byte() {
     let s = TestServer::start(ServerConfig::default()).await;
     for (query, args) in [
         ("", vec![]),
-        (
-            FULL,
-            vec![
-                "--service",
-                "eks",
-                "--accelerator",
-                "h100",
-                "--os",
-                "ubuntu",
-                "--intent",
-                "training",
-                "--platform",
-                "kubeflow",
-            ],
-        ),
+        (FULL, recipe_support::EKS_H100_TRAINING_ARGS.to_vec()),
         (
             "service=gke&accelerator=h100&intent=training",
             vec![

@@ -100,6 +100,17 @@ pub fn real_node_or_skip(test: &str) -> Option<&'static RunningCluster> {
     }
 }
 
+/// Create namespace `name` (a test's own, on a cluster of its own); panics on failure.
+pub async fn create_namespace(client: &kube::Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(name.to_string());
+    kube::Api::<Namespace>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+}
+
 /// Report a skipped cluster test; fatal when `AICONFORM_REQUIRE_CLUSTER=1`.
 pub fn skip<T>(test: &str, reason: &str) -> Option<T> {
     if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
